@@ -1,0 +1,290 @@
+//! [`Encryptor`] and [`Decryptor`]: the public envelope API.
+//!
+//! Encryption generates a fresh data key in locked memory, wraps it under every configured
+//! KEK (binding the encryption context), derives the per-message keys and writes the header
+//! and frames. Decryption asks only the KEKs its caller trusts, in the caller's order, checks
+//! the key commitment and header tag, and only then opens frames.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use crate::context::EncryptionContext;
+use crate::error::{Error, KekFailure};
+use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len};
+use crate::kek::{DataKey, Kek};
+use crate::secret::SecretBytes;
+use crate::stream::{DecryptReader, EncryptWriter, open_all, seal_all};
+use crate::suite::{KEY_LEN, MessageKeys, Suite, fill_random};
+
+/// Encrypts messages under one or more KEKs.
+///
+/// ```
+/// # kmseal::blocking::block_on(async {
+/// use std::sync::Arc;
+/// use kmseal::{Decryptor, Encryptor, LocalKek};
+///
+/// let kek = Arc::new(LocalKek::generate()?);
+/// let sealed = Encryptor::new(kek.clone())
+///     .context("app", "billing")?
+///     .encrypt(b"card number 4111 1111 1111 1111")
+///     .await?;
+/// let plain = Decryptor::new(kek)
+///     .expect_context("app", "billing")?
+///     .decrypt(&sealed)
+///     .await?;
+/// assert_eq!(plain.expose_secret(), b"card number 4111 1111 1111 1111");
+/// # Ok::<(), kmseal::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Encryptor {
+    keks: Vec<Arc<dyn Kek>>,
+    context: EncryptionContext,
+    suite: Suite,
+    frame_size: u32,
+}
+
+impl Encryptor {
+    /// An encryptor wrapping under `kek`, AES-256-GCM, 64 KiB frames, empty context.
+    pub fn new(kek: Arc<dyn Kek>) -> Encryptor {
+        Encryptor {
+            keks: vec![kek],
+            context: EncryptionContext::new(),
+            suite: Suite::default(),
+            frame_size: DEFAULT_FRAME_SIZE,
+        }
+    }
+
+    /// Also wraps the data key under `kek`, so either KEK can decrypt (a keyring).
+    pub fn add_kek(mut self, kek: Arc<dyn Kek>) -> Encryptor {
+        self.keks.push(kek);
+        self
+    }
+
+    /// Adds an encryption-context pair.
+    pub fn context(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Encryptor, Error> {
+        self.context.insert(key, value)?;
+        Ok(self)
+    }
+
+    /// Replaces the encryption context.
+    pub fn with_context(mut self, context: EncryptionContext) -> Encryptor {
+        self.context = context;
+        self
+    }
+
+    /// Chooses the payload suite.
+    pub fn suite(mut self, suite: Suite) -> Encryptor {
+        self.suite = suite;
+        self
+    }
+
+    /// Plaintext bytes per frame, 1 byte to 64 MiB (default 64 KiB). Decryptors refuse frames
+    /// above their [`Limits::max_frame_size`] (default 4 MiB).
+    pub fn frame_size(mut self, frame_size: u32) -> Result<Encryptor, Error> {
+        if frame_size == 0 || frame_size > MAX_FRAME_SIZE {
+            return Err(Error::InvalidArgument(
+                "frame size must be between 1 byte and 64 MiB",
+            ));
+        }
+        self.frame_size = frame_size;
+        Ok(self)
+    }
+
+    /// Generates and wraps a data key and builds the header.
+    async fn start(&self) -> Result<(Header, MessageKeys), Error> {
+        let dek = DataKey::generate()?;
+        let mut message_id = [0u8; KEY_LEN];
+        fill_random(&mut message_id)?;
+        let mut wrapped = Vec::with_capacity(self.keks.len());
+        for kek in &self.keks {
+            wrapped.push(kek.wrap(&dek, &self.context).await?);
+        }
+        let keys = MessageKeys::derive(&dek, &message_id, self.suite);
+        let header = Header::seal(
+            &keys,
+            self.suite,
+            self.frame_size,
+            message_id,
+            self.context.clone(),
+            wrapped,
+        )?;
+        Ok((header, keys))
+    }
+
+    /// Encrypts `plaintext` into a complete message.
+    pub async fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let (header, keys) = self.start().await?;
+        let body = body_len(plaintext.len() as u64, self.frame_size)
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or(Error::InvalidArgument("plaintext too large"))?;
+        let mut out = Vec::with_capacity(header.encoded_len() + body);
+        header.write_to_vec(&mut out);
+        seal_all(
+            &keys,
+            header.message_id(),
+            self.frame_size,
+            plaintext,
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    /// A streaming encryptor writing to `writer`. Call
+    /// [`EncryptWriter::finish`] when done.
+    pub async fn writer<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
+        let (header, keys) = self.start().await?;
+        EncryptWriter::new(writer, &header, keys)
+    }
+
+    /// Blocking form of [`encrypt`](Self::encrypt), for callers without an async runtime.
+    pub fn encrypt_blocking(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        crate::blocking::block_on(self.encrypt(plaintext))
+    }
+
+    /// Blocking form of [`writer`](Self::writer).
+    pub fn writer_blocking<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
+        crate::blocking::block_on(self.writer(writer))
+    }
+}
+
+/// Decrypts messages with the KEKs the caller trusts, and only those.
+#[derive(Debug, Clone)]
+pub struct Decryptor {
+    keks: Vec<Arc<dyn Kek>>,
+    expected: EncryptionContext,
+    limits: Limits,
+}
+
+impl Decryptor {
+    /// A decryptor trusting `kek`.
+    pub fn new(kek: Arc<dyn Kek>) -> Decryptor {
+        Decryptor {
+            keks: vec![kek],
+            expected: EncryptionContext::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Also trusts `kek`; KEKs are tried in the order added.
+    pub fn add_kek(mut self, kek: Arc<dyn Kek>) -> Decryptor {
+        self.keks.push(kek);
+        self
+    }
+
+    /// Requires the message's context to contain this pair.
+    pub fn expect_context(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Decryptor, Error> {
+        self.expected.insert(key, value)?;
+        Ok(self)
+    }
+
+    /// Requires the message's context to contain every pair of `context`.
+    pub fn expect(mut self, context: EncryptionContext) -> Decryptor {
+        self.expected = context;
+        self
+    }
+
+    /// Sets the limits applied to untrusted messages.
+    pub fn limits(mut self, limits: Limits) -> Decryptor {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the context and unwraps the data key with the first trusted KEK that can,
+    /// returning the verified message keys. Exposed for rotation and inspection tools.
+    pub(crate) async fn open_header(&self, header: &Header) -> Result<MessageKeys, Error> {
+        header.context().require(&self.expected)?;
+        let mut failures = Vec::new();
+        for kek in &self.keks {
+            for wrapped in header.wrapped_keys().iter().filter(|w| kek.matches(w)) {
+                let attempt = match kek.unwrap(wrapped, header.context()).await {
+                    Ok(dek) => header.open(&dek),
+                    Err(e) => Err(e),
+                };
+                match attempt {
+                    Ok(keys) => return Ok(keys),
+                    Err(error) => {
+                        tracing::debug!(kek = %kek.describe(), %error, "unwrap attempt failed");
+                        failures.push(KekFailure {
+                            kek: kek.describe(),
+                            error,
+                        });
+                    }
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Err(Error::NoMatchingKek {
+                trusted: self.keks.iter().map(|k| k.describe()).collect(),
+                present: header
+                    .wrapped_keys()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            });
+        }
+        Err(Error::UnwrapFailed { failures })
+    }
+
+    /// Decrypts a complete message into locked memory.
+    pub async fn decrypt(&self, message: &[u8]) -> Result<SecretBytes, Error> {
+        Ok(self.decrypt_with_header(message).await?.1)
+    }
+
+    /// Like [`decrypt`](Self::decrypt), also returning the verified header (its context,
+    /// suite and wrapped keys).
+    pub async fn decrypt_with_header(
+        &self,
+        message: &[u8],
+    ) -> Result<(Header, SecretBytes), Error> {
+        let (header, used) = Header::parse(message, &self.limits)?;
+        let keys = self.open_header(&header).await?;
+        let plaintext = open_all(&keys, &header, &message[used..])?;
+        Ok((header, plaintext))
+    }
+
+    /// Reads the header from `reader`, unwraps the data key, and returns a streaming
+    /// decryptor over the rest.
+    pub async fn reader<R: Read>(&self, mut reader: R) -> Result<DecryptReader<R>, Error> {
+        let header = Header::read_from(&mut reader, &self.limits)?;
+        let keys = self.open_header(&header).await?;
+        DecryptReader::new(reader, &header, keys)
+    }
+
+    /// Blocking form of [`decrypt`](Self::decrypt).
+    pub fn decrypt_blocking(&self, message: &[u8]) -> Result<SecretBytes, Error> {
+        crate::blocking::block_on(self.decrypt(message))
+    }
+
+    /// Blocking form of [`reader`](Self::reader).
+    pub fn reader_blocking<R: Read>(&self, reader: R) -> Result<DecryptReader<R>, Error> {
+        crate::blocking::block_on(self.reader(reader))
+    }
+}
+
+/// Builds a message from fixed randomness: used by the frozen-vector tests to check that the
+/// encoder's output is byte-for-byte stable.
+#[cfg(test)]
+pub(crate) fn encrypt_deterministic(
+    dek: &DataKey,
+    message_id: [u8; KEY_LEN],
+    suite: Suite,
+    frame_size: u32,
+    context: EncryptionContext,
+    wrapped: Vec<crate::kek::WrappedKey>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let keys = MessageKeys::derive(dek, &message_id, suite);
+    let header = Header::seal(&keys, suite, frame_size, message_id, context, wrapped)?;
+    let mut out = header.to_bytes();
+    seal_all(&keys, header.message_id(), frame_size, plaintext, &mut out)?;
+    Ok(out)
+}

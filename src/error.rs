@@ -1,0 +1,225 @@
+//! The one public error type of the core crate.
+//!
+//! Errors carry key ids, URIs, lengths and limits, never key or plaintext bytes. Every failure
+//! that involves a key (wrong key, bad tag, failed commitment, tampered header) is the single
+//! opaque [`Error::Decrypt`], so an attacker learns nothing about which check failed. Problems
+//! found while parsing, before any key is used, say what was malformed.
+
+use std::fmt;
+
+/// Everything that can go wrong in `kmseal`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The message did not authenticate: wrong data key, failed key commitment, tampered
+    /// header or frame, reordered or duplicated frames. Deliberately says nothing more.
+    #[error(
+        "decryption failed: the message was tampered with or corrupted, or was not encrypted \
+         under the key that unwrapped it"
+    )]
+    Decrypt,
+
+    /// The message ended before its final frame (or its header was cut short).
+    #[error("message is truncated: {0}")]
+    Truncated(&'static str),
+
+    /// The message is not well-formed (found before any key was used).
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+
+    /// The input is not a kmseal message at all (wrong magic bytes).
+    #[error("not a kmseal message (bad magic bytes)")]
+    NotKmseal,
+
+    /// The message uses a format version this build does not understand.
+    #[error("unsupported kmseal format version {0} (this build reads version 1)")]
+    UnsupportedVersion(u8),
+
+    /// The message names an algorithm suite this build does not know.
+    #[error("unknown algorithm suite id 0x{0:04x}")]
+    UnknownSuite(u16),
+
+    /// Untrusted input exceeded a configured limit (see [`Limits`](crate::Limits)).
+    #[error(
+        "{what} is {actual}, over the limit of {limit}; raise the limit only for trusted input"
+    )]
+    LimitExceeded {
+        /// Which quantity.
+        what: &'static str,
+        /// The configured limit.
+        limit: u64,
+        /// What the input asked for.
+        actual: u64,
+    },
+
+    /// The message's encryption context lacks a pair the caller required, or has another value.
+    #[error(
+        "encryption context mismatch: expected key `{key}` is missing or has a different value"
+    )]
+    ContextMismatch {
+        /// The context key that did not match (context keys are not secret).
+        key: String,
+    },
+
+    /// An encryption context was rejected (empty or too long key, duplicate, too many entries).
+    #[error("invalid encryption context: {0}")]
+    InvalidContext(String),
+
+    /// None of the KEKs the caller trusts wrapped this message's data key.
+    #[error(
+        "no trusted KEK can open this message: trusted [{}], message wrapped for [{}]",
+        .trusted.join(", "),
+        .present.join(", ")
+    )]
+    NoMatchingKek {
+        /// The KEKs the caller offered.
+        trusted: Vec<String>,
+        /// The KEKs named in the message header.
+        present: Vec<String>,
+    },
+
+    /// Every trusted KEK that matched a wrapped key failed to unwrap it.
+    #[error("could not unwrap the data key with any trusted KEK: {}", DisplayFailures(.failures))]
+    UnwrapFailed {
+        /// One entry per attempt, in the order tried.
+        failures: Vec<KekFailure>,
+    },
+
+    /// A key management service call failed.
+    #[error("{provider} error ({kind}): {message}")]
+    Kms {
+        /// Provider scheme, e.g. `aws-kms`.
+        provider: &'static str,
+        /// What kind of failure, so callers can decide whether to retry.
+        kind: KmsErrorKind,
+        /// A description without key material.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// A key URI could not be parsed.
+    #[error("invalid key URI `{uri}`: {reason}")]
+    InvalidKeyUri {
+        /// The URI as given (URIs name keys; they hold no secrets).
+        uri: String,
+        /// What is wrong and what the expected form is.
+        reason: String,
+    },
+
+    /// A local key (file or environment variable) is unusable.
+    #[error("local key {source_name}: {reason}")]
+    LocalKey {
+        /// The file path or environment variable name.
+        source_name: String,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
+
+    /// Secret memory could not be locked and the policy is [`LockPolicy::Strict`](crate::LockPolicy::Strict).
+    #[error(
+        "could not lock {bytes} bytes of secret memory in RAM ({source}); raise RLIMIT_MEMLOCK \
+         (ulimit -l), grant CAP_IPC_LOCK, or use LockPolicy::BestEffort"
+    )]
+    MemoryLock {
+        /// Size of the failed allocation.
+        bytes: usize,
+        /// The `mlock` error.
+        source: std::io::Error,
+    },
+
+    /// Mapping memory for a secret buffer failed.
+    #[error("could not allocate {bytes} bytes of secret memory: {source}")]
+    OutOfMemory {
+        /// Size of the failed allocation.
+        bytes: usize,
+        /// The `mmap` error.
+        source: std::io::Error,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Rng(String),
+
+    /// An I/O error while reading or writing a stream or file.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// An argument is out of range (frame size 0, and the like).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+}
+
+/// Kinds of KMS failure, distinct so a caller can decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KmsErrorKind {
+    /// Credentials missing or not allowed to use the key. Do not retry.
+    AccessDenied,
+    /// The key does not exist (or is not visible). Do not retry.
+    NotFound,
+    /// The key exists but is disabled or pending deletion.
+    Disabled,
+    /// The KMS rejected the wrapped key or its context (tampered, wrong key, wrong context).
+    InvalidCiphertext,
+    /// Rate limited; retry later with backoff.
+    Throttled,
+    /// The service is unreachable or failing (5xx, connection error); retry later.
+    Unavailable,
+    /// The call did not complete within the configured time.
+    Timeout,
+    /// A response failed an integrity check (checksum mismatch).
+    Integrity,
+    /// Anything else.
+    Other,
+}
+
+impl KmsErrorKind {
+    /// Whether a retry may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            KmsErrorKind::Throttled | KmsErrorKind::Unavailable | KmsErrorKind::Timeout
+        )
+    }
+}
+
+impl fmt::Display for KmsErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KmsErrorKind::AccessDenied => "access denied",
+            KmsErrorKind::NotFound => "key not found",
+            KmsErrorKind::Disabled => "key disabled",
+            KmsErrorKind::InvalidCiphertext => "invalid ciphertext",
+            KmsErrorKind::Throttled => "throttled",
+            KmsErrorKind::Unavailable => "unavailable",
+            KmsErrorKind::Timeout => "timed out",
+            KmsErrorKind::Integrity => "integrity check failed",
+            KmsErrorKind::Other => "other",
+        })
+    }
+}
+
+/// One failed unwrap attempt: which KEK, and why.
+#[derive(Debug)]
+pub struct KekFailure {
+    /// The KEK's URI.
+    pub kek: String,
+    /// What went wrong.
+    pub error: Error,
+}
+
+struct DisplayFailures<'a>(&'a [KekFailure]);
+
+impl fmt::Display for DisplayFailures<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, failure) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", failure.kek, failure.error)?;
+        }
+        Ok(())
+    }
+}

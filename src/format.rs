@@ -1,0 +1,486 @@
+//! Wire format v1: the header, parsed and written side by side. FORMAT.md has the byte layout.
+//!
+//! ```text
+//! Header = Authenticated || Tag || KeySection
+//! Authenticated = magic "KMSEAL" | version u8 = 1 | suite u16 | frame_size u32
+//!               | message_id [32] | context | commitment [32]
+//! Tag           = HMAC-SHA-256(header_key, Authenticated)            [32]
+//! KeySection    = count u8 (>= 1) | count x (provider u8-len | key_id u16-len | wrapped u16-len)
+//! ```
+//!
+//! The wrapped-key section is deliberately outside the tag: rewrapping (adding a KEK, removing a
+//! retired one, a KMS-side rewrap) replaces it without touching the payload. It needs no tag:
+//! any wrapped key that opens to a different data key fails the key commitment. All integers
+//! are big-endian. Every length is checked against [`Limits`] before anything is allocated.
+
+use std::io::Read;
+
+use crate::context::EncryptionContext;
+use crate::error::Error;
+use crate::kek::{WrappedKey, valid_provider_id};
+use crate::suite::{KEY_LEN, MessageKeys, Suite, TAG_LEN};
+
+/// The first bytes of every message.
+pub const MAGIC: [u8; 6] = *b"KMSEAL";
+/// The format version this module reads and writes.
+pub const VERSION: u8 = 1;
+/// Largest frame size the format allows (64 MiB).
+pub const MAX_FRAME_SIZE: u32 = 64 << 20;
+/// Default frame size (64 KiB; see BENCHMARKS.md for the measurement behind it).
+pub const DEFAULT_FRAME_SIZE: u32 = 64 << 10;
+/// Bytes of the fixed part before the context: magic, version, suite, frame size, message id.
+const FIXED_LEN: usize = 6 + 1 + 2 + 4 + KEY_LEN;
+
+/// Bounds on untrusted input. Parsing checks each one before allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wrapped keys per message (default 8; the format allows 255).
+    pub max_wrapped_keys: usize,
+    /// Header bytes including the wrapped-key section (default 64 KiB).
+    pub max_header_bytes: usize,
+    /// Frame size (default 4 MiB; the format allows 64 MiB). A streaming decryptor holds
+    /// one frame in locked memory.
+    pub max_frame_size: u32,
+    /// Encryption-context entries (default 64).
+    pub max_context_entries: usize,
+    /// Encoded encryption-context bytes (default 16 KiB).
+    pub max_context_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_wrapped_keys: 8,
+            max_header_bytes: 64 << 10,
+            max_frame_size: 4 << 20,
+            max_context_entries: 64,
+            max_context_bytes: 16 << 10,
+        }
+    }
+}
+
+/// A parsed message header. Nothing in it is secret; nothing in it is trusted until the data
+/// key has been unwrapped, the commitment matched and the tag verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    suite: Suite,
+    frame_size: u32,
+    message_id: [u8; KEY_LEN],
+    context: EncryptionContext,
+    commitment: [u8; KEY_LEN],
+    tag: [u8; KEY_LEN],
+    wrapped_keys: Vec<WrappedKey>,
+    /// The authenticated bytes exactly as read or written (the tag covers these).
+    authenticated: Vec<u8>,
+}
+
+impl Header {
+    /// The payload suite.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Plaintext bytes per non-final frame.
+    pub fn frame_size(&self) -> u32 {
+        self.frame_size
+    }
+
+    /// The random per-message id.
+    pub fn message_id(&self) -> &[u8; KEY_LEN] {
+        &self.message_id
+    }
+
+    /// The encryption context (authenticated, not secret).
+    pub fn context(&self) -> &EncryptionContext {
+        &self.context
+    }
+
+    /// The wrapped copies of the data key, one per KEK.
+    pub fn wrapped_keys(&self) -> &[WrappedKey] {
+        &self.wrapped_keys
+    }
+
+    /// Encoded length of the header in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.authenticated.len() + KEY_LEN + key_section_len(&self.wrapped_keys)
+    }
+
+    /// Builds and authenticates a header for a new message.
+    pub(crate) fn seal(
+        keys: &MessageKeys,
+        suite: Suite,
+        frame_size: u32,
+        message_id: [u8; KEY_LEN],
+        context: EncryptionContext,
+        wrapped_keys: Vec<WrappedKey>,
+    ) -> Result<Header, Error> {
+        check_frame_size(frame_size)?;
+        check_key_section(&wrapped_keys)?;
+        let mut authenticated = Vec::with_capacity(FIXED_LEN + context.encoded_len() + KEY_LEN);
+        authenticated.extend_from_slice(&MAGIC);
+        authenticated.push(VERSION);
+        authenticated.extend_from_slice(&suite.id().to_be_bytes());
+        authenticated.extend_from_slice(&frame_size.to_be_bytes());
+        authenticated.extend_from_slice(&message_id);
+        context.encode_into(&mut authenticated);
+        authenticated.extend_from_slice(&keys.commitment);
+        let tag = keys.header_tag(&authenticated);
+        Ok(Header {
+            suite,
+            frame_size,
+            message_id,
+            context,
+            commitment: keys.commitment,
+            tag,
+            wrapped_keys,
+            authenticated,
+        })
+    }
+
+    /// Derives the message keys from a candidate data key, checks the commitment and then the
+    /// header tag. Either failure is the opaque [`Error::Decrypt`].
+    pub(crate) fn open(&self, dek: &crate::DataKey) -> Result<MessageKeys, Error> {
+        let keys =
+            MessageKeys::derive_committed(dek, &self.message_id, self.suite, &self.commitment)?;
+        keys.verify_header_tag(&self.authenticated, &self.tag)?;
+        Ok(keys)
+    }
+
+    /// A copy of this header with a different wrapped-key section. The authenticated part and
+    /// the tag are unchanged, so the payload frames stay valid (rewrap).
+    pub fn with_wrapped_keys(&self, wrapped_keys: Vec<WrappedKey>) -> Result<Header, Error> {
+        check_key_section(&wrapped_keys)?;
+        Ok(Header {
+            wrapped_keys,
+            ..self.clone()
+        })
+    }
+
+    /// Appends the encoded header to `out`.
+    pub fn write_to_vec(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(&self.authenticated);
+        out.extend_from_slice(&self.tag);
+        out.push(self.wrapped_keys.len() as u8);
+        for w in &self.wrapped_keys {
+            out.push(w.provider.len() as u8);
+            out.extend_from_slice(w.provider.as_bytes());
+            out.extend_from_slice(&(w.key_id.len() as u16).to_be_bytes());
+            out.extend_from_slice(w.key_id.as_bytes());
+            out.extend_from_slice(&(w.ciphertext.len() as u16).to_be_bytes());
+            out.extend_from_slice(&w.ciphertext);
+        }
+    }
+
+    /// The encoded header.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_to_vec(&mut v);
+        v
+    }
+
+    /// Parses a header at the start of `bytes`; returns it and its length.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<(Header, usize), Error> {
+        let mut input = SliceInput { bytes, pos: 0 };
+        let header = parse(&mut input, limits)?;
+        Ok((header, input.pos))
+    }
+
+    /// Reads a header from the start of a stream, consuming exactly its bytes.
+    pub fn read_from<R: Read>(reader: &mut R, limits: &Limits) -> Result<Header, Error> {
+        parse(&mut ReadInput { reader, pos: 0 }, limits)
+    }
+}
+
+fn check_frame_size(frame_size: u32) -> Result<(), Error> {
+    if frame_size == 0 || frame_size > MAX_FRAME_SIZE {
+        return Err(Error::InvalidArgument(
+            "frame size must be between 1 byte and 64 MiB",
+        ));
+    }
+    Ok(())
+}
+
+fn check_key_section(keys: &[WrappedKey]) -> Result<(), Error> {
+    if keys.is_empty() || keys.len() > 255 {
+        return Err(Error::InvalidArgument(
+            "a message needs between 1 and 255 wrapped keys",
+        ));
+    }
+    for w in keys {
+        if !valid_provider_id(&w.provider)
+            || w.key_id.is_empty()
+            || w.key_id.len() > u16::MAX as usize
+            || w.ciphertext.is_empty()
+            || w.ciphertext.len() > u16::MAX as usize
+        {
+            return Err(Error::InvalidArgument(
+                "wrapped key has an invalid provider id, or an empty or over-long key id or ciphertext",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn key_section_len(keys: &[WrappedKey]) -> usize {
+    1 + keys
+        .iter()
+        .map(|w| 1 + w.provider.len() + 2 + w.key_id.len() + 2 + w.ciphertext.len())
+        .sum::<usize>()
+}
+
+/// Where the parser reads from: a slice (no I/O errors) or a `Read`.
+trait Input {
+    /// Fills `buf` completely or fails with [`Error::Truncated`] / [`Error::Io`].
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), Error>;
+    /// Bytes consumed so far.
+    fn pos(&self) -> usize;
+}
+
+struct SliceInput<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Input for SliceInput<'_> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        let end = self
+            .pos
+            .checked_add(buf.len())
+            .filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or(Error::Truncated("the header ends early"))?;
+        buf.copy_from_slice(&self.bytes[self.pos..end]);
+        self.pos = end;
+        Ok(())
+    }
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+struct ReadInput<'a, R> {
+    reader: &'a mut R,
+    pos: usize,
+}
+
+impl<R: Read> Input for ReadInput<'_, R> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        self.reader.read_exact(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::Truncated("the header ends early"),
+            _ => Error::Io(e),
+        })?;
+        self.pos += buf.len();
+        Ok(())
+    }
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+/// Reads `n` bytes after checking the running header size against the limit.
+fn take(input: &mut impl Input, n: usize, limits: &Limits) -> Result<Vec<u8>, Error> {
+    let total = input.pos() + n;
+    if total > limits.max_header_bytes {
+        return Err(Error::LimitExceeded {
+            what: "header size",
+            limit: limits.max_header_bytes as u64,
+            actual: total as u64,
+        });
+    }
+    let mut v = vec![0u8; n];
+    input.fill(&mut v)?;
+    Ok(v)
+}
+
+fn take_array<const N: usize>(input: &mut impl Input) -> Result<[u8; N], Error> {
+    let mut a = [0u8; N];
+    input.fill(&mut a)?;
+    Ok(a)
+}
+
+fn take_u16(input: &mut impl Input) -> Result<usize, Error> {
+    Ok(u16::from_be_bytes(take_array(input)?) as usize)
+}
+
+fn utf8(bytes: Vec<u8>, what: &'static str) -> Result<String, Error> {
+    String::from_utf8(bytes).map_err(|_| Error::Malformed(what))
+}
+
+fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
+    let fixed: [u8; FIXED_LEN] = take_array(input).map_err(|e| match e {
+        // Fewer bytes than the fixed part: report a wrong magic first if we can tell.
+        Error::Truncated(_) => Error::Truncated("the header ends early"),
+        other => other,
+    })?;
+    if fixed[..6] != MAGIC {
+        return Err(Error::NotKmseal);
+    }
+    if fixed[6] != VERSION {
+        return Err(Error::UnsupportedVersion(fixed[6]));
+    }
+    let suite = Suite::from_id(u16::from_be_bytes([fixed[7], fixed[8]]))?;
+    let frame_size = u32::from_be_bytes([fixed[9], fixed[10], fixed[11], fixed[12]]);
+    if frame_size == 0 {
+        return Err(Error::Malformed("frame size is zero"));
+    }
+    if frame_size > limits.max_frame_size.min(MAX_FRAME_SIZE) {
+        return Err(Error::LimitExceeded {
+            what: "frame size",
+            limit: u64::from(limits.max_frame_size.min(MAX_FRAME_SIZE)),
+            actual: u64::from(frame_size),
+        });
+    }
+    let mut message_id = [0u8; KEY_LEN];
+    message_id.copy_from_slice(&fixed[13..]);
+    let mut authenticated = fixed.to_vec();
+
+    // Encryption context: sorted, unique, non-empty UTF-8 keys.
+    let count_bytes: [u8; 2] = take_array(input)?;
+    authenticated.extend_from_slice(&count_bytes);
+    let count = u16::from_be_bytes(count_bytes) as usize;
+    if count > limits.max_context_entries {
+        return Err(Error::LimitExceeded {
+            what: "encryption context entries",
+            limit: limits.max_context_entries as u64,
+            actual: count as u64,
+        });
+    }
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(count);
+    let mut context_bytes = 2usize;
+    for _ in 0..count {
+        let mut entry = [String::new(), String::new()];
+        for (i, slot) in entry.iter_mut().enumerate() {
+            let len_bytes: [u8; 2] = take_array(input)?;
+            let len = u16::from_be_bytes(len_bytes) as usize;
+            context_bytes += 2 + len;
+            if context_bytes > limits.max_context_bytes {
+                return Err(Error::LimitExceeded {
+                    what: "encryption context bytes",
+                    limit: limits.max_context_bytes as u64,
+                    actual: context_bytes as u64,
+                });
+            }
+            let raw = take(input, len, limits)?;
+            authenticated.extend_from_slice(&len_bytes);
+            authenticated.extend_from_slice(&raw);
+            *slot = utf8(raw, "encryption context is not UTF-8")?;
+            if i == 0 && slot.is_empty() {
+                return Err(Error::Malformed("empty encryption context key"));
+            }
+        }
+        let [key, value] = entry;
+        if let Some((prev, _)) = pairs.last() {
+            if prev.as_bytes() >= key.as_bytes() {
+                return Err(Error::Malformed(
+                    "encryption context keys are not sorted and unique",
+                ));
+            }
+        }
+        pairs.push((key, value));
+    }
+    let commitment: [u8; KEY_LEN] = take_array(input)?;
+    authenticated.extend_from_slice(&commitment);
+    let tag: [u8; KEY_LEN] = take_array(input)?;
+
+    // Wrapped-key section.
+    let [n] = take_array::<1>(input)?;
+    let n = n as usize;
+    if n == 0 {
+        return Err(Error::Malformed("no wrapped keys"));
+    }
+    if n > limits.max_wrapped_keys {
+        return Err(Error::LimitExceeded {
+            what: "wrapped keys",
+            limit: limits.max_wrapped_keys as u64,
+            actual: n as u64,
+        });
+    }
+    let mut wrapped_keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let [plen] = take_array::<1>(input)?;
+        let provider = utf8(
+            take(input, plen as usize, limits)?,
+            "provider id is not UTF-8",
+        )?;
+        if !valid_provider_id(&provider) {
+            return Err(Error::Malformed("invalid provider id in a wrapped key"));
+        }
+        let klen = take_u16(input)?;
+        let key_id = utf8(take(input, klen, limits)?, "key id is not UTF-8")?;
+        if key_id.is_empty() {
+            return Err(Error::Malformed("empty key id in a wrapped key"));
+        }
+        let clen = take_u16(input)?;
+        if clen == 0 {
+            return Err(Error::Malformed("empty wrapped key"));
+        }
+        let ciphertext = take(input, clen, limits)?;
+        wrapped_keys.push(WrappedKey {
+            provider,
+            key_id,
+            ciphertext,
+        });
+    }
+    if input.pos() > limits.max_header_bytes {
+        return Err(Error::LimitExceeded {
+            what: "header size",
+            limit: limits.max_header_bytes as u64,
+            actual: input.pos() as u64,
+        });
+    }
+    Ok(Header {
+        suite,
+        frame_size,
+        message_id,
+        context: EncryptionContext::from_sorted_unique(pairs),
+        commitment,
+        tag,
+        wrapped_keys,
+        authenticated,
+    })
+}
+
+/// Size of the payload for `plaintext_len` bytes in frames of `frame_size`: every non-final
+/// frame holds exactly `frame_size` bytes, the final frame strictly fewer (possibly none).
+pub(crate) fn body_len(plaintext_len: u64, frame_size: u32) -> Option<u64> {
+    let frames = plaintext_len / u64::from(frame_size) + 1;
+    plaintext_len.checked_add(frames.checked_mul(TAG_LEN as u64)?)
+}
+
+/// Inverse of [`body_len`]: the plaintext length of a body, or `None` if no plaintext length
+/// produces a body of this size (the body was truncated or extended).
+pub(crate) fn plaintext_len(body_len: u64, frame_size: u32) -> Option<u64> {
+    let full = u64::from(frame_size) + TAG_LEN as u64;
+    let frames_before_final = body_len / full;
+    let final_len = body_len % full;
+    if final_len < TAG_LEN as u64 {
+        return None;
+    }
+    Some(frames_before_final * u64::from(frame_size) + final_len - TAG_LEN as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_len_inverts() {
+        for fs in [1u32, 2, 7, 64, 4096] {
+            for len in 0..300u64 {
+                let b = body_len(len, fs).unwrap();
+                assert_eq!(plaintext_len(b, fs), Some(len), "fs={fs} len={len}");
+            }
+        }
+        assert_eq!(plaintext_len(0, 64), None);
+        assert_eq!(plaintext_len(15, 64), None);
+        // A body ending exactly after a full frame has lost its final frame.
+        assert_eq!(plaintext_len(80, 64), None);
+    }
+
+    #[test]
+    fn limits_default_are_conservative() {
+        let l = Limits::default();
+        assert!(l.max_wrapped_keys <= 16);
+        assert!(l.max_frame_size <= MAX_FRAME_SIZE);
+    }
+}

@@ -1,0 +1,463 @@
+//! The one joint between the envelope and key management: the [`Kek`] trait, the data key and
+//! wrapped key types, and [`KeyUri`] parsing.
+//!
+//! A provider implements two operations, wrap and unwrap, plus its identity. Conveniences
+//! (keyrings, caching, retries across providers) live on the caller's side.
+//!
+//! Unwrapping is *strict*: the [`Decryptor`](crate::Decryptor) only ever asks the KEKs its
+//! caller configured, and only for wrapped keys whose provider and key id those KEKs claim
+//! ([`Kek::matches`]). The ciphertext never chooses which KMS key is called.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+
+use crate::context::EncryptionContext;
+use crate::error::Error;
+use crate::secret::SecretBytes;
+use crate::suite::KEY_LEN;
+
+/// A 256-bit data key in locked memory.
+#[derive(PartialEq, Eq)]
+pub struct DataKey(SecretBytes);
+
+impl DataKey {
+    /// A fresh key from the OS CSPRNG, generated straight into locked memory.
+    pub fn generate() -> Result<DataKey, Error> {
+        Ok(DataKey(SecretBytes::random(KEY_LEN)?))
+    }
+
+    /// Takes a 32-byte secret (for example what a KMS returned). Other lengths are refused.
+    pub fn from_secret(secret: SecretBytes) -> Result<DataKey, Error> {
+        if secret.len() != KEY_LEN {
+            return Err(Error::Decrypt);
+        }
+        Ok(DataKey(secret))
+    }
+
+    /// Copies 32 bytes into locked memory.
+    pub fn from_bytes(bytes: &[u8]) -> Result<DataKey, Error> {
+        if bytes.len() != KEY_LEN {
+            return Err(Error::InvalidArgument("a data key is exactly 32 bytes"));
+        }
+        Ok(DataKey(SecretBytes::from_slice(bytes)?))
+    }
+
+    /// Reads the key.
+    pub fn expose_secret(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+
+    /// An explicit copy into new locked memory.
+    pub fn try_clone(&self) -> Result<DataKey, Error> {
+        Ok(DataKey(self.0.try_clone()?))
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey([REDACTED])")
+    }
+}
+
+/// A data key wrapped by one KEK, as stored in the message header.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WrappedKey {
+    /// Provider id: the key URI scheme (`local`, `aws-kms`, ...). 1 to 255 bytes of
+    /// `[a-z0-9+.-]`.
+    pub provider: String,
+    /// The provider's key id (an ARN, a resource name, a local key fingerprint). 1 to 65535
+    /// bytes of UTF-8.
+    pub key_id: String,
+    /// The provider's wrapped bytes, 1 to 65535 bytes. Not secret, but opaque.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrappedKey")
+            .field("provider", &self.provider)
+            .field("key_id", &self.key_id)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for WrappedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.provider, self.key_id)
+    }
+}
+
+pub(crate) fn valid_provider_id(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 255
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-".contains(&b))
+}
+
+/// A key-encryption key: wraps and unwraps data keys. Implemented by [`LocalKek`](crate::LocalKek)
+/// here and by the provider crates (`kmseal-aws`, `kmseal-gcp`, `kmseal-azure`, `kmseal-vault`).
+///
+/// Implementations must bind `context` to the wrapped key when the KMS supports associated
+/// data, must put the unwrapped key into [`SecretBytes`] at once, and must never include key
+/// bytes in errors or logs.
+#[async_trait]
+pub trait Kek: Send + Sync + fmt::Debug {
+    /// The provider id recorded in [`WrappedKey::provider`] (the URI scheme).
+    fn provider(&self) -> &str;
+
+    /// The key id recorded in [`WrappedKey::key_id`].
+    fn key_id(&self) -> &str;
+
+    /// A human-readable name for errors (usually the key URI).
+    fn describe(&self) -> String {
+        format!("{}:{}", self.provider(), self.key_id())
+    }
+
+    /// Whether this KEK is the one that produced `wrapped`. The default compares provider
+    /// and key id exactly; providers with aliases may resolve more cleverly, but must never
+    /// claim a key they do not control.
+    fn matches(&self, wrapped: &WrappedKey) -> bool {
+        wrapped.provider == self.provider() && wrapped.key_id == self.key_id()
+    }
+
+    /// Wraps `key`, binding `context`.
+    async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error>;
+
+    /// Unwraps a key this KEK wrapped under the same `context`.
+    async fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, Error>;
+}
+
+/// Which key management system a [`KeyUri`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Provider {
+    /// `local://PATH` (a key file) or `local://env:VAR` (base64 in an environment variable).
+    Local,
+    /// `aws-kms://arn:PARTITION:kms:REGION:ACCOUNT:key/ID` or `.../alias/NAME`.
+    AwsKms,
+    /// `gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K`.
+    GcpKms,
+    /// `azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]`.
+    AzureKv,
+    /// `vault://HOST[:PORT]/MOUNT/keys/NAME` (https), or `vault+http://...` (plain http,
+    /// only when asked for explicitly).
+    Vault,
+}
+
+impl Provider {
+    /// The URI scheme, which is also the provider id in wrapped keys.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Provider::Local => "local",
+            Provider::AwsKms => "aws-kms",
+            Provider::GcpKms => "gcp-kms",
+            Provider::AzureKv => "azure-kv",
+            Provider::Vault => "vault",
+        }
+    }
+}
+
+/// A parsed, validated key URI, in Tink's style: the scheme names the provider.
+///
+/// ```
+/// use kmseal::{KeyUri, Provider};
+/// let uri: KeyUri = "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd".parse()?;
+/// assert_eq!(uri.provider(), Provider::AwsKms);
+/// assert_eq!(uri.body(), "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd");
+/// assert!("aws-kms://arn:aws:kms::1:key/x".parse::<KeyUri>().is_err());
+/// # Ok::<(), kmseal::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyUri {
+    provider: Provider,
+    body: String,
+    plain_http: bool,
+}
+
+impl KeyUri {
+    /// The provider.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Everything after `scheme://`.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// For `vault+http://`: plain HTTP was asked for explicitly.
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+}
+
+impl fmt::Display for KeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.plain_http {
+            "vault+http"
+        } else {
+            self.provider.scheme()
+        };
+        write!(f, "{scheme}://{}", self.body)
+    }
+}
+
+fn bad(uri: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidKeyUri {
+        uri: uri.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+impl FromStr for KeyUri {
+    type Err = Error;
+
+    fn from_str(uri: &str) -> Result<KeyUri, Error> {
+        let Some((scheme, body)) = uri.split_once("://") else {
+            return Err(bad(
+                uri,
+                "expected SCHEME://..., where SCHEME is local, aws-kms, gcp-kms, azure-kv or vault",
+            ));
+        };
+        if body.is_empty() {
+            return Err(bad(uri, "nothing after ://"));
+        }
+        if body.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad(uri, "contains whitespace or control characters"));
+        }
+        let (provider, plain_http) = match scheme {
+            "local" => (Provider::Local, false),
+            "aws-kms" => (Provider::AwsKms, false),
+            "gcp-kms" => (Provider::GcpKms, false),
+            "azure-kv" => (Provider::AzureKv, false),
+            "vault" => (Provider::Vault, false),
+            "vault+http" => (Provider::Vault, true),
+            other => {
+                return Err(bad(
+                    uri,
+                    format!(
+                        "unknown scheme `{other}`; expected local, aws-kms, gcp-kms, azure-kv, \
+                         vault or vault+http"
+                    ),
+                ));
+            }
+        };
+        match provider {
+            Provider::Local => validate_local(uri, body)?,
+            Provider::AwsKms => validate_aws(uri, body)?,
+            Provider::GcpKms => validate_gcp(uri, body)?,
+            Provider::AzureKv => validate_azure(uri, body)?,
+            Provider::Vault => validate_vault(uri, body)?,
+        }
+        Ok(KeyUri {
+            provider,
+            body: body.to_owned(),
+            plain_http,
+        })
+    }
+}
+
+fn validate_local(uri: &str, body: &str) -> Result<(), Error> {
+    if let Some(var) = body.strip_prefix("env:") {
+        let ok = !var.is_empty()
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !var.as_bytes()[0].is_ascii_digit();
+        if !ok {
+            return Err(bad(uri, "expected local://env:VARIABLE_NAME"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_aws(uri: &str, body: &str) -> Result<(), Error> {
+    const FORM: &str =
+        "expected aws-kms://arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID or .../alias/NAME";
+    let parts: Vec<&str> = body.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts[..] else {
+        return Err(bad(uri, FORM));
+    };
+    if arn != "arn" || !partition.starts_with("aws") || service != "kms" {
+        return Err(bad(uri, FORM));
+    }
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(bad(
+            uri,
+            format!("{FORM} (the region is missing or malformed)"),
+        ));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(uri, format!("{FORM} (the account must be 12 digits)")));
+    }
+    let ok = match resource.split_once('/') {
+        Some(("key", id)) => is_name(id),
+        Some(("alias", name)) => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b))
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(bad(uri, FORM));
+    }
+    Ok(())
+}
+
+fn validate_gcp(uri: &str, body: &str) -> Result<(), Error> {
+    let parts: Vec<&str> = body.split('/').collect();
+    let ok = matches!(
+        parts[..],
+        ["projects", p, "locations", l, "keyRings", r, "cryptoKeys", k]
+            if is_name(p) && is_name(l) && is_name(r) && is_name(k)
+    );
+    if !ok {
+        return Err(bad(
+            uri,
+            "expected gcp-kms://projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        && !name.starts_with(['-', '.']);
+    port_ok && name_ok
+}
+
+fn validate_azure(uri: &str, body: &str) -> Result<(), Error> {
+    let parts: Vec<&str> = body.split('/').collect();
+    let ok = match parts[..] {
+        [host, "keys", name] | [host, "keys", name, _] => {
+            validate_host(host) && is_name(name) && parts.get(3).is_none_or(|v| is_name(v))
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(bad(
+            uri,
+            "expected azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_vault(uri: &str, body: &str) -> Result<(), Error> {
+    const FORM: &str =
+        "expected vault://HOST[:PORT]/MOUNT/keys/NAME (https; vault+http:// for plain http)";
+    let Some((host, path)) = body.split_once('/') else {
+        return Err(bad(uri, FORM));
+    };
+    let Some((mount, name)) = path.rsplit_once("/keys/") else {
+        return Err(bad(uri, FORM));
+    };
+    let mount_ok = !mount.is_empty() && mount.split('/').all(is_name);
+    if !validate_host(host) || !mount_ok || !is_name(name) {
+        return Err(bad(uri, FORM));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_uris() {
+        for (s, p) in [
+            ("local:///home/me/.config/kmseal/dev.key", Provider::Local),
+            ("local://env:KMSEAL_LOCAL_KEY", Provider::Local),
+            (
+                "aws-kms://arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                Provider::AwsKms,
+            ),
+            (
+                "aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/app/prod",
+                Provider::AwsKms,
+            ),
+            (
+                "aws-kms://arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-abc",
+                Provider::AwsKms,
+            ),
+            (
+                "gcp-kms://projects/p-1/locations/europe-west1/keyRings/r/cryptoKeys/k",
+                Provider::GcpKms,
+            ),
+            (
+                "azure-kv://myvault.vault.azure.net/keys/kek",
+                Provider::AzureKv,
+            ),
+            (
+                "azure-kv://hsm.managedhsm.azure.net/keys/kek/0123abcd",
+                Provider::AzureKv,
+            ),
+            (
+                "vault://vault.internal:8200/transit/keys/app",
+                Provider::Vault,
+            ),
+            (
+                "vault+http://127.0.0.1:8200/team/transit/keys/app",
+                Provider::Vault,
+            ),
+        ] {
+            let uri: KeyUri = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(uri.provider(), p);
+            assert_eq!(uri.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn bad_uris_say_why() {
+        for s in [
+            "",
+            "local",
+            "local://",
+            "local://env:",
+            "local://env:1BAD",
+            "s3://bucket/key",
+            "aws-kms://arn:aws:kms:us-east-1:1111:key/x",
+            "aws-kms://arn:aws:kms::111122223333:key/x",
+            "aws-kms://arn:aws:s3:us-east-1:111122223333:key/x",
+            "aws-kms://arn:aws:kms:us-east-1:111122223333:secret/x",
+            "aws-kms://arn:aws:kms:us-east-1:111122223333:key/",
+            "gcp-kms://projects/p/locations/l/keyRings/r",
+            "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+            "azure-kv://vault.azure.net/secrets/x",
+            "azure-kv://v.vault.azure.net:99999/keys/x",
+            "vault://host:8200/transit/app",
+            "vault://host:8200//keys/app",
+            "vault://host:8200/transit/keys/a b",
+        ] {
+            match s.parse::<KeyUri>() {
+                Err(Error::InvalidKeyUri { reason, .. }) => assert!(!reason.is_empty()),
+                other => panic!("{s:?} should be rejected, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate in one paragraph
+//!
+//! A fresh 256-bit data key is generated in locked memory for every message and wrapped by one
+//! or more key-encryption keys ([`Kek`]): a KMS, or the embedded [`LocalKek`]. The payload is
+//! split into frames and sealed with AES-256-GCM or ChaCha20-Poly1305 under a per-message key
+//! derived with HKDF from the data key and a random message id; a commitment to the data key
+//! in the header makes a message open under at most one key. Decrypted data keys and plaintext
+//! are returned only in [`SecretBytes`]: mlock'd, excluded from core dumps, zeroized on drop.
+//!
+//! **Threat model.** An attacker may read, modify, truncate, reorder and replay ciphertexts,
+//! and may control what a wrapped-key entry names; they do not control the KEKs a decryptor
+//! trusts, or the process's memory. See SECURITY.md for the guarantees and their limits, and
+//! FORMAT.md for every byte on the wire.
+//!
+//! # Modules
+//! * [`secret`]: locked memory ([`SecretBytes`], [`SecretString`], [`LockPolicy`]).
+//! * [`format`]: the wire format ([`Header`], [`Limits`]).
+//! * [`stream`]: streaming [`EncryptWriter`] / [`DecryptReader`].
+//! * [`kek`]: the [`Kek`] trait, [`DataKey`], [`WrappedKey`], [`KeyUri`].
+//! * [`local`]: [`LocalKek`].
+//! * [`blocking`]: a tiny executor for synchronous callers.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod blocking;
+mod context;
+mod envelope;
+mod error;
+pub mod format;
+pub mod kek;
+pub mod local;
+pub mod secret;
+pub mod stream;
+mod suite;
+
+pub use context::EncryptionContext;
+pub use envelope::{Decryptor, Encryptor};
+pub use error::{Error, KekFailure, KmsErrorKind};
+pub use format::{Header, Limits};
+pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
+pub use local::LocalKek;
+pub use secret::{LockPolicy, SecretBytes, SecretString};
+pub use stream::{DecryptReader, EncryptWriter};
+pub use suite::Suite;

@@ -1,0 +1,377 @@
+//! Locked, guard-paged, zeroize-on-drop memory: the only module of the crate allowed to say
+//! `unsafe`.
+//!
+//! Two kinds of backing store, both handed out through the safe [`Buf`] type:
+//!
+//! * **Regions** for buffers larger than [`MAX_SLOT`]: an anonymous private mapping laid out
+//!   as `guard page | data pages | guard page`. The guard pages are `PROT_NONE`, so a linear
+//!   overflow or underflow faults instead of reading a neighbour. The data pages are excluded
+//!   from core dumps (`MADV_DONTDUMP`), zero-filled in a forked child (`MADV_WIPEONFORK`) and
+//!   locked in RAM (`mlock`, through `memsec`).
+//! * **Slots** for small secrets (32-byte keys and the like): fixed-size cells carved out of
+//!   shared one-page regions (same guards, same locking), so ten thousand cached data keys take
+//!   about eighty locked pages, not ten thousand. `RLIMIT_MEMLOCK` is often 64 KiB to 8 MiB.
+//!
+//! Everything exported here is safe to call. The invariants that make the `unsafe` blocks sound
+//! are stated next to them; the central one is that a slot is owned by exactly one [`Buf`]
+//! (the pool's free bitmap is only changed under its mutex), so `&mut` access to a slot never
+//! aliases another slot or another owner.
+#![allow(unsafe_code)]
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use zeroize::Zeroize;
+
+use super::LockPolicy;
+
+/// Largest secret stored in a shared pool slot; anything larger gets its own region.
+pub(crate) const MAX_SLOT: usize = 2048;
+/// Smallest slot: one 256-bit key.
+const MIN_SLOT: usize = 32;
+/// Size classes 32, 64, ..., 2048.
+const CLASSES: usize = (MAX_SLOT / MIN_SLOT).trailing_zeros() as usize + 1;
+
+/// Why a buffer could not be created.
+#[derive(Debug)]
+pub(crate) enum AllocError {
+    /// `mmap` failed (address space or memory exhausted).
+    Map(std::io::Error),
+    /// `mlock` failed and the policy is [`LockPolicy::Strict`].
+    Lock(std::io::Error),
+}
+
+fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it only reads a system constant.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(p)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
+
+/// Emits the best-effort warning once per process.
+fn warn_unlocked_once(err: &std::io::Error) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            error = %err,
+            "kmseal: could not lock secret memory in RAM (mlock failed); continuing with \
+             unlocked but zeroized memory because the lock policy is BestEffort. Raise \
+             RLIMIT_MEMLOCK (ulimit -l) or grant CAP_IPC_LOCK, or use LockPolicy::Strict to \
+             make this an error. This warning is shown once."
+        );
+    }
+}
+
+/// One mapping: `guard | data | guard`, data pages locked when possible.
+pub(crate) struct Region {
+    /// First data byte (one page after the start of the mapping).
+    data: NonNull<u8>,
+    /// Data bytes, a multiple of the page size.
+    len: usize,
+    locked: bool,
+}
+
+// SAFETY: a Region exclusively owns its mapping; the raw pointer is never shared outside the
+// borrow rules enforced by `Buf` (slots of one region are disjoint, see `Pool`).
+unsafe impl Send for Region {}
+// SAFETY: shared references only hand out `&[u8]` views of memory nobody mutates concurrently
+// (mutation goes through `&mut Buf`, which owns a disjoint slot or the whole region).
+unsafe impl Sync for Region {}
+
+impl Region {
+    fn new(min_len: usize, policy: LockPolicy) -> Result<Region, AllocError> {
+        let page = page_size();
+        let len = min_len
+            .max(1)
+            .checked_next_multiple_of(page)
+            .ok_or_else(|| AllocError::Map(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
+        let total = len
+            .checked_add(2 * page)
+            .ok_or_else(|| AllocError::Map(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
+        // SAFETY: an anonymous private mapping with a null hint has no preconditions; the result
+        // is checked against MAP_FAILED before use.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(AllocError::Map(std::io::Error::last_os_error()));
+        }
+        let base = base.cast::<u8>();
+        // SAFETY: `base + page` lies inside the `total`-byte mapping just created (total > page).
+        let data = unsafe { base.add(page) };
+        // SAFETY: both guard ranges are whole pages inside the mapping we own; making them
+        // PROT_NONE cannot affect memory outside it.
+        let guards_ok = unsafe {
+            libc::mprotect(base.cast(), page, libc::PROT_NONE) == 0
+                && libc::mprotect(data.add(len).cast(), page, libc::PROT_NONE) == 0
+        };
+        // SAFETY: `data..data+len` is inside the mapping. MADV_WIPEONFORK is advisory (the child
+        // of a fork sees zeroes); failure on old kernels is harmless, so the result is ignored.
+        unsafe {
+            libc::madvise(data.cast(), len, libc::MADV_WIPEONFORK);
+        }
+        // SAFETY: `data..data+len` is inside the mapping. memsec::mlock first sets MADV_DONTDUMP
+        // on the range (even if locking then fails), then calls mlock(2).
+        let locked = unsafe { memsec::mlock(data, len) };
+        let lock_err = (!locked).then(std::io::Error::last_os_error);
+        let region = Region {
+            // SAFETY: mmap succeeded, so base is non-null, and data = base + page is too.
+            data: unsafe { NonNull::new_unchecked(data) },
+            len,
+            locked,
+        };
+        if !guards_ok {
+            return Err(AllocError::Map(std::io::Error::last_os_error()));
+        }
+        if let Some(err) = lock_err {
+            match policy {
+                LockPolicy::Strict => return Err(AllocError::Lock(err)),
+                LockPolicy::BestEffort => warn_unlocked_once(&err),
+            }
+        }
+        Ok(region)
+    }
+
+    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(
+            offset <= self.len && len <= self.len - offset,
+            "slot out of region bounds"
+        );
+        // SAFETY: the range is inside the data pages (checked above), which stay mapped
+        // readable and writable for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
+    }
+
+    /// # Safety
+    /// The caller must own `offset..offset+len` exclusively: no other live reference into
+    /// that range may exist for the lifetime of the returned slice.
+    unsafe fn bytes_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        assert!(
+            offset <= self.len && len <= self.len - offset,
+            "slot out of region bounds"
+        );
+        // SAFETY: in bounds (checked above); exclusivity is the caller's obligation.
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), len) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: we hold the last reference to the region (Drop), so no slice into it lives.
+        let all = unsafe { self.bytes_mut(0, self.len) };
+        all.zeroize();
+        let page = page_size();
+        // SAFETY: `data..data+len` is our locked range; munlock (memsec) zeroes it again and
+        // restores dumpability before unlocking. Then the whole mapping, guards included
+        // (`data - page`, `len + 2 pages`), is unmapped; nothing refers to it any more.
+        unsafe {
+            if self.locked {
+                memsec::munlock(self.data.as_ptr(), self.len);
+            }
+            libc::munmap(self.data.as_ptr().sub(page).cast(), self.len + 2 * page);
+        }
+    }
+}
+
+/// A page of equally sized slots.
+struct Chunk {
+    region: Arc<Region>,
+    /// Bit i set = slot i is free.
+    free: u128,
+    slots: usize,
+}
+
+struct Pool {
+    classes: [Vec<Chunk>; CLASSES],
+}
+
+fn pool() -> &'static Mutex<Pool> {
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        Mutex::new(Pool {
+            classes: std::array::from_fn(|_| Vec::new()),
+        })
+    })
+}
+
+fn class_of(len: usize) -> (usize, usize) {
+    let size = len.max(MIN_SLOT).next_power_of_two();
+    ((size / MIN_SLOT).trailing_zeros() as usize, size)
+}
+
+/// A cell in a shared pool page; returned to the pool (zeroized) on drop.
+pub(crate) struct Slot {
+    region: Arc<Region>,
+    offset: usize,
+    size: usize,
+    class: usize,
+}
+
+impl Slot {
+    fn alloc(len: usize, policy: LockPolicy) -> Result<Slot, AllocError> {
+        let (class, size) = class_of(len);
+        let mut pool = pool().lock().unwrap_or_else(|p| p.into_inner());
+        let chunks = &mut pool.classes[class];
+        let usable =
+            |c: &Chunk| c.free != 0 && (c.region.locked || policy == LockPolicy::BestEffort);
+        let idx = match chunks.iter().position(usable) {
+            Some(i) => i,
+            None => {
+                let region = Arc::new(Region::new(page_size(), policy)?);
+                let slots = (region.len / size).min(128);
+                let free = if slots == 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << slots) - 1
+                };
+                chunks.push(Chunk {
+                    region,
+                    free,
+                    slots,
+                });
+                chunks.len() - 1
+            }
+        };
+        let chunk = &mut chunks[idx];
+        let bit = chunk.free.trailing_zeros() as usize;
+        chunk.free &= !(1u128 << bit);
+        Ok(Slot {
+            region: Arc::clone(&chunk.region),
+            offset: bit * size,
+            size,
+            class,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // SAFETY: this Slot owns its cell exclusively until the bit is set free below.
+        unsafe { self.region.bytes_mut(self.offset, self.size) }.zeroize();
+        let mut pool = pool().lock().unwrap_or_else(|p| p.into_inner());
+        let chunks = &mut pool.classes[self.class];
+        let Some(i) = chunks
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.region, &self.region))
+        else {
+            return;
+        };
+        chunks[i].free |= 1u128 << (self.offset / self.size);
+        let full_mask = if chunks[i].slots == 128 {
+            u128::MAX
+        } else {
+            (1u128 << chunks[i].slots) - 1
+        };
+        // Give an empty page back to the OS, but keep one per class to avoid churn.
+        let empty = chunks.iter().filter(|c| c.free == full_mask).count();
+        if chunks[i].free == full_mask && empty > 1 {
+            chunks.swap_remove(i);
+        }
+    }
+}
+
+/// Backing store of a secret buffer: nothing, a pool slot, or a guarded region.
+pub(crate) enum Buf {
+    Empty,
+    Slot(Slot),
+    Region(Region),
+}
+
+impl Buf {
+    /// A zero-filled buffer of at least `capacity` bytes.
+    pub(crate) fn alloc(capacity: usize, policy: LockPolicy) -> Result<Buf, AllocError> {
+        Ok(if capacity == 0 {
+            Buf::Empty
+        } else if capacity <= MAX_SLOT {
+            Buf::Slot(Slot::alloc(capacity, policy)?)
+        } else {
+            Buf::Region(Region::new(capacity, policy)?)
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        match self {
+            Buf::Empty => 0,
+            Buf::Slot(s) => s.size,
+            Buf::Region(r) => r.len,
+        }
+    }
+
+    /// Whether the memory is locked in RAM (false for an empty buffer).
+    pub(crate) fn is_locked(&self) -> bool {
+        match self {
+            Buf::Empty => false,
+            Buf::Slot(s) => s.region.locked,
+            Buf::Region(r) => r.locked,
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Buf::Empty => &[],
+            Buf::Slot(s) => s.region.bytes(s.offset, s.size),
+            Buf::Region(r) => r.bytes(0, r.len),
+        }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            Buf::Empty => &mut [],
+            // SAFETY: the slot is owned by this Buf alone (the pool hands each cell out once
+            // until it is dropped) and `&mut self` guarantees no other borrow of it exists.
+            Buf::Slot(s) => unsafe { s.region.bytes_mut(s.offset, s.size) },
+            // SAFETY: the region is owned by this Buf and borrowed mutably through `&mut self`.
+            Buf::Region(r) => unsafe { r.bytes_mut(0, r.len) },
+        }
+    }
+}
+
+/// Number of pages currently held by the small-secret pool (for tests and stats).
+pub(crate) fn pool_pages() -> usize {
+    let pool = pool().lock().unwrap_or_else(|p| p.into_inner());
+    pool.classes.iter().map(Vec::len).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_disjoint_and_zeroed() {
+        let mut a = Buf::alloc(32, LockPolicy::BestEffort).unwrap();
+        let mut b = Buf::alloc(32, LockPolicy::BestEffort).unwrap();
+        assert!(a.as_slice().iter().all(|&x| x == 0));
+        a.as_mut_slice().fill(0xAA);
+        b.as_mut_slice().fill(0xBB);
+        assert!(a.as_slice().iter().all(|&x| x == 0xAA));
+        assert!(b.as_slice().iter().all(|&x| x == 0xBB));
+    }
+
+    #[test]
+    fn size_classes() {
+        assert_eq!(class_of(1), (0, 32));
+        assert_eq!(class_of(32), (0, 32));
+        assert_eq!(class_of(33), (1, 64));
+        assert_eq!(class_of(MAX_SLOT), (CLASSES - 1, MAX_SLOT));
+    }
+
+    #[test]
+    fn region_rounds_to_pages() {
+        let r = Buf::alloc(MAX_SLOT + 1, LockPolicy::BestEffort).unwrap();
+        assert_eq!(r.capacity() % page_size(), 0);
+        assert!(r.capacity() > MAX_SLOT);
+    }
+}

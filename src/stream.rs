@@ -1,0 +1,308 @@
+//! Framed payload encryption: one-shot over slices, and streaming `Write` / `Read` adapters.
+//!
+//! Every non-final frame holds exactly `frame_size` plaintext bytes; the final frame holds
+//! strictly fewer (possibly zero), so the end of the message is explicit. Each frame is
+//! `ciphertext || 16-byte tag`, sealed with
+//!
+//! ```text
+//! nonce = 00 00 00 || frame_index (u64 BE) || final (00 or 01)
+//! aad   = message_id || frame_index (u64 BE) || final (00 or 01)
+//! ```
+//!
+//! A reader therefore detects truncation (the last frame read was full: its final frame is
+//! missing, or a short frame fails its tag as final), reordering and duplication (index in the
+//! nonce), and trailing data (it would make the final frame longer, failing its tag). Only
+//! frames whose tag verified are released.
+
+use std::io::{self, Read, Write};
+
+use crate::error::Error;
+use crate::format::{Header, plaintext_len};
+use crate::secret::SecretBytes;
+use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce};
+
+/// Encrypts `plaintext` frame by frame, appending frames to `out` (which already holds the
+/// header). The plaintext is copied into `out` and encrypted in place there.
+pub(crate) fn seal_all(
+    keys: &MessageKeys,
+    message_id: &[u8; KEY_LEN],
+    frame_size: u32,
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let fs = frame_size as usize;
+    let mut chunks = plaintext.chunks_exact(fs);
+    let mut index = 0u64;
+    for chunk in chunks.by_ref() {
+        seal_frame(keys, message_id, index, false, chunk, out)?;
+        index += 1;
+    }
+    seal_frame(keys, message_id, index, true, chunks.remainder(), out)
+}
+
+fn seal_frame(
+    keys: &MessageKeys,
+    message_id: &[u8; KEY_LEN],
+    index: u64,
+    is_final: bool,
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    let tag = keys.cipher.seal(
+        &frame_nonce(index, is_final),
+        &frame_aad(message_id, index, is_final),
+        &mut out[start..],
+    )?;
+    out.extend_from_slice(&tag);
+    Ok(())
+}
+
+/// Decrypts a complete body into locked memory. Nothing is returned unless every frame
+/// verified; on failure the partial plaintext is zeroized with its buffer.
+pub(crate) fn open_all(
+    keys: &MessageKeys,
+    header: &Header,
+    body: &[u8],
+) -> Result<SecretBytes, Error> {
+    let fs = header.frame_size();
+    let len = plaintext_len(body.len() as u64, fs)
+        .ok_or(Error::Truncated("the body does not end with a final frame"))?;
+    let len = usize::try_from(len)
+        .map_err(|_| Error::Malformed("message too large for this platform"))?;
+    let mut out = SecretBytes::zeroed(len)?;
+    let plain = out.expose_secret_mut();
+    let full = fs as usize + TAG_LEN;
+    let mut index = 0u64;
+    let mut pos = 0usize;
+    for frame in body.chunks(full) {
+        let is_final = frame.len() < full;
+        let (ct, tag) = frame.split_at(frame.len() - TAG_LEN);
+        let dst = &mut plain[pos..pos + ct.len()];
+        dst.copy_from_slice(ct);
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
+        keys.cipher.open(
+            &frame_nonce(index, is_final),
+            &frame_aad(header.message_id(), index, is_final),
+            dst,
+            tag,
+        )?;
+        pos += ct.len();
+        index += 1;
+    }
+    // `plaintext_len` guaranteed the last chunk is a short (final) frame.
+    Ok(out)
+}
+
+/// Streaming encryptor: a [`Write`] that emits the header at once and each frame as it fills.
+/// Call [`finish`](Self::finish) to write the final frame; a stream dropped without it is
+/// truncated, and decryption will say so.
+///
+/// The plaintext frame buffer is locked memory.
+pub struct EncryptWriter<W: Write> {
+    inner: W,
+    keys: MessageKeys,
+    message_id: [u8; KEY_LEN],
+    frame_size: usize,
+    buf: SecretBytes,
+    index: u64,
+}
+
+impl<W: Write> std::fmt::Debug for EncryptWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptWriter")
+            .field("frame_index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> EncryptWriter<W> {
+    pub(crate) fn new(mut inner: W, header: &Header, keys: MessageKeys) -> Result<Self, Error> {
+        inner.write_all(&header.to_bytes())?;
+        let frame_size = header.frame_size() as usize;
+        Ok(EncryptWriter {
+            inner,
+            keys,
+            message_id: *header.message_id(),
+            frame_size,
+            buf: SecretBytes::with_capacity(frame_size + TAG_LEN)?,
+            index: 0,
+        })
+    }
+
+    fn emit(&mut self, is_final: bool) -> Result<(), Error> {
+        let len = self.buf.len();
+        let tag = self.keys.cipher.seal(
+            &frame_nonce(self.index, is_final),
+            &frame_aad(&self.message_id, self.index, is_final),
+            &mut self.buf.expose_secret_mut()[..len],
+        )?;
+        self.buf.extend_from_slice(&tag)?;
+        self.inner.write_all(self.buf.expose_secret())?;
+        self.buf.clear();
+        self.index = self
+            .index
+            .checked_add(1)
+            .ok_or(Error::InvalidArgument("too many frames"))?;
+        Ok(())
+    }
+
+    /// Writes the final frame, flushes, and returns the inner writer.
+    pub fn finish(mut self) -> Result<W, Error> {
+        self.emit(true)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+fn to_io(e: Error) -> io::Error {
+    match e {
+        Error::Io(e) => e,
+        other => io::Error::new(io::ErrorKind::InvalidData, other),
+    }
+}
+
+impl<W: Write> Write for EncryptWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = self.frame_size - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]).map_err(to_io)?;
+        if self.buf.len() == self.frame_size {
+            // A full frame is never final (the final frame is strictly shorter), so it can go.
+            self.emit(false).map_err(to_io)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    Frames,
+    Done,
+    Failed,
+}
+
+/// Streaming decryptor: a [`Read`] that releases only verified frames, holding one frame in
+/// locked memory. Errors surface as `io::Error` of kind `InvalidData` wrapping a
+/// [`kmseal::Error`](crate::Error) (use `into_inner` and downcast to inspect); after an error
+/// every further read fails.
+pub struct DecryptReader<R: Read> {
+    inner: R,
+    keys: MessageKeys,
+    message_id: [u8; KEY_LEN],
+    frame_size: usize,
+    buf: SecretBytes,
+    pos: usize,
+    end: usize,
+    index: u64,
+    state: ReadState,
+}
+
+impl<R: Read> std::fmt::Debug for DecryptReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptReader")
+            .field("frame_index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> DecryptReader<R> {
+    pub(crate) fn new(inner: R, header: &Header, keys: MessageKeys) -> Result<Self, Error> {
+        let frame_size = header.frame_size() as usize;
+        let mut buf = SecretBytes::with_capacity(frame_size + TAG_LEN)?;
+        buf.resize(frame_size + TAG_LEN)?;
+        Ok(DecryptReader {
+            inner,
+            keys,
+            message_id: *header.message_id(),
+            frame_size,
+            buf,
+            pos: 0,
+            end: 0,
+            index: 0,
+            state: ReadState::Frames,
+        })
+    }
+
+    /// Reads and verifies the next frame into the buffer.
+    fn next_frame(&mut self) -> Result<(), Error> {
+        let full = self.frame_size + TAG_LEN;
+        let mut got = 0;
+        {
+            let buf = self.buf.expose_secret_mut();
+            while got < full {
+                match self.inner.read(&mut buf[got..full]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+        }
+        if got < TAG_LEN {
+            return Err(Error::Truncated("the stream ends before its final frame"));
+        }
+        let is_final = got < full;
+        let ct_len = got - TAG_LEN;
+        let buf = self.buf.expose_secret_mut();
+        let (ct, rest) = buf.split_at_mut(ct_len);
+        let tag: [u8; TAG_LEN] = rest[..TAG_LEN].try_into().map_err(|_| Error::Decrypt)?;
+        if let Err(e) = self.keys.cipher.open(
+            &frame_nonce(self.index, is_final),
+            &frame_aad(&self.message_id, self.index, is_final),
+            ct,
+            &tag,
+        ) {
+            ct.fill(0);
+            return Err(e);
+        }
+        self.pos = 0;
+        self.end = ct_len;
+        self.index = self.index.checked_add(1).ok_or(Error::Decrypt)?;
+        if is_final {
+            self.state = ReadState::Done;
+        }
+        Ok(())
+    }
+
+    /// Returns the inner reader (positioned after the message if it was read to the end).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for DecryptReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.end {
+                let n = (self.end - self.pos).min(out.len());
+                out[..n].copy_from_slice(&self.buf.expose_secret()[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            match self.state {
+                ReadState::Done => return Ok(0),
+                ReadState::Failed => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "kmseal: the stream already failed to decrypt",
+                    ));
+                }
+                ReadState::Frames => {
+                    if out.is_empty() {
+                        return Ok(0);
+                    }
+                    if let Err(e) = self.next_frame() {
+                        self.state = ReadState::Failed;
+                        return Err(to_io(e));
+                    }
+                }
+            }
+        }
+    }
+}
