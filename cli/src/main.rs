@@ -1,1 +1,318 @@
-fn main() {}
+//! `kmseal`: envelope encryption from the command line.
+#![forbid(unsafe_code)]
+
+mod output;
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use kmseal::{
+    Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, LocalKek, Provider, Suite,
+};
+
+/// Exit codes (documented in README.md).
+mod exit {
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const DECRYPT: u8 = 3;
+    pub const KMS: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "kmseal",
+    version,
+    about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a local key file (mode 0600). Without -o, the default development key.
+    Keygen {
+        /// Where to write the key (default: $KMSEAL_HOME/dev.key or ~/.config/kmseal/dev.key).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Print a base64 key for `local://env:VAR` instead of writing a file.
+        #[arg(long, conflicts_with = "output")]
+        print_env: bool,
+    },
+    /// Encrypt a file or stdin.
+    Encrypt {
+        #[command(flatten)]
+        common: Common,
+        /// Payload suite: aes-256-gcm (default) or chacha20-poly1305.
+        #[arg(long, default_value = "aes-256-gcm", value_parser = parse_suite)]
+        suite: Suite,
+        /// Plaintext bytes per frame.
+        #[arg(long, default_value_t = kmseal::format::DEFAULT_FRAME_SIZE)]
+        frame_size: u32,
+    },
+    /// Decrypt a file or stdin. Plaintext goes to -o FILE or to stdout.
+    Decrypt {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Input file; `-` or nothing reads stdin.
+    input: Option<PathBuf>,
+    /// Output file (written to a temporary file and renamed on success); default stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Key URI (repeatable): local://PATH, local://env:VAR. Default: $KMSEAL_KEY, else the
+    /// development key.
+    #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
+    keys: Vec<String>,
+    /// Encryption context pair KEY=VALUE (repeatable). On decrypt, pairs the message must have.
+    #[arg(short, long = "context", value_parser = parse_pair)]
+    context: Vec<(String, String)>,
+    /// Overwrite an existing output file; allow binary output to a terminal.
+    #[arg(short, long)]
+    force: bool,
+}
+
+fn parse_suite(s: &str) -> Result<Suite, String> {
+    Suite::from_name(s).ok_or_else(|| "expected aes-256-gcm or chacha20-poly1305".to_owned())
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+/// A CLI failure: what went wrong, what to do next, and the exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::Decrypt
+            | Error::Truncated(_)
+            | Error::Malformed(_)
+            | Error::NotKmseal
+            | Error::UnsupportedVersion(_)
+            | Error::UnknownSuite(_)
+            | Error::LimitExceeded { .. }
+            | Error::ContextMismatch { .. } => exit::DECRYPT,
+            Error::Kms { .. }
+            | Error::NoMatchingKek { .. }
+            | Error::UnwrapFailed { .. }
+            | Error::LocalKey { .. }
+            | Error::InvalidKeyUri { .. } => exit::KMS,
+            Error::InvalidArgument(_) | Error::InvalidContext(_) => exit::USAGE,
+            _ => exit::OTHER,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        // A decrypting reader reports authentication failures as InvalidData wrapping our Error.
+        if e.kind() == io::ErrorKind::InvalidData {
+            if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+                let code = Failure::from(match inner {
+                    Error::Truncated(w) => Error::Truncated(w),
+                    _ => Error::Decrypt,
+                })
+                .code;
+                return Failure {
+                    code,
+                    message: inner.to_string(),
+                };
+            }
+        }
+        Failure {
+            code: exit::OTHER,
+            message: format!("I/O error: {e}"),
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: exit::USAGE,
+        message: message.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KMSEAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .without_time()
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let _ = writeln!(io::stderr(), "kmseal: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Keygen { output, print_env } => keygen(output, print_env),
+        Command::Encrypt {
+            common,
+            suite,
+            frame_size,
+        } => encrypt(common, suite, frame_size),
+        Command::Decrypt { common } => decrypt(common),
+    }
+}
+
+fn default_key_path() -> Result<PathBuf, Failure> {
+    kmseal::local::default_key_path().ok_or_else(|| {
+        usage("cannot find a home directory for the default key; pass --key local://PATH")
+    })
+}
+
+fn keygen(output: Option<PathBuf>, print_env: bool) -> Result<(), Failure> {
+    if print_env {
+        let value = LocalKek::generate_env_value()?;
+        let mut out = io::stdout().lock();
+        out.write_all(value.expose_secret())?;
+        out.write_all(b"\n")?;
+        return Ok(());
+    }
+    let path = match output {
+        Some(p) => p,
+        None => default_key_path()?,
+    };
+    let kek = LocalKek::create_file(&path)?;
+    let _ = writeln!(
+        io::stderr(),
+        "kmseal: wrote local key {} to {} (mode 0600); use it with --key local://{}",
+        kek.key_id(),
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Resolves the KEKs: the given URIs, else the development key (created for encryption when
+/// missing, with a note on stderr saying where).
+fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Failure> {
+    if uris.is_empty() {
+        let path = default_key_path()?;
+        if !path.exists() && create_default {
+            let kek = LocalKek::create_file(&path)?;
+            let _ = writeln!(
+                io::stderr(),
+                "kmseal: no --key given; created a development key {} at {} (keep it outside \
+                 your repository; pass --key to use another)",
+                kek.key_id(),
+                path.display()
+            );
+        }
+        if !path.exists() {
+            return Err(usage(format!(
+                "no --key given and no development key at {}; run `kmseal keygen` or pass --key",
+                path.display()
+            )));
+        }
+        return Ok(vec![Arc::new(LocalKek::from_file(&path)?)]);
+    }
+    uris.iter()
+        .map(|u| {
+            let uri: KeyUri = u.parse()?;
+            match uri.provider() {
+                Provider::Local => Ok(Arc::new(LocalKek::from_uri(&uri)?) as Arc<dyn Kek>),
+                other => Err(usage(format!(
+                    "{} keys are not supported by this build of kmseal yet (only local://)",
+                    other.scheme()
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn context(pairs: Vec<(String, String)>) -> Result<EncryptionContext, Failure> {
+    Ok(EncryptionContext::try_from(pairs)?)
+}
+
+fn open_input(input: &Option<PathBuf>) -> Result<Box<dyn Read>, Failure> {
+    match input.as_deref() {
+        None => Ok(Box::new(io::stdin().lock())),
+        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdin().lock())),
+        Some(p) => Ok(Box::new(io::BufReader::with_capacity(
+            256 << 10,
+            std::fs::File::open(p)
+                .map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?,
+        ))),
+    }
+}
+
+fn encrypt(common: Common, suite: Suite, frame_size: u32) -> Result<(), Failure> {
+    let keks = keks(&common.keys, true)?;
+    let mut keks = keks.into_iter();
+    let first = keks.next().ok_or_else(|| usage("no key given"))?;
+    let mut enc = Encryptor::new(first)
+        .with_context(context(common.context)?)
+        .suite(suite)
+        .frame_size(frame_size)?;
+    for k in keks {
+        enc = enc.add_kek(k);
+    }
+    let mut input = open_input(&common.input)?;
+    if common.output.is_none() && io::stdout().is_terminal() && !common.force {
+        return Err(usage(
+            "refusing to write binary ciphertext to a terminal; use -o FILE or --force",
+        ));
+    }
+    output::write_atomically(common.output.as_deref(), common.force, 0o644, |out| {
+        let mut w = enc.writer_blocking(out)?;
+        io::copy(&mut input, &mut w)?;
+        w.finish()?;
+        Ok(())
+    })
+}
+
+fn decrypt(common: Common) -> Result<(), Failure> {
+    let keks = keks(&common.keys, false)?;
+    let mut keks = keks.into_iter();
+    let first = keks.next().ok_or_else(|| usage("no key given"))?;
+    let mut dec = Decryptor::new(first).expect(context(common.context)?);
+    for k in keks {
+        dec = dec.add_kek(k);
+    }
+    let input = open_input(&common.input)?;
+    let mut reader = dec.reader_blocking(input)?;
+    // Plaintext to a file is written under a temporary name with mode 0600 and renamed only
+    // after the final frame verified; nothing partial is left behind.
+    output::write_atomically(common.output.as_deref(), common.force, 0o600, |out| {
+        io::copy(&mut reader, out)?;
+        Ok(())
+    })
+}

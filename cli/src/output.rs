@@ -1,0 +1,93 @@
+//! Output that is never left half-written: a temporary file beside the target, renamed into
+//! place only when the whole job succeeded, removed otherwise.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Failure, usage};
+
+/// Runs `job` against the output (stdout when `path` is `None`).
+pub fn write_atomically(
+    path: Option<&Path>,
+    force: bool,
+    mode: u32,
+    job: impl FnOnce(&mut dyn Write) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+        let stdout = io::stdout();
+        let mut out = BufWriter::with_capacity(256 << 10, stdout.lock());
+        job(&mut out)?;
+        out.flush()?;
+        return Ok(());
+    };
+    if path.exists() && !force {
+        return Err(usage(format!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    let (tmp_path, file) = create_temp(path, mode)?;
+    let guard = TempGuard(Some(tmp_path.clone()));
+    let mut out = BufWriter::with_capacity(256 << 10, file);
+    job(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp_path, path)?;
+    guard.disarm();
+    Ok(())
+}
+
+fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Failure> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for attempt in 0..100u32 {
+        let tmp = dir.join(format!(
+            ".{name}.kmseal-tmp-{}-{attempt}",
+            std::process::id()
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(usage(format!(
+                    "cannot create a file in {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Err(usage(format!(
+        "cannot create a temporary file in {}",
+        dir.display()
+    )))
+}
+
+/// Removes the temporary file unless disarmed.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
