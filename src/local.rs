@@ -33,7 +33,7 @@ use crate::context::EncryptionContext;
 use crate::error::Error;
 use crate::kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 use crate::secret::SecretBytes;
-use crate::suite::{KEY_LEN, TAG_LEN, fill_random};
+use crate::suite::{KEY_LEN, TAG_LEN, fill_random, scrub_stack};
 
 const FILE_MAGIC: &str = "kmseal-local-key v1";
 const WRAP_AAD_LABEL: &[u8] = b"kmseal/v1 local wrap";
@@ -82,6 +82,7 @@ impl LocalKek {
         // 32 and 16 bytes are far below HKDF-SHA-256's 8160-byte limit; these cannot fail.
         let _ = hk.expand(b"wrap key", wrap_key.expose_secret_mut());
         let _ = hk.expand(b"key id", &mut id);
+        scrub_stack();
         Ok(LocalKek {
             wrap_key,
             key_id: id.iter().map(|b| format!("{b:02x}")).collect(),
@@ -273,7 +274,9 @@ impl Kek for LocalKek {
     async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
-        self.wrap_with_nonce(key, context, nonce)
+        let wrapped = self.wrap_with_nonce(key, context, nonce);
+        scrub_stack();
+        wrapped
     }
 
     async fn unwrap(
@@ -289,14 +292,14 @@ impl Kek for LocalKek {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Decrypt)?;
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
         let mut key = SecretBytes::from_slice(ct)?;
-        self.cipher()?
-            .decrypt_inout_detached(
-                &nonce.into(),
-                &wrap_aad(context),
-                key.expose_secret_mut().into(),
-                &tag.into(),
-            )
-            .map_err(|_| Error::Decrypt)?;
+        let opened = self.cipher()?.decrypt_inout_detached(
+            &nonce.into(),
+            &wrap_aad(context),
+            key.expose_secret_mut().into(),
+            &tag.into(),
+        );
+        scrub_stack();
+        opened.map_err(|_| Error::Decrypt)?;
         DataKey::from_secret(key)
     }
 }

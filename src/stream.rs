@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use crate::error::Error;
 use crate::format::{Header, plaintext_len};
 use crate::secret::SecretBytes;
-use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce};
+use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce, scrub_stack};
 
 /// Encrypts `plaintext` frame by frame, appending frames to `out` (which already holds the
 /// header). The plaintext is copied into `out` and encrypted in place there.
@@ -37,7 +37,9 @@ pub(crate) fn seal_all(
         seal_frame(keys, message_id, index, false, chunk, out)?;
         index += 1;
     }
-    seal_frame(keys, message_id, index, true, chunks.remainder(), out)
+    let result = seal_frame(keys, message_id, index, true, chunks.remainder(), out);
+    scrub_stack();
+    result
 }
 
 fn seal_frame(
@@ -137,7 +139,9 @@ impl<W: Write> EncryptWriter<W> {
             &frame_nonce(self.index, is_final),
             &frame_aad(&self.message_id, self.index, is_final),
             &mut self.buf.expose_secret_mut()[..len],
-        )?;
+        );
+        scrub_stack();
+        let tag = tag?;
         self.buf.extend_from_slice(&tag)?;
         self.inner.write_all(self.buf.expose_secret())?;
         self.buf.clear();
@@ -252,12 +256,14 @@ impl<R: Read> DecryptReader<R> {
         let buf = self.buf.expose_secret_mut();
         let (ct, rest) = buf.split_at_mut(ct_len);
         let tag: [u8; TAG_LEN] = rest[..TAG_LEN].try_into().map_err(|_| Error::Decrypt)?;
-        if let Err(e) = self.keys.cipher.open(
+        let opened = self.keys.cipher.open(
             &frame_nonce(self.index, is_final),
             &frame_aad(&self.message_id, self.index, is_final),
             ct,
             &tag,
-        ) {
+        );
+        scrub_stack();
+        if let Err(e) = opened {
             ct.fill(0);
             return Err(e);
         }
