@@ -369,12 +369,12 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
             }
         }
         let [key, value] = entry;
-        if let Some((prev, _)) = pairs.last() {
-            if prev.as_bytes() >= key.as_bytes() {
-                return Err(Error::Malformed(
-                    "encryption context keys are not sorted and unique",
-                ));
-            }
+        if let Some((prev, _)) = pairs.last()
+            && prev.as_bytes() >= key.as_bytes()
+        {
+            return Err(Error::Malformed(
+                "encryption context keys are not sorted and unique",
+            ));
         }
         pairs.push((key, value));
     }

@@ -15,12 +15,12 @@
 //! FORMAT.md for every byte on the wire.
 //!
 //! # Modules
-//! * [`secret`]: locked memory ([`SecretBytes`], [`SecretString`], [`LockPolicy`]).
-//! * [`format`]: the wire format ([`Header`], [`Limits`]).
-//! * [`stream`]: streaming [`EncryptWriter`] / [`DecryptReader`].
-//! * [`kek`]: the [`Kek`] trait, [`DataKey`], [`WrappedKey`], [`KeyUri`].
-//! * [`local`]: [`LocalKek`].
-//! * [`blocking`]: a tiny executor for synchronous callers.
+//! * [`secret`] holds locked memory ([`SecretBytes`], [`SecretString`], [`LockPolicy`]).
+//! * [`format`](mod@format) is the wire format ([`Header`], [`Limits`]).
+//! * [`stream`] has the streaming [`EncryptWriter`] and [`DecryptReader`].
+//! * [`kek`] has the [`Kek`] trait, [`DataKey`], [`WrappedKey`] and [`KeyUri`].
+//! * [`local`] is the embedded [`LocalKek`].
+//! * [`blocking`] is a tiny executor for synchronous callers.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -35,6 +35,8 @@ pub mod local;
 pub mod secret;
 pub mod stream;
 mod suite;
+#[cfg(test)]
+mod vectors;
 
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor};

@@ -151,12 +151,12 @@ impl LocalKek {
         std::io::copy(&mut (&mut file).take(4096), &mut text)?;
         let (master, id) = parse_key_file(text.expose_secret()).map_err(|r| err(r.into()))?;
         let kek = LocalKek::from_master(&master, None)?;
-        if let Some(id) = id {
-            if id != kek.key_id {
-                return Err(err(
-                    "the id line does not match the key (file corrupted?)".into()
-                ));
-            }
+        if let Some(id) = id
+            && id != kek.key_id
+        {
+            return Err(err(
+                "the id line does not match the key (file corrupted?)".into()
+            ));
         }
         Ok(kek)
     }

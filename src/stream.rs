@@ -76,9 +76,8 @@ pub(crate) fn open_all(
     let mut out = SecretBytes::zeroed(len)?;
     let plain = out.expose_secret_mut();
     let full = fs as usize + TAG_LEN;
-    let mut index = 0u64;
     let mut pos = 0usize;
-    for frame in body.chunks(full) {
+    for (index, frame) in (0u64..).zip(body.chunks(full)) {
         let is_final = frame.len() < full;
         let (ct, tag) = frame.split_at(frame.len() - TAG_LEN);
         let dst = &mut plain[pos..pos + ct.len()];
@@ -91,7 +90,6 @@ pub(crate) fn open_all(
             tag,
         )?;
         pos += ct.len();
-        index += 1;
     }
     // `plaintext_len` guaranteed the last chunk is a short (final) frame.
     Ok(out)

@@ -1,6 +1,13 @@
 //! Every parse and decrypt path against truncation, bit flips, oversized lengths, wrong
 //! context, wrong KEK, unknown suite and version, and mismatched wrapped keys.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::sync::Arc;

@@ -4,6 +4,13 @@
 //! that it really is constrained, then that `Strict` fails with a typed error, `BestEffort`
 //! succeeds with exactly one warning, and that small keys share pages.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::io::Write;
 use std::process::Command;
 use std::sync::{Arc, Mutex};

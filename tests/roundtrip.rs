@@ -1,6 +1,13 @@
 //! Round-trip properties: one-shot and streaming, both suites, sizes 0 to three frames plus
 //! one byte, arbitrary write and read chunking, several KEKs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::io::Write;

@@ -100,27 +100,31 @@ struct Failure {
     message: String,
 }
 
+/// The exit code for a library error.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Decrypt
+        | Error::Truncated(_)
+        | Error::Malformed(_)
+        | Error::NotKmseal
+        | Error::UnsupportedVersion(_)
+        | Error::UnknownSuite(_)
+        | Error::LimitExceeded { .. }
+        | Error::ContextMismatch { .. } => exit::DECRYPT,
+        Error::Kms { .. }
+        | Error::NoMatchingKek { .. }
+        | Error::UnwrapFailed { .. }
+        | Error::LocalKey { .. }
+        | Error::InvalidKeyUri { .. } => exit::KMS,
+        Error::InvalidArgument(_) | Error::InvalidContext(_) => exit::USAGE,
+        _ => exit::OTHER,
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = match &e {
-            Error::Decrypt
-            | Error::Truncated(_)
-            | Error::Malformed(_)
-            | Error::NotKmseal
-            | Error::UnsupportedVersion(_)
-            | Error::UnknownSuite(_)
-            | Error::LimitExceeded { .. }
-            | Error::ContextMismatch { .. } => exit::DECRYPT,
-            Error::Kms { .. }
-            | Error::NoMatchingKek { .. }
-            | Error::UnwrapFailed { .. }
-            | Error::LocalKey { .. }
-            | Error::InvalidKeyUri { .. } => exit::KMS,
-            Error::InvalidArgument(_) | Error::InvalidContext(_) => exit::USAGE,
-            _ => exit::OTHER,
-        };
         Failure {
-            code,
+            code: exit_code(&e),
             message: e.to_string(),
         }
     }
@@ -128,23 +132,16 @@ impl From<Error> for Failure {
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
-        // A decrypting reader reports authentication failures as InvalidData wrapping our Error.
-        if e.kind() == io::ErrorKind::InvalidData {
-            if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
-                let code = Failure::from(match inner {
-                    Error::Truncated(w) => Error::Truncated(w),
-                    _ => Error::Decrypt,
-                })
-                .code;
-                return Failure {
-                    code,
-                    message: inner.to_string(),
-                };
-            }
-        }
-        Failure {
-            code: exit::OTHER,
-            message: format!("I/O error: {e}"),
+        // A decrypting reader reports failures as InvalidData wrapping a kmseal Error.
+        match e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+            Some(inner) => Failure {
+                code: exit_code(inner),
+                message: inner.to_string(),
+            },
+            None => Failure {
+                code: exit::OTHER,
+                message: format!("I/O error: {e}"),
+            },
         }
     }
 }

@@ -155,9 +155,13 @@ impl Region {
         unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
     }
 
+    /// Interior mutability in the manner of `UnsafeCell::get`: the region is shared (`Arc`)
+    /// by the slots carved from it, each of which mutates only its own disjoint cell.
+    ///
     /// # Safety
     /// The caller must own `offset..offset+len` exclusively: no other live reference into
     /// that range may exist for the lifetime of the returned slice.
+    #[allow(clippy::mut_from_ref)]
     unsafe fn bytes_mut(&self, offset: usize, len: usize) -> &mut [u8] {
         assert!(
             offset <= self.len && len <= self.len - offset,

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 

@@ -1,0 +1,224 @@
+//! Frozen format vectors in `tests/data/`: this test rebuilds every vector from fixed
+//! "randomness" and checks the encoder's output byte for byte against the committed files.
+//! `tests/vectors.rs` checks, through the public API only, that valid vectors decrypt to the
+//! recorded plaintext and every `fail_*` vector fails.
+//!
+//! A mismatch here is a format change. Never regenerate to make this pass; only a deliberate
+//! new format version adds vectors (`KMSEAL_WRITE_VECTORS=1 cargo test --lib vectors` writes
+//! missing files and never overwrites existing ones).
+
+use std::path::PathBuf;
+
+use crate::context::EncryptionContext;
+use crate::envelope::encrypt_deterministic;
+use crate::format::{Header, Limits};
+use crate::kek::{DataKey, WrappedKey};
+use crate::local::LocalKek;
+use crate::secret::SecretBytes;
+use crate::suite::Suite;
+
+const TEXT: &[u8] = b"kmseal frozen test vector: the quick brown fox jumps over the lazy dog";
+
+fn seq<const N: usize>(start: u8) -> [u8; N] {
+    std::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+fn kek(start: u8) -> LocalKek {
+    LocalKek::from_key_bytes(&SecretBytes::from_slice(&seq::<32>(start)).unwrap()).unwrap()
+}
+
+fn context() -> EncryptionContext {
+    EncryptionContext::try_from(vec![("app", "kmseal-test-vectors"), ("purpose", "frozen")])
+        .unwrap()
+}
+
+fn dek(start: u8) -> DataKey {
+    DataKey::from_bytes(&seq::<32>(start)).unwrap()
+}
+
+fn wrap(kek: &LocalKek, dek: &DataKey, nonce_start: u8) -> WrappedKey {
+    kek.wrap_with_nonce(dek, &context(), seq::<12>(nonce_start))
+        .unwrap()
+}
+
+fn message(suite: Suite, frame_size: u32, wrapped: Vec<WrappedKey>, pt: &[u8]) -> Vec<u8> {
+    encrypt_deterministic(
+        &dek(0x40),
+        seq::<32>(0x80),
+        suite,
+        frame_size,
+        context(),
+        wrapped,
+        pt,
+    )
+    .unwrap()
+}
+
+/// (name, bytes, plaintext for valid vectors).
+fn all_vectors() -> Vec<(String, Vec<u8>, Option<Vec<u8>>)> {
+    let (a, b) = (kek(0x00), kek(0x20));
+    let d = dek(0x40);
+    let wa = || vec![wrap(&a, &d, 0xC0)];
+    let mut v: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut valid =
+        |name: &str, bytes: Vec<u8>, pt: &[u8]| v.push((name.into(), bytes, Some(pt.to_vec())));
+
+    let frames = message(Suite::Aes256Gcm, 16, wa(), TEXT);
+    valid(
+        "v1_aes256gcm_empty",
+        message(Suite::Aes256Gcm, 16, wa(), b""),
+        b"",
+    );
+    valid("v1_aes256gcm_frames", frames.clone(), TEXT);
+    valid(
+        "v1_aes256gcm_exact_frames",
+        message(Suite::Aes256Gcm, 16, wa(), &TEXT[..64]),
+        &TEXT[..64],
+    );
+    valid(
+        "v1_chacha20poly1305_frames",
+        message(Suite::ChaCha20Poly1305, 16, wa(), TEXT),
+        TEXT,
+    );
+    valid(
+        "v1_chacha20poly1305_one_frame",
+        message(Suite::ChaCha20Poly1305, 65536, wa(), TEXT),
+        TEXT,
+    );
+    let multi = message(
+        Suite::Aes256Gcm,
+        32,
+        vec![wrap(&a, &d, 0xC0), wrap(&b, &d, 0xD0)],
+        TEXT,
+    );
+    valid("v1_multi_kek", multi.clone(), TEXT);
+    // What a rewrap produces: A's entry removed, B re-wrapped, payload untouched.
+    let (h, hl) = Header::parse(&multi, &Limits::default()).unwrap();
+    let rewrapped = [
+        h.with_wrapped_keys(vec![wrap(&b, &d, 0xE0)])
+            .unwrap()
+            .to_bytes(),
+        multi[hl..].to_vec(),
+    ]
+    .concat();
+    valid("v1_rewrapped", rewrapped, TEXT);
+
+    // Corruptions of v1_aes256gcm_frames: 4 full frames of 16+16 bytes, final frame 6+16.
+    let (h, hl) = Header::parse(&frames, &Limits::default()).unwrap();
+    let ctx_end = 45 + h.context().encoded_len();
+    let (commit, tag) = (ctx_end, ctx_end + 32);
+    let frame = |i: usize| hl + i * 32;
+    let mut fail = |name: &str, bytes: Vec<u8>| v.push((format!("fail_{name}"), bytes, None));
+    let flip = |at: usize| {
+        let mut m = frames.clone();
+        m[at] ^= 0x01;
+        m
+    };
+    fail("empty", Vec::new());
+    fail("header_only", frames[..hl].to_vec());
+    fail("truncated_final_frame", frames[..frame(4)].to_vec());
+    fail("truncated_mid_frame", frames[..frames.len() - 1].to_vec());
+    fail("trailing_byte", [&frames[..], &[0]].concat());
+    fail(
+        "frames_swapped",
+        [
+            &frames[..frame(0)],
+            &frames[frame(1)..frame(2)],
+            &frames[frame(0)..frame(1)],
+            &frames[frame(2)..],
+        ]
+        .concat(),
+    );
+    fail(
+        "frame_duplicated",
+        [&frames[..frame(1)], &frames[frame(0)..]].concat(),
+    );
+    fail(
+        "frame_dropped",
+        [&frames[..frame(1)], &frames[frame(2)..]].concat(),
+    );
+    fail("frame_bit_flip", flip(frame(2) + 5));
+    fail("frame_tag_bit_flip", flip(frame(1) + 20));
+    fail("bad_magic", flip(0));
+    fail("unknown_version", {
+        let mut m = frames.clone();
+        m[6] = 2;
+        m
+    });
+    fail("unknown_suite", {
+        let mut m = frames.clone();
+        m[7..9].copy_from_slice(&[0, 0x99]);
+        m
+    });
+    fail("suite_swapped", {
+        let mut m = frames.clone();
+        m[7..9].copy_from_slice(&Suite::ChaCha20Poly1305.id().to_be_bytes());
+        m
+    });
+    fail("frame_size_changed", {
+        let mut m = frames.clone();
+        m[12] = 17;
+        m
+    });
+    fail("message_id_flipped", flip(13));
+    fail("context_value_changed", {
+        let mut m = frames.clone();
+        let at = ctx_end - 1; // last byte of the last value ("frozen" -> "frozeo")
+        m[at] ^= 0x01;
+        m
+    });
+    fail("commitment_flipped", flip(commit));
+    fail("header_tag_flipped", flip(tag + 31));
+    fail("wrapped_key_flipped", flip(hl - 1));
+    // The key section wraps a different data key: the commitment rejects it.
+    fail(
+        "wrong_data_key",
+        [
+            h.with_wrapped_keys(vec![wrap(&a, &dek(0x60), 0xC0)])
+                .unwrap()
+                .to_bytes(),
+            frames[hl..].to_vec(),
+        ]
+        .concat(),
+    );
+    // Wrapped only for a KEK the decryptor does not trust: strict unwrap asks nobody.
+    fail(
+        "wrapped_for_unknown_kek",
+        [
+            h.with_wrapped_keys(vec![wrap(&kek(0x99), &d, 0xC0)])
+                .unwrap()
+                .to_bytes(),
+            frames[hl..].to_vec(),
+        ]
+        .concat(),
+    );
+    v
+}
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+}
+
+#[test]
+fn encoder_output_matches_frozen_vectors_byte_for_byte() {
+    let dir = data_dir();
+    let write = std::env::var_os("KMSEAL_WRITE_VECTORS").is_some();
+    let vectors = all_vectors();
+    assert!(vectors.len() >= 25);
+    for (name, bytes, pt) in vectors {
+        let path = dir.join(format!("{name}.kmseal"));
+        if write && !path.exists() {
+            std::fs::write(&path, &bytes).unwrap();
+            if let Some(pt) = &pt {
+                std::fs::write(dir.join(format!("{name}.plaintext")), pt).unwrap();
+            }
+        }
+        let frozen = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            frozen == bytes,
+            "{name}: encoder output differs from the frozen vector (format change?)"
+        );
+    }
+}
