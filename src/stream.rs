@@ -81,11 +81,11 @@ pub(crate) fn open_all(
         let is_final = frame.len() < full;
         let (ct, tag) = frame.split_at(frame.len() - TAG_LEN);
         let dst = &mut plain[pos..pos + ct.len()];
-        dst.copy_from_slice(ct);
         let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
-        keys.cipher.open(
+        keys.cipher.open_into(
             &frame_nonce(index, is_final),
             &frame_aad(header.message_id(), index, is_final),
+            ct,
             dst,
             tag,
         )?;

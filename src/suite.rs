@@ -235,6 +235,27 @@ impl PayloadCipher {
         Ok(tag.into())
     }
 
+    /// Verifies the tag of `ciphertext` and only then decrypts it into `out` (same length).
+    /// On failure `out` is not written.
+    pub(crate) fn open_into(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        ciphertext: &[u8],
+        out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), Error> {
+        let buf =
+            aes_gcm::aead::inout::InOutBuf::new(ciphertext, out).map_err(|_| Error::Decrypt)?;
+        match self {
+            PayloadCipher::Aes(c) => c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into()),
+            PayloadCipher::ChaCha(c) => {
+                c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into())
+            }
+        }
+        .map_err(|_| Error::Decrypt)
+    }
+
     /// Verifies the tag and decrypts `buf` in place. On failure `buf` is left as ciphertext
     /// (both RustCrypto AEADs verify before decrypting), and the error is opaque.
     pub(crate) fn open(
