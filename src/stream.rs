@@ -51,10 +51,11 @@ fn seal_frame(
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
     let start = out.len();
-    out.extend_from_slice(plaintext);
-    let tag = keys.cipher.seal(
+    out.resize(start + plaintext.len(), 0);
+    let tag = keys.cipher.seal_into(
         &frame_nonce(index, is_final),
         &frame_aad(message_id, index, is_final),
+        plaintext,
         &mut out[start..],
     )?;
     out.extend_from_slice(&tag);

@@ -235,6 +235,24 @@ impl PayloadCipher {
         Ok(tag.into())
     }
 
+    /// Encrypts `plaintext` into `out` (same length) and returns the tag.
+    pub(crate) fn seal_into(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error> {
+        let buf = aes_gcm::aead::inout::InOutBuf::new(plaintext, out)
+            .map_err(|_| Error::InvalidArgument("output length differs from input length"))?;
+        let tag = match self {
+            PayloadCipher::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
+            PayloadCipher::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
+        }
+        .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
+        Ok(tag.into())
+    }
+
     /// Verifies the tag of `ciphertext` and only then decrypts it into `out` (same length).
     /// On failure `out` is not written.
     pub(crate) fn open_into(
