@@ -201,9 +201,22 @@ pub(crate) fn frame_nonce(index: u64, is_final: bool) -> [u8; 12] {
     n
 }
 
-/// Frame associated data: message id, frame index (big-endian u64), final-frame flag.
-pub(crate) fn frame_aad(message_id: &[u8; KEY_LEN], index: u64, is_final: bool) -> [u8; 41] {
-    let mut a = [0u8; 41];
+/// Length of the frame associated data: four 16-byte blocks.
+pub(crate) const FRAME_AAD_LEN: usize = 64;
+
+/// Frame associated data: message id, frame index (big-endian u64), final-frame flag, then
+/// zero padding to 64 bytes.
+///
+/// The padding is for speed: Poly1305's AVX2 backend only takes its four-blocks-at-a-time path
+/// when the data before the ciphertext fills whole groups of four blocks. Measured on 1 MiB in
+/// 64 KiB frames (examples/chacha_probe.rs): 842 µs with a 41-byte AAD, 687 µs with 64 bytes,
+/// 711 µs with none. AES-GCM is indifferent (one more GHASH block per frame).
+pub(crate) fn frame_aad(
+    message_id: &[u8; KEY_LEN],
+    index: u64,
+    is_final: bool,
+) -> [u8; FRAME_AAD_LEN] {
+    let mut a = [0u8; FRAME_AAD_LEN];
     a[..32].copy_from_slice(message_id);
     a[32..40].copy_from_slice(&index.to_be_bytes());
     a[40] = u8::from(is_final);
@@ -351,7 +364,9 @@ mod tests {
         assert_eq!(n, [0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 1]);
         assert_ne!(frame_nonce(1, false), frame_nonce(1, true));
         let a = frame_aad(&[7; 32], 2, false);
-        assert_eq!(&a[32..], &[0, 0, 0, 0, 0, 0, 0, 2, 0]);
+        assert_eq!(&a[32..41], &[0, 0, 0, 0, 0, 0, 0, 2, 0]);
+        assert!(a[41..].iter().all(|&b| b == 0));
+        assert_eq!(frame_aad(&[7; 32], 2, true)[40], 1);
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! Real invocations of the `kmseal` binary: the README's flow, exit codes, and the promise
+//! that no partial output file is ever left behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("kmseal-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
+        cmd.args(args)
+            .env("KMSEAL_HOME", self.path("home"))
+            .env_remove("KMSEAL_KEY")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn encrypt_creates_the_dev_key_and_decrypt_round_trips() {
+    let env = Env::new("roundtrip");
+    let input = env.path("config.yaml");
+    std::fs::write(&input, b"db_password: hunter2hunter2\n").unwrap();
+    let sealed = env.path("config.yaml.kmseal");
+
+    let o = env.run(
+        &["encrypt", "-c", "app=demo", s(&input), "-o", s(&sealed)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("created a development key"),
+        "{}",
+        stderr(&o)
+    );
+    let key = env.path("home/dev.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let ct = std::fs::read(&sealed).unwrap();
+    assert!(ct.starts_with(b"KMSEAL"));
+    assert!(!ct.windows(7).any(|w| w == b"hunter2"));
+
+    let o = env.run(&["decrypt", "-c", "app=demo", s(&sealed)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"db_password: hunter2hunter2\n");
+
+    // stdin to stdout, and a second decrypt to a file with mode 0600.
+    let o = env.run(
+        &[
+            "encrypt",
+            "--suite",
+            "chacha20-poly1305",
+            "--frame-size",
+            "7",
+            "--force",
+        ],
+        Some(b"piped data"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = env.path("plain.txt");
+    std::fs::write(env.path("piped.kmseal"), &o.stdout).unwrap();
+    let o = env.run(
+        &["decrypt", s(&env.path("piped.kmseal")), "-o", s(&out)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), b"piped data");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn failures_have_distinct_exit_codes_and_leave_no_output() {
+    let env = Env::new("failures");
+    let input = env.path("in.txt");
+    std::fs::write(&input, vec![b'x'; 200_000]).unwrap();
+    let sealed = env.path("in.kmseal");
+    let o = env.run(
+        &[
+            "encrypt",
+            "-c",
+            "app=a",
+            "--frame-size",
+            "4096",
+            s(&input),
+            "-o",
+            s(&sealed),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = env.path("out.txt");
+
+    // Wrong context: decryption failure (3).
+    let o = env.run(&["decrypt", "-c", "app=b", s(&sealed), "-o", s(&out)], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("context"));
+
+    // Truncated in the middle: many frames verify, then the stream fails. No file appears,
+    // and no temporary file is left in the directory.
+    let ct = std::fs::read(&sealed).unwrap();
+    let cut = env.path("cut.kmseal");
+    std::fs::write(&cut, &ct[..ct.len() / 2]).unwrap();
+    let o = env.run(&["decrypt", "-c", "app=a", s(&cut), "-o", s(&out)], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(!out.exists(), "partial output left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(&env.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("kmseal-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A key the message was not encrypted for: key error (4).
+    let other = env.path("other.key");
+    let o = env.run(&["keygen", "-o", s(&other)], None);
+    assert!(o.status.success());
+    let uri = format!("local://{}", s(&other));
+    let o = env.run(&["decrypt", "-k", &uri, s(&sealed)], None);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no trusted KEK"), "{}", stderr(&o));
+
+    // A group-readable key file is refused with the fix in the message.
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = env.run(&["decrypt", "-k", &uri, s(&sealed)], None);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+
+    // Not a kmseal message (3); an existing output is not overwritten without --force (2).
+    let o = env.run(&["decrypt", s(&input)], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = env.run(&["encrypt", s(&input), "-o", s(&sealed)], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"));
+    // Bad key URI (4) and bad context syntax (2).
+    let o = env.run(
+        &[
+            "encrypt",
+            "-k",
+            "s3://nope",
+            s(&input),
+            "-o",
+            s(&env.path("x")),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let o = env.run(&["encrypt", "-c", "novalue", s(&input)], None);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn env_key_form_round_trips() {
+    let env = Env::new("envkey");
+    let o = env.run(&["keygen", "--print-env"], None);
+    assert!(o.status.success());
+    let key = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(key.trim().len(), 44);
+    let sealed = env.path("m.kmseal");
+    let run = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
+        cmd.args(args)
+            .env("TEST_KEK", key.trim())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut sin = child.stdin.take().unwrap();
+            if let Some(i) = stdin {
+                sin.write_all(i).unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    };
+    let o = run(
+        &["encrypt", "-k", "local://env:TEST_KEK", "-o", s(&sealed)],
+        Some(b"from env"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["decrypt", "-k", "local://env:TEST_KEK", s(&sealed)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"from env");
+}
