@@ -102,7 +102,8 @@ pub(crate) fn open_all(
 ///
 /// The plaintext frame buffer is locked memory.
 pub struct EncryptWriter<W: Write> {
-    inner: W,
+    /// `None` only after `finish` has taken it.
+    inner: Option<W>,
     keys: MessageKeys,
     message_id: [u8; KEY_LEN],
     frame_size: usize,
@@ -123,7 +124,7 @@ impl<W: Write> EncryptWriter<W> {
         inner.write_all(&header.to_bytes())?;
         let frame_size = header.frame_size() as usize;
         Ok(EncryptWriter {
-            inner,
+            inner: Some(inner),
             keys,
             message_id: *header.message_id(),
             frame_size,
@@ -142,7 +143,10 @@ impl<W: Write> EncryptWriter<W> {
         scrub_stack();
         let tag = tag?;
         self.buf.extend_from_slice(&tag)?;
-        self.inner.write_all(self.buf.expose_secret())?;
+        self.inner
+            .as_mut()
+            .ok_or(Error::InvalidArgument("the stream is already finished"))?
+            .write_all(self.buf.expose_secret())?;
         self.buf.clear();
         self.index = self
             .index
@@ -154,8 +158,24 @@ impl<W: Write> EncryptWriter<W> {
     /// Writes the final frame, flushes, and returns the inner writer.
     pub fn finish(mut self) -> Result<W, Error> {
         self.emit(true)?;
-        self.inner.flush()?;
-        Ok(self.inner)
+        let mut inner = self
+            .inner
+            .take()
+            .ok_or(Error::InvalidArgument("the stream is already finished"))?;
+        inner.flush()?;
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Drop for EncryptWriter<W> {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            tracing::warn!(
+                frames_written = self.index,
+                "kmseal: EncryptWriter dropped without finish(); the output has no final frame \
+                 and will fail to decrypt as truncated"
+            );
+        }
     }
 }
 
@@ -179,7 +199,10 @@ impl<W: Write> Write for EncryptWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        match self.inner.as_mut() {
+            Some(inner) => inner.flush(),
+            None => Ok(()),
+        }
     }
 }
 

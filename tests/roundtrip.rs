@@ -163,3 +163,23 @@ async fn async_api_works_inside_a_runtime() {
         .unwrap();
     assert_eq!(pt.expose_secret(), b"async");
 }
+
+#[test]
+fn a_writer_dropped_without_finish_yields_a_truncated_message() {
+    use std::io::Write;
+    let k = kek();
+    let mut out = Vec::new();
+    {
+        let mut w = Encryptor::new(k.clone() as Arc<dyn Kek>)
+            .frame_size(8)
+            .unwrap()
+            .writer_blocking(&mut out)
+            .unwrap();
+        w.write_all(b"sixteen bytes!!!").unwrap();
+        // dropped here without finish()
+    }
+    let err = Decryptor::new(k as Arc<dyn Kek>)
+        .decrypt_blocking(&out)
+        .unwrap_err();
+    assert!(matches!(err, kmseal::Error::Truncated(_)), "{err:?}");
+}

@@ -79,7 +79,7 @@ struct Common {
     /// Encryption context pair KEY=VALUE (repeatable). On decrypt, pairs the message must have.
     #[arg(short, long = "context", value_parser = parse_pair)]
     context: Vec<(String, String)>,
-    /// Overwrite an existing output file; allow binary output to a terminal.
+    /// Overwrite an existing output file; allow output to a terminal.
     #[arg(short, long)]
     force: bool,
 }
@@ -303,6 +303,12 @@ fn decrypt(common: Common) -> Result<(), Failure> {
     let mut dec = Decryptor::new(first).expect(context(common.context)?);
     for k in keks {
         dec = dec.add_kek(k);
+    }
+    if common.output.is_none() && io::stdout().is_terminal() && !common.force {
+        return Err(usage(
+            "refusing to write decrypted plaintext to a terminal (scrollback, screen recordings); \
+             pipe it, use -o FILE, or pass --force",
+        ));
     }
     let input = open_input(&common.input)?;
     let mut reader = dec.reader_blocking(input)?;
