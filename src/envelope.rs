@@ -135,7 +135,27 @@ impl Encryptor {
     }
 
     /// A streaming encryptor writing to `writer`. Call
-    /// [`EncryptWriter::finish`] when done.
+    /// [`EncryptWriter::finish`] when done. Memory use is one frame, whatever the input size.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek, SecretBytes};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let mut w = Encryptor::new(kek.clone()).writer_blocking(Vec::new())?;
+    /// for line in ["user=app\n", "password=s3cret\n"] {
+    ///     w.write_all(line.as_bytes())?;
+    /// }
+    /// let sealed = w.finish()?; // writes the final frame; without it the stream is truncated
+    ///
+    /// // Read the plaintext straight into locked memory.
+    /// let mut r = Decryptor::new(kek).reader_blocking(&sealed[..])?;
+    /// let mut plain = SecretBytes::new();
+    /// std::io::copy(&mut r, &mut plain)?;
+    /// assert_eq!(plain.expose_secret(), b"user=app\npassword=s3cret\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn writer<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
         let (header, keys) = self.start().await?;
         EncryptWriter::new(writer, &header, keys)

@@ -45,6 +45,19 @@ const HOW_TO_GENERATE: &str =
     "generate one with `kmseal keygen --print-env` or `head -c 32 /dev/urandom | base64`";
 
 /// A local key-encryption key. See the [module docs](self).
+///
+/// ```
+/// use kmseal::{KeyUri, LocalKek};
+///
+/// let dir = std::env::temp_dir().join(format!("kmseal-doc-{}", std::process::id()));
+/// let path = dir.join("dev.key");
+/// let created = LocalKek::create_file(&path)?;          // mode 0600, never overwrites
+/// let uri: KeyUri = format!("local://{}", path.display()).parse()?;
+/// let loaded = LocalKek::from_uri(&uri)?;
+/// assert_eq!(created.key_id(), loaded.key_id());        // the id is a fingerprint of the key
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct LocalKek {
     wrap_key: SecretBytes,
     key_id: String,
