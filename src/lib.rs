@@ -21,6 +21,9 @@
 //! * [`kek`] has the [`Kek`] trait, [`DataKey`], [`WrappedKey`] and [`KeyUri`].
 //! * [`local`] is the embedded [`LocalKek`].
 //! * [`blocking`] is a tiny executor for synchronous callers.
+//!
+//! # Feature flags
+//! * `testing`: the provider conformance suite (`kmseal::testing`), for provider crates' tests.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -35,6 +38,8 @@ pub mod local;
 pub mod secret;
 pub mod stream;
 mod suite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod vectors;
 

@@ -1,0 +1,254 @@
+//! Against a real OpenBao dev server started by `scripts/test` (address in
+//! `KMSEAL_TEST_VAULT_ADDR`, root token in `KMSEAL_TEST_VAULT_TOKEN`). Without it these tests
+//! fail: they never skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kmseal::{
+    DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, KmsErrorKind,
+    SecretString,
+};
+use kmseal_vault::{TokenSource, VaultKek};
+
+fn server() -> (String, String) {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    (addr, token)
+}
+
+/// Admin calls with the root token (creating, rotating, configuring keys).
+async fn admin(
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (addr, token) = server();
+    let resp = reqwest::Client::new()
+        .request(method, format!("http://{addr}/v1/{path}"))
+        .header("X-Vault-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .expect("OpenBao must be reachable (scripts/test starts it)");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn unique(name: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}-{}-{n}", std::process::id())
+}
+
+async fn new_key(extra: serde_json::Value) -> String {
+    let name = unique("kmseal");
+    let (status, body) = admin(
+        reqwest::Method::POST,
+        &format!("transit/keys/{name}"),
+        extra,
+    )
+    .await;
+    assert!(status < 300, "creating key {name}: {status} {body}");
+    name
+}
+
+fn kek_with_token(name: &str, token: &str) -> VaultKek {
+    let (addr, _) = server();
+    let uri: KeyUri = format!("vault+http://{addr}/transit/keys/{name}")
+        .parse()
+        .unwrap();
+    VaultKek::builder(&uri)
+        .unwrap()
+        .token(TokenSource::Token(
+            SecretString::copy_from_str(token).unwrap(),
+        ))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn kek(name: &str) -> VaultKek {
+    kek_with_token(name, &server().1)
+}
+
+fn kind(e: &Error) -> Option<KmsErrorKind> {
+    match e {
+        Error::Kms { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_on_openbao() {
+    let a = new_key(serde_json::json!({})).await;
+    let b = new_key(serde_json::json!({})).await;
+    kmseal::testing::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_on_a_derived_chacha_key() {
+    let a = new_key(serde_json::json!({"derived": true, "type": "chacha20-poly1305"})).await;
+    let b = new_key(serde_json::json!({"derived": true})).await;
+    kmseal::testing::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
+}
+
+#[tokio::test]
+async fn a_missing_key_is_refused_and_not_created() {
+    let name = unique("missing");
+    let err = kek(&name)
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::NotFound), "{err}");
+    assert!(err.to_string().contains("write -f transit/keys/"), "{err}");
+    let (status, _) = admin(
+        reqwest::Method::GET,
+        &format!("transit/keys/{name}"),
+        serde_json::json!(null),
+    )
+    .await;
+    assert_eq!(status, 404, "the key must not have been created");
+}
+
+#[tokio::test]
+async fn key_types_that_cannot_bind_the_context_are_refused() {
+    let name = new_key(serde_json::json!({"type": "rsa-2048"})).await;
+    let err = kek(&name)
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot bind the encryption context"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rotation_is_visible_rewrap_works_and_old_versions_can_be_disabled() {
+    rotation(serde_json::json!({})).await;
+}
+
+#[tokio::test]
+async fn rotation_with_a_derived_key_uses_the_server_rewrap() {
+    rotation(serde_json::json!({"derived": true})).await;
+}
+
+async fn rotation(key_options: serde_json::Value) {
+    let name = new_key(key_options).await;
+    let k = kek(&name);
+    let ctx = EncryptionContext::new().with("app", "rot").unwrap();
+    let dek = DataKey::generate().unwrap();
+    let v1 = k.wrap(&dek, &ctx).await.unwrap();
+    assert_eq!(VaultKek::key_version(&v1), Some(1));
+    let (s, _) = admin(
+        reqwest::Method::POST,
+        &format!("transit/keys/{name}/rotate"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert!(s < 300);
+    let v2 = k.wrap(&dek, &ctx).await.unwrap();
+    assert_eq!(VaultKek::key_version(&v2), Some(2));
+    assert!(
+        k.unwrap(&v1, &ctx).await.unwrap() == dek,
+        "old versions still decrypt"
+    );
+    let rewrapped = k.rewrap(&v1, &ctx).await.unwrap();
+    assert_eq!(VaultKek::key_version(&rewrapped), Some(2));
+    assert!(k.unwrap(&rewrapped, &ctx).await.unwrap() == dek);
+    assert_eq!(k.key_info().await.unwrap().latest_version, 2);
+    // "Disable" version 1: raise the minimum decryption version.
+    let (s, body) = admin(
+        reqwest::Method::POST,
+        &format!("transit/keys/{name}/config"),
+        serde_json::json!({"min_decryption_version": 2}),
+    )
+    .await;
+    assert!(s < 300, "{body}");
+    let err = k.unwrap(&v1, &ctx).await.unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::Disabled), "{err}");
+    assert!(k.unwrap(&v2, &ctx).await.unwrap() == dek);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_access_denied() {
+    let name = new_key(serde_json::json!({})).await;
+    let err = kek_with_token(&name, "not-a-token")
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    assert!(!err.to_string().contains("not-a-token"));
+}
+
+#[tokio::test]
+async fn an_unreachable_or_hanging_server_fails_within_the_timeout() {
+    // Nothing listens: connection refused, retried, then Unavailable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let uri: KeyUri = format!("vault+http://127.0.0.1:{port}/transit/keys/k")
+        .parse()
+        .unwrap();
+    let k = VaultKek::builder(&uri)
+        .unwrap()
+        .token(TokenSource::Token(
+            SecretString::copy_from_str("t").unwrap(),
+        ))
+        .retries(1)
+        .build()
+        .unwrap();
+    let err = k
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::Unavailable), "{err}");
+
+    // Accepts connections and never answers: Timeout after about retries+1 timeouts.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    let uri: KeyUri = format!("vault+http://127.0.0.1:{port}/transit/keys/k")
+        .parse()
+        .unwrap();
+    let k = VaultKek::builder(&uri)
+        .unwrap()
+        .token(TokenSource::Token(
+            SecretString::copy_from_str("t").unwrap(),
+        ))
+        .timeout(Duration::from_millis(500))
+        .retries(1)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = k
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(kind(&err), Some(KmsErrorKind::Timeout), "{err}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    drop(hang);
+}
+
+#[test]
+fn the_blocking_facade_works_without_a_runtime() {
+    let name = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(new_key(serde_json::json!({})))
+    };
+    let k: Arc<dyn Kek> = Arc::new(kek(&name));
+    let msg = Encryptor::new(k.clone())
+        .encrypt_blocking(b"no runtime here")
+        .unwrap();
+    let pt = Decryptor::new(k).decrypt_blocking(&msg).unwrap();
+    assert_eq!(pt.expose_secret(), b"no runtime here");
+}

@@ -1,0 +1,249 @@
+//! The provider conformance suite: one set of checks every [`Kek`] implementation must pass
+//! (feature `testing`). Provider crates call [`run`] from their integration tests against a
+//! real server or a faithful stand-in, the way object_store runs one integration suite against
+//! every store.
+//!
+//! The checks panic with a description on failure, like `assert!`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::{
+    DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KmsErrorKind, LocalKek,
+    WrappedKey,
+};
+
+/// Runs every check. `kek` and `other` must be two different keys of the same provider
+/// (`other` is used to show that one key cannot unwrap another's data key).
+pub async fn run(kek: Arc<dyn Kek>, other: Arc<dyn Kek>) {
+    round_trip(kek.as_ref()).await;
+    wrong_context_is_refused(kek.as_ref()).await;
+    another_key_cannot_unwrap(kek.as_ref(), other.as_ref()).await;
+    tampered_wrapped_key_is_refused(kek.as_ref()).await;
+    large_context_round_trips(kek.as_ref()).await;
+    concurrent_use(kek.clone(), 32).await;
+    envelope_with_a_local_break_glass_key(kek).await;
+}
+
+fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+    EncryptionContext::try_from(pairs.to_vec()).unwrap()
+}
+
+/// Wrap then unwrap returns the same key; the wrapped key names this KEK.
+pub async fn round_trip(kek: &dyn Kek) {
+    let dek = DataKey::generate().unwrap();
+    let c = ctx(&[("app", "conformance"), ("tenant", "t1")]);
+    let wrapped = kek
+        .wrap(&dek, &c)
+        .await
+        .unwrap_or_else(|e| panic!("wrap: {e}"));
+    assert_eq!(wrapped.provider, kek.provider());
+    assert!(
+        kek.matches(&wrapped),
+        "a KEK must claim what it wrapped: {wrapped:?}"
+    );
+    assert!(
+        !wrapped
+            .ciphertext
+            .windows(16)
+            .any(|w| w == &dek.expose_secret()[..16]),
+        "the wrapped key contains the data key in clear"
+    );
+    let back = kek
+        .unwrap(&wrapped, &c)
+        .await
+        .unwrap_or_else(|e| panic!("unwrap: {e}"));
+    assert!(back == dek, "unwrap returned a different key");
+    let empty = EncryptionContext::new();
+    let wrapped = kek.wrap(&dek, &empty).await.unwrap();
+    assert!(
+        kek.unwrap(&wrapped, &empty).await.unwrap() == dek,
+        "empty context"
+    );
+}
+
+fn assert_refused(result: Result<DataKey, Error>, what: &str) {
+    match result {
+        Ok(_) => panic!("{what}: unwrap succeeded but must fail"),
+        Err(Error::Decrypt) => {}
+        Err(Error::Kms { kind, .. }) => assert!(
+            matches!(
+                kind,
+                KmsErrorKind::InvalidCiphertext
+                    | KmsErrorKind::AccessDenied
+                    | KmsErrorKind::NotFound
+            ),
+            "{what}: unexpected error kind {kind}"
+        ),
+        Err(other) => panic!("{what}: unexpected error {other}"),
+    }
+}
+
+/// A wrapped key is bound to its encryption context.
+pub async fn wrong_context_is_refused(kek: &dyn Kek) {
+    let dek = DataKey::generate().unwrap();
+    let wrapped = kek.wrap(&dek, &ctx(&[("app", "a")])).await.unwrap();
+    assert_refused(
+        kek.unwrap(&wrapped, &ctx(&[("app", "b")])).await,
+        "other context value",
+    );
+    assert_refused(
+        kek.unwrap(&wrapped, &EncryptionContext::new()).await,
+        "context dropped",
+    );
+    assert_refused(
+        kek.unwrap(&wrapped, &ctx(&[("app", "a"), ("x", "y")]))
+            .await,
+        "context extended",
+    );
+}
+
+/// Another key of the same provider cannot unwrap (asked directly, bypassing `matches`).
+pub async fn another_key_cannot_unwrap(kek: &dyn Kek, other: &dyn Kek) {
+    assert_ne!(
+        kek.key_id(),
+        other.key_id(),
+        "the suite needs two different keys"
+    );
+    let dek = DataKey::generate().unwrap();
+    let c = ctx(&[("app", "a")]);
+    let wrapped = kek.wrap(&dek, &c).await.unwrap();
+    assert!(
+        !other.matches(&wrapped),
+        "another key must not claim this wrapped key"
+    );
+    let relabelled = WrappedKey {
+        key_id: other.key_id().to_owned(),
+        ..wrapped
+    };
+    assert_refused(
+        other.unwrap(&relabelled, &c).await,
+        "unwrap under another key",
+    );
+}
+
+/// Every single-byte change of the wrapped key is refused (sampled positions).
+pub async fn tampered_wrapped_key_is_refused(kek: &dyn Kek) {
+    let dek = DataKey::generate().unwrap();
+    let c = ctx(&[("app", "a")]);
+    let wrapped = kek.wrap(&dek, &c).await.unwrap();
+    let n = wrapped.ciphertext.len();
+    for pos in [0, n / 4, n / 2, 3 * n / 4, n - 1] {
+        let mut t = wrapped.clone();
+        // Stay within printable ASCII so text-encoded ciphertexts stay text.
+        t.ciphertext[pos] = if t.ciphertext[pos] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        if let Ok(k) = kek.unwrap(&t, &c).await {
+            assert!(k != dek, "tampered at {pos}: same key returned");
+            panic!("tampered wrapped key (byte {pos}) was accepted");
+        }
+    }
+    let mut short = wrapped.clone();
+    short.ciphertext.truncate(n / 2);
+    assert_refused(kek.unwrap(&short, &c).await, "truncated wrapped key");
+}
+
+/// A context of about 4 KiB (32 pairs) round-trips.
+pub async fn large_context_round_trips(kek: &dyn Kek) {
+    let mut c = EncryptionContext::new();
+    for i in 0..32 {
+        c.insert(format!("key-{i:02}"), "v".repeat(120)).unwrap();
+    }
+    let dek = DataKey::generate().unwrap();
+    let wrapped = kek.wrap(&dek, &c).await.unwrap();
+    assert!(kek.unwrap(&wrapped, &c).await.unwrap() == dek);
+}
+
+/// `n` wraps and unwraps in flight at once all succeed and return the right keys.
+pub async fn concurrent_use(kek: Arc<dyn Kek>, n: usize) {
+    let tasks: Vec<Pin<Box<dyn Future<Output = bool> + Send>>> = (0..n)
+        .map(|i| {
+            let kek = kek.clone();
+            Box::pin(async move {
+                let dek = DataKey::generate().unwrap();
+                let c = ctx(&[("task", &i.to_string())]);
+                let w = kek
+                    .wrap(&dek, &c)
+                    .await
+                    .unwrap_or_else(|e| panic!("task {i} wrap: {e}"));
+                let k = kek
+                    .unwrap(&w, &c)
+                    .await
+                    .unwrap_or_else(|e| panic!("task {i} unwrap: {e}"));
+                k == dek
+            }) as Pin<Box<dyn Future<Output = bool> + Send>>
+        })
+        .collect();
+    let results = JoinAll {
+        futures: tasks.into_iter().map(Some).collect(),
+        done: vec![None; n],
+    }
+    .await;
+    assert!(
+        results.into_iter().all(|ok| ok),
+        "a concurrent unwrap returned the wrong key"
+    );
+}
+
+/// A message wrapped for the provider and a local break-glass key opens with either.
+pub async fn envelope_with_a_local_break_glass_key(kek: Arc<dyn Kek>) {
+    let local: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
+    let msg = Encryptor::new(kek.clone())
+        .add_kek(local.clone())
+        .context("app", "conformance")
+        .unwrap()
+        .encrypt(b"payload")
+        .await
+        .unwrap();
+    for k in [kek, local] {
+        let pt = Decryptor::new(k)
+            .expect_context("app", "conformance")
+            .unwrap()
+            .decrypt(&msg)
+            .await
+            .unwrap();
+        assert_eq!(pt.expose_secret(), b"payload");
+    }
+}
+
+/// Polls every future until all are done (no runtime needed beyond the caller's).
+struct JoinAll<T> {
+    futures: Vec<Option<Pin<Box<dyn Future<Output = T> + Send>>>>,
+    done: Vec<Option<T>>,
+}
+
+impl<T: Clone + Unpin> Future for JoinAll<T> {
+    type Output = Vec<T>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<T>> {
+        let this = &mut *self;
+        for (slot, out) in this.futures.iter_mut().zip(this.done.iter_mut()) {
+            if let Some(f) = slot
+                && let Poll::Ready(v) = f.as_mut().poll(cx)
+            {
+                *out = Some(v);
+                *slot = None;
+            }
+        }
+        if this.futures.iter().all(Option::is_none) {
+            Poll::Ready(this.done.iter_mut().map(|d| d.take().unwrap()).collect())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_local_kek_passes_the_conformance_suite() {
+        let a = std::sync::Arc::new(crate::LocalKek::generate().unwrap());
+        let b = std::sync::Arc::new(crate::LocalKek::generate().unwrap());
+        crate::blocking::block_on(super::run(a, b));
+    }
+}
