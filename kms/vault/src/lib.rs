@@ -1,4 +1,4 @@
-//! HashiCorp Vault / OpenBao transit key wrapping for [kmseal](kmseal).
+//! HashiCorp Vault / OpenBao transit key wrapping for [`kmseal`].
 //!
 //! The data key is encrypted by the transit engine (`MOUNT/encrypt/NAME`) and decrypted by
 //! `MOUNT/decrypt/NAME`, always naming the key from the caller's URI. The encryption context,
