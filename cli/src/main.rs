@@ -72,7 +72,8 @@ struct Common {
     /// Output file (written to a temporary file and renamed on success); default stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Key URI (repeatable): local://PATH, local://env:VAR. Default: $KMSEAL_KEY, else the
+    /// Key URI (repeatable): local://PATH, local://env:VAR, vault://HOST:PORT/MOUNT/keys/NAME
+    /// (token from VAULT_TOKEN / BAO_TOKEN / ~/.vault-token). Default: $KMSEAL_KEY, else the
     /// development key.
     #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
     keys: Vec<String>,
@@ -246,8 +247,12 @@ fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Fail
             let uri: KeyUri = u.parse()?;
             match uri.provider() {
                 Provider::Local => Ok(Arc::new(LocalKek::from_uri(&uri)?) as Arc<dyn Kek>),
+                #[cfg(feature = "vault")]
+                Provider::Vault => {
+                    Ok(Arc::new(kmseal_vault::VaultKek::from_uri(&uri)?) as Arc<dyn Kek>)
+                }
                 other => Err(usage(format!(
-                    "{} keys are not supported by this build of kmseal yet (only local://)",
+                    "{} keys are not supported by this build of kmseal yet",
                     other.scheme()
                 ))),
             }

@@ -1,0 +1,106 @@
+//! End to end through the CLI with real KMS servers started by `scripts/test`: a 10 MiB file
+//! encrypted under a provider key (plus a local break-glass key), decrypted with each, compared.
+//! These tests fail, never skip, when the server is not there.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
+    cmd.args(args).env_remove("KMSEAL_KEY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kmseal-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn ten_mib_file_through_the_cli_with_vault_and_a_local_key() {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    let d = dir("vault");
+    let input = d.join("big.bin");
+    let data: Vec<u8> = (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&input, &data).unwrap();
+    let local_key = d.join("break-glass.key");
+    assert!(
+        run(&["keygen", "-o", local_key.to_str().unwrap()], &[])
+            .status
+            .success()
+    );
+    let vault = format!("vault+http://{addr}/transit/keys/kmseal-e2e");
+    let local = format!("local://{}", local_key.display());
+    let env = [("VAULT_TOKEN", token.as_str())];
+    let sealed = d.join("big.kmseal");
+    let o = run(
+        &[
+            "encrypt",
+            "-k",
+            &vault,
+            "-k",
+            &local,
+            "-c",
+            "app=e2e",
+            input.to_str().unwrap(),
+            "-o",
+            sealed.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for key in [&vault, &local] {
+        let out = d.join("out.bin");
+        let _ = std::fs::remove_file(&out);
+        let o = run(
+            &[
+                "decrypt",
+                "-k",
+                key,
+                "-c",
+                "app=e2e",
+                sealed.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            &env,
+        );
+        assert!(
+            o.status.success(),
+            "{key}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::read(&out).unwrap() == data,
+            "{key}: round trip differs"
+        );
+    }
+    // A wrong Vault token: a key error (exit 4), and the local key is not consulted.
+    let o = run(
+        &["decrypt", "-k", &vault, sealed.to_str().unwrap()],
+        &[("VAULT_TOKEN", "wrong")],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("access denied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
