@@ -70,6 +70,39 @@ pub enum TokenSource {
     File(PathBuf),
     /// A token given directly.
     Token(SecretString),
+    /// Kubernetes auth: log in at `auth/MOUNT/login` with the pod's service-account JWT and
+    /// a Vault role, on first use and again when the token is refused (expired).
+    Kubernetes {
+        /// The Vault role bound to this service account.
+        role: String,
+        /// The auth mount (usually `kubernetes`).
+        mount: String,
+        /// The projected service-account token file.
+        jwt_path: PathBuf,
+    },
+}
+
+impl TokenSource {
+    /// Kubernetes auth with the default mount (`kubernetes`) and the default token file
+    /// (`/var/run/secrets/kubernetes.io/serviceaccount/token`).
+    pub fn kubernetes(role: impl Into<String>) -> TokenSource {
+        TokenSource::Kubernetes {
+            role: role.into(),
+            mount: "kubernetes".into(),
+            jwt_path: PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        }
+    }
+}
+
+/// How requests are authenticated.
+enum Auth {
+    Static(SecretString),
+    Kubernetes {
+        role: String,
+        mount: String,
+        jwt_path: PathBuf,
+        token: tokio::sync::Mutex<Option<SecretString>>,
+    },
 }
 
 /// Settings for a [`VaultKek`].
@@ -148,7 +181,19 @@ impl VaultBuilder {
         } else {
             format!("{host}:8200")
         };
-        let token = read_token(&self.token)?;
+        let auth = match self.token {
+            TokenSource::Kubernetes {
+                role,
+                mount,
+                jwt_path,
+            } => Auth::Kubernetes {
+                role,
+                mount,
+                jwt_path,
+                token: tokio::sync::Mutex::new(None),
+            },
+            other => Auth::Static(read_token(&other)?),
+        };
         let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(5)))
@@ -179,7 +224,7 @@ impl VaultBuilder {
             name: name.to_owned(),
             key_id: format!("{mount}/keys/{name}"),
             uri: self.uri,
-            token,
+            auth,
             check_key: self.check_key,
             derived: OnceLock::new(),
             assume_derived: self.assume_derived,
@@ -213,6 +258,9 @@ fn read_token(source: &TokenSource) -> Result<SecretString, Error> {
     match source {
         TokenSource::Token(t) => t.try_clone(),
         TokenSource::File(path) => from_file(path),
+        TokenSource::Kubernetes { .. } => {
+            Err(Error::InvalidArgument("Kubernetes auth logs in lazily"))
+        }
         TokenSource::Default => {
             for var in ["VAULT_TOKEN", "BAO_TOKEN"] {
                 if let Ok(v) = std::env::var(var) {
@@ -249,7 +297,7 @@ pub struct VaultKek {
     name: String,
     key_id: String,
     uri: KeyUri,
-    token: SecretString,
+    auth: Auth,
     check_key: bool,
     /// Whether the key is derived, learned from its metadata on first use.
     derived: OnceLock<bool>,
@@ -334,17 +382,125 @@ impl VaultKek {
         })
     }
 
+    /// The current token (logging in with Kubernetes auth first if needed).
+    async fn token(&self) -> Result<SecretString, Error> {
+        match &self.auth {
+            Auth::Static(t) => t.try_clone(),
+            Auth::Kubernetes {
+                role,
+                mount,
+                jwt_path,
+                token,
+            } => {
+                let mut cached = token.lock().await;
+                if let Some(t) = cached.as_ref() {
+                    return t.try_clone();
+                }
+                let fresh = self.kubernetes_login(role, mount, jwt_path).await?;
+                let out = fresh.try_clone()?;
+                *cached = Some(fresh);
+                Ok(out)
+            }
+        }
+    }
+
+    async fn kubernetes_login(
+        &self,
+        role: &str,
+        mount: &str,
+        jwt_path: &std::path::Path,
+    ) -> Result<SecretString, Error> {
+        let jwt = std::fs::read(jwt_path).map_err(|e| {
+            kms_error(
+                KmsErrorKind::AccessDenied,
+                format!(
+                    "cannot read the service-account token {}: {e}",
+                    jwt_path.display()
+                ),
+            )
+        })?;
+        let jwt = SecretBytes::from_vec_zeroizing(jwt)?;
+        let mut body = SecretBytes::with_capacity(jwt.len() + 64)?;
+        json_field_start(&mut body, "role")?;
+        body.extend_from_slice(
+            serde_json::to_string(role)
+                .unwrap_or_default()
+                .trim_matches('"')
+                .as_bytes(),
+        )?;
+        json_field_start(&mut body, "jwt")?;
+        body.extend_from_slice(trim_ascii(jwt.expose_secret()))?;
+        body.extend_from_slice(b"\"}")?;
+        let resp = self
+            .http
+            .call(
+                Method::POST,
+                &format!("auth/{mount}/login"),
+                b"",
+                Some(&body),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Kms { kind, message, .. } => kms_error(
+                    kind,
+                    format!(
+                        "Kubernetes login to auth/{mount} with role `{role}` failed: {message}"
+                    ),
+                ),
+                other => other,
+            })?;
+        #[derive(serde::Deserialize)]
+        struct Login<'a> {
+            #[serde(borrow)]
+            auth: LoginAuth<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct LoginAuth<'a> {
+            #[serde(borrow)]
+            client_token: &'a str,
+        }
+        let login: Login<'_> = serde_json::from_slice(resp.expose_secret())
+            .map_err(|_| bad_response("login without a client token"))?;
+        tracing::debug!(%mount, %role, "logged in to Vault with Kubernetes auth");
+        SecretString::copy_from_str(login.auth.client_token)
+    }
+
+    /// One authenticated call; a refused Kubernetes-auth token is renewed by logging in
+    /// again, once.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&SecretBytes>,
+    ) -> Result<SecretBytes, Error> {
+        let token = self.token().await?;
+        let result = self
+            .http
+            .call(method.clone(), path, token.expose_secret().as_bytes(), body)
+            .await;
+        match (&self.auth, &result) {
+            (
+                Auth::Kubernetes { token, .. },
+                Err(Error::Kms {
+                    kind: KmsErrorKind::AccessDenied,
+                    ..
+                }),
+            ) => {
+                *token.lock().await = None;
+                let fresh = self.token().await?;
+                self.http
+                    .call(method, path, fresh.expose_secret().as_bytes(), body)
+                    .await
+            }
+            _ => result,
+        }
+    }
+
     /// Reads the key's metadata (needs `read` on `MOUNT/keys/NAME`).
     pub async fn key_info(&self) -> Result<KeyInfo, Error> {
         let path = format!("{}/keys/{}", self.mount, self.name);
         let body = self
-            .http
-            .call(
-                Method::GET,
-                &path,
-                self.token.expose_secret().as_bytes(),
-                None,
-            )
+            .call(Method::GET, &path, None)
             .await
             .map_err(|e| match e {
                 Error::Kms {
@@ -473,15 +629,7 @@ impl VaultKek {
 
     async fn post_for_ciphertext(&self, op: &str, body: &SecretBytes) -> Result<Vec<u8>, Error> {
         let path = format!("{}/{op}/{}", self.mount, self.name);
-        let resp = self
-            .http
-            .call(
-                Method::POST,
-                &path,
-                self.token.expose_secret().as_bytes(),
-                Some(body),
-            )
-            .await?;
+        let resp = self.call(Method::POST, &path, Some(body)).await?;
         let env: Envelope<CiphertextData<'_>> = serde_json::from_slice(resp.expose_secret())
             .map_err(|_| bad_response("no ciphertext"))?;
         if !env.data.ciphertext.starts_with("vault:v") {
@@ -489,6 +637,10 @@ impl VaultKek {
         }
         Ok(env.data.ciphertext.as_bytes().to_vec())
     }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
 }
 
 /// Appends `{"NAME":"` (or `,"NAME":"` after the first field).
@@ -564,15 +716,7 @@ impl Kek for VaultKek {
         body.extend_from_slice(&wrapped.ciphertext)?;
         context_fields(&mut body, context, derived)?;
         let path = format!("{}/decrypt/{}", self.mount, self.name);
-        let resp = self
-            .http
-            .call(
-                Method::POST,
-                &path,
-                self.token.expose_secret().as_bytes(),
-                Some(&body),
-            )
-            .await?;
+        let resp = self.call(Method::POST, &path, Some(&body)).await?;
         let env: Envelope<PlaintextData<'_>> = serde_json::from_slice(resp.expose_secret())
             .map_err(|_| bad_response("no plaintext"))?;
         // Decode straight into locked memory: no String or Vec ever holds the key.

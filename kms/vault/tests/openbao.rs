@@ -252,3 +252,187 @@ fn the_blocking_facade_works_without_a_runtime() {
     let pt = Decryptor::new(k).decrypt_blocking(&msg).unwrap();
     assert_eq!(pt.expose_secret(), b"no runtime here");
 }
+
+/// A fake Kubernetes API server answering TokenReview: `authenticated` only for `good_jwt`.
+/// Returns its port and a counter of reviews served.
+fn fake_kubernetes_api(good_jwt: String) -> (u16, Arc<std::sync::atomic::AtomicU32>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reviews = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = reviews.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut line, mut len) = (String::new(), 0usize);
+            let _ = reader.read_line(&mut line);
+            let is_review = line.contains("/apis/authentication.k8s.io/v1/tokenreviews");
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let body = String::from_utf8_lossy(&body);
+            let ok = is_review && body.contains(&good_jwt);
+            counter.fetch_add(u32::from(is_review), std::sync::atomic::Ordering::SeqCst);
+            let reply = if ok {
+                serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "status": {"authenticated": true, "user": {
+                        "username": "system:serviceaccount:default:app",
+                        "uid": "11111111-2222-3333-4444-555555555555",
+                        "groups": ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]}}})
+            } else {
+                serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "status": {"authenticated": false, "error": "invalid token"}})
+            }
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (port, reviews)
+}
+
+fn service_account_jwt() -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let header = b64(serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+    let claims = b64(serde_json::json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:default:app",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/secret.name": "app-token",
+        "kubernetes.io/serviceaccount/service-account.name": "app",
+        "kubernetes.io/serviceaccount/service-account.uid": "11111111-2222-3333-4444-555555555555"
+    }));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
+    let jwt = service_account_jwt();
+    let (k8s_port, reviews) = fake_kubernetes_api(jwt.clone());
+    let mount = unique("k8s");
+    let key = new_key(serde_json::json!({})).await;
+    let post = reqwest::Method::POST;
+    let (s, b) = admin(
+        post.clone(),
+        &format!("sys/auth/{mount}"),
+        serde_json::json!({"type": "kubernetes"}),
+    )
+    .await;
+    assert!(s < 300, "{b}");
+    let (s, b) = admin(
+        post.clone(),
+        &format!("auth/{mount}/config"),
+        serde_json::json!({"kubernetes_host": format!("http://127.0.0.1:{k8s_port}"),
+                           "disable_local_ca_jwt": true, "token_reviewer_jwt": "reviewer-token",
+                           // Parsed only: the fake API is plain http. A throwaway public cert.
+                           "kubernetes_ca_cert": include_str!("data/fake-k8s-ca.pem")}),
+    )
+    .await;
+    assert!(s < 300, "{b}");
+    let policy = format!(
+        "path \"transit/encrypt/{key}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/decrypt/{key}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/keys/{key}\" {{ capabilities = [\"read\"] }}\n"
+    );
+    let (s, b) = admin(
+        post.clone(),
+        &format!("sys/policies/acl/{mount}"),
+        serde_json::json!({"policy": policy}),
+    )
+    .await;
+    assert!(s < 300, "{b}");
+    let (s, b) = admin(
+        post.clone(),
+        &format!("auth/{mount}/role/app"),
+        serde_json::json!({"bound_service_account_names": ["app"], "bound_service_account_namespaces": ["default"],
+                           "policies": [mount.clone()], "ttl": "1h"}),
+    )
+    .await;
+    assert!(s < 300, "{b}");
+
+    let dir = std::env::temp_dir().join(unique("sa"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwt_path = dir.join("token");
+    std::fs::write(&jwt_path, format!("{jwt}\n")).unwrap();
+    let (addr, _) = server();
+    let uri: KeyUri = format!("vault+http://{addr}/transit/keys/{key}")
+        .parse()
+        .unwrap();
+    let build = |role: &str, path: &std::path::Path| {
+        VaultKek::builder(&uri)
+            .unwrap()
+            .token(TokenSource::Kubernetes {
+                role: role.into(),
+                mount: mount.clone(),
+                jwt_path: path.into(),
+            })
+            .build()
+            .unwrap()
+    };
+    let k = build("app", &jwt_path);
+    let ctx = EncryptionContext::new().with("pod", "app").unwrap();
+    let dek = DataKey::generate().unwrap();
+    let w = k
+        .wrap(&dek, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("wrap with Kubernetes auth: {e}"));
+    assert!(k.unwrap(&w, &ctx).await.unwrap() == dek);
+    assert_eq!(
+        reviews.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one login, token reused"
+    );
+
+    // The scoped token cannot use another key: access denied (after one re-login attempt).
+    let other = new_key(serde_json::json!({})).await;
+    let other_uri: KeyUri = format!("vault+http://{addr}/transit/keys/{other}")
+        .parse()
+        .unwrap();
+    let k_other = VaultKek::builder(&other_uri)
+        .unwrap()
+        .token(TokenSource::Kubernetes {
+            role: "app".into(),
+            mount: mount.clone(),
+            jwt_path: jwt_path.clone(),
+        })
+        .build()
+        .unwrap();
+    let err = k_other.wrap(&dek, &ctx).await.unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+
+    // A token the cluster rejects, and a role that does not exist: clear login errors.
+    let bad_path = dir.join("bad");
+    std::fs::write(
+        &bad_path,
+        service_account_jwt().replace("c2lnbmF0dXJl", "b3RoZXI"),
+    )
+    .unwrap();
+    let err = build("app", &bad_path).wrap(&dek, &ctx).await.unwrap_err();
+    assert!(err.to_string().contains("Kubernetes login"), "{err}");
+    let err = build("no-such-role", &jwt_path)
+        .wrap(&dek, &ctx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Kubernetes login"), "{err}");
+    let err = build("app", &dir.join("missing"))
+        .wrap(&dek, &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
