@@ -21,6 +21,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! In Kubernetes, log in with the pod's service account instead of holding a token:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kmseal::Error> {
+//! use std::sync::Arc;
+//! use kmseal_vault::{TokenSource, VaultKek};
+//!
+//! let uri = "vault://vault.internal:8200/transit/keys/app".parse()?;
+//! let kek = VaultKek::builder(&uri)?
+//!     .token(TokenSource::kubernetes("billing"))  // Vault role bound to the pod's service account
+//!     .ca_file("/etc/ssl/vault-ca.pem")           // or VAULT_CACERT
+//!     .build()?;
+//! let sealed = kmseal::Encryptor::new(Arc::new(kek)).encrypt(b"secret").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Safety properties:
 //! * **No silent key creation.** Transit creates a missing key on encrypt ("upsert"). Before
 //!   the first wrap this crate reads the key's metadata and refuses a missing key, a key that
