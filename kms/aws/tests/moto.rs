@@ -1,0 +1,174 @@
+//! Against moto's AWS KMS started by `scripts/test` (`KMSEAL_TEST_AWS_ENDPOINT`). Without it
+//! these tests fail: they never skip.
+//!
+//! moto does not check credentials or refuse disabled keys, so access-denied and disabled-key
+//! behaviour is covered by the error-code mapping unit tests, not here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use kmseal::{DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, KmsErrorKind};
+use kmseal_aws::AwsKek;
+
+fn endpoint() -> String {
+    std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto")
+}
+
+fn admin() -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+async fn new_key() -> String {
+    let out = admin()
+        .create_key()
+        .description("kmseal test")
+        .send()
+        .await
+        .expect("moto must be reachable");
+    out.key_metadata().unwrap().arn().unwrap().to_owned()
+}
+
+async fn kek(arn: &str) -> AwsKek {
+    let uri: KeyUri = format!("aws-kms://{arn}").parse().unwrap();
+    AwsKek::builder(&uri)
+        .unwrap()
+        .endpoint_url(endpoint())
+        .static_credentials("testing", "testing")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .unwrap()
+}
+
+fn kind(e: &Error) -> Option<KmsErrorKind> {
+    match e {
+        Error::Kms { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_on_moto() {
+    let a = kek(&new_key().await).await;
+    let b = kek(&new_key().await).await;
+    kmseal::testing::run(Arc::new(a), Arc::new(b)).await;
+}
+
+#[tokio::test]
+async fn an_alias_resolves_to_its_key_arn() {
+    let arn = new_key().await;
+    let alias = format!("alias/kmseal-{}", std::process::id());
+    admin()
+        .create_alias()
+        .alias_name(&alias)
+        .target_key_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    let region_account = arn.split(":key/").next().unwrap();
+    let by_alias = kek(&format!("{region_account}:{alias}")).await;
+    assert_eq!(by_alias.key_arn(), arn);
+    let ctx = EncryptionContext::new().with("app", "alias").unwrap();
+    let msg = Encryptor::new(Arc::new(by_alias))
+        .with_context(ctx)
+        .encrypt(b"aliased")
+        .await
+        .unwrap();
+    // The message records the key ARN, so a KEK configured with the key ARN opens it.
+    let pt = Decryptor::new(Arc::new(kek(&arn).await))
+        .decrypt(&msg)
+        .await
+        .unwrap();
+    assert_eq!(pt.expose_secret(), b"aliased");
+}
+
+#[tokio::test]
+async fn a_missing_key_is_not_found() {
+    let arn = new_key().await;
+    let missing = arn
+        .rsplit_once('/')
+        .map(|(p, _)| format!("{p}/00000000-0000-0000-0000-000000000000"))
+        .unwrap();
+    let err = kek(&missing)
+        .await
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::NotFound), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_or_hanging_endpoint_fails_within_the_timeout() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    for (port, expected) in [
+        (port, KmsErrorKind::Unavailable),
+        (hang_port, KmsErrorKind::Timeout),
+    ] {
+        let uri: KeyUri = "aws-kms://arn:aws:kms:us-east-1:123456789012:key/k"
+            .parse()
+            .unwrap();
+        let k = AwsKek::builder(&uri)
+            .unwrap()
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials("testing", "testing")
+            .timeout(Duration::from_millis(500))
+            .retries(1)
+            .build()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let err = k
+            .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+            .await
+            .unwrap_err();
+        assert_eq!(kind(&err), Some(expected), "port {port}: {err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
+    drop(hang);
+}
+
+#[test]
+fn the_blocking_facade_works_without_a_runtime() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let arn = rt.block_on(new_key());
+    drop(rt);
+    let uri: KeyUri = format!("aws-kms://{arn}").parse().unwrap();
+    let k: Arc<dyn Kek> = Arc::new(
+        kmseal::blocking::block_on(
+            AwsKek::builder(&uri)
+                .unwrap()
+                .endpoint_url(endpoint())
+                .static_credentials("testing", "testing")
+                .build(),
+        )
+        .unwrap(),
+    );
+    let msg = Encryptor::new(k.clone())
+        .encrypt_blocking(b"no runtime")
+        .unwrap();
+    assert_eq!(
+        Decryptor::new(k)
+            .decrypt_blocking(&msg)
+            .unwrap()
+            .expose_secret(),
+        b"no runtime"
+    );
+}
