@@ -73,8 +73,8 @@ struct Common {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Key URI (repeatable): local://PATH, local://env:VAR, vault://HOST:PORT/MOUNT/keys/NAME
-    /// (token from VAULT_TOKEN / BAO_TOKEN / ~/.vault-token). Default: $KMSEAL_KEY, else the
-    /// development key.
+    /// (token from VAULT_TOKEN / BAO_TOKEN / ~/.vault-token), aws-kms://ARN (default AWS
+    /// credential chain). Default: $KMSEAL_KEY, else the development key.
     #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
     keys: Vec<String>,
     /// Encryption context pair KEY=VALUE (repeatable). On decrypt, pairs the message must have.
@@ -251,6 +251,10 @@ fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Fail
                 Provider::Vault => {
                     Ok(Arc::new(kmseal_vault::VaultKek::from_uri(&uri)?) as Arc<dyn Kek>)
                 }
+                #[cfg(feature = "aws")]
+                Provider::AwsKms => Ok(Arc::new(kmseal::blocking::block_on(
+                    kmseal_aws::AwsKek::from_uri(&uri),
+                )?) as Arc<dyn Kek>),
                 other => Err(usage(format!(
                     "{} keys are not supported by this build of kmseal yet",
                     other.scheme()

@@ -104,3 +104,67 @@ fn ten_mib_file_through_the_cli_with_vault_and_a_local_key() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn ten_mib_file_through_the_cli_with_aws_kms_on_moto() {
+    let endpoint = std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto");
+    let arn = std::env::var("KMSEAL_TEST_AWS_KEY_ARN").expect("scripts/test creates the key");
+    let d = dir("aws");
+    let input = d.join("big.bin");
+    let data: Vec<u8> = (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(40_503) >> 8) as u8)
+        .collect();
+    std::fs::write(&input, &data).unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let uri = format!("aws-kms://{arn}");
+    let sealed = d.join("big.kmseal");
+    let o = run(
+        &[
+            "encrypt",
+            "-k",
+            &uri,
+            "-c",
+            "app=e2e",
+            input.to_str().unwrap(),
+            "-o",
+            sealed.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.join("out.bin");
+    let o = run(
+        &[
+            "decrypt",
+            "-k",
+            &uri,
+            "-c",
+            "app=e2e",
+            sealed.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&out).unwrap() == data, "round trip differs");
+    // A decryptor expecting another context refuses before calling the KMS (exit 3).
+    let o = run(
+        &[
+            "decrypt",
+            "-k",
+            &uri,
+            "-c",
+            "app=other",
+            sealed.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(3));
+    std::fs::remove_dir_all(&d).unwrap();
+}

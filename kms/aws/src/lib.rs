@@ -33,6 +33,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kms::Client;
+use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::config::{Credentials, Region};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
@@ -84,10 +85,9 @@ async fn on_runtime<T: Send + 'static>(
 
 /// Maps an SDK error to a kmseal error kind, keeping KMS's error code and message (which
 /// carry no key material).
-fn map_sdk_error<E, R>(op: &str, err: SdkError<E, R>) -> Error
+fn map_sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let (kind, detail) = match &err {
         SdkError::TimeoutError(_) => (KmsErrorKind::Timeout, "the call timed out".to_owned()),
@@ -103,14 +103,31 @@ where
         SdkError::ServiceError(se) => {
             let e = se.err();
             let code = e.code().unwrap_or("Unknown");
+            let status = se.raw().status().as_u16();
+            let kind = match code_kind(code) {
+                // An error body the SDK could not read: fall back to the HTTP status.
+                KmsErrorKind::Other => status_kind(status),
+                kind => kind,
+            };
             (
-                code_kind(code),
-                format!("{code}: {}", e.message().unwrap_or("")),
+                kind,
+                format!("{code} (HTTP {status}): {}", e.message().unwrap_or("")),
             )
         }
         _ => (KmsErrorKind::Other, err.to_string()),
     };
     kms_error(kind, format!("{op} failed: {detail}"))
+}
+
+/// HTTP status to kind, for errors without a recognised code.
+fn status_kind(status: u16) -> KmsErrorKind {
+    match status {
+        401 | 403 => KmsErrorKind::AccessDenied,
+        404 => KmsErrorKind::NotFound,
+        429 => KmsErrorKind::Throttled,
+        500..=599 => KmsErrorKind::Unavailable,
+        _ => KmsErrorKind::Other,
+    }
 }
 
 /// KMS error codes to kinds.
@@ -396,6 +413,9 @@ mod tests {
         assert_eq!(code_kind("ThrottlingException"), KmsErrorKind::Throttled);
         assert_eq!(code_kind("KMSInternalException"), KmsErrorKind::Unavailable);
         assert_eq!(code_kind("Whatever"), KmsErrorKind::Other);
+        assert_eq!(status_kind(403), KmsErrorKind::AccessDenied);
+        assert_eq!(status_kind(503), KmsErrorKind::Unavailable);
+        assert_eq!(status_kind(400), KmsErrorKind::Other);
     }
 
     #[test]

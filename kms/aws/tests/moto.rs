@@ -1,8 +1,9 @@
 //! Against moto's AWS KMS started by `scripts/test` (`KMSEAL_TEST_AWS_ENDPOINT`). Without it
 //! these tests fail: they never skip.
 //!
-//! moto does not check credentials or refuse disabled keys, so access-denied and disabled-key
-//! behaviour is covered by the error-code mapping unit tests, not here.
+//! moto does not refuse disabled keys, so disabled-key behaviour is covered by the error-code
+//! mapping unit test only. Wrong credentials are tested against a second moto that checks them
+//! (`INITIAL_NO_AUTH_ACTION_COUNT=0`, `KMSEAL_TEST_AWS_AUTH_ENDPOINT`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -171,4 +172,27 @@ fn the_blocking_facade_works_without_a_runtime() {
             .expose_secret(),
         b"no runtime"
     );
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_access_denied() {
+    let auth_endpoint = std::env::var("KMSEAL_TEST_AWS_AUTH_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_AUTH_ENDPOINT is not set: run scripts/test");
+    let uri: KeyUri =
+        "aws-kms://arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            .parse()
+            .unwrap();
+    let k = AwsKek::builder(&uri)
+        .unwrap()
+        .endpoint_url(auth_endpoint)
+        .static_credentials("AKIAWRONGWRONGWRONG1", "wrong-secret")
+        .build()
+        .await
+        .unwrap();
+    let err = k
+        .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    assert!(!err.to_string().contains("wrong-secret"));
 }
