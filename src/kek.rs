@@ -132,6 +132,18 @@ pub trait Kek: Send + Sync + fmt::Debug {
         wrapped: &WrappedKey,
         context: &EncryptionContext,
     ) -> Result<DataKey, Error>;
+
+    /// Optionally has the KMS generate a data key and return it with its wrapped form (AWS
+    /// `GenerateDataKey`). Used only when the caller asks for it with
+    /// [`Encryptor::data_key_from_kms`](crate::Encryptor::data_key_from_kms); by default kmseal
+    /// generates data keys locally. Returns `Ok(None)` when the provider cannot.
+    async fn generate_data_key(
+        &self,
+        context: &EncryptionContext,
+    ) -> Result<Option<(DataKey, WrappedKey)>, Error> {
+        let _ = context;
+        Ok(None)
+    }
 }
 
 /// Which key management system a [`KeyUri`] names.

@@ -348,6 +348,48 @@ impl Kek for AwsKek {
         })
     }
 
+    /// KMS `GenerateDataKey` (AES_256), used only when the caller opts in with
+    /// `Encryptor::data_key_from_kms(true)`.
+    async fn generate_data_key(
+        &self,
+        context: &EncryptionContext,
+    ) -> Result<Option<(DataKey, WrappedKey)>, Error> {
+        let client = self.client.clone();
+        let key_arn = self.key_arn.clone();
+        let ctx = to_kms_context(context);
+        let mut out = on_runtime(async move {
+            client
+                .generate_data_key()
+                .key_id(key_arn)
+                .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+                .set_encryption_context(ctx)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("GenerateDataKey", e))
+        })
+        .await?;
+        let plain = out.plaintext.take().map(Blob::into_inner).ok_or_else(|| {
+            kms_error(KmsErrorKind::Other, "GenerateDataKey returned no plaintext")
+        })?;
+        let key = DataKey::from_secret(SecretBytes::from_vec_zeroizing(plain)?)?;
+        let ciphertext = out
+            .ciphertext_blob
+            .map(Blob::into_inner)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                kms_error(
+                    KmsErrorKind::Other,
+                    "GenerateDataKey returned no ciphertext",
+                )
+            })?;
+        let wrapped = WrappedKey {
+            provider: PROVIDER.to_owned(),
+            key_id: self.key_arn.clone(),
+            ciphertext,
+        };
+        Ok(Some((key, wrapped)))
+    }
+
     async fn unwrap(
         &self,
         wrapped: &WrappedKey,

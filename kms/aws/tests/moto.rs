@@ -196,3 +196,39 @@ async fn wrong_credentials_are_access_denied() {
     assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
     assert!(!err.to_string().contains("wrong-secret"));
 }
+
+#[tokio::test]
+async fn generate_data_key_is_an_opt_in_data_key_source() {
+    let arn = new_key().await;
+    let aws: Arc<dyn Kek> = Arc::new(kek(&arn).await);
+    let local: Arc<dyn Kek> = Arc::new(kmseal::LocalKek::generate().unwrap());
+    let ctx = EncryptionContext::new().with("app", "gdk").unwrap();
+    // The KMS generates the key and its wrapped form; the local KEK wraps the same key.
+    let msg = Encryptor::new(aws.clone())
+        .add_kek(local.clone())
+        .with_context(ctx.clone())
+        .data_key_from_kms(true)
+        .encrypt(b"kms-made key")
+        .await
+        .unwrap();
+    for k in [aws.clone(), local.clone()] {
+        let pt = Decryptor::new(k)
+            .expect(ctx.clone())
+            .decrypt(&msg)
+            .await
+            .unwrap();
+        assert_eq!(pt.expose_secret(), b"kms-made key");
+    }
+    // The KMS-made data key is what the AWS entry unwraps to, and both entries agree.
+    let (header, _) = kmseal::Header::parse(&msg, &kmseal::Limits::default()).unwrap();
+    let from_aws = aws.unwrap(&header.wrapped_keys()[0], &ctx).await.unwrap();
+    let from_local = local.unwrap(&header.wrapped_keys()[1], &ctx).await.unwrap();
+    assert!(from_aws == from_local);
+    // A KEK that cannot generate keys is a clear error, not a silent local fallback.
+    let err = Encryptor::new(local)
+        .data_key_from_kms(true)
+        .encrypt(b"x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+}
