@@ -74,7 +74,9 @@ struct Common {
     output: Option<PathBuf>,
     /// Key URI (repeatable): local://PATH, local://env:VAR, vault://HOST:PORT/MOUNT/keys/NAME
     /// (token from VAULT_TOKEN / BAO_TOKEN / ~/.vault-token), aws-kms://ARN (default AWS
-    /// credential chain). Default: $KMSEAL_KEY, else the development key.
+    /// credential chain), gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K (Application
+    /// Default Credentials; KMSEAL_GCP_ENDPOINT overrides the endpoint). Default: $KMSEAL_KEY,
+    /// else the development key.
     #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
     keys: Vec<String>,
     /// Encryption context pair KEY=VALUE (repeatable). On decrypt, pairs the message must have.
@@ -255,6 +257,20 @@ fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Fail
                 Provider::AwsKms => Ok(Arc::new(kmseal::blocking::block_on(
                     kmseal_aws::AwsKek::from_uri(&uri),
                 )?) as Arc<dyn Kek>),
+                #[cfg(feature = "gcp")]
+                Provider::GcpKms => {
+                    let mut b = kmseal_gcp::GcpKek::builder(&uri)?;
+                    if let Some(url) = std::env::var("KMSEAL_GCP_ENDPOINT")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                    {
+                        b = b.endpoint(url);
+                    }
+                    if std::env::var_os("KMSEAL_GCP_DANGEROUS_ANONYMOUS").is_some() {
+                        b = b.dangerous_anonymous_credentials();
+                    }
+                    Ok(Arc::new(kmseal::blocking::block_on(b.build())?) as Arc<dyn Kek>)
+                }
                 other => Err(usage(format!(
                     "{} keys are not supported by this build of kmseal yet",
                     other.scheme()

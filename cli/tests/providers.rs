@@ -168,3 +168,66 @@ fn ten_mib_file_through_the_cli_with_aws_kms_on_moto() {
     assert_eq!(o.status.code(), Some(3));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn ten_mib_file_through_the_cli_with_gcp_kms_on_the_stand_in() {
+    // The protocol-faithful Cloud KMS stand-in (no emulator exists), on a runtime of its own.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(kmseal_gcp::testing::FakeKms::start());
+    let name = "projects/p/locations/global/keyRings/r/cryptoKeys/e2e";
+    fake.create_key(name);
+    let d = dir("gcp");
+    let input = d.join("big.bin");
+    let data: Vec<u8> = (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(97) >> 3) as u8)
+        .collect();
+    std::fs::write(&input, &data).unwrap();
+    let endpoint = fake.endpoint();
+    let env = [
+        ("KMSEAL_GCP_ENDPOINT", endpoint.as_str()),
+        ("KMSEAL_GCP_DANGEROUS_ANONYMOUS", "1"),
+    ];
+    let uri = format!("gcp-kms://{name}");
+    let sealed = d.join("big.kmseal");
+    let o = run(
+        &[
+            "encrypt",
+            "-k",
+            &uri,
+            "-c",
+            "app=e2e",
+            input.to_str().unwrap(),
+            "-o",
+            sealed.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.join("out.bin");
+    let o = run(
+        &[
+            "decrypt",
+            "-k",
+            &uri,
+            "-c",
+            "app=e2e",
+            sealed.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&out).unwrap() == data, "round trip differs");
+    // A CryptoKey the message was not wrapped for: strict unwrap asks nobody (exit 4).
+    let other = "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/missing";
+    let o = run(&["decrypt", "-k", other, sealed.to_str().unwrap()], &env);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+    drop(rt);
+}

@@ -26,6 +26,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::future::Future;
 use std::time::Duration;
 
