@@ -25,7 +25,6 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,47 +39,12 @@ use aws_sdk_kms::primitives::Blob;
 use kmseal::{
     DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
 };
+use kmseal_kms_common::on_runtime;
 
 const PROVIDER: &str = "aws-kms";
 
 fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
-    Error::Kms {
-        provider: PROVIDER,
-        kind,
-        message: message.into(),
-        source: None,
-    }
-}
-
-/// Runs `fut` on the caller's tokio runtime, or on a private one when there is none
-/// (kmseal's blocking facade, the CLI): the SDK's HTTP client needs a tokio reactor.
-async fn on_runtime<T: Send + 'static>(
-    fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return fut.await;
-    }
-    static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
-        std::sync::OnceLock::new();
-    let rt = RT
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("kmseal-aws-io")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| {
-            kms_error(
-                KmsErrorKind::Other,
-                format!("cannot start an I/O runtime: {e}"),
-            )
-        })?;
-    rt.spawn(fut)
-        .await
-        .map_err(|e| kms_error(KmsErrorKind::Other, format!("AWS KMS I/O task failed: {e}")))?
+    kmseal_kms_common::kms_error(PROVIDER, kind, message)
 }
 
 /// Maps an SDK error to a kmseal error kind, keeping KMS's error code and message (which
@@ -203,7 +167,7 @@ impl AwsBuilder {
     /// Loads the configuration (credential chain, region from the ARN) and, for an alias,
     /// resolves it to its key ARN with `DescribeKey`.
     pub async fn build(self) -> Result<AwsKek, Error> {
-        on_runtime(self.build_here()).await
+        on_runtime(PROVIDER, self.build_here()).await
     }
 
     async fn build_here(self) -> Result<AwsKek, Error> {
@@ -325,7 +289,7 @@ impl Kek for AwsKek {
         // The SDK needs an owned buffer; it is ordinary memory (see SECURITY.md).
         let plaintext = Blob::new(key.expose_secret().to_vec());
         let ctx = to_kms_context(context);
-        let out = on_runtime(async move {
+        let out = on_runtime(PROVIDER, async move {
             client
                 .encrypt()
                 .key_id(key_arn)
@@ -357,7 +321,7 @@ impl Kek for AwsKek {
         let client = self.client.clone();
         let key_arn = self.key_arn.clone();
         let ctx = to_kms_context(context);
-        let mut out = on_runtime(async move {
+        let mut out = on_runtime(PROVIDER, async move {
             client
                 .generate_data_key()
                 .key_id(key_arn)
@@ -405,7 +369,7 @@ impl Kek for AwsKek {
         let key_arn = self.key_arn.clone();
         let blob = Blob::new(wrapped.ciphertext.clone());
         let ctx = to_kms_context(context);
-        let mut out = on_runtime(async move {
+        let mut out = on_runtime(PROVIDER, async move {
             client
                 .decrypt()
                 .key_id(key_arn) // always name the key: the ciphertext never chooses it

@@ -41,63 +41,17 @@ use google_cloud_kms_v1::client::KeyManagementService;
 use kmseal::{
     DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
 };
+use kmseal_kms_common::{backoff, locked_bytes, on_runtime};
 
 const PROVIDER: &str = "gcp-kms";
 
 fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
-    Error::Kms {
-        provider: PROVIDER,
-        kind,
-        message: message.into(),
-        source: None,
-    }
+    kmseal_kms_common::kms_error(PROVIDER, kind, message)
 }
 
 /// CRC32C as the API carries it (an int64 that never exceeds 2^32 - 1).
 fn crc(data: &[u8]) -> i64 {
     i64::from(crc32c::crc32c(data))
-}
-
-/// A request body holding the data key in locked memory, wiped when the client drops it.
-struct LockedBytes(SecretBytes);
-
-impl AsRef<[u8]> for LockedBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-/// Runs `fut` on the caller's tokio runtime, or on a private one when there is none.
-async fn on_runtime<T: Send + 'static>(
-    fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return fut.await;
-    }
-    static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
-        std::sync::OnceLock::new();
-    let rt = RT
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("kmseal-gcp-io")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| {
-            kms_error(
-                KmsErrorKind::Other,
-                format!("cannot start an I/O runtime: {e}"),
-            )
-        })?;
-    rt.spawn(fut).await.map_err(|e| {
-        kms_error(
-            KmsErrorKind::Other,
-            format!("Cloud KMS I/O task failed: {e}"),
-        )
-    })?
 }
 
 /// Maps a client error to a kind; Cloud KMS status messages carry no key material.
@@ -139,15 +93,6 @@ fn status_kind(status: Option<u16>) -> KmsErrorKind {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64 << attempt.min(6);
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()) % (base / 2 + 1))
-        .unwrap_or(0);
-    Duration::from_millis(base + jitter)
-}
-
 /// Settings for a [`GcpKek`].
 #[derive(Debug)]
 pub struct GcpBuilder {
@@ -186,7 +131,7 @@ impl GcpBuilder {
 
     /// Builds the client (Application Default Credentials unless told otherwise).
     pub async fn build(self) -> Result<GcpKek, Error> {
-        on_runtime(async move {
+        on_runtime(PROVIDER, async move {
             let mut b = KeyManagementService::builder().with_retry_policy(NeverRetry);
             if let Some(url) = &self.endpoint {
                 b = b.with_endpoint(url);
@@ -264,7 +209,7 @@ impl GcpKek {
     {
         let mut attempt = 0;
         loop {
-            let result = on_runtime(op(self.clone())).await;
+            let result = on_runtime(PROVIDER, op(self.clone())).await;
             match result {
                 Err(Error::Kms { kind, .. })
                     if (kind.is_retryable() || kind == KmsErrorKind::Integrity)
@@ -361,7 +306,7 @@ impl Kek for GcpKek {
         let aad = context.canonical_bytes();
         let key_crc = crc(key.expose_secret());
         let locked = SecretBytes::from_slice(key.expose_secret())?;
-        let body = Bytes::from_owner(LockedBytes(locked));
+        let body = locked_bytes(locked);
         let ciphertext = self
             .with_retries(|k| k.encrypt_once(body.clone(), key_crc, aad.clone()))
             .await?;

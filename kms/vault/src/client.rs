@@ -1,51 +1,12 @@
 //! HTTP to Vault / OpenBao: one request with timeouts, retries with backoff, and error mapping.
 //! Request and response bodies that carry key material live in locked memory on our side.
 
-use std::time::Duration;
-
-use bytes::Bytes;
 use kmseal::{Error, KmsErrorKind, SecretBytes};
 
 const PROVIDER: &str = "vault";
 
-/// Owns a request body in locked memory; wiped when the HTTP stack drops it.
-struct LockedBody(SecretBytes);
-
-impl AsRef<[u8]> for LockedBody {
-    fn as_ref(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
 pub(crate) fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
-    Error::Kms {
-        provider: PROVIDER,
-        kind,
-        message: message.into(),
-        source: None,
-    }
-}
-
-/// A private runtime for callers without one (kmseal's blocking facade, the CLI): reqwest
-/// needs a tokio reactor. Calls made inside a tokio runtime use that runtime instead.
-fn fallback_runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
-    static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
-        std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("kmseal-vault-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| {
-        kms_error(
-            KmsErrorKind::Other,
-            format!("cannot start an I/O runtime: {e}"),
-        )
-    })
+    kmseal_kms_common::kms_error(PROVIDER, kind, message)
 }
 
 #[derive(Clone)]
@@ -79,13 +40,11 @@ impl Http {
         let (this, path) = (self.clone(), path.to_owned());
         let token = SecretBytes::from_slice(token)?;
         let body = body.map(SecretBytes::try_clone).transpose()?;
-        fallback_runtime()?
-            .spawn(async move {
-                this.call_here(method, &path, token.expose_secret(), body.as_ref())
-                    .await
-            })
-            .await
-            .map_err(|e| kms_error(KmsErrorKind::Other, format!("Vault I/O task failed: {e}")))?
+        kmseal_kms_common::on_runtime(PROVIDER, async move {
+            this.call_here(method, &path, token.expose_secret(), body.as_ref())
+                .await
+        })
+        .await
     }
 
     async fn call_here(
@@ -105,7 +64,7 @@ impl Http {
                     if !retryable || attempt >= self.retries {
                         return Err(e);
                     }
-                    let delay = backoff(attempt);
+                    let delay = kmseal_kms_common::backoff(attempt);
                     tracing::debug!(%url, attempt, ?delay, error = %e, "retrying Vault request");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -137,10 +96,9 @@ impl Http {
             req = req.header("X-Vault-Namespace", ns);
         }
         if let Some(body) = body {
-            let owned = LockedBody(body.try_clone()?);
             req = req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(Bytes::from_owner(owned));
+                .body(kmseal_kms_common::locked_bytes(body.try_clone()?));
         }
         let mut resp = req.send().await.map_err(transport_error)?;
         let status = resp.status();
@@ -162,15 +120,6 @@ impl Http {
             .unwrap_or_default();
         Err(status_error(status.as_u16(), &messages))
     }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64 << attempt.min(6);
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()) % (base / 2 + 1))
-        .unwrap_or(0);
-    Duration::from_millis(base + jitter)
 }
 
 fn transport_error(e: reqwest::Error) -> Error {
@@ -250,9 +199,6 @@ mod tests {
                 "ciphertext or signature version is disallowed by policy (too old)"
             )),
             KmsErrorKind::Disabled
-        );
-        assert!(
-            backoff(0) >= Duration::from_millis(100) && backoff(3) >= Duration::from_millis(800)
         );
     }
 }
