@@ -1,10 +1,11 @@
-//! End to end through the CLI with real KMS servers started by `scripts/test`: a 10 MiB file
-//! encrypted under a provider key (plus a local break-glass key), decrypted with each, compared.
-//! These tests fail, never skip, when the server is not there.
+//! End to end through the CLI with real KMS servers started by `scripts/test` (and the Cloud
+//! KMS stand-in): a 10 MiB file encrypted under a provider key (plus, for Vault, a local
+//! break-glass key), decrypted with each, compared. These tests fail, never skip, when the
+//! server is not there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -23,44 +24,31 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn ten_mib_file_through_the_cli_with_vault_and_a_local_key() {
-    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
-        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
-    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
-    let d = dir("vault");
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Encrypts a 10 MiB file under all of `keys` (context app=e2e), decrypts it with each key
+/// alone into a file, and compares. Returns the sealed file for further checks.
+fn ten_mib_round_trip(d: &Path, seed: u32, keys: &[&str], env: &[(&str, &str)]) -> PathBuf {
     let input = d.join("big.bin");
     let data: Vec<u8> = (0..10u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .map(|i| (i.wrapping_mul(seed) >> 8) as u8)
         .collect();
     std::fs::write(&input, &data).unwrap();
-    let local_key = d.join("break-glass.key");
-    assert!(
-        run(&["keygen", "-o", local_key.to_str().unwrap()], &[])
-            .status
-            .success()
-    );
-    let vault = format!("vault+http://{addr}/transit/keys/kmseal-e2e");
-    let local = format!("local://{}", local_key.display());
-    let env = [("VAULT_TOKEN", token.as_str())];
     let sealed = d.join("big.kmseal");
-    let o = run(
-        &[
-            "encrypt",
-            "-k",
-            &vault,
-            "-k",
-            &local,
-            "-c",
-            "app=e2e",
-            input.to_str().unwrap(),
-            "-o",
-            sealed.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for key in [&vault, &local] {
+    let mut args = vec!["encrypt"];
+    for k in keys {
+        args.extend(["-k", k]);
+    }
+    args.extend(["-c", "app=e2e", s(&input), "-o", s(&sealed)]);
+    let o = run(&args, env);
+    assert!(o.status.success(), "encrypt: {}", stderr(&o));
+    for key in keys {
         let out = d.join("out.bin");
         let _ = std::fs::remove_file(&out);
         let o = run(
@@ -70,38 +58,44 @@ fn ten_mib_file_through_the_cli_with_vault_and_a_local_key() {
                 key,
                 "-c",
                 "app=e2e",
-                sealed.to_str().unwrap(),
+                s(&sealed),
                 "-o",
-                out.to_str().unwrap(),
+                s(&out),
             ],
-            &env,
+            env,
         );
-        assert!(
-            o.status.success(),
-            "{key}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{key}: {}", stderr(&o));
         assert!(
             std::fs::read(&out).unwrap() == data,
             "{key}: round trip differs"
         );
     }
+    sealed
+}
+
+#[test]
+fn ten_mib_file_through_the_cli_with_vault_and_a_local_key() {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    let d = dir("vault");
+    let local_key = d.join("break-glass.key");
+    assert!(run(&["keygen", "-o", s(&local_key)], &[]).status.success());
+    let vault = format!("vault+http://{addr}/transit/keys/kmseal-e2e");
+    let local = format!("local://{}", local_key.display());
+    let sealed = ten_mib_round_trip(
+        &d,
+        2_654_435_761,
+        &[&vault, &local],
+        &[("VAULT_TOKEN", &token)],
+    );
     // A wrong Vault token: a key error (exit 4), and the local key is not consulted.
     let o = run(
-        &["decrypt", "-k", &vault, sealed.to_str().unwrap()],
+        &["decrypt", "-k", &vault, s(&sealed)],
         &[("VAULT_TOKEN", "wrong")],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("access denied"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("access denied"), "{}", stderr(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -111,58 +105,16 @@ fn ten_mib_file_through_the_cli_with_aws_kms_on_moto() {
         .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto");
     let arn = std::env::var("KMSEAL_TEST_AWS_KEY_ARN").expect("scripts/test creates the key");
     let d = dir("aws");
-    let input = d.join("big.bin");
-    let data: Vec<u8> = (0..10u32 << 20)
-        .map(|i| (i.wrapping_mul(40_503) >> 8) as u8)
-        .collect();
-    std::fs::write(&input, &data).unwrap();
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
     ];
     let uri = format!("aws-kms://{arn}");
-    let sealed = d.join("big.kmseal");
-    let o = run(
-        &[
-            "encrypt",
-            "-k",
-            &uri,
-            "-c",
-            "app=e2e",
-            input.to_str().unwrap(),
-            "-o",
-            sealed.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = d.join("out.bin");
-    let o = run(
-        &[
-            "decrypt",
-            "-k",
-            &uri,
-            "-c",
-            "app=e2e",
-            sealed.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read(&out).unwrap() == data, "round trip differs");
+    let sealed = ten_mib_round_trip(&d, 40_503, &[&uri], &env);
     // A decryptor expecting another context refuses before calling the KMS (exit 3).
     let o = run(
-        &[
-            "decrypt",
-            "-k",
-            &uri,
-            "-c",
-            "app=other",
-            sealed.to_str().unwrap(),
-        ],
+        &["decrypt", "-k", &uri, "-c", "app=other", s(&sealed)],
         &env,
     );
     assert_eq!(o.status.code(), Some(3));
@@ -177,57 +129,16 @@ fn ten_mib_file_through_the_cli_with_gcp_kms_on_the_stand_in() {
     let name = "projects/p/locations/global/keyRings/r/cryptoKeys/e2e";
     fake.create_key(name);
     let d = dir("gcp");
-    let input = d.join("big.bin");
-    let data: Vec<u8> = (0..10u32 << 20)
-        .map(|i| (i.wrapping_mul(97) >> 3) as u8)
-        .collect();
-    std::fs::write(&input, &data).unwrap();
     let endpoint = fake.endpoint();
     let env = [
         ("KMSEAL_GCP_ENDPOINT", endpoint.as_str()),
         ("KMSEAL_GCP_DANGEROUS_ANONYMOUS", "1"),
     ];
-    let uri = format!("gcp-kms://{name}");
-    let sealed = d.join("big.kmseal");
-    let o = run(
-        &[
-            "encrypt",
-            "-k",
-            &uri,
-            "-c",
-            "app=e2e",
-            input.to_str().unwrap(),
-            "-o",
-            sealed.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = d.join("out.bin");
-    let o = run(
-        &[
-            "decrypt",
-            "-k",
-            &uri,
-            "-c",
-            "app=e2e",
-            sealed.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read(&out).unwrap() == data, "round trip differs");
+    let sealed = ten_mib_round_trip(&d, 97, &[&format!("gcp-kms://{name}")], &env);
     // A CryptoKey the message was not wrapped for: strict unwrap asks nobody (exit 4).
     let other = "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/missing";
-    let o = run(&["decrypt", "-k", other, sealed.to_str().unwrap()], &env);
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = run(&["decrypt", "-k", other, s(&sealed)], &env);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     std::fs::remove_dir_all(&d).unwrap();
     drop(rt);
 }
