@@ -66,6 +66,42 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
+/// Runs `op` until it succeeds, fails with a kind that is not retryable, or `retries` retries
+/// are spent, sleeping [`backoff`] between attempts. Retryable: throttled, unavailable,
+/// timeout, and integrity failures when `retry_integrity` is set (Cloud KMS asks callers to
+/// retry a checksum mismatch a limited number of times).
+///
+/// Sleeps with tokio's timer, so call it *inside* [`on_runtime`], never around it.
+pub async fn retry<T, F, Fut>(
+    provider: &'static str,
+    retries: u32,
+    retry_integrity: bool,
+    mut op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let retryable = |e: &Error| match e {
+        Error::Kms { kind, .. } => {
+            kind.is_retryable() || (retry_integrity && *kind == KmsErrorKind::Integrity)
+        }
+        _ => false,
+    };
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt < retries && retryable(&e) => {
+                let delay = backoff(attempt);
+                tracing::debug!(provider, attempt, ?delay, error = %e, "retrying KMS call");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Owns secret request bytes in locked memory for an HTTP client.
 struct LockedBytes(SecretBytes);
 
@@ -97,6 +133,42 @@ mod tests {
     fn locked_bytes_expose_the_secret_to_the_client() {
         let b = locked_bytes(SecretBytes::from_slice(b"body").unwrap());
         assert_eq!(&b[..], b"body");
+    }
+
+    #[test]
+    fn retry_spends_exactly_the_allowed_retries_and_stops_on_hard_errors() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = AtomicU32::new(0);
+        let result: Result<(), Error> = kmseal::blocking::block_on(on_runtime("test", async {
+            Err(kms_error("test", KmsErrorKind::Other, "not from here"))
+        }));
+        assert!(result.is_err());
+        let unavailable = kmseal::blocking::block_on(on_runtime("test", {
+            let calls = std::sync::Arc::new(AtomicU32::new(0));
+            let c = calls.clone();
+            async move {
+                let r: Result<(), Error> = retry("test", 2, false, || {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    async { Err(kms_error("test", KmsErrorKind::Unavailable, "down")) }
+                })
+                .await;
+                assert!(r.is_err());
+                Ok(calls.load(Ordering::SeqCst))
+            }
+        }))
+        .unwrap();
+        assert_eq!(unavailable, 3, "one try and two retries");
+        let denied = kmseal::blocking::block_on(on_runtime("test", async move {
+            let r: Result<(), Error> = retry("test", 5, true, || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(kms_error("test", KmsErrorKind::AccessDenied, "no")) }
+            })
+            .await;
+            assert!(r.is_err());
+            Ok(calls.load(Ordering::SeqCst))
+        }))
+        .unwrap();
+        assert_eq!(denied, 1, "access denied is not retried");
     }
 
     #[test]

@@ -41,7 +41,7 @@ use google_cloud_kms_v1::client::KeyManagementService;
 use kmseal::{
     DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
 };
-use kmseal_kms_common::{backoff, locked_bytes, on_runtime};
+use kmseal_kms_common::{locked_bytes, on_runtime, retry};
 
 const PROVIDER: &str = "gcp-kms";
 
@@ -200,28 +200,19 @@ impl GcpKek {
         })
     }
 
-    /// Runs `op` with retries on retryable kinds and integrity failures.
+    /// Runs `op` with retries on retryable kinds and integrity failures. The whole loop,
+    /// backoff sleeps included, runs on a tokio runtime (the caller's or the shared one).
     async fn with_retries<T, F, Fut>(&self, op: F) -> Result<T, Error>
     where
-        F: Fn(GcpKek) -> Fut,
+        F: Fn(GcpKek) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let mut attempt = 0;
-        loop {
-            let result = on_runtime(PROVIDER, op(self.clone())).await;
-            match result {
-                Err(Error::Kms { kind, .. })
-                    if (kind.is_retryable() || kind == KmsErrorKind::Integrity)
-                        && attempt < self.retries =>
-                {
-                    tracing::debug!(attempt, %kind, "retrying Cloud KMS call");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let this = self.clone();
+        on_runtime(PROVIDER, async move {
+            retry(PROVIDER, this.retries, true, || op(this.clone())).await
+        })
+        .await
     }
 
     async fn encrypt_once(self, key: Bytes, key_crc: i64, aad: Vec<u8>) -> Result<Vec<u8>, Error> {
@@ -308,7 +299,7 @@ impl Kek for GcpKek {
         let locked = SecretBytes::from_slice(key.expose_secret())?;
         let body = locked_bytes(locked);
         let ciphertext = self
-            .with_retries(|k| k.encrypt_once(body.clone(), key_crc, aad.clone()))
+            .with_retries(move |k| k.encrypt_once(body.clone(), key_crc, aad.clone()))
             .await?;
         Ok(WrappedKey {
             provider: PROVIDER.to_owned(),
@@ -331,7 +322,7 @@ impl Kek for GcpKek {
         let aad = context.canonical_bytes();
         let ct = wrapped.ciphertext.clone();
         let key = self
-            .with_retries(|k| k.decrypt_once(ct.clone(), aad.clone()))
+            .with_retries(move |k| k.decrypt_once(ct.clone(), aad.clone()))
             .await?;
         DataKey::from_secret(key)
     }

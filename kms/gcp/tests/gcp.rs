@@ -174,3 +174,36 @@ async fn envelope_round_trip_with_a_local_break_glass_key() {
         assert!(out.expose_secret() == &pt[..]);
     }
 }
+
+#[test]
+fn retries_work_from_the_blocking_facade_without_a_runtime() {
+    // The stand-in runs on its own runtime; the caller below has none (kmseal's block_on).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeKms::start());
+    fake.create_key(KEY_A);
+    let k: Arc<dyn Kek> = Arc::new(
+        kmseal::blocking::block_on(async {
+            let uri: KeyUri = format!("gcp-kms://{KEY_A}").parse().unwrap();
+            GcpKek::builder(&uri)
+                .unwrap()
+                .endpoint(fake.endpoint())
+                .dangerous_anonymous_credentials()
+                .build()
+                .await
+        })
+        .unwrap(),
+    );
+    fake.set_fault(Fault::Status(503), 1);
+    let msg = Encryptor::new(k.clone())
+        .encrypt_blocking(b"retried")
+        .unwrap();
+    fake.set_fault(Fault::CorruptChecksum, 1);
+    assert_eq!(
+        Decryptor::new(k)
+            .decrypt_blocking(&msg)
+            .unwrap()
+            .expose_secret(),
+        b"retried"
+    );
+    drop(rt);
+}

@@ -55,22 +55,10 @@ impl Http {
         body: Option<&SecretBytes>,
     ) -> Result<SecretBytes, Error> {
         let url = format!("{}/v1/{}", self.addr, path);
-        let mut attempt = 0u32;
-        loop {
-            match self.once(method.clone(), &url, token, body).await {
-                Ok(resp) => return Ok(resp),
-                Err(e) => {
-                    let retryable = matches!(&e, Error::Kms { kind, .. } if kind.is_retryable());
-                    if !retryable || attempt >= self.retries {
-                        return Err(e);
-                    }
-                    let delay = kmseal_kms_common::backoff(attempt);
-                    tracing::debug!(%url, attempt, ?delay, error = %e, "retrying Vault request");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
-        }
+        kmseal_kms_common::retry(PROVIDER, self.retries, false, || {
+            self.once(method.clone(), &url, token, body)
+        })
+        .await
     }
 
     async fn once(
