@@ -436,16 +436,26 @@ impl VaultKek {
             )
         })?;
         let jwt = SecretBytes::from_vec_zeroizing(jwt)?;
-        let mut body = SecretBytes::with_capacity(jwt.len() + 64)?;
-        json_field_start(&mut body, "role")?;
-        body.extend_from_slice(
-            serde_json::to_string(role)
-                .unwrap_or_default()
-                .trim_matches('"')
-                .as_bytes(),
-        )?;
-        json_field_start(&mut body, "jwt")?;
-        body.extend_from_slice(trim_ascii(jwt.expose_secret()))?;
+        let jwt_text = jwt.expose_secret().trim_ascii();
+        // A JWT is three base64url parts joined by dots: anything else is not a token, and
+        // must not be pasted into the JSON body.
+        let jwt_ok = !jwt_text.is_empty()
+            && jwt_text
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b));
+        if !jwt_ok {
+            return Err(kms_error(
+                KmsErrorKind::AccessDenied,
+                format!("{} does not hold a service-account JWT", jwt_path.display()),
+            ));
+        }
+        let role_json = serde_json::to_string(role)
+            .map_err(|_| Error::InvalidArgument("the Vault role cannot be encoded as JSON"))?;
+        let mut body = SecretBytes::with_capacity(jwt_text.len() + role_json.len() + 32)?;
+        body.extend_from_slice(b"{\"role\":")?;
+        body.extend_from_slice(role_json.as_bytes())?;
+        body.extend_from_slice(b",\"jwt\":\"")?;
+        body.extend_from_slice(jwt_text)?;
         body.extend_from_slice(b"\"}")?;
         let resp = self
             .http
@@ -653,10 +663,6 @@ impl VaultKek {
         }
         Ok(env.data.ciphertext.as_bytes().to_vec())
     }
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
 }
 
 /// Appends `{"NAME":"` (or `,"NAME":"` after the first field).
