@@ -44,6 +44,18 @@ pub struct FakeKms {
     port: u16,
 }
 
+/// Appends what the peer sent next; false when the connection ended or failed.
+async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk).await {
+        Ok(n) if n > 0 => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
 fn crc(data: &[u8]) -> String {
     crc32c::crc32c(data).to_string()
 }
@@ -113,14 +125,9 @@ impl FakeKms {
             // Read one request: headers, then Content-Length bytes of body.
             let mut buf = Vec::new();
             let header_end = loop {
-                let mut chunk = [0u8; 4096];
-                let Ok(n) = stream.read(&mut chunk).await else {
-                    return;
-                };
-                if n == 0 {
+                if !read_more(&mut stream, &mut buf).await {
                     return;
                 }
-                buf.extend_from_slice(&chunk[..n]);
                 if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     break i + 4;
                 }
@@ -135,14 +142,9 @@ impl FakeKms {
                 })
                 .unwrap_or(0);
             while buf.len() < header_end + len {
-                let mut chunk = [0u8; 4096];
-                let Ok(n) = stream.read(&mut chunk).await else {
-                    return;
-                };
-                if n == 0 {
+                if !read_more(&mut stream, &mut buf).await {
                     return;
                 }
-                buf.extend_from_slice(&chunk[..n]);
             }
             let body: Value =
                 serde_json::from_slice(&buf[header_end..header_end + len]).unwrap_or(Value::Null);
