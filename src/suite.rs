@@ -110,13 +110,6 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
         .map_err(|e| Error::Rng(e.to_string()))
 }
 
-fn info(label: &[u8], suite: Suite) -> Zeroizing<Vec<u8>> {
-    let mut v = Vec::with_capacity(label.len() + 2);
-    v.extend_from_slice(label);
-    v.extend_from_slice(&suite.id().to_be_bytes());
-    Zeroizing::new(v)
-}
-
 /// The keys of one message, derived from the data key. Dropping it wipes them.
 pub(crate) struct MessageKeys {
     pub(crate) cipher: PayloadCipher,
@@ -133,9 +126,11 @@ impl MessageKeys {
         let mut header_key = Zeroizing::new([0u8; KEY_LEN]);
         // Expanding 32 bytes from SHA-256 (limit 255 * 32) cannot fail; ignoring the Ok(())
         // keeps the function infallible without an unwrap.
-        let _ = hk.expand(&info(b"kmseal/v1 payload key", suite), &mut payload_key[..]);
-        let _ = hk.expand(&info(b"kmseal/v1 commitment", suite), &mut commitment);
-        let _ = hk.expand(&info(b"kmseal/v1 header key", suite), &mut header_key[..]);
+        // info = label || suite id, passed in parts: no allocation per message.
+        let id = suite.id().to_be_bytes();
+        let _ = hk.expand_multi_info(&[b"kmseal/v1 payload key", &id], &mut payload_key[..]);
+        let _ = hk.expand_multi_info(&[b"kmseal/v1 commitment", &id], &mut commitment);
+        let _ = hk.expand_multi_info(&[b"kmseal/v1 header key", &id], &mut header_key[..]);
         let keys = MessageKeys {
             cipher: PayloadCipher::new(suite, &payload_key),
             commitment,
