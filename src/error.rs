@@ -151,6 +151,24 @@ pub enum Error {
     InvalidArgument(&'static str),
 }
 
+impl Error {
+    /// The KMS failure kind, for [`Error::Kms`]; `None` for every other error.
+    ///
+    /// ```
+    /// # fn handle(e: kmseal::Error) {
+    /// if e.kms_kind().is_some_and(|k| k.is_retryable()) {
+    ///     // back off and try again
+    /// }
+    /// # }
+    /// ```
+    pub fn kms_kind(&self) -> Option<KmsErrorKind> {
+        match self {
+            Error::Kms { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
 /// Kinds of KMS failure, distinct so a caller can decide what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -51,13 +51,6 @@ async fn kek(arn: &str) -> AwsKek {
         .unwrap()
 }
 
-fn kind(e: &Error) -> Option<KmsErrorKind> {
-    match e {
-        Error::Kms { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_on_moto() {
     let a = kek(&new_key().await).await;
@@ -105,7 +98,7 @@ async fn a_missing_key_is_not_found() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::NotFound), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::NotFound), "{err}");
 }
 
 #[tokio::test]
@@ -136,7 +129,7 @@ async fn an_unreachable_or_hanging_endpoint_fails_within_the_timeout() {
             .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
             .await
             .unwrap_err();
-        assert_eq!(kind(&err), Some(expected), "port {port}: {err}");
+        assert_eq!(err.kms_kind(), Some(expected), "port {port}: {err}");
         assert!(
             start.elapsed() < Duration::from_secs(6),
             "took {:?}",
@@ -193,7 +186,7 @@ async fn wrong_credentials_are_access_denied() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::AccessDenied), "{err}");
     assert!(!err.to_string().contains("wrong-secret"));
 }
 

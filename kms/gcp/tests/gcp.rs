@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use kmseal::{DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, KmsErrorKind};
+use kmseal::{DataKey, Decryptor, EncryptionContext, Encryptor, Kek, KeyUri, KmsErrorKind};
 use kmseal_gcp::GcpKek;
 use kmseal_gcp::testing::{FakeKms, Fault};
 
@@ -27,13 +27,6 @@ async fn kek(fake: &FakeKms, name: &str, retries: u32, timeout: Duration) -> Gcp
         .build()
         .await
         .unwrap()
-}
-
-fn kind(e: &Error) -> Option<KmsErrorKind> {
-    match e {
-        Error::Kms { kind, .. } => Some(*kind),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +60,7 @@ async fn response_checksum_mismatches_are_retried_then_reported_as_integrity_err
         } else {
             k.unwrap(&w, &ctx).await.unwrap_err()
         };
-        assert_eq!(kind(&err), Some(KmsErrorKind::Integrity), "{op}: {err}");
+        assert_eq!(err.kms_kind(), Some(KmsErrorKind::Integrity), "{op}: {err}");
         assert_eq!(
             fake.requests.load(Ordering::SeqCst) - before,
             3,
@@ -100,10 +93,10 @@ async fn throttling_and_unavailability_are_retried_with_backoff() {
     }
     fake.set_fault(Fault::Status(429), 100);
     let err = k.wrap(&dek, &ctx).await.unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Throttled), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Throttled), "{err}");
     fake.set_fault(Fault::Status(503), 100);
     let err = k.wrap(&dek, &ctx).await.unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Unavailable), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Unavailable), "{err}");
     fake.set_fault(Fault::None, 0);
 }
 
@@ -115,7 +108,7 @@ async fn unknown_keys_hangs_and_closed_ports() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::NotFound), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::NotFound), "{err}");
 
     fake.create_key(KEY_A);
     fake.set_fault(Fault::Hang, 100);
@@ -124,7 +117,7 @@ async fn unknown_keys_hangs_and_closed_ports() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Timeout), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Timeout), "{err}");
     assert!(
         start.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -147,7 +140,7 @@ async fn unknown_keys_hangs_and_closed_ports() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Unavailable), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Unavailable), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kmseal::{
-    DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, KmsErrorKind,
-    SecretString,
+    DataKey, Decryptor, EncryptionContext, Encryptor, Kek, KeyUri, KmsErrorKind, SecretString,
 };
 use kmseal_vault::{TokenSource, VaultKek};
 
@@ -79,13 +78,6 @@ fn kek(name: &str) -> VaultKek {
     kek_with_token(name, &server().1)
 }
 
-fn kind(e: &Error) -> Option<KmsErrorKind> {
-    match e {
-        Error::Kms { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_on_openbao() {
     let a = new_key(serde_json::json!({})).await;
@@ -107,7 +99,7 @@ async fn a_missing_key_is_refused_and_not_created() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::NotFound), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::NotFound), "{err}");
     assert!(err.to_string().contains("write -f transit/keys/"), "{err}");
     let (status, _) = admin(
         reqwest::Method::GET,
@@ -175,7 +167,7 @@ async fn rotation(key_options: serde_json::Value) {
     .await;
     assert!(s < 300, "{body}");
     let err = k.unwrap(&v1, &ctx).await.unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Disabled), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Disabled), "{err}");
     assert!(k.unwrap(&v2, &ctx).await.unwrap() == dek);
 }
 
@@ -186,7 +178,7 @@ async fn a_wrong_token_is_access_denied() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::AccessDenied), "{err}");
     assert!(!err.to_string().contains("not-a-token"));
 }
 
@@ -211,7 +203,7 @@ async fn an_unreachable_or_hanging_server_fails_within_the_timeout() {
         .wrap(&DataKey::generate().unwrap(), &EncryptionContext::new())
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Unavailable), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Unavailable), "{err}");
 
     // Accepts connections and never answers: Timeout after about retries+1 timeouts.
     let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -234,7 +226,7 @@ async fn an_unreachable_or_hanging_server_fails_within_the_timeout() {
         .await
         .unwrap_err();
     let took = start.elapsed();
-    assert_eq!(kind(&err), Some(KmsErrorKind::Timeout), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::Timeout), "{err}");
     assert!(took < Duration::from_secs(4), "took {took:?}");
     drop(hang);
 }
@@ -413,7 +405,7 @@ async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
         .build()
         .unwrap();
     let err = k_other.wrap(&dek, &ctx).await.unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::AccessDenied), "{err}");
 
     // A token the cluster rejects, and a role that does not exist: clear login errors.
     let bad_path = dir.join("bad");
@@ -433,6 +425,6 @@ async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
         .wrap(&dek, &ctx)
         .await
         .unwrap_err();
-    assert_eq!(kind(&err), Some(KmsErrorKind::AccessDenied), "{err}");
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::AccessDenied), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
