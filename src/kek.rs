@@ -123,7 +123,15 @@ pub trait Kek: Send + Sync + fmt::Debug {
         wrapped.provider == self.provider() && wrapped.key_id == self.key_id()
     }
 
-    /// Wraps `key`, binding `context`.
+    /// Whether the KMS itself binds the encryption context to the wrapped key (as associated
+    /// data), so that unwrapping under another context fails at the KMS. True for every
+    /// provider except Azure Key Vault, whose wrap operations take no associated data; there
+    /// the context is bound by kmseal's authenticated header alone (see SECURITY.md).
+    fn binds_context(&self) -> bool {
+        true
+    }
+
+    /// Wraps `key`, binding `context` when the KMS can ([`Kek::binds_context`]).
     async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error>;
 
     /// Unwraps a key this KEK wrapped under the same `context`.

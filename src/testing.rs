@@ -21,6 +21,7 @@ use crate::{
 pub async fn run(kek: Arc<dyn Kek>, other: Arc<dyn Kek>) {
     round_trip(kek.as_ref()).await;
     wrong_context_is_refused(kek.as_ref()).await;
+    context_is_bound_by_the_header(kek.clone()).await;
     another_key_cannot_unwrap(kek.as_ref(), other.as_ref()).await;
     tampered_wrapped_key_is_refused(kek.as_ref()).await;
     large_context_round_trips(kek.as_ref()).await;
@@ -82,8 +83,13 @@ fn assert_refused(result: Result<DataKey, Error>, what: &str) {
     }
 }
 
-/// A wrapped key is bound to its encryption context.
+/// A wrapped key is bound to its encryption context by the KMS, when the KEK says it
+/// [binds context](Kek::binds_context) (the header binds it in every case:
+/// [`context_is_bound_by_the_header`]).
 pub async fn wrong_context_is_refused(kek: &dyn Kek) {
+    if !kek.binds_context() {
+        return;
+    }
     let dek = DataKey::generate().unwrap();
     let wrapped = kek.wrap(&dek, &ctx(&[("app", "a")])).await.unwrap();
     assert_refused(
@@ -99,6 +105,43 @@ pub async fn wrong_context_is_refused(kek: &dyn Kek) {
             .await,
         "context extended",
     );
+}
+
+/// A message whose header context is altered, or that a caller expects under another
+/// context, does not open (whatever the KMS does with the context).
+pub async fn context_is_bound_by_the_header(kek: Arc<dyn Kek>) {
+    let msg = Encryptor::new(kek.clone())
+        .context("tenant", "conformance-tenant-a")
+        .unwrap()
+        .encrypt(b"payload")
+        .await
+        .unwrap();
+    let at = msg
+        .windows(20)
+        .position(|w| w == b"conformance-tenant-a")
+        .expect("the context is in the header");
+    let mut altered = msg.clone();
+    altered[at + 19] = b'b';
+    assert!(
+        Decryptor::new(kek.clone()).decrypt(&altered).await.is_err(),
+        "a message with an altered context opened"
+    );
+    assert!(
+        Decryptor::new(kek.clone())
+            .expect_context("tenant", "conformance-tenant-b")
+            .unwrap()
+            .decrypt(&msg)
+            .await
+            .is_err(),
+        "a message opened under an unexpected context"
+    );
+    let pt = Decryptor::new(kek)
+        .expect_context("tenant", "conformance-tenant-a")
+        .unwrap()
+        .decrypt(&msg)
+        .await
+        .unwrap();
+    assert_eq!(pt.expose_secret(), b"payload");
 }
 
 /// Another key of the same provider cannot unwrap (asked directly, bypassing `matches`).

@@ -1,0 +1,672 @@
+//! Azure Key Vault and Managed HSM key wrapping for [`kmseal`], with the official
+//! `azure_security_keyvault_keys` client and `azure_identity` credentials.
+//!
+//! Wrap is Key Vault's `wrapKey`, unwrap is `unwrapKey`, with **RSA-OAEP-256** (RSA and
+//! RSA-HSM keys, in a vault or a Managed HSM) or **A256KW** (Managed HSM `oct-HSM` keys).
+//! Unless told with [`AzureBuilder::algorithm`], the algorithm follows the key's type, read
+//! once with `get` (the *Key Vault Crypto Service Encryption User* role allows it).
+//!
+//! **Versions.** A URI without a version wraps with the key's current version; the version
+//! Key Vault used is recorded in the wrapped key (`VAULT/keys/NAME/VERSION`), so unwrapping
+//! after a key rotation still asks for the version that wrapped.
+//!
+//! **No associated data.** Key Vault's wrap operations take no AAD, so unlike the other
+//! providers the encryption context is not bound by the KMS: it is bound by kmseal's header
+//! (authenticated with a key derived from the data key) alone. See SECURITY.md.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kmseal::Error> {
+//! use std::sync::Arc;
+//! use kmseal::KeyUri;
+//! use kmseal_azure::AzureKek;
+//!
+//! // Workload identity on AKS, managed identity on a VM, or `az login` on a laptop.
+//! let uri: KeyUri = "azure-kv://myvault.vault.azure.net/keys/kmseal".parse()?;
+//! let kek = Arc::new(AzureKek::from_uri(&uri).await?);
+//! let sealed = kmseal::Encryptor::new(kek).encrypt(b"secret").await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod credential;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::{Body, ClientOptions, RetryOptions, Transport, Url};
+use azure_security_keyvault_keys::models::{
+    KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationResult, KeyType,
+};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use kmseal::{
+    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
+};
+use kmseal_kms_common::{locked_bytes, on_runtime, retry};
+use tokio::sync::OnceCell;
+
+pub use credential::ChainCredential;
+
+const PROVIDER: &str = "azure-kv";
+
+fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
+    kmseal_kms_common::kms_error(PROVIDER, kind, message)
+}
+
+/// The key-wrapping algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrapAlgorithm {
+    /// RSA-OAEP with SHA-256 (RSA and RSA-HSM keys).
+    RsaOaep256,
+    /// AES key wrap with a 256-bit key (RFC 3394; Managed HSM `oct-HSM` keys).
+    A256Kw,
+}
+
+impl WrapAlgorithm {
+    /// The JWA name Key Vault uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            WrapAlgorithm::RsaOaep256 => "RSA-OAEP-256",
+            WrapAlgorithm::A256Kw => "A256KW",
+        }
+    }
+
+    /// The byte that records the algorithm in front of Key Vault's result (see FORMAT.md).
+    fn tag(self) -> u8 {
+        match self {
+            WrapAlgorithm::RsaOaep256 => 1,
+            WrapAlgorithm::A256Kw => 2,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<WrapAlgorithm> {
+        match tag {
+            1 => Some(WrapAlgorithm::RsaOaep256),
+            2 => Some(WrapAlgorithm::A256Kw),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for WrapAlgorithm {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_uppercase().as_str() {
+            "RSA-OAEP-256" => Ok(WrapAlgorithm::RsaOaep256),
+            "A256KW" => Ok(WrapAlgorithm::A256Kw),
+            _ => Err(kms_error(
+                KmsErrorKind::Other,
+                format!("unknown wrap algorithm `{s}`; expected RSA-OAEP-256 or A256KW"),
+            )),
+        }
+    }
+}
+
+/// Maps a client error to a kind. Key Vault error bodies carry codes and messages, never
+/// key material.
+fn map_error(op: &str, e: &azure_core::Error) -> Error {
+    let kind = match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => {
+            // A disabled key is a 403 whose inner error is `KeyDisabled` and whose message
+            // says "disabled key"; the client surfaces the outer code and the message.
+            let disabled = error_code.as_deref().unwrap_or("").contains("Disabled")
+                || e.to_string().to_ascii_lowercase().contains("disabled");
+            match u16::from(*status) {
+                401 | 403 if disabled => KmsErrorKind::Disabled,
+                401 | 403 => KmsErrorKind::AccessDenied,
+                404 => KmsErrorKind::NotFound,
+                429 => KmsErrorKind::Throttled,
+                400 if op == "unwrapKey" => KmsErrorKind::InvalidCiphertext,
+                408 => KmsErrorKind::Timeout,
+                500..=599 => KmsErrorKind::Unavailable,
+                _ => KmsErrorKind::Other,
+            }
+        }
+        ErrorKind::Credential => KmsErrorKind::AccessDenied,
+        ErrorKind::Connection | ErrorKind::Io => KmsErrorKind::Unavailable,
+        _ => KmsErrorKind::Other,
+    };
+    kms_error(kind, format!("{op} failed: {e}"))
+}
+
+/// Settings for an [`AzureKek`].
+pub struct AzureBuilder {
+    uri: KeyUri,
+    host: String,
+    name: String,
+    version: Option<String>,
+    credential: Option<Arc<dyn TokenCredential>>,
+    algorithm: Option<WrapAlgorithm>,
+    extra_roots: Vec<Vec<u8>>,
+    connect_to: Option<IpAddr>,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl std::fmt::Debug for AzureBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureBuilder")
+            .field("uri", &self.uri.to_string())
+            .field("algorithm", &self.algorithm)
+            .field("connect_to", &self.connect_to)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureBuilder {
+    /// Use this credential instead of the default chain ([`ChainCredential::from_env`]).
+    pub fn credential(mut self, credential: Arc<dyn TokenCredential>) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// The wrap algorithm (default: from the key's type, read once with Key Vault's `get`).
+    pub fn algorithm(mut self, algorithm: WrapAlgorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+
+    /// Also trust this PEM root certificate (a TLS-inspecting proxy, a test server), for Key
+    /// Vault and for the credentials' token requests.
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(pem.into());
+        self
+    }
+
+    /// Connect to this address instead of resolving the vault's host name (a private
+    /// endpoint without DNS, a test server). TLS still checks the vault's host name.
+    pub fn connect_to(mut self, ip: IpAddr) -> Self {
+        self.connect_to = Some(ip);
+        self
+    }
+
+    /// Time limit for one attempt, authentication challenge and token included (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retries after throttling (429), unavailability (5xx, connection failures) and
+    /// timeouts, with exponential backoff from 100 ms (default 3).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Builds the client.
+    pub async fn build(self) -> Result<AzureKek, Error> {
+        let setup = |what: &str, e: &dyn std::fmt::Display| {
+            kms_error(
+                KmsErrorKind::Other,
+                format!("cannot set up the Key Vault client ({what}): {e}"),
+            )
+        };
+        // No whole-request timeout here: each attempt (challenge and token included) runs under
+        // one tokio timeout, so a hang is reported as a timeout.
+        let mut http = reqwest::Client::builder().connect_timeout(self.timeout);
+        for pem in &self.extra_roots {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| setup("root", &e))?;
+            http = http.tls_certs_merge([cert]);
+        }
+        if let Some(ip) = self.connect_to {
+            let host = self.host.split(':').next().unwrap_or_default();
+            http = http.resolve(host, std::net::SocketAddr::new(ip, 443));
+        }
+        let http = http.build().map_err(|e| setup("HTTP client", &e))?;
+        let client_options = ClientOptions {
+            retry: RetryOptions::none(),
+            transport: Some(Transport::new(Arc::new(http))),
+            ..Default::default()
+        };
+        let credential = match self.credential {
+            Some(c) => c,
+            None => Arc::new(
+                ChainCredential::from_env(&client_options)
+                    .map_err(|e| kms_error(KmsErrorKind::AccessDenied, e))?,
+            ),
+        };
+        let client = KeyClient::new(
+            &format!("https://{}", self.host),
+            credential,
+            Some(KeyClientOptions {
+                client_options,
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| setup("client", &e))?;
+        let algorithm = OnceCell::new_with(self.algorithm);
+        Ok(AzureKek {
+            inner: Arc::new(Inner {
+                client,
+                key_id: self.uri.body().to_owned(),
+                uri: self.uri,
+                host: self.host,
+                name: self.name,
+                version: self.version,
+                algorithm,
+                timeout: self.timeout,
+                retries: self.retries,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    client: KeyClient,
+    uri: KeyUri,
+    key_id: String,
+    host: String,
+    name: String,
+    version: Option<String>,
+    algorithm: OnceCell<WrapAlgorithm>,
+    timeout: Duration,
+    retries: u32,
+}
+
+/// An Azure Key Vault or Managed HSM key used as a KEK. See the [crate docs](crate).
+#[derive(Clone)]
+pub struct AzureKek {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AzureKek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureKek")
+            .field("uri", &self.inner.uri.to_string())
+            .field("algorithm", &self.inner.algorithm.get())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_version(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl AzureKek {
+    /// A KEK for `azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]` with the default
+    /// credential chain.
+    pub async fn from_uri(uri: &KeyUri) -> Result<AzureKek, Error> {
+        AzureKek::builder(uri)?.build().await
+    }
+
+    /// Settings for a KEK; finish with [`AzureBuilder::build`].
+    pub fn builder(uri: &KeyUri) -> Result<AzureBuilder, Error> {
+        let bad = |reason: &str| Error::InvalidKeyUri {
+            uri: uri.to_string(),
+            reason: reason.into(),
+        };
+        if uri.provider() != Provider::AzureKv {
+            return Err(bad("not an azure-kv:// URI"));
+        }
+        let parts: Vec<&str> = uri.body().split('/').collect();
+        let (host, name, version) = match parts[..] {
+            [host, "keys", name] => (host, name, None),
+            [host, "keys", name, version] => (host, name, Some(version)),
+            _ => {
+                return Err(bad(
+                    "expected azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]",
+                ));
+            }
+        };
+        if version.is_some_and(|v| !is_version(v)) {
+            return Err(bad("a key version is letters and digits"));
+        }
+        Ok(AzureBuilder {
+            uri: uri.clone(),
+            host: host.to_owned(),
+            name: name.to_owned(),
+            version: version.map(str::to_owned),
+            credential: None,
+            algorithm: None,
+            extra_roots: Vec::new(),
+            connect_to: None,
+            timeout: Duration::from_secs(10),
+            retries: 3,
+        })
+    }
+
+    /// Runs `op` with retries on retryable kinds, each attempt within the timeout. The whole
+    /// loop runs on a tokio runtime (the caller's or the shared one).
+    async fn with_retries<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        F: Fn(Arc<Inner>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        on_runtime(PROVIDER, async move {
+            retry(PROVIDER, inner.retries, false, || {
+                let attempt = op(inner.clone());
+                let limit = inner.timeout;
+                async move {
+                    tokio::time::timeout(limit, attempt)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(kms_error(
+                                KmsErrorKind::Timeout,
+                                format!("no answer from Key Vault in {limit:?}"),
+                            ))
+                        })
+                }
+            })
+            .await
+        })
+        .await
+    }
+
+    /// The wrap algorithm: configured, or learned from the key's type.
+    async fn algorithm(&self) -> Result<WrapAlgorithm, Error> {
+        let this = self.clone();
+        self.inner
+            .algorithm
+            .get_or_try_init(|| async move {
+                this.with_retries(|inner| async move { inner.key_algorithm().await })
+                    .await
+            })
+            .await
+            .copied()
+    }
+}
+
+impl Inner {
+    async fn key_algorithm(&self) -> Result<WrapAlgorithm, Error> {
+        let key = self
+            .client
+            .get_key(
+                &self.name,
+                Some(KeyClientGetKeyOptions {
+                    key_version: self.version.clone(),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| map_error("get", &e))?
+            .into_model()
+            .map_err(|e| kms_error(KmsErrorKind::Other, format!("get: bad response: {e}")))?;
+        match key.key.and_then(|k| k.kty) {
+            Some(KeyType::Rsa | KeyType::RsaHsm) => Ok(WrapAlgorithm::RsaOaep256),
+            Some(KeyType::Oct | KeyType::OctHsm) => Ok(WrapAlgorithm::A256Kw),
+            other => Err(kms_error(
+                KmsErrorKind::Other,
+                format!(
+                    "key {} has type {other:?}, which cannot wrap keys (use an RSA or oct-HSM key)",
+                    self.name
+                ),
+            )),
+        }
+    }
+
+    /// Checks that `kid` names our vault and key, and returns its version.
+    fn version_from_kid(&self, op: &str, kid: Option<&str>) -> Result<String, Error> {
+        let integrity = |why: &str| kms_error(KmsErrorKind::Integrity, format!("{op}: {why}"));
+        let url = kid
+            .and_then(|k| Url::parse(k).ok())
+            .ok_or_else(|| integrity("no key id in the answer"))?;
+        let our_host = self.host.split(':').next().unwrap_or_default();
+        if url.host_str() != Some(our_host) {
+            return Err(integrity("answered by another vault"));
+        }
+        let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+        match segments[..] {
+            ["keys", name, version] if name == self.name && is_version(version) => {
+                if self.version.as_deref().is_some_and(|v| v != version) {
+                    return Err(integrity("answered by another key version"));
+                }
+                Ok(version.to_owned())
+            }
+            _ => Err(integrity("answered by another key")),
+        }
+    }
+
+    async fn wrap_once(
+        &self,
+        algorithm: WrapAlgorithm,
+        body: bytes::Bytes,
+    ) -> Result<(String, Vec<u8>), Error> {
+        let resp = self
+            .client
+            .wrap_key(
+                &self.name,
+                Body::Bytes(body).into(),
+                Some(KeyClientWrapKeyOptions {
+                    key_version: self.version.clone(),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| map_error("wrapKey", &e))?;
+        let result: KeyOperationResult = resp
+            .into_model()
+            .map_err(|e| kms_error(KmsErrorKind::Other, format!("wrapKey: bad response: {e}")))?;
+        let version = self.version_from_kid("wrapKey", result.kid.as_deref())?;
+        let wrapped = result.result.unwrap_or_default();
+        let plausible = match algorithm {
+            // RFC 3394: 8 bytes of integrity check value in front of the 32-byte key.
+            WrapAlgorithm::A256Kw => wrapped.len() == 40,
+            // One RSA block: 2048 to 4096-bit keys.
+            WrapAlgorithm::RsaOaep256 => (256..=512).contains(&wrapped.len()),
+        };
+        if !plausible {
+            return Err(kms_error(
+                KmsErrorKind::Integrity,
+                format!(
+                    "wrapKey: {} bytes is not a {} result",
+                    wrapped.len(),
+                    algorithm.name()
+                ),
+            ));
+        }
+        Ok((version, wrapped))
+    }
+
+    async fn unwrap_once(
+        &self,
+        version: String,
+        algorithm: WrapAlgorithm,
+        ciphertext: Vec<u8>,
+    ) -> Result<SecretBytes, Error> {
+        let body = format!(
+            r#"{{"alg":"{}","value":"{}"}}"#,
+            algorithm.name(),
+            B64URL.encode(&ciphertext)
+        );
+        let resp = self
+            .client
+            .unwrap_key(
+                &self.name,
+                &version,
+                Body::Bytes(bytes::Bytes::from(body)).into(),
+                None,
+            )
+            .await
+            .map_err(|e| map_error("unwrapKey", &e))?;
+        let result: KeyOperationResult = resp
+            .into_model()
+            .map_err(|e| kms_error(KmsErrorKind::Other, format!("unwrapKey: bad response: {e}")))?;
+        let kid_version = self.version_from_kid("unwrapKey", result.kid.as_deref())?;
+        // Into locked memory at once; the decoded copy is wiped (the client's response
+        // buffer is not ours to wipe).
+        let key = SecretBytes::from_vec_zeroizing(result.result.unwrap_or_default())?;
+        if kid_version != version {
+            return Err(kms_error(
+                KmsErrorKind::Integrity,
+                "unwrapKey: answered by another key version",
+            ));
+        }
+        Ok(key)
+    }
+}
+
+/// `{"alg":"…","value":"<base64url key>"}` built in locked memory.
+fn wrap_request(algorithm: WrapAlgorithm, key: &[u8]) -> Result<bytes::Bytes, Error> {
+    let head = format!(r#"{{"alg":"{}","value":""#, algorithm.name());
+    let encoded_len = base64::encoded_len(key.len(), false).unwrap_or(0);
+    let mut body = SecretBytes::zeroed(head.len() + encoded_len + 2)?;
+    let buf = body.expose_secret_mut();
+    buf[..head.len()].copy_from_slice(head.as_bytes());
+    let end = head.len()
+        + B64URL
+            .encode_slice(key, &mut buf[head.len()..])
+            .map_err(|e| kms_error(KmsErrorKind::Other, format!("encoding: {e}")))?;
+    buf[end..end + 2].copy_from_slice(b"\"}");
+    body.truncate(end + 2);
+    Ok(locked_bytes(body))
+}
+
+#[async_trait]
+impl Kek for AzureKek {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    fn describe(&self) -> String {
+        self.inner.uri.to_string()
+    }
+
+    /// Key Vault's wrapKey takes no associated data.
+    fn binds_context(&self) -> bool {
+        false
+    }
+
+    /// Ours when the wrapped key names our vault and key, and our version if the URI pins one.
+    fn matches(&self, wrapped: &WrappedKey) -> bool {
+        if wrapped.provider != PROVIDER {
+            return false;
+        }
+        match &self.inner.version {
+            Some(_) => wrapped.key_id == self.inner.key_id,
+            None => wrapped
+                .key_id
+                .strip_prefix(self.inner.key_id.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(is_version),
+        }
+    }
+
+    async fn wrap(&self, key: &DataKey, _context: &EncryptionContext) -> Result<WrappedKey, Error> {
+        // Key Vault takes no associated data: the context is bound by kmseal's header.
+        let algorithm = self.algorithm().await?;
+        let body = wrap_request(algorithm, key.expose_secret())?;
+        let (version, wrapped) = self
+            .with_retries(move |inner| {
+                let body = body.clone();
+                async move { inner.wrap_once(algorithm, body).await }
+            })
+            .await?;
+        let mut ciphertext = Vec::with_capacity(1 + wrapped.len());
+        ciphertext.push(algorithm.tag());
+        ciphertext.extend_from_slice(&wrapped);
+        let base = format!("{}/keys/{}", self.inner.host, self.inner.name);
+        Ok(WrappedKey {
+            provider: PROVIDER.to_owned(),
+            key_id: format!("{base}/{version}"),
+            ciphertext,
+        })
+    }
+
+    async fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        _context: &EncryptionContext,
+    ) -> Result<DataKey, Error> {
+        if !self.matches(wrapped) {
+            return Err(kms_error(
+                KmsErrorKind::InvalidCiphertext,
+                format!(
+                    "wrapped key {wrapped} was not made by {}",
+                    self.inner.key_id
+                ),
+            ));
+        }
+        let version = wrapped
+            .key_id
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let (algorithm, ct) = match wrapped.ciphertext.split_first() {
+            Some((&tag, ct)) if !ct.is_empty() => match WrapAlgorithm::from_tag(tag) {
+                Some(a) => (a, ct.to_vec()),
+                None => {
+                    return Err(kms_error(
+                        KmsErrorKind::InvalidCiphertext,
+                        format!("unknown wrap algorithm tag {tag}"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(kms_error(
+                    KmsErrorKind::InvalidCiphertext,
+                    "empty wrapped key",
+                ));
+            }
+        };
+        let key = self
+            .with_retries(move |inner| {
+                let (version, ct) = (version.clone(), ct.clone());
+                async move { inner.unwrap_once(version, algorithm, ct).await }
+            })
+            .await?;
+        DataKey::from_secret(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_parses_versions_and_rejects_other_providers() {
+        let uri: KeyUri = "vault://h:1/transit/keys/k".parse().unwrap();
+        assert!(AzureKek::builder(&uri).is_err());
+        let uri: KeyUri = "azure-kv://v.vault.azure.net/keys/k/0123abc"
+            .parse()
+            .unwrap();
+        let b = AzureKek::builder(&uri).unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.name.as_str(), b.version.as_deref()),
+            ("v.vault.azure.net", "k", Some("0123abc"))
+        );
+    }
+
+    #[test]
+    fn wrap_request_is_the_documented_json() {
+        let body = wrap_request(WrapAlgorithm::A256Kw, &[0xfb; 32]).unwrap();
+        let expected = format!(
+            r#"{{"alg":"A256KW","value":"{}"}}"#,
+            B64URL.encode([0xfb; 32])
+        );
+        assert_eq!(&body[..], expected.as_bytes());
+        assert!(
+            !expected.contains('+') && !expected.contains('='),
+            "base64url"
+        );
+    }
+
+    #[test]
+    fn algorithm_names_and_tags_round_trip() {
+        for a in [WrapAlgorithm::RsaOaep256, WrapAlgorithm::A256Kw] {
+            assert_eq!(a.name().parse::<WrapAlgorithm>().unwrap(), a);
+            assert_eq!(WrapAlgorithm::from_tag(a.tag()), Some(a));
+        }
+        assert!("RSA1_5".parse::<WrapAlgorithm>().is_err());
+        assert_eq!(WrapAlgorithm::from_tag(0), None);
+    }
+}
