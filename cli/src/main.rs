@@ -75,8 +75,10 @@ struct Common {
     /// Key URI (repeatable): local://PATH, local://env:VAR, vault://HOST:PORT/MOUNT/keys/NAME
     /// (token from VAULT_TOKEN / BAO_TOKEN / ~/.vault-token), aws-kms://ARN (default AWS
     /// credential chain), gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K (Application
-    /// Default Credentials; KMSEAL_GCP_ENDPOINT overrides the endpoint). Default: $KMSEAL_KEY,
-    /// else the development key.
+    /// Default Credentials; KMSEAL_GCP_ENDPOINT overrides the endpoint),
+    /// azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION] (workload identity, managed
+    /// identity or `az login`; AZURE_TOKEN_CREDENTIALS selects one). Default: $KMSEAL_KEY, else
+    /// the development key.
     #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
     keys: Vec<String>,
     /// Encryption context pair KEY=VALUE (repeatable). On decrypt, pairs the message must have.
@@ -271,6 +273,8 @@ fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Fail
                     }
                     Ok(Arc::new(kmseal::blocking::block_on(b.build())?) as Arc<dyn Kek>)
                 }
+                #[cfg(feature = "azure")]
+                Provider::AzureKv => azure_kek(&uri),
                 other => Err(usage(format!(
                     "{} keys are not supported by this build of kmseal yet",
                     other.scheme()
@@ -278,6 +282,29 @@ fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Fail
             }
         })
         .collect()
+}
+
+/// An Azure Key Vault KEK with the default credential chain, and the environment's
+/// KMSEAL_AZURE_ALGORITHM, KMSEAL_AZURE_CA_FILE and KMSEAL_AZURE_CONNECT_TO.
+#[cfg(feature = "azure")]
+fn azure_kek(uri: &KeyUri) -> Result<Arc<dyn Kek>, Failure> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut b = kmseal_azure::AzureKek::builder(uri)?;
+    if let Some(alg) = var("KMSEAL_AZURE_ALGORITHM") {
+        b = b.algorithm(alg.parse()?);
+    }
+    if let Some(path) = var("KMSEAL_AZURE_CA_FILE") {
+        let pem = std::fs::read(&path)
+            .map_err(|e| usage(format!("cannot read KMSEAL_AZURE_CA_FILE {path}: {e}")))?;
+        b = b.add_root_certificate_pem(pem);
+    }
+    if let Some(ip) = var("KMSEAL_AZURE_CONNECT_TO") {
+        let ip = ip
+            .parse()
+            .map_err(|_| usage(format!("KMSEAL_AZURE_CONNECT_TO={ip} is not an IP address")))?;
+        b = b.connect_to(ip);
+    }
+    Ok(Arc::new(kmseal::blocking::block_on(b.build())?))
 }
 
 fn context(pairs: Vec<(String, String)>) -> Result<EncryptionContext, Failure> {

@@ -142,3 +142,47 @@ fn ten_mib_file_through_the_cli_with_gcp_kms_on_the_stand_in() {
     std::fs::remove_dir_all(&d).unwrap();
     drop(rt);
 }
+
+#[test]
+fn ten_mib_file_through_the_cli_with_azure_key_vault_and_workload_identity_on_the_stand_in() {
+    // The HTTPS Key Vault stand-in (no emulator exists), which also plays Entra ID's token
+    // endpoint: the CLI's default credential chain runs the real workload identity flow.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(kmseal_azure::testing::FakeVault::start(
+        "kmseal-e2e.vault.azure.net",
+    ));
+    fake.create_rsa_key("e2e");
+    fake.accept_assertion("projected-service-account-jwt");
+    let d = dir("azure");
+    let ca = d.join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    let token = d.join("token");
+    std::fs::write(&token, "projected-service-account-jwt").unwrap();
+    let authority = fake.authority_host();
+    let env = [
+        ("AZURE_TOKEN_CREDENTIALS", "WorkloadIdentityCredential"),
+        ("AZURE_FEDERATED_TOKEN_FILE", s(&token)),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_TENANT_ID", kmseal_azure::testing::TENANT),
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+        ("KMSEAL_AZURE_CA_FILE", s(&ca)),
+        ("KMSEAL_AZURE_CONNECT_TO", "127.0.0.1"),
+    ];
+    let sealed = ten_mib_round_trip(&d, 89, &[&fake.uri("e2e")], &env);
+    assert!(
+        fake.tokens_issued.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "encrypt and decrypt each authenticated through the token endpoint"
+    );
+    // A token the directory refuses: a KMS error (exit 4), no output file.
+    fake.accept_assertion("another-token");
+    let out = d.join("refused.bin");
+    let o = run(
+        &["decrypt", "-k", &fake.uri("e2e"), s(&sealed), "-o", s(&out)],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("AADSTS700024"), "{}", stderr(&o));
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+    drop(rt);
+}

@@ -114,9 +114,7 @@ impl ChainCredential {
     }
 
     /// A chain over given credentials (named for error messages).
-    pub fn new(
-        sources: Vec<NamedSource>,
-    ) -> ChainCredential {
+    pub fn new(sources: Vec<NamedSource>) -> ChainCredential {
         ChainCredential {
             sources,
             chosen: OnceLock::new(),
