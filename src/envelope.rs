@@ -8,10 +8,11 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use crate::cache::{CacheStats, DecryptCache, EncryptCache};
 use crate::context::EncryptionContext;
 use crate::error::{Error, KekFailure};
 use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len};
-use crate::kek::{DataKey, Kek};
+use crate::kek::{DataKey, Kek, WrappedKey};
 use crate::secret::SecretBytes;
 use crate::stream::{DecryptReader, EncryptWriter, open_all, seal_all};
 use crate::suite::{KEY_LEN, MessageKeys, Suite, fill_random};
@@ -43,6 +44,7 @@ pub struct Encryptor {
     suite: Suite,
     frame_size: u32,
     kms_data_key: bool,
+    cache: Option<EncryptCache>,
 }
 
 impl Encryptor {
@@ -54,6 +56,7 @@ impl Encryptor {
             suite: Suite::default(),
             frame_size: DEFAULT_FRAME_SIZE,
             kms_data_key: false,
+            cache: None,
         }
     }
 
@@ -106,8 +109,22 @@ impl Encryptor {
         Ok(self)
     }
 
-    /// Generates and wraps a data key and builds the header.
-    async fn start(&self) -> Result<(Header, MessageKeys), Error> {
+    /// Reuses data keys through `cache` for [`encrypt`](Self::encrypt) calls, within the
+    /// cache's [`CacheLimits`](crate::CacheLimits); each message still has its own message id
+    /// and derived keys. Streams from [`writer`](Self::writer) always get a fresh data key
+    /// (their length is unknown in advance, so byte limits could not be kept).
+    pub fn cache(mut self, cache: EncryptCache) -> Encryptor {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cache's statistics, if one is set.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(EncryptCache::stats)
+    }
+
+    /// A fresh data key, wrapped under every KEK.
+    async fn fresh_key(&self) -> Result<(DataKey, Vec<WrappedKey>), Error> {
         let mut wrapped = Vec::with_capacity(self.keks.len());
         let mut keks = self.keks.iter();
         let dek = if self.kms_data_key {
@@ -126,11 +143,31 @@ impl Encryptor {
         } else {
             DataKey::generate()?
         };
-        let mut message_id = [0u8; KEY_LEN];
-        fill_random(&mut message_id)?;
         for kek in keks {
             wrapped.push(kek.wrap(&dek, &self.context).await?);
         }
+        Ok((dek, wrapped))
+    }
+
+    /// Gets a data key (cached when a cache is set and the length is known), draws a message
+    /// id, derives the message keys and builds the header.
+    async fn start(&self, len: Option<u64>) -> Result<(Header, MessageKeys), Error> {
+        let (dek, wrapped) = match (&self.cache, len) {
+            (Some(cache), Some(len)) => {
+                let lease = cache
+                    .lease(&self.keks, &self.context, self.kms_data_key, len, || {
+                        self.fresh_key()
+                    })
+                    .await?;
+                (lease.key, lease.wrapped)
+            }
+            _ => {
+                let (dek, wrapped) = self.fresh_key().await?;
+                (Arc::new(dek), wrapped)
+            }
+        };
+        let mut message_id = [0u8; KEY_LEN];
+        fill_random(&mut message_id)?;
         let keys = MessageKeys::derive(&dek, &message_id, self.suite);
         let header = Header::seal(
             &keys,
@@ -145,7 +182,7 @@ impl Encryptor {
 
     /// Encrypts `plaintext` into a complete message.
     pub async fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-        let (header, keys) = self.start().await?;
+        let (header, keys) = self.start(Some(plaintext.len() as u64)).await?;
         let body = body_len(plaintext.len() as u64, self.frame_size)
             .and_then(|b| usize::try_from(b).ok())
             .ok_or(Error::InvalidArgument("plaintext too large"))?;
@@ -184,7 +221,7 @@ impl Encryptor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn writer<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
-        let (header, keys) = self.start().await?;
+        let (header, keys) = self.start(None).await?;
         EncryptWriter::new(writer, &header, keys)
     }
 
@@ -205,6 +242,7 @@ pub struct Decryptor {
     keks: Vec<Arc<dyn Kek>>,
     expected: EncryptionContext,
     limits: Limits,
+    cache: Option<DecryptCache>,
 }
 
 impl Decryptor {
@@ -214,6 +252,7 @@ impl Decryptor {
             keks: vec![kek],
             expected: EncryptionContext::new(),
             limits: Limits::default(),
+            cache: None,
         }
     }
 
@@ -245,19 +284,62 @@ impl Decryptor {
         self
     }
 
+    /// Remembers unwrapped data keys in `cache` (shared with its clones), so messages that
+    /// share a wrapped key cost one KMS call while the cache's TTL lasts. Only keys that passed
+    /// a message's commitment check are cached; a cached key is checked against each message.
+    pub fn cache(mut self, cache: DecryptCache) -> Decryptor {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cache's statistics, if one is set.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(DecryptCache::stats)
+    }
+
+    /// Unwraps `wrapped` with `kek` (or takes it from the cache) and checks it against the
+    /// header's commitment and tag.
+    async fn try_open(
+        &self,
+        kek: &dyn Kek,
+        wrapped: &WrappedKey,
+        header: &Header,
+    ) -> Result<(Arc<DataKey>, MessageKeys), Error> {
+        let unwrap_and_check = || async {
+            let dek = kek.unwrap(wrapped, header.context()).await?;
+            header.open(&dek)?;
+            Ok(dek)
+        };
+        let Some(cache) = &self.cache else {
+            let dek = kek.unwrap(wrapped, header.context()).await?;
+            let keys = header.open(&dek)?;
+            return Ok((Arc::new(dek), keys));
+        };
+        let dek = cache
+            .get_or_unwrap(kek, wrapped, header.context(), unwrap_and_check)
+            .await?;
+        let keys = header.open(&dek)?;
+        Ok((dek, keys))
+    }
+
     /// Checks the context and unwraps the data key with the first trusted KEK that can,
-    /// returning the verified message keys. Exposed for rotation and inspection tools.
+    /// returning the verified message keys.
     pub(crate) async fn open_header(&self, header: &Header) -> Result<MessageKeys, Error> {
+        Ok(self.open_data_key(header).await?.1)
+    }
+
+    /// Like [`open_header`](Self::open_header), also returning the verified data key (for
+    /// rewrapping).
+    pub(crate) async fn open_data_key(
+        &self,
+        header: &Header,
+    ) -> Result<(Arc<DataKey>, MessageKeys), Error> {
         header.context().require(&self.expected)?;
         let mut failures = Vec::new();
         for kek in &self.keks {
             for wrapped in header.wrapped_keys().iter().filter(|w| kek.matches(w)) {
-                let attempt = match kek.unwrap(wrapped, header.context()).await {
-                    Ok(dek) => header.open(&dek),
-                    Err(e) => Err(e),
-                };
-                match attempt {
-                    Ok(keys) => return Ok(keys),
+                match self.try_open(kek.as_ref(), wrapped, header).await {
+                    Ok(opened) => return Ok(opened),
                     Err(error) => {
                         tracing::debug!(kek = %kek.describe(), %error, "unwrap attempt failed");
                         failures.push(KekFailure {

@@ -20,6 +20,7 @@
 //! * [`stream`] has the streaming [`EncryptWriter`] and [`DecryptReader`].
 //! * [`kek`] has the [`Kek`] trait, [`DataKey`], [`WrappedKey`] and [`KeyUri`].
 //! * [`local`] is the embedded [`LocalKek`].
+//! * [`cache`] has the data-key caches ([`EncryptCache`], [`DecryptCache`]).
 //! * [`blocking`] is a tiny executor for synchronous callers.
 //!
 //! # Feature flags
@@ -29,6 +30,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod blocking;
+pub mod cache;
 mod context;
 mod envelope;
 mod error;
@@ -43,6 +45,7 @@ pub mod testing;
 #[cfg(test)]
 mod vectors;
 
+pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor};
 pub use error::{Error, KekFailure, KmsErrorKind};

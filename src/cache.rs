@@ -1,0 +1,480 @@
+//! Data-key caches, so a service does not call its KMS for every record.
+//!
+//! * [`EncryptCache`] lets an [`Encryptor`](crate::Encryptor) reuse one data key (and its
+//!   wrapped forms) for many messages, within [`CacheLimits`]: maximum age, messages and bytes.
+//!   Every message still gets its own 256-bit message id, so its own derived payload key,
+//!   header key and commitment. When a limit is reached, the next message wraps a new data
+//!   key; concurrent callers wait for that one wrap (single flight) and never exceed a limit.
+//! * [`DecryptCache`] remembers data keys a [`Decryptor`](crate::Decryptor) unwrapped, keyed
+//!   by (KEK, wrapped key, encryption context), for a TTL, so messages sharing a wrapped key
+//!   cost one KMS call. Only keys that passed the commitment check are cached.
+//!
+//! Cached keys are [`DataKey`]s in locked memory, zeroized when the last message using them
+//! finishes after eviction. Both caches are cheap to clone (clones share one cache) and safe
+//! to share across threads and tasks; [`stats`](EncryptCache::stats) shows their effect.
+//!
+//! ```
+//! # kmseal::blocking::block_on(async {
+//! use std::sync::Arc;
+//! use kmseal::{CacheLimits, DecryptCache, Decryptor, EncryptCache, Encryptor, LocalKek};
+//!
+//! let kek = Arc::new(LocalKek::generate()?);
+//! let enc = Encryptor::new(kek.clone()).cache(EncryptCache::new(CacheLimits::default()));
+//! let dec = Decryptor::new(kek).cache(DecryptCache::new(std::time::Duration::from_secs(300), 1000));
+//! for record in [&b"one"[..], b"two", b"three"] {
+//!     let sealed = enc.encrypt(record).await?;
+//!     assert_eq!(dec.decrypt(&sealed).await?.expose_secret(), record);
+//! }
+//! assert_eq!(enc.cache_stats().unwrap().kms_calls, 1); // one wrap for three messages
+//! assert_eq!(dec.cache_stats().unwrap().kms_calls, 1); // one unwrap
+//! # Ok::<(), kmseal::Error>(())
+//! # }).unwrap();
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::context::EncryptionContext;
+use crate::error::Error;
+use crate::kek::{DataKey, Kek, WrappedKey};
+
+/// How long and how much one data key may be reused by an [`EncryptCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Oldest a cached data key may be when a message starts (default 5 minutes).
+    pub max_age: Duration,
+    /// Most messages one data key may protect (default 10,000).
+    pub max_messages: u64,
+    /// Most plaintext bytes one data key may protect, summed over its messages (default
+    /// 1 GiB). A single message larger than this gets a data key of its own.
+    pub max_bytes: u64,
+    /// Most distinct (KEK set, context) slots kept; the least recently used is evicted
+    /// (default 1,000).
+    pub max_slots: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            max_age: Duration::from_secs(300),
+            max_messages: 10_000,
+            max_bytes: 1 << 30,
+            max_slots: 1_000,
+        }
+    }
+}
+
+/// What a cache has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Messages served from a cached key.
+    pub hits: u64,
+    /// Messages that needed a KMS call.
+    pub misses: u64,
+    /// KMS calls made: new data keys wrapped (encrypt side) or unwrapped (decrypt side).
+    pub kms_calls: u64,
+    /// Keys dropped before their limits or TTL were reached (slot eviction, `clear`).
+    pub evictions: u64,
+    /// Keys currently cached.
+    pub entries: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    kms_calls: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self, entries: usize) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            kms_calls: self.kms_calls.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            entries,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the map lock leaves the map consistent (every mutation is a single
+    // insert or remove), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A map of single-flight slots: the slot's async lock is held while its value is computed,
+/// so concurrent callers for one key wait for one computation instead of repeating it.
+struct Slots<V> {
+    epoch: Instant,
+    max: usize,
+    map: Mutex<HashMap<[u8; 32], Arc<Slot<V>>>>,
+    last_sweep: AtomicU64,
+}
+
+struct Slot<V> {
+    value: async_lock::Mutex<Option<V>>,
+    last_used: AtomicU64,
+}
+
+impl<V> Slots<V> {
+    fn new(max: usize) -> Slots<V> {
+        Slots {
+            epoch: Instant::now(),
+            max: max.max(1),
+            map: Mutex::new(HashMap::new()),
+            last_sweep: AtomicU64::new(0),
+        }
+    }
+
+    /// The slot for `key`, created if absent; when the map is full, the least recently used
+    /// other slot is removed (returns whether one was).
+    fn get(&self, key: [u8; 32]) -> (Arc<Slot<V>>, bool) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let mut map = lock(&self.map);
+        if let Some(slot) = map.get(&key) {
+            slot.last_used.store(now, Ordering::Relaxed);
+            return (slot.clone(), false);
+        }
+        let mut evicted = false;
+        if map.len() >= self.max
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| *k)
+        {
+            map.remove(&oldest);
+            evicted = true;
+        }
+        let slot = Arc::new(Slot {
+            value: async_lock::Mutex::new(None),
+            last_used: AtomicU64::new(now),
+        });
+        map.insert(key, slot.clone());
+        (slot, evicted)
+    }
+
+    /// At most once per `every`, drops values for which `expired` holds (slots busy with a
+    /// computation are skipped), so expired keys are wiped even if nobody asks for them again.
+    /// Returns how many were dropped.
+    fn sweep(&self, every: Duration, expired: impl Fn(&V) -> bool) -> u64 {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < every.as_millis() as u64
+            || self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return 0;
+        }
+        let mut map = lock(&self.map);
+        let mut dropped = 0;
+        map.retain(|_, slot| match slot.value.try_lock() {
+            Some(mut v) if v.as_ref().is_some_and(&expired) => {
+                *v = None;
+                dropped += 1;
+                false
+            }
+            _ => true,
+        });
+        dropped
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    fn clear(&self) -> usize {
+        let mut map = lock(&self.map);
+        let n = map.len();
+        map.clear();
+        n
+    }
+}
+
+/// Length-prefixed SHA-256 over the parts (no ambiguity between part boundaries).
+fn digest(domain: &str, parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain.as_bytes());
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// A data key lent to one message by the encrypt cache, with the wrapped forms to put in its
+/// header.
+pub(crate) struct Lease {
+    pub(crate) key: Arc<DataKey>,
+    pub(crate) wrapped: Vec<WrappedKey>,
+}
+
+struct Entry {
+    key: Arc<DataKey>,
+    wrapped: Vec<WrappedKey>,
+    created: Instant,
+    messages: u64,
+    bytes: u64,
+}
+
+impl Entry {
+    fn retire(&self, why: &'static str) {
+        tracing::debug!(
+            why,
+            messages = self.messages,
+            bytes = self.bytes,
+            age_ms = self.created.elapsed().as_millis() as u64,
+            "cached data key retired"
+        );
+    }
+}
+
+/// Reuses data keys across messages within [`CacheLimits`]. See the [module docs](self).
+#[derive(Clone)]
+pub struct EncryptCache {
+    inner: Arc<EncryptInner>,
+}
+
+struct EncryptInner {
+    limits: CacheLimits,
+    slots: Slots<Entry>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for EncryptCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptCache")
+            .field("limits", &self.inner.limits)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl EncryptCache {
+    /// A cache with these limits.
+    pub fn new(limits: CacheLimits) -> EncryptCache {
+        EncryptCache {
+            inner: Arc::new(EncryptInner {
+                limits,
+                slots: Slots::new(limits.max_slots),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The limits this cache enforces.
+    pub fn limits(&self) -> CacheLimits {
+        self.inner.limits
+    }
+
+    /// Hits, misses, KMS calls (wraps), evictions and slots in use.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot(self.inner.slots.len())
+    }
+
+    /// Drops every cached key (each is zeroized once the messages using it finish).
+    pub fn clear(&self) {
+        let n = self.inner.slots.clear();
+        self.inner
+            .counters
+            .evictions
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn slot_key(keks: &[Arc<dyn Kek>], context: &EncryptionContext, kms_key: bool) -> [u8; 32] {
+        let canonical = context.canonical_bytes();
+        let mut parts: Vec<Vec<u8>> = vec![canonical, vec![u8::from(kms_key)]];
+        for k in keks {
+            parts.push(k.provider().as_bytes().to_vec());
+            parts.push(k.key_id().as_bytes().to_vec());
+            parts.push(k.describe().into_bytes());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        digest("kmseal encrypt cache v1", &refs)
+    }
+
+    /// A data key for one message of `len` plaintext bytes: the cached one if its limits
+    /// allow one more such message, else a new one from `fresh` (called at most once per
+    /// slot at a time).
+    pub(crate) async fn lease<F, Fut>(
+        &self,
+        keks: &[Arc<dyn Kek>],
+        context: &EncryptionContext,
+        kms_key: bool,
+        len: u64,
+        fresh: F,
+    ) -> Result<Lease, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(DataKey, Vec<WrappedKey>), Error>>,
+    {
+        let limits = self.inner.limits;
+        let counters = &self.inner.counters;
+        if len > limits.max_bytes || limits.max_messages == 0 {
+            // Too large to share a key with anything: a key of its own, not cached.
+            counters.misses.fetch_add(1, Ordering::Relaxed);
+            counters.kms_calls.fetch_add(1, Ordering::Relaxed);
+            let (key, wrapped) = fresh().await?;
+            return Ok(Lease {
+                key: Arc::new(key),
+                wrapped,
+            });
+        }
+        let max_age = limits.max_age;
+        self.inner
+            .slots
+            .sweep(Duration::from_secs(1).min(max_age), |e| {
+                e.created.elapsed() >= max_age
+            });
+        let (slot, evicted) = self.inner.slots.get(Self::slot_key(keks, context, kms_key));
+        if evicted {
+            counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut current = slot.value.lock().await;
+        if let Some(e) = current.as_mut() {
+            let why = if e.created.elapsed() >= limits.max_age {
+                Some("max_age")
+            } else if e.messages >= limits.max_messages {
+                Some("max_messages")
+            } else if e.bytes.saturating_add(len) > limits.max_bytes {
+                Some("max_bytes")
+            } else {
+                None
+            };
+            match why {
+                None => {
+                    e.messages += 1;
+                    e.bytes += len;
+                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Lease {
+                        key: e.key.clone(),
+                        wrapped: e.wrapped.clone(),
+                    });
+                }
+                Some(why) => {
+                    e.retire(why);
+                    *current = None;
+                }
+            }
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
+        counters.kms_calls.fetch_add(1, Ordering::Relaxed);
+        // A failure leaves the slot empty: the next caller tries again (no poisoning).
+        let (key, wrapped) = fresh().await?;
+        let key = Arc::new(key);
+        *current = Some(Entry {
+            key: key.clone(),
+            wrapped: wrapped.clone(),
+            created: Instant::now(),
+            messages: 1,
+            bytes: len,
+        });
+        Ok(Lease { key, wrapped })
+    }
+}
+
+/// Remembers unwrapped data keys for a TTL. See the [module docs](self).
+#[derive(Clone)]
+pub struct DecryptCache {
+    inner: Arc<DecryptInner>,
+}
+
+struct DecryptInner {
+    ttl: Duration,
+    slots: Slots<(Arc<DataKey>, Instant)>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for DecryptCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptCache")
+            .field("ttl", &self.inner.ttl)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl DecryptCache {
+    /// Keeps each unwrapped key for `ttl`, at most `capacity` keys (least recently used out).
+    pub fn new(ttl: Duration, capacity: usize) -> DecryptCache {
+        DecryptCache {
+            inner: Arc::new(DecryptInner {
+                ttl,
+                slots: Slots::new(capacity),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Hits, misses, KMS calls (unwraps), evictions and keys cached.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot(self.inner.slots.len())
+    }
+
+    /// Drops every cached key (each is zeroized once the messages using it finish).
+    pub fn clear(&self) {
+        let n = self.inner.slots.clear();
+        self.inner
+            .counters
+            .evictions
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The cached key for (`kek`, `wrapped`, `context`), or the result of `unwrap`, which
+    /// must return only keys that passed the message's commitment check. Errors are not cached.
+    pub(crate) async fn get_or_unwrap<F, Fut>(
+        &self,
+        kek: &dyn Kek,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+        unwrap: F,
+    ) -> Result<Arc<DataKey>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<DataKey, Error>>,
+    {
+        let id = digest(
+            "kmseal decrypt cache v1",
+            &[
+                kek.describe().as_bytes(),
+                wrapped.provider.as_bytes(),
+                wrapped.key_id.as_bytes(),
+                &wrapped.ciphertext,
+                &context.canonical_bytes(),
+            ],
+        );
+        let counters = &self.inner.counters;
+        let ttl = self.inner.ttl;
+        self.inner
+            .slots
+            .sweep(Duration::from_secs(1).min(ttl), |(_, at)| {
+                at.elapsed() >= ttl
+            });
+        let (slot, evicted) = self.inner.slots.get(id);
+        if evicted {
+            counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut value = slot.value.lock().await;
+        if let Some((key, at)) = value.as_ref() {
+            if at.elapsed() < self.inner.ttl {
+                counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(key.clone());
+            }
+            *value = None;
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
+        counters.kms_calls.fetch_add(1, Ordering::Relaxed);
+        let key = Arc::new(unwrap().await?);
+        *value = Some((key.clone(), Instant::now()));
+        Ok(key)
+    }
+}
