@@ -284,6 +284,10 @@ impl Decryptor {
         self
     }
 
+    pub(crate) fn limits_ref(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Remembers unwrapped data keys in `cache` (shared with its clones), so messages that
     /// share a wrapped key cost one KMS call while the cache's TTL lasts. Only keys that passed
     /// a message's commitment check are cached; a cached key is checked against each message.

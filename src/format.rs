@@ -307,14 +307,19 @@ fn utf8(bytes: Vec<u8>, what: &'static str) -> Result<String, Error> {
 }
 
 fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
-    let fixed: [u8; FIXED_LEN] = take_array(input).map_err(|e| match e {
-        // Fewer bytes than the fixed part: report a wrong magic first if we can tell.
+    let ends_early = |e| match e {
         Error::Truncated(_) => Error::Truncated("the header ends early"),
         other => other,
-    })?;
-    if fixed[..6] != MAGIC {
+    };
+    // The magic first, so that any short non-kmseal input is reported as such.
+    let magic: [u8; 6] = take_array(input).map_err(ends_early)?;
+    if magic != MAGIC {
         return Err(Error::NotKmseal);
     }
+    let rest: [u8; FIXED_LEN - 6] = take_array(input).map_err(ends_early)?;
+    let mut fixed = [0u8; FIXED_LEN];
+    fixed[..6].copy_from_slice(&magic);
+    fixed[6..].copy_from_slice(&rest);
     if fixed[6] != VERSION {
         return Err(Error::UnsupportedVersion(fixed[6]));
     }

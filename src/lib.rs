@@ -21,6 +21,7 @@
 //! * [`kek`] has the [`Kek`] trait, [`DataKey`], [`WrappedKey`] and [`KeyUri`].
 //! * [`local`] is the embedded [`LocalKek`].
 //! * [`cache`] has the data-key caches ([`EncryptCache`], [`DecryptCache`]).
+//! * [`rotate`] rewraps and re-encrypts messages, files and directory trees.
 //! * [`blocking`] is a tiny executor for synchronous callers.
 //!
 //! # Feature flags
@@ -37,6 +38,7 @@ mod error;
 pub mod format;
 pub mod kek;
 pub mod local;
+pub mod rotate;
 pub mod secret;
 pub mod stream;
 mod suite;

@@ -1,0 +1,573 @@
+//! Key rotation that never loses data: rewrap headers without touching payloads, or
+//! re-encrypt under a new data key, for one message, a list of blobs, or a directory tree.
+//!
+//! * **Rewrap** opens a message's data key with a KEK the caller trusts (checking the key
+//!   commitment and header tag), wraps it under every target KEK, and writes
+//!   `new header || the original frames, byte for byte`. Use it to move to a new KEK or KEK
+//!   version, add a disaster-recovery region, or drop a retired key.
+//! * **Re-encrypt** decrypts and encrypts again under a fresh data key (optionally a new suite
+//!   or frame size), streaming in constant memory.
+//!
+//! Files are rotated crash-safely: the new message is written to a temporary file in the same
+//! directory, fsynced, verified by decrypting it with a target KEK, then renamed over the
+//! original and the directory fsynced. Killed at any point, every file is either the old
+//! message or the new one, and a rerun finishes the job (rewrap skips files already wrapped
+//! exactly under the target KEKs).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kmseal::{Decryptor, Encryptor, LocalKek};
+//! use kmseal::rotate::{Outcome, Rotator};
+//!
+//! let (old, new) = (Arc::new(LocalKek::generate()?), Arc::new(LocalKek::generate()?));
+//! let sealed = Encryptor::new(old.clone()).encrypt_blocking(b"secret")?;
+//!
+//! let rotator = Rotator::rewrap(Decryptor::new(old), vec![new.clone()]);
+//! let Outcome::Rotated(rotated) = rotator.rotate_message_blocking(&sealed)? else { panic!() };
+//! assert_eq!(Decryptor::new(new).decrypt_blocking(&rotated)?.expose_secret(), b"secret");
+//! # Ok::<(), kmseal::Error>(())
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::envelope::{Decryptor, Encryptor};
+use crate::error::Error;
+use crate::format::Header;
+use crate::kek::{Kek, WrappedKey};
+use crate::suite::Suite;
+
+/// What rotation does to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// New wrapped keys, same data key and frames.
+    Rewrap,
+    /// New data key, new frames.
+    Reencrypt,
+}
+
+/// Why a message was left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Rewrap: already wrapped exactly under the target KEKs.
+    AlreadyCurrent,
+    /// Not wrapped under the KEK given to [`Rotator::only_wrapped_by`].
+    NotWrappedBySelected,
+    /// Modified more recently than [`Rotator::older_than`] allows.
+    TooRecent,
+    /// Not a kmseal message (files only; bad messages among kmseal ones are failures).
+    NotKmseal,
+}
+
+/// The result of rotating one message.
+#[derive(Debug)]
+pub enum Outcome<T = Vec<u8>> {
+    /// Rotated; for blobs, the new message.
+    Rotated(T),
+    /// Would be rotated (dry run).
+    WouldRotate,
+    /// Left alone.
+    Skipped(Skip),
+}
+
+/// A step of a file rotation, reported to [`Rotator::on_step`] as it completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The temporary file exists (empty).
+    TempCreated,
+    /// The new message is fully written to the temporary file.
+    Written,
+    /// The temporary file is fsynced.
+    Synced,
+    /// The temporary file decrypted completely with a target KEK.
+    Verified,
+    /// The temporary file replaced the original.
+    Renamed,
+    /// The directory is fsynced: the rename is durable.
+    DirSynced,
+}
+
+/// What a tree rotation did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Files rotated (or that would be, in a dry run).
+    pub rotated: Vec<PathBuf>,
+    /// Files already wrapped exactly under the target KEKs.
+    pub already_current: Vec<PathBuf>,
+    /// Files left alone by the selection, or not kmseal messages, with the reason.
+    pub skipped: Vec<(PathBuf, Skip)>,
+    /// Files that could not be rotated, with the error (the original is untouched).
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+type StepHook = Arc<dyn Fn(&Path, Step) + Send + Sync>;
+
+/// Rotates messages from the KEKs a [`Decryptor`] trusts to a set of target KEKs.
+#[derive(Clone)]
+pub struct Rotator {
+    open_with: Decryptor,
+    target: Vec<Arc<dyn Kek>>,
+    mode: Mode,
+    suite: Option<Suite>,
+    frame_size: Option<u32>,
+    only_wrapped_by: Option<Arc<dyn Kek>>,
+    older_than: Option<Duration>,
+    dry_run: bool,
+    on_step: Option<StepHook>,
+}
+
+impl std::fmt::Debug for Rotator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotator")
+            .field("mode", &self.mode)
+            .field(
+                "target",
+                &self.target.iter().map(|k| k.describe()).collect::<Vec<_>>(),
+            )
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+const TEMP_SUFFIX: &str = ".kmseal-rotate";
+
+impl Rotator {
+    fn new(open_with: Decryptor, target: Vec<Arc<dyn Kek>>, mode: Mode) -> Rotator {
+        Rotator {
+            open_with,
+            target,
+            mode,
+            suite: None,
+            frame_size: None,
+            only_wrapped_by: None,
+            older_than: None,
+            dry_run: false,
+            on_step: None,
+        }
+    }
+
+    /// Rewraps messages that `open_with` can open so that they carry exactly one wrapped key
+    /// per `target` KEK (each wrapped fresh, so a KEK version change takes effect).
+    pub fn rewrap(open_with: Decryptor, target: Vec<Arc<dyn Kek>>) -> Rotator {
+        Rotator::new(open_with, target, Mode::Rewrap)
+    }
+
+    /// Re-encrypts messages that `open_with` can open under a fresh data key wrapped by the
+    /// `target` KEKs, keeping each message's context, suite and frame size unless told.
+    pub fn reencrypt(open_with: Decryptor, target: Vec<Arc<dyn Kek>>) -> Rotator {
+        Rotator::new(open_with, target, Mode::Reencrypt)
+    }
+
+    /// Re-encrypt with this suite.
+    pub fn suite(mut self, suite: Suite) -> Rotator {
+        self.suite = Some(suite);
+        self
+    }
+
+    /// Re-encrypt with this frame size.
+    pub fn frame_size(mut self, frame_size: u32) -> Rotator {
+        self.frame_size = Some(frame_size);
+        self
+    }
+
+    /// Only rotate messages that carry a key wrapped by `kek` (the one being retired). With
+    /// it, a re-encryption rerun skips what it already did.
+    pub fn only_wrapped_by(mut self, kek: Arc<dyn Kek>) -> Rotator {
+        self.only_wrapped_by = Some(kek);
+        self
+    }
+
+    /// Only rotate files last modified at least `age` ago (the header records no time).
+    pub fn older_than(mut self, age: Duration) -> Rotator {
+        self.older_than = Some(age);
+        self
+    }
+
+    /// Report what would be rotated, change nothing, call no KMS.
+    pub fn dry_run(mut self, dry_run: bool) -> Rotator {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Calls `hook` after each step of each file rotation (progress reporting, tests).
+    pub fn on_step(mut self, hook: impl Fn(&Path, Step) + Send + Sync + 'static) -> Rotator {
+        self.on_step = Some(Arc::new(hook));
+        self
+    }
+
+    fn step(&self, path: &Path, step: Step) {
+        if let Some(hook) = &self.on_step {
+            hook(path, step);
+        }
+    }
+
+    fn is_current(&self, header: &Header) -> bool {
+        let wrapped = header.wrapped_keys();
+        self.mode == Mode::Rewrap
+            && wrapped.len() == self.target.len()
+            && self
+                .target
+                .iter()
+                .all(|k| wrapped.iter().any(|w| k.matches(w)))
+            && wrapped
+                .iter()
+                .all(|w| self.target.iter().any(|k| k.matches(w)))
+    }
+
+    /// Whether a message with this header is to be rotated.
+    fn select(&self, header: &Header) -> Option<Skip> {
+        if let Some(k) = &self.only_wrapped_by
+            && !header.wrapped_keys().iter().any(|w| k.matches(w))
+        {
+            return Some(Skip::NotWrappedBySelected);
+        }
+        if self.is_current(header) {
+            return Some(Skip::AlreadyCurrent);
+        }
+        None
+    }
+
+    /// The new wrapped keys for a verified data key.
+    async fn new_wrapped_keys(
+        &self,
+        header: &Header,
+        dek: &crate::kek::DataKey,
+    ) -> Result<Vec<WrappedKey>, Error> {
+        let mut out = Vec::with_capacity(self.target.len());
+        for kek in &self.target {
+            out.push(kek.wrap(dek, header.context()).await?);
+        }
+        Ok(out)
+    }
+
+    fn encryptor_for(&self, header: &Header) -> Result<Encryptor, Error> {
+        let mut keks = self.target.iter();
+        let first = keks.next().ok_or(Error::InvalidArgument(
+            "rotation needs at least one target KEK",
+        ))?;
+        let mut enc = Encryptor::new(first.clone())
+            .with_context(header.context().clone())
+            .suite(self.suite.unwrap_or(header.suite()))
+            .frame_size(self.frame_size.unwrap_or(header.frame_size()))?;
+        for k in keks {
+            enc = enc.add_kek(k.clone());
+        }
+        Ok(enc)
+    }
+
+    /// Rotates the message read from `input` into `output`, streaming. Returns what happened;
+    /// nothing is written unless the message is rotated.
+    pub async fn rotate_stream<R: Read, W: Write>(
+        &self,
+        mut input: R,
+        output: W,
+    ) -> Result<Outcome<W>, Error> {
+        if self.target.is_empty() {
+            return Err(Error::InvalidArgument(
+                "rotation needs at least one target KEK",
+            ));
+        }
+        let header = Header::read_from(&mut input, self.open_with.limits_ref())?;
+        if let Some(skip) = self.select(&header) {
+            return Ok(Outcome::Skipped(skip));
+        }
+        if self.dry_run {
+            return Ok(Outcome::WouldRotate);
+        }
+        match self.mode {
+            Mode::Rewrap => {
+                let (dek, _) = self.open_with.open_data_key(&header).await?;
+                let wrapped = self.new_wrapped_keys(&header, &dek).await?;
+                drop(dek);
+                let new_header = header.with_wrapped_keys(wrapped)?;
+                let mut output = output;
+                output.write_all(&new_header.to_bytes())?;
+                io::copy(&mut input, &mut output)?;
+                output.flush()?;
+                Ok(Outcome::Rotated(output))
+            }
+            Mode::Reencrypt => {
+                let keys = self.open_with.open_header(&header).await?;
+                let mut reader = crate::stream::DecryptReader::new(input, &header, keys)?;
+                let mut writer = self.encryptor_for(&header)?.writer(output).await?;
+                copy_secret(&mut reader, &mut writer)?;
+                Ok(Outcome::Rotated(writer.finish()?))
+            }
+        }
+    }
+
+    /// Rotates one message held in memory.
+    pub async fn rotate_message(&self, message: &[u8]) -> Result<Outcome, Error> {
+        Ok(match self.rotate_stream(message, Vec::new()).await? {
+            Outcome::Rotated(v) => Outcome::Rotated(v),
+            Outcome::WouldRotate => Outcome::WouldRotate,
+            Outcome::Skipped(s) => Outcome::Skipped(s),
+        })
+    }
+
+    /// Blocking form of [`rotate_message`](Self::rotate_message).
+    pub fn rotate_message_blocking(&self, message: &[u8]) -> Result<Outcome, Error> {
+        crate::blocking::block_on(self.rotate_message(message))
+    }
+
+    /// Rotates a list of blobs on at most `concurrency` threads; results in input order.
+    pub fn rotate_messages_blocking(
+        &self,
+        messages: &[&[u8]],
+        concurrency: usize,
+    ) -> Vec<Result<Outcome, Error>> {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<Outcome, Error>>>> =
+            Mutex::new((0..messages.len()).map(|_| None).collect());
+        std::thread::scope(|s| {
+            for _ in 0..concurrency.clamp(1, messages.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(m) = messages.get(i) else { break };
+                        let r = self.rotate_message_blocking(m);
+                        lock(&results)[i] = Some(r);
+                    }
+                });
+            }
+        });
+        results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::InvalidArgument("rotation worker stopped"))))
+            .collect()
+    }
+
+    /// Rotates one file in place, crash-safely (see the [module docs](self)).
+    pub async fn rotate_file(&self, path: &Path) -> Result<Outcome<()>, Error> {
+        let temp = temp_path(path)?;
+        // A temporary file left by an interrupted run is never the real message: remove it.
+        match fs::remove_file(&temp) {
+            Ok(()) => tracing::info!(path = %temp.display(), "removed a stale rotation file"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let meta = fs::metadata(path)?;
+        if let Some(age) = self.older_than {
+            let modified = meta.modified()?;
+            if SystemTime::now()
+                .duration_since(modified)
+                .is_ok_and(|d| d < age)
+            {
+                return Ok(Outcome::Skipped(Skip::TooRecent));
+            }
+        }
+        let mut input = BufReader::with_capacity(256 << 10, File::open(path)?);
+        // Classify without consuming: peek the header, then rotate from the start.
+        let header = match Header::read_from(&mut input, self.open_with.limits_ref()) {
+            Ok(h) => h,
+            Err(Error::NotKmseal) => return Ok(Outcome::Skipped(Skip::NotKmseal)),
+            Err(e) => return Err(e),
+        };
+        if let Some(skip) = self.select(&header) {
+            return Ok(Outcome::Skipped(skip));
+        }
+        if self.dry_run {
+            return Ok(Outcome::WouldRotate);
+        }
+        drop(input);
+        let result = self.write_verify_replace(path, &temp, &meta).await;
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map(|()| Outcome::Rotated(()))
+    }
+
+    async fn write_verify_replace(
+        &self,
+        path: &Path,
+        temp: &Path,
+        meta: &fs::Metadata,
+    ) -> Result<(), Error> {
+        let file = create_temp(temp, meta)?;
+        self.step(path, Step::TempCreated);
+        let input = BufReader::with_capacity(256 << 10, File::open(path)?);
+        let out = BufWriter::with_capacity(256 << 10, file);
+        let file = match self.rotate_stream(input, out).await? {
+            Outcome::Rotated(w) => w.into_inner().map_err(|e| e.into_error())?,
+            _ => return Err(Error::InvalidArgument("the file changed during rotation")),
+        };
+        self.step(path, Step::Written);
+        file.sync_all()?;
+        drop(file);
+        self.step(path, Step::Synced);
+        self.verify(temp).await?;
+        self.step(path, Step::Verified);
+        fs::rename(temp, path)?;
+        self.step(path, Step::Renamed);
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir)?.sync_all()?;
+        }
+        self.step(path, Step::DirSynced);
+        Ok(())
+    }
+
+    /// Decrypts `temp` completely with the first target KEK.
+    async fn verify(&self, temp: &Path) -> Result<(), Error> {
+        let first = self.target.first().ok_or(Error::InvalidArgument(
+            "rotation needs at least one target KEK",
+        ))?;
+        let dec = Decryptor::new(first.clone()).limits(*self.open_with.limits_ref());
+        let mut reader = dec
+            .reader(BufReader::with_capacity(256 << 10, File::open(temp)?))
+            .await?;
+        copy_secret(&mut reader, &mut io::sink())?;
+        Ok(())
+    }
+
+    /// Blocking form of [`rotate_file`](Self::rotate_file).
+    pub fn rotate_file_blocking(&self, path: &Path) -> Result<Outcome<()>, Error> {
+        crate::blocking::block_on(self.rotate_file(path))
+    }
+
+    /// Rotates every regular file under `root` (symbolic links are not followed) on at most
+    /// `concurrency` threads, so the KMS sees at most that many calls at once. `progress` is
+    /// called once per file with its result.
+    pub fn rotate_tree_blocking(
+        &self,
+        root: &Path,
+        concurrency: usize,
+        progress: impl Fn(&Path, &Result<Outcome<()>, Error>) + Sync,
+    ) -> Result<Summary, Error> {
+        let mut files = Vec::new();
+        walk(root, &mut files)?;
+        files.sort();
+        let next = AtomicUsize::new(0);
+        let summary = Mutex::new(Summary::default());
+        std::thread::scope(|s| {
+            for _ in 0..concurrency.clamp(1, files.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
+                        let result = self.rotate_file_blocking(path);
+                        progress(path, &result);
+                        let mut sum = lock(&summary);
+                        match result {
+                            Ok(Outcome::Rotated(()) | Outcome::WouldRotate) => {
+                                sum.rotated.push(path.clone())
+                            }
+                            Ok(Outcome::Skipped(Skip::AlreadyCurrent)) => {
+                                sum.already_current.push(path.clone())
+                            }
+                            Ok(Outcome::Skipped(skip)) => sum.skipped.push((path.clone(), skip)),
+                            Err(e) => sum.failed.push((path.clone(), e.to_string())),
+                        }
+                    }
+                });
+            }
+        });
+        let mut summary = summary.into_inner().unwrap_or_else(|p| p.into_inner());
+        summary.rotated.sort();
+        summary.already_current.sort();
+        summary.skipped.sort_by(|a, b| a.0.cmp(&b.0));
+        summary.failed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(summary)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An I/O error, or the kmseal error a decrypting reader wrapped in one.
+fn from_io(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(inner) = e.into_inner()
+            && let Ok(err) = inner.downcast::<Error>()
+        {
+            return *err;
+        }
+        return Error::Decrypt;
+    }
+    Error::Io(e)
+}
+
+/// Copies through a locked buffer (plaintext never sits in an ordinary stack buffer).
+fn copy_secret<R: Read, W: Write>(reader: &mut R, writer: &mut W) -> Result<(), Error> {
+    let mut buf = crate::secret::SecretBytes::zeroed(64 << 10)?;
+    loop {
+        let n = reader.read(buf.expose_secret_mut()).map_err(from_io)?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer.write_all(&buf.expose_secret()[..n])?;
+    }
+}
+
+fn is_temp(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n.ends_with(TEMP_SUFFIX))
+}
+
+/// `DIR/.NAME.kmseal-rotate`: same directory, so the rename is atomic.
+fn temp_path(path: &Path) -> Result<PathBuf, Error> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or(Error::InvalidArgument(
+            "a file to rotate needs a UTF-8 name",
+        ))?;
+    Ok(path.with_file_name(format!(".{name}{TEMP_SUFFIX}")))
+}
+
+fn create_temp(temp: &Path, meta: &fs::Metadata) -> Result<File, Error> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = meta.permissions().mode() & 0o7777;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o600)
+        .open(temp)?;
+    // Same permissions as the original (set explicitly: the umask applied at creation).
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(file)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let meta = fs::symlink_metadata(dir)?;
+    if meta.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(&path, out)?;
+        } else if kind.is_file() && !is_temp(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_stay_in_the_directory_and_are_recognised() {
+        let t = temp_path(Path::new("/data/app/secret.kmseal")).unwrap();
+        assert_eq!(t, Path::new("/data/app/.secret.kmseal.kmseal-rotate"));
+        assert!(is_temp(&t));
+        assert!(!is_temp(Path::new("/data/app/secret.kmseal")));
+    }
+}
