@@ -26,7 +26,8 @@ pub async fn run(kek: Arc<dyn Kek>, other: Arc<dyn Kek>) {
     tampered_wrapped_key_is_refused(kek.as_ref()).await;
     large_context_round_trips(kek.as_ref()).await;
     concurrent_use(kek.clone(), 32).await;
-    envelope_with_a_local_break_glass_key(kek).await;
+    envelope_with_a_local_break_glass_key(kek.clone()).await;
+    caches_and_rotation(kek).await;
 }
 
 fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
@@ -252,6 +253,98 @@ pub async fn envelope_with_a_local_break_glass_key(kek: Arc<dyn Kek>) {
             .await
             .unwrap();
         assert_eq!(pt.expose_secret(), b"payload");
+    }
+}
+
+/// Counts the calls that reach the wrapped KEK.
+#[derive(Debug)]
+struct Counted {
+    inner: Arc<dyn Kek>,
+    wraps: std::sync::atomic::AtomicU32,
+    unwraps: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Kek for Counted {
+    fn provider(&self) -> &str {
+        self.inner.provider()
+    }
+    fn key_id(&self) -> &str {
+        self.inner.key_id()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn matches(&self, wrapped: &WrappedKey) -> bool {
+        self.inner.matches(wrapped)
+    }
+    fn binds_context(&self) -> bool {
+        self.inner.binds_context()
+    }
+    async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
+        self.wraps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.wrap(key, context).await
+    }
+    async fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, Error> {
+        self.unwraps
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.unwrap(wrapped, context).await
+    }
+}
+
+/// Through the caches, five messages cost one wrap and one unwrap; a message rewrapped from
+/// this KEK to a local key and back opens with each, frames unchanged.
+pub async fn caches_and_rotation(kek: Arc<dyn Kek>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let counted = Arc::new(Counted {
+        inner: kek,
+        wraps: Default::default(),
+        unwraps: Default::default(),
+    });
+    let enc = Encryptor::new(counted.clone())
+        .context("app", "cache")
+        .unwrap()
+        .cache(crate::EncryptCache::new(crate::CacheLimits::default()));
+    let mut msgs = Vec::new();
+    for i in 0..5u8 {
+        msgs.push(enc.encrypt(&[i; 100]).await.unwrap());
+    }
+    assert_eq!(counted.wraps.load(SeqCst), 1, "five messages, one wrap");
+    let dec = Decryptor::new(counted.clone()).cache(crate::DecryptCache::new(
+        std::time::Duration::from_secs(60),
+        16,
+    ));
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(
+            dec.decrypt(m).await.unwrap().expose_secret(),
+            &[i as u8; 100]
+        );
+    }
+    assert_eq!(counted.unwraps.load(SeqCst), 1, "five messages, one unwrap");
+
+    let local: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
+    let out = crate::rotate::Rotator::rewrap(
+        Decryptor::new(counted.clone()),
+        vec![local.clone(), counted.clone()],
+    )
+    .rotate_message(&msgs[0])
+    .await
+    .unwrap();
+    let crate::rotate::Outcome::Rotated(both) = out else {
+        panic!("rewrap did not rotate: {out:?}");
+    };
+    let frames = |m: &[u8]| {
+        let (_, used) = crate::Header::parse(m, &crate::Limits::default()).unwrap();
+        m[used..].to_vec()
+    };
+    assert_eq!(frames(&both), frames(&msgs[0]), "rewrap kept the frames");
+    for k in [local, counted as Arc<dyn Kek>] {
+        let pt = Decryptor::new(k).decrypt(&both).await.unwrap();
+        assert_eq!(pt.expose_secret(), &[0u8; 100]);
     }
 }
 
