@@ -311,11 +311,15 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
         Error::Truncated(_) => Error::Truncated("the header ends early"),
         other => other,
     };
-    // The magic first, so that any short non-kmseal input is reported as such.
-    let magic: [u8; 6] = take_array(input).map_err(ends_early)?;
-    if magic != MAGIC {
-        return Err(Error::NotKmseal);
+    // The magic first, a byte at a time, so that any non-kmseal input, however short, is
+    // reported as such, and only a true prefix of the magic as truncated.
+    for expected in MAGIC {
+        let [b] = take_array::<1>(input).map_err(ends_early)?;
+        if b != expected {
+            return Err(Error::NotKmseal);
+        }
     }
+    let magic = MAGIC;
     let rest: [u8; FIXED_LEN - 6] = take_array(input).map_err(ends_early)?;
     let mut fixed = [0u8; FIXED_LEN];
     fixed[..6].copy_from_slice(&magic);
@@ -467,6 +471,34 @@ pub(crate) fn plaintext_len(body_len: u64, frame_size: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_inputs_are_not_kmseal_unless_they_are_a_prefix_of_the_magic() {
+        let l = Limits::default();
+        for input in [&b""[..], b"KMS", b"KMSEAL", b"KMSEAL\x01"] {
+            assert!(
+                matches!(Header::parse(input, &l), Err(Error::Truncated(_))),
+                "{input:?}"
+            );
+        }
+        for input in [
+            &b"x"[..],
+            b"plain",
+            b"KMSx",
+            b"{\"json\": true}",
+            b"KMSEAX and more",
+        ] {
+            assert!(
+                matches!(Header::parse(input, &l), Err(Error::NotKmseal)),
+                "{input:?}"
+            );
+            let mut r = input;
+            assert!(matches!(
+                Header::read_from(&mut r, &l),
+                Err(Error::NotKmseal)
+            ));
+        }
+    }
 
     #[test]
     fn body_len_inverts() {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod output;
+mod rotate;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,24 @@ enum Command {
     Decrypt {
         #[command(flatten)]
         common: Common,
+    },
+    /// Rewrap files in place under new KEKs without touching their payload (crash-safe).
+    #[command(
+        after_help = "Examples:\n  kmseal rewrap --from local://old.key --to aws-kms://arn:aws:kms:eu-west-1:111122223333:key/ID secrets/\n  kmseal rewrap --from K1 --to K1 --to K2 --dry-run secrets/   # add a second KEK\n\nEach file is written to a temporary file beside it, fsynced, verified by decrypting it\nwith the first --to key, then renamed over the original. Interrupted, every file is the\nold or the new message; run the same command again to finish."
+    )]
+    Rewrap {
+        #[command(flatten)]
+        args: rotate::RotateArgs,
+    },
+    /// Re-encrypt files in place under a fresh data key (crash-safe, streaming).
+    #[command(
+        after_help = "Examples:\n  kmseal rotate --from local://old.key --to local://new.key --only-key local://old.key secrets/\n\nWith --only-key naming the old key, a rerun after an interruption skips what is done."
+    )]
+    Rotate {
+        #[command(flatten)]
+        args: rotate::RotateArgs,
+        #[command(flatten)]
+        reencrypt: rotate::ReencryptArgs,
     },
 }
 
@@ -191,6 +210,8 @@ fn run(command: Command) -> Result<(), Failure> {
             frame_size,
         } => encrypt(common, suite, frame_size),
         Command::Decrypt { common } => decrypt(common),
+        Command::Rewrap { args } => rotate::run(args, None),
+        Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),
     }
 }
 

@@ -229,3 +229,136 @@ fn env_key_form_round_trips() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(o.stdout, b"from env");
 }
+
+#[test]
+fn rewrap_and_rotate_a_tree_in_place() {
+    let env = Env::new("rotate");
+    let (a, b) = (env.path("a.key"), env.path("b.key"));
+    for k in [&a, &b] {
+        assert!(env.run(&["keygen", "-o", s(k)], None).status.success());
+    }
+    let (ka, kb) = (format!("local://{}", s(&a)), format!("local://{}", s(&b)));
+    let data = env.path("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let files = [data.join("one.kmseal"), data.join("sub").join("two.kmseal")];
+    for (i, f) in files.iter().enumerate() {
+        let o = env.run(
+            &["encrypt", "-k", &ka, "-o", s(f)],
+            Some(format!("secret {i}").as_bytes()),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let opens = |f: &Path, k: &str| {
+        let o = env.run(&["decrypt", "-k", k, s(f)], None);
+        o.status
+            .success()
+            .then(|| String::from_utf8(o.stdout).unwrap())
+    };
+
+    // Dry run: lists, changes nothing.
+    let o = env.run(
+        &[
+            "rewrap",
+            "--from",
+            &ka,
+            "--to",
+            &kb,
+            "--dry-run",
+            "--json",
+            s(&data),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = String::from_utf8(o.stdout).unwrap();
+    assert!(json.starts_with(r#"{"dry_run":true,"rotated":["#), "{json}");
+    assert!(json.contains("two.kmseal"), "{json}");
+    assert_eq!(opens(&files[0], &ka).as_deref(), Some("secret 0"));
+
+    // Rewrap: B opens, A no longer does; a second run finds everything current.
+    let o = env.run(&["rewrap", "--from", &ka, "--to", &kb, s(&data)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rotated 2, already current 0"),
+        "{}",
+        stderr(&o)
+    );
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(opens(f, &kb), Some(format!("secret {i}")));
+        assert_eq!(opens(f, &ka), None);
+    }
+    let o = env.run(&["rewrap", "--from", &kb, "--to", &kb, s(&data)], None);
+    assert!(
+        stderr(&o).contains("rotated 0, already current 2"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Re-encrypt back to A, selecting by key, with a new suite; a non-message is skipped.
+    std::fs::write(data.join("notes.txt"), "plain").unwrap();
+    let o = env.run(
+        &[
+            "rotate",
+            "--from",
+            &kb,
+            "--to",
+            &ka,
+            "--only-key",
+            &kb,
+            "--suite",
+            "chacha20-poly1305",
+            "--json",
+            s(&data),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        json.contains(r#""reason":"not a kmseal message""#),
+        "{json}"
+    );
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(opens(f, &ka), Some(format!("secret {i}")));
+    }
+
+    // A file the --from key cannot open: reported, left alone, exit 1.
+    let stranger = env.path("c.key");
+    assert!(
+        env.run(&["keygen", "-o", s(&stranger)], None)
+            .status
+            .success()
+    );
+    let o = env.run(
+        &[
+            "rewrap",
+            "--from",
+            &format!("local://{}", s(&stranger)),
+            "--to",
+            &kb,
+            s(&files[0]),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("FAILED"), "{}", stderr(&o));
+    assert_eq!(opens(&files[0], &ka), Some("secret 0".into()));
+
+    // Usage errors.
+    let o = env.run(&["rewrap", "--from", &ka, s(&data)], None);
+    assert_eq!(o.status.code(), Some(2));
+    let o = env.run(
+        &[
+            "rewrap",
+            "--from",
+            &ka,
+            "--to",
+            &kb,
+            "--older-than",
+            "3w",
+            s(&data),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+}

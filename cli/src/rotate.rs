@@ -1,0 +1,235 @@
+//! `kmseal rewrap` and `kmseal rotate`: crash-safe rotation of files and directory trees.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use kmseal::rotate::{Outcome, Rotator, Skip, Summary};
+use kmseal::{Decryptor, Suite};
+
+use crate::{Failure, exit, keks, parse_suite, usage};
+
+#[derive(Args)]
+pub struct RotateArgs {
+    /// Files or directories, rotated in place (directories recursively; symlinks not followed).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Key URI that opens the messages now (repeatable; tried in order).
+    #[arg(long = "from", required = true, value_delimiter = ',')]
+    from: Vec<String>,
+    /// Key URI to wrap under afterwards (repeatable: each gets a wrapped key; keys not listed
+    /// are dropped).
+    #[arg(long = "to", required = true, value_delimiter = ',')]
+    to: Vec<String>,
+    /// Only messages that carry a key wrapped by this URI (the one being retired).
+    #[arg(long)]
+    only_key: Option<String>,
+    /// Only files last modified at least this long ago: 90d, 12h, 30m or 45s.
+    #[arg(long, value_parser = parse_age)]
+    older_than: Option<Duration>,
+    /// List what would be rotated; change nothing, call no KMS.
+    #[arg(long)]
+    dry_run: bool,
+    /// Files rotated at once (bounds the KMS calls in flight).
+    #[arg(short, long, default_value_t = 4)]
+    jobs: usize,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Quiet: no per-file lines on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("expected a number and a unit (d, h, m, s), got `{s}`"))?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        "s" => Some(n),
+        _ => None,
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("expected a number and a unit (d, h, m, s), got `{s}`"))
+}
+
+/// Re-encryption options.
+#[derive(Args)]
+pub struct ReencryptArgs {
+    /// Payload suite for the new messages (default: each message's own).
+    #[arg(long, value_parser = parse_suite)]
+    suite: Option<Suite>,
+    /// Frame size for the new messages (default: each message's own).
+    #[arg(long)]
+    frame_size: Option<u32>,
+}
+
+pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Failure> {
+    let mut from = keks(&args.from, false)?.into_iter();
+    let first = from.next().ok_or_else(|| usage("no --from key"))?;
+    let mut open_with = Decryptor::new(first);
+    for k in from {
+        open_with = open_with.add_kek(k);
+    }
+    let to = keks(&args.to, false)?;
+    let mut rotator = match reencrypt {
+        None => Rotator::rewrap(open_with, to),
+        Some(r) => {
+            let mut rot = Rotator::reencrypt(open_with, to);
+            if let Some(s) = r.suite {
+                rot = rot.suite(s);
+            }
+            if let Some(f) = r.frame_size {
+                if f == 0 || f > kmseal::format::MAX_FRAME_SIZE {
+                    return Err(usage("--frame-size must be between 1 byte and 64 MiB"));
+                }
+                rot = rot.frame_size(f);
+            }
+            rot
+        }
+    };
+    if let Some(uri) = &args.only_key {
+        let k = keks(std::slice::from_ref(uri), false)?;
+        if let Some(k) = k.into_iter().next() {
+            rotator = rotator.only_wrapped_by(k);
+        }
+    }
+    if let Some(age) = args.older_than {
+        rotator = rotator.older_than(age);
+    }
+    rotator = rotator.dry_run(args.dry_run);
+
+    let quiet = args.quiet || args.json;
+    let mut total = Summary::default();
+    for path in &args.paths {
+        if !path.exists() {
+            return Err(usage(format!("{} does not exist", path.display())));
+        }
+        let sum = rotator
+            .rotate_tree_blocking(path, args.jobs, |p, r| {
+                if !quiet {
+                    let line = match r {
+                        Ok(Outcome::Rotated(())) => "rotated".to_owned(),
+                        Ok(Outcome::WouldRotate) => "would rotate".to_owned(),
+                        Ok(Outcome::Skipped(s)) => format!("skipped ({})", skip_reason(s)),
+                        Err(e) => format!("FAILED: {e}"),
+                    };
+                    let _ = writeln!(io::stderr(), "{}: {line}", p.display());
+                }
+            })
+            .map_err(Failure::from)?;
+        total.rotated.extend(sum.rotated);
+        total.already_current.extend(sum.already_current);
+        total.skipped.extend(sum.skipped);
+        total.failed.extend(sum.failed);
+    }
+    if args.json {
+        let mut out = io::stdout().lock();
+        out.write_all(json_summary(&total, args.dry_run).as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    let verb = if args.dry_run {
+        "would rotate"
+    } else {
+        "rotated"
+    };
+    let _ = writeln!(
+        io::stderr(),
+        "kmseal: {verb} {}, already current {}, skipped {}, failed {}",
+        total.rotated.len(),
+        total.already_current.len(),
+        total.skipped.len(),
+        total.failed.len()
+    );
+    if total.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: exit::OTHER,
+            message: format!(
+                "{} file(s) could not be rotated and were left as they were; rerun to retry",
+                total.failed.len()
+            ),
+        })
+    }
+}
+
+fn skip_reason(s: &Skip) -> &'static str {
+    match s {
+        Skip::AlreadyCurrent => "already current",
+        Skip::NotWrappedBySelected => "not wrapped by --only-key",
+        Skip::TooRecent => "newer than --older-than",
+        Skip::NotKmseal => "not a kmseal message",
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_path(p: &Path) -> String {
+    json_string(&p.to_string_lossy())
+}
+
+fn json_summary(s: &Summary, dry_run: bool) -> String {
+    let list = |v: &[PathBuf]| v.iter().map(|p| json_path(p)).collect::<Vec<_>>().join(",");
+    let skipped = s
+        .skipped
+        .iter()
+        .map(|(p, r)| {
+            format!(
+                r#"{{"path":{},"reason":{}}}"#,
+                json_path(p),
+                json_string(skip_reason(r))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let failed = s
+        .failed
+        .iter()
+        .map(|(p, e)| format!(r#"{{"path":{},"error":{}}}"#, json_path(p), json_string(e)))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        r#"{{"dry_run":{dry_run},"rotated":[{}],"already_current":[{}],"skipped":[{skipped}],"failed":[{failed}]}}"#,
+        list(&s.rotated),
+        list(&s.already_current)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_age("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(parse_age("45s").unwrap(), Duration::from_secs(45));
+        for bad in ["", "d", "12", "12w", "-1d", "99999999999999999999d"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_paths() {
+        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
+}
