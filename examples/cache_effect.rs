@@ -83,7 +83,12 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (label, delay, n, rounds) in [
         ("local", Duration::ZERO, 10_000, 11),
-        ("local + 1 ms simulated RTT", Duration::from_millis(1), 1_000, 3),
+        (
+            "local + 1 ms simulated RTT",
+            Duration::from_millis(1),
+            1_000,
+            3,
+        ),
     ] {
         let kms = Arc::new(Kms {
             inner: LocalKek::generate().unwrap(),
