@@ -180,6 +180,42 @@ impl Encryptor {
         Ok((header, keys))
     }
 
+    /// Makes a header (fresh data key wrapped under every KEK, this encryptor's context)
+    /// with no payload, and returns it with a 32-byte application key derived from the data
+    /// key under `label`. For formats built on kmseal's key management, such as value-level
+    /// config documents (`kmseal-config`), which store the header and encrypt with their own
+    /// construction. [`Decryptor::open_application_key`] recovers the key; rewrap works on the
+    /// header as on any message.
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let (header, key) = Encryptor::new(kek.clone()).application_key("my-format/v1").await?;
+    /// let again = Decryptor::new(kek).open_application_key(&header, "my-format/v1").await?;
+    /// assert!(key == again);
+    /// # Ok::<(), kmseal::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn application_key(&self, label: &str) -> Result<(Header, SecretBytes), Error> {
+        let (dek, wrapped) = self.fresh_key().await?;
+        let mut message_id = [0u8; KEY_LEN];
+        fill_random(&mut message_id)?;
+        let keys = MessageKeys::derive(&dek, &message_id, self.suite);
+        let header = Header::seal(
+            &keys,
+            self.suite,
+            self.frame_size,
+            message_id,
+            self.context.clone(),
+            wrapped,
+        )?;
+        let key = MessageKeys::application_key(&dek, &message_id, label)?;
+        Ok((header, key))
+    }
+
     /// Encrypts `plaintext` into a complete message.
     pub async fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let (header, keys) = self.start(Some(plaintext.len() as u64)).await?;
@@ -365,6 +401,18 @@ impl Decryptor {
             });
         }
         Err(Error::UnwrapFailed { failures })
+    }
+
+    /// Opens `header` like a message (expected context, trusted KEKs only, commitment and
+    /// header tag checked) and returns the application key that
+    /// [`Encryptor::application_key`] derived under `label`.
+    pub async fn open_application_key(
+        &self,
+        header: &Header,
+        label: &str,
+    ) -> Result<SecretBytes, Error> {
+        let (dek, _) = self.open_data_key(header).await?;
+        MessageKeys::application_key(&dek, header.message_id(), label)
     }
 
     /// Decrypts a complete message into locked memory.

@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::kek::DataKey;
+use crate::secret::SecretBytes;
 
 /// AEAD tag length of both suites.
 pub const TAG_LEN: usize = 16;
@@ -138,6 +139,24 @@ impl MessageKeys {
         };
         scrub_stack();
         keys
+    }
+
+    /// A 32-byte key for an application format built on this message's data key (kmseal's
+    /// value-level config documents), separated from the payload keys by its label.
+    pub(crate) fn application_key(
+        dek: &DataKey,
+        message_id: &[u8; KEY_LEN],
+        label: &str,
+    ) -> Result<SecretBytes, Error> {
+        let hk = Hkdf::<Sha256>::new(Some(message_id), dek.expose_secret());
+        let mut key = SecretBytes::zeroed(KEY_LEN)?;
+        let len = (label.len() as u16).to_be_bytes();
+        let _ = hk.expand_multi_info(
+            &[b"kmseal/v1 application key", &len, label.as_bytes()],
+            key.expose_secret_mut(),
+        );
+        scrub_stack();
+        Ok(key)
     }
 
     /// Derives the keys and checks `expected_commitment` in constant time. On mismatch the

@@ -1,0 +1,117 @@
+//! What the format codecs share: leaves, replacements, the metadata block and span edits.
+
+use std::ops::Range;
+
+use crate::Error;
+use crate::crypto::Kind;
+use crate::path::{Path, Seg};
+
+/// The reserved top-level key holding the metadata block.
+pub(crate) const META_KEY: &str = "kmseal";
+
+/// A value in a document.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf {
+    pub(crate) path: Path,
+    pub(crate) kind: Kind,
+    /// Strings decoded; numbers, booleans and dates as written.
+    pub(crate) value: String,
+    /// Where the value's source text is (span-edited formats).
+    pub(crate) span: Range<usize>,
+}
+
+impl Leaf {
+    pub(crate) fn new(path: Path, kind: Kind, value: String, span: Range<usize>) -> Leaf {
+        Leaf {
+            path,
+            kind,
+            value,
+            span,
+        }
+    }
+}
+
+/// What to write in place of a value.
+#[derive(Debug, Clone)]
+pub(crate) enum Repr {
+    /// An encrypted value (a string in every format).
+    Encrypted(String),
+    /// A plaintext value of this kind.
+    Plain(Kind, String),
+}
+
+/// The metadata block's fields, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MetaFields {
+    pub(crate) version: String,
+    pub(crate) encrypt: String,
+    pub(crate) plain: String,
+    pub(crate) header: String,
+    pub(crate) mac: String,
+}
+
+impl MetaFields {
+    pub(crate) fn pairs(&self) -> [(&'static str, &str); 5] {
+        [
+            ("version", &self.version),
+            ("encrypt", &self.encrypt),
+            ("plain", &self.plain),
+            ("header", &self.header),
+            ("mac", &self.mac),
+        ]
+    }
+
+    /// From the leaves found under the metadata key (`kmseal.FIELD`).
+    pub(crate) fn from_leaves(leaves: &[Leaf]) -> Result<MetaFields, Error> {
+        let get = |name: &str| -> Result<String, Error> {
+            let mut found = leaves
+                .iter()
+                .filter(|l| l.path.0.len() == 2 && l.path.0[1] == Seg::Key(name.to_owned()));
+            match (found.next(), found.next()) {
+                (Some(l), None) => Ok(l.value.clone()),
+                (None, _) => Err(Error::Metadata(format!("the `{name}` field is missing"))),
+                (Some(_), Some(_)) => Err(Error::Metadata(format!("`{name}` appears twice"))),
+            }
+        };
+        if let Some(l) = leaves.iter().find(|l| {
+            l.path.0.len() != 2
+                || !matches!(&l.path.0[1], Seg::Key(k) if ["version", "encrypt", "plain", "header", "mac"].contains(&k.as_str()))
+        }) {
+            return Err(Error::Metadata(format!("unexpected field `{}`", l.path)));
+        }
+        Ok(MetaFields {
+            version: get("version")?,
+            encrypt: get("encrypt")?,
+            plain: get("plain")?,
+            header: get("header")?,
+            mac: get("mac")?,
+        })
+    }
+}
+
+/// Replacements of byte ranges, applied together.
+#[derive(Default)]
+pub(crate) struct SpanEdits(Vec<(Range<usize>, String)>);
+
+impl SpanEdits {
+    pub(crate) fn replace(&mut self, range: Range<usize>, text: String) {
+        self.0.retain(|(r, _)| *r != range);
+        self.0.push((range, text));
+    }
+
+    pub(crate) fn apply(mut self, text: &str) -> String {
+        self.0.sort_by_key(|(r, _)| (r.start, r.end));
+        let mut out = String::with_capacity(text.len() + 256);
+        let mut at = 0;
+        for (r, t) in &self.0 {
+            if r.start < at {
+                continue; // overlapping edits cannot happen: spans come from one parse
+            }
+            out.push_str(&text[at..r.start]);
+            out.push_str(t);
+            at = r.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+}

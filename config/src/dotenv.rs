@@ -1,0 +1,193 @@
+//! `.env` files: `KEY=value` lines (optionally `export KEY=...`), `#` comments, values bare,
+//! `'single-quoted'` (literal) or `"double-quoted"` (with `\n`, `\t`, `\"`, `\\` escapes).
+//! The metadata block is a run of `#kmseal.FIELD=VALUE` comment lines at the end, so that
+//! tools that load .env files see no extra variables.
+
+use crate::Error;
+use crate::crypto::Kind;
+use crate::doc::{Leaf, META_KEY, MetaFields, Repr, SpanEdits};
+use crate::path::Path;
+
+pub(crate) struct Dotenv {
+    text: String,
+    leaves: Vec<Leaf>,
+    meta: Option<MetaFields>,
+    meta_lines: Vec<std::ops::Range<usize>>,
+    edits: SpanEdits,
+}
+
+fn err(line: usize, what: &str) -> Error {
+    Error::Parse {
+        format: ".env",
+        line,
+        message: what.to_owned(),
+    }
+}
+
+fn valid_name(k: &str) -> bool {
+    let mut c = k.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || ch == '-')
+}
+
+/// A value as written: bare when that is unambiguous, else double-quoted.
+pub(crate) fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@+,=".contains(c))
+    {
+        return s.to_owned();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' => out.push_str("\\$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Dotenv {
+    pub(crate) fn parse(text: &str) -> Result<Dotenv, Error> {
+        let mut leaves = Vec::new();
+        let mut meta_pairs: Vec<Leaf> = Vec::new();
+        let mut meta_lines = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut offset = 0;
+        for (n, raw) in text.split_inclusive('\n').enumerate() {
+            let line_no = n + 1;
+            let start = offset;
+            offset += raw.len();
+            let line = raw.trim_end_matches(['\n', '\r']);
+            let trimmed = line.trim_start();
+            if let Some(rest) = trimmed.strip_prefix(&format!("#{META_KEY}.")) {
+                let (k, v) = rest
+                    .split_once('=')
+                    .ok_or_else(|| err(line_no, "a metadata line is `#kmseal.FIELD=VALUE`"))?;
+                meta_pairs.push(Leaf::new(
+                    Path::root().key(META_KEY).key(k),
+                    Kind::Str,
+                    v.to_owned(),
+                    0..0,
+                ));
+                meta_lines.push(start..offset);
+                continue;
+            }
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+            let (key, value) = body
+                .split_once('=')
+                .ok_or_else(|| err(line_no, "expected KEY=VALUE"))?;
+            let key = key.trim();
+            if !valid_name(key) {
+                return Err(err(line_no, &format!("`{key}` is not a variable name")));
+            }
+            if !seen.insert(key.to_owned()) {
+                return Err(err(line_no, &format!("`{key}` is set twice")));
+            }
+            let value_start = start + (line.len() - body.len()) + (body.len() - value.len());
+            let lead = value.len() - value.trim_start().len();
+            let v = value.trim_start();
+            let vstart = value_start + lead;
+            let (decoded, vlen) = match v.chars().next() {
+                Some('"') => {
+                    let mut out = String::new();
+                    let mut chars = v.char_indices().skip(1);
+                    let mut end = None;
+                    while let Some((i, c)) = chars.next() {
+                        match c {
+                            '"' => {
+                                end = Some(i + 1);
+                                break;
+                            }
+                            '\\' => match chars.next() {
+                                Some((_, 'n')) => out.push('\n'),
+                                Some((_, 'r')) => out.push('\r'),
+                                Some((_, 't')) => out.push('\t'),
+                                Some((_, c)) => out.push(c),
+                                None => return Err(err(line_no, "unterminated quote")),
+                            },
+                            c => out.push(c),
+                        }
+                    }
+                    (out, end.ok_or_else(|| err(line_no, "unterminated quote"))?)
+                }
+                Some('\'') => {
+                    let close = v[1..]
+                        .find('\'')
+                        .ok_or_else(|| err(line_no, "unterminated quote"))?;
+                    (v[1..1 + close].to_owned(), close + 2)
+                }
+                _ => {
+                    let end = v.find(" #").unwrap_or(v.len());
+                    let bare = v[..end].trim_end();
+                    (bare.to_owned(), bare.len())
+                }
+            };
+            let after = v[vlen..].trim();
+            if !after.is_empty() && !after.starts_with('#') {
+                return Err(err(line_no, "unexpected text after the value"));
+            }
+            leaves.push(Leaf::new(
+                Path::root().key(key),
+                Kind::Str,
+                decoded,
+                vstart..vstart + vlen,
+            ));
+        }
+        let meta = if meta_pairs.is_empty() {
+            None
+        } else {
+            Some(MetaFields::from_leaves(&meta_pairs)?)
+        };
+        Ok(Dotenv {
+            text: text.to_owned(),
+            leaves,
+            meta,
+            meta_lines,
+            edits: SpanEdits::default(),
+        })
+    }
+
+    pub(crate) fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    pub(crate) fn meta(&self) -> Option<&MetaFields> {
+        self.meta.as_ref()
+    }
+
+    pub(crate) fn set(&mut self, i: usize, repr: &Repr) {
+        let text = match repr {
+            Repr::Encrypted(s) => s.clone(),
+            Repr::Plain(_, s) => quote(s),
+        };
+        self.edits.replace(self.leaves[i].span.clone(), text);
+    }
+
+    pub(crate) fn render(mut self, meta: Option<&MetaFields>) -> String {
+        for r in std::mem::take(&mut self.meta_lines) {
+            self.edits.replace(r, String::new());
+        }
+        let mut out = self.edits.apply(&self.text);
+        if let Some(m) = meta {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            for (k, v) in m.pairs() {
+                out.push_str(&format!("#{META_KEY}.{k}={v}\n"));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,166 @@
+//! TOML through toml_edit, which keeps comments, order and layout: values are replaced in the
+//! edit tree with their decoration (surrounding whitespace and comments) kept. The metadata
+//! block is a `[kmseal]` table.
+
+use toml_edit::{DocumentMut, Item, Value};
+
+use crate::Error;
+use crate::crypto::Kind;
+use crate::doc::{Leaf, META_KEY, MetaFields, Repr};
+use crate::path::{Path, Seg};
+
+pub(crate) struct Toml {
+    doc: DocumentMut,
+    leaves: Vec<Leaf>,
+    meta: Option<MetaFields>,
+}
+
+fn kind_and_text(v: &Value) -> (Kind, String) {
+    match v {
+        Value::String(s) => (Kind::Str, s.value().clone()),
+        Value::Integer(i) => (Kind::Int, i.display_repr().into_owned()),
+        Value::Float(f) => (Kind::Float, f.display_repr().into_owned()),
+        Value::Boolean(b) => (Kind::Bool, b.value().to_string()),
+        Value::Datetime(d) => (Kind::Datetime, d.value().to_string()),
+        Value::Array(_) | Value::InlineTable(_) => (Kind::Other, String::new()),
+    }
+}
+
+fn walk_value(v: &Value, path: &Path, out: &mut Vec<Leaf>) {
+    match v {
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk_value(x, &path.index(i), out);
+            }
+        }
+        Value::InlineTable(t) => {
+            for (k, x) in t.iter() {
+                walk_value(x, &path.key(k), out);
+            }
+        }
+        scalar => {
+            let (kind, text) = kind_and_text(scalar);
+            out.push(Leaf::new(path.clone(), kind, text, 0..0));
+        }
+    }
+}
+
+fn walk_item(item: &Item, path: &Path, out: &mut Vec<Leaf>) {
+    match item {
+        Item::None => {}
+        Item::Value(v) => walk_value(v, path, out),
+        Item::Table(t) => {
+            for (k, x) in t.iter() {
+                walk_item(x, &path.key(k), out);
+            }
+        }
+        Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                for (k, x) in t.iter() {
+                    walk_item(x, &path.index(i).key(k), out);
+                }
+            }
+        }
+    }
+}
+
+/// The value at `path`, for replacement.
+fn value_mut<'a>(doc: &'a mut DocumentMut, path: &Path) -> Option<&'a mut Value> {
+    enum At<'a> {
+        Item(&'a mut Item),
+        Table(&'a mut toml_edit::Table),
+        Value(&'a mut Value),
+    }
+    let mut at = At::Item(doc.as_item_mut());
+    for seg in &path.0 {
+        at = match (at, seg) {
+            (At::Item(Item::Table(t)), Seg::Key(k)) | (At::Table(t), Seg::Key(k)) => {
+                At::Item(t.get_mut(k)?)
+            }
+            (At::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => At::Table(a.get_mut(*i)?),
+            (At::Item(Item::Value(v)) | At::Value(v), s) => match (v, s) {
+                (Value::InlineTable(t), Seg::Key(k)) => At::Value(t.get_mut(k)?),
+                (Value::Array(a), Seg::Index(i)) => At::Value(a.get_mut(*i)?),
+                _ => return None,
+            },
+            _ => return None,
+        };
+    }
+    match at {
+        At::Item(Item::Value(v)) | At::Value(v) => Some(v),
+        _ => None,
+    }
+}
+
+impl Toml {
+    pub(crate) fn parse(text: &str) -> Result<Toml, Error> {
+        let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            Error::Parse {
+                format: "TOML",
+                line,
+                message: e.message().to_owned(),
+            }
+        })?;
+        let mut all = Vec::new();
+        walk_item(doc.as_item(), &Path::root(), &mut all);
+        let meta_first = Seg::Key(META_KEY.to_owned());
+        let (meta_leaves, leaves): (Vec<Leaf>, Vec<Leaf>) = all
+            .into_iter()
+            .partition(|l| l.path.0.first() == Some(&meta_first));
+        let meta = if doc.contains_key(META_KEY) {
+            Some(MetaFields::from_leaves(&meta_leaves)?)
+        } else {
+            None
+        };
+        Ok(Toml { doc, leaves, meta })
+    }
+
+    pub(crate) fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    pub(crate) fn meta(&self) -> Option<&MetaFields> {
+        self.meta.as_ref()
+    }
+
+    pub(crate) fn set(&mut self, i: usize, repr: &Repr) -> Result<(), Error> {
+        let path = self.leaves[i].path.clone();
+        let new: Value = match repr {
+            Repr::Encrypted(s) | Repr::Plain(Kind::Str, s) => Value::from(s.as_str()),
+            Repr::Plain(kind, s) => {
+                let parsed = match kind {
+                    Kind::Int => s.parse::<Value>().ok().filter(Value::is_integer),
+                    Kind::Float => s.parse::<Value>().ok(),
+                    Kind::Bool => s.parse::<bool>().ok().map(Value::from),
+                    Kind::Datetime => s.parse::<toml_edit::Datetime>().ok().map(Value::from),
+                    _ => None,
+                };
+                parsed.ok_or_else(|| {
+                    Error::Tampered(format!("the value at `{path}` is not a valid {kind:?}"))
+                })?
+            }
+        };
+        let slot = value_mut(&mut self.doc, &path)
+            .ok_or_else(|| Error::Unsupported(format!("cannot edit the value at `{path}`")))?;
+        let decor = slot.decor().clone();
+        *slot = new;
+        *slot.decor_mut() = decor;
+        Ok(())
+    }
+
+    pub(crate) fn render(mut self, meta: Option<&MetaFields>) -> String {
+        self.doc.remove(META_KEY);
+        if let Some(m) = meta {
+            let mut t = toml_edit::Table::new();
+            for (k, v) in m.pairs() {
+                t.insert(k, toml_edit::value(v));
+            }
+            self.doc.insert(META_KEY, Item::Table(t));
+        }
+        self.doc.to_string()
+    }
+}

@@ -1,0 +1,338 @@
+//! YAML through saphyr's event parser, which gives each scalar's position: values are replaced
+//! in place, so comments, key order and layout survive. One document per file, whose root is
+//! a block mapping (where the metadata block goes, as the last top-level key).
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+use crate::Error;
+use crate::crypto::Kind;
+use crate::doc::{Leaf, META_KEY, MetaFields, Repr, SpanEdits};
+use crate::path::{Path, Seg};
+
+pub(crate) struct Yaml {
+    text: String,
+    leaves: Vec<Leaf>,
+    meta: Option<MetaFields>,
+    /// Byte range of the metadata block (whole lines), if present.
+    meta_range: Option<std::ops::Range<usize>>,
+    edits: SpanEdits,
+}
+
+enum Frame {
+    Map { key: Option<String>, path: Path },
+    Seq { next: usize, path: Path },
+}
+
+fn err(line: usize, what: impl Into<String>) -> Error {
+    Error::Parse {
+        format: "YAML",
+        line,
+        message: what.into(),
+    }
+}
+
+/// YAML 1.2 core schema resolution of a plain scalar.
+fn plain_kind(v: &str) -> Kind {
+    let is_int = |s: &str| {
+        let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            || s.strip_prefix("0x")
+                .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            || s.strip_prefix("0o")
+                .is_some_and(|o| !o.is_empty() && o.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+    };
+    match v {
+        "" | "~" | "null" | "Null" | "NULL" => Kind::Other,
+        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => Kind::Bool,
+        ".inf" | "-.inf" | "+.inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN" => Kind::Float,
+        _ if is_int(v) => Kind::Int,
+        _ if v.parse::<f64>().is_ok()
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
+        {
+            Kind::Float
+        }
+        _ => Kind::Str,
+    }
+}
+
+/// A double-quoted YAML scalar.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Finds the source text of a scalar's value (without anchor or tag, without the comment
+/// saphyr may include after a quoted scalar, with the indicator of a block scalar), as a
+/// character range.
+fn value_range(
+    chars: &[char],
+    start: usize,
+    end: usize,
+    style: ScalarStyle,
+) -> Option<(usize, usize)> {
+    let mut s = start;
+    // Skip `&anchor` and `!tag` properties.
+    while s < end && (chars[s] == '&' || chars[s] == '!') {
+        while s < end && !chars[s].is_whitespace() {
+            s += 1;
+        }
+        while s < end && chars[s].is_whitespace() {
+            s += 1;
+        }
+    }
+    match style {
+        ScalarStyle::Plain => {
+            let mut e = end.min(chars.len());
+            while e > s && chars[e - 1].is_whitespace() {
+                e -= 1;
+            }
+            Some((s, e))
+        }
+        ScalarStyle::SingleQuoted => {
+            if chars.get(s) != Some(&'\'') {
+                return None;
+            }
+            let mut i = s + 1;
+            loop {
+                match chars.get(i)? {
+                    '\'' if chars.get(i + 1) == Some(&'\'') => i += 2,
+                    '\'' => return Some((s, i + 1)),
+                    _ => i += 1,
+                }
+            }
+        }
+        ScalarStyle::DoubleQuoted => {
+            if chars.get(s) != Some(&'"') {
+                return None;
+            }
+            let mut i = s + 1;
+            loop {
+                match chars.get(i)? {
+                    '\\' => i += 2,
+                    '"' => return Some((s, i + 1)),
+                    _ => i += 1,
+                }
+            }
+        }
+        ScalarStyle::Literal | ScalarStyle::Folded => {
+            // The span starts at the content; the indicator ends the line before it.
+            let mut line_start = start.min(chars.len());
+            while line_start > 0 && chars[line_start - 1] != '\n' {
+                line_start -= 1;
+            }
+            let mut i = line_start.checked_sub(1)?; // the newline ending the header line
+            let header_end = i;
+            while i > 0 && chars[i - 1] != '\n' {
+                i -= 1;
+            }
+            let header: String = chars[i..header_end].iter().collect();
+            let code = match header.find(" #") {
+                Some(c) => &header[..c],
+                None => &header[..],
+            };
+            let code = code.trim_end();
+            let ind = code.rfind(['|', '>'])?;
+            let mut e = end.min(chars.len());
+            while e > start && chars[e - 1].is_whitespace() {
+                e -= 1;
+            }
+            Some((
+                i + header[..ind].chars().count(),
+                e.max(i + header[..ind].chars().count() + 1),
+            ))
+        }
+    }
+}
+
+impl Yaml {
+    pub(crate) fn parse(text: &str) -> Result<Yaml, Error> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut byte_at = Vec::with_capacity(chars.len() + 1);
+        let mut b = 0;
+        for c in &chars {
+            byte_at.push(b);
+            b += c.len_utf8();
+        }
+        byte_at.push(b);
+        let byte = |ci: usize| byte_at[ci.min(chars.len())];
+
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut leaves = Vec::new();
+        let mut documents = 0;
+        let mut top_keys: Vec<(String, usize)> = Vec::new(); // key, char index of its line start
+        let mut root_is_block_map = false;
+        for ev in Parser::new_from_str(text) {
+            let (ev, span) = ev.map_err(|e| err(e.marker().line(), e.info().to_owned()))?;
+            let line = span.start.line();
+            // The path of a value starting here, if we are in a value position.
+            let value_path = |stack: &mut Vec<Frame>| -> Result<Option<Path>, Error> {
+                match stack.last_mut() {
+                    None => Ok(Some(Path::root())),
+                    Some(Frame::Seq { next, path }) => {
+                        let p = path.index(*next);
+                        *next += 1;
+                        Ok(Some(p))
+                    }
+                    Some(Frame::Map { key, path }) => match key.take() {
+                        Some(k) => Ok(Some(path.key(k))),
+                        None => Ok(None),
+                    },
+                }
+            };
+            match ev {
+                Event::DocumentStart(_) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Err(err(line, "one YAML document per file"));
+                    }
+                }
+                Event::MappingStart(_, _) | Event::SequenceStart(_, _) => {
+                    let is_map = matches!(ev, Event::MappingStart(..));
+                    let path = match value_path(&mut stack)? {
+                        Some(p) => p,
+                        None => return Err(err(line, "only scalar mapping keys are supported")),
+                    };
+                    if stack.is_empty() {
+                        if !is_map {
+                            return Err(err(line, "the document root must be a mapping"));
+                        }
+                        root_is_block_map = chars.get(span.start.index()) != Some(&'{');
+                    }
+                    stack.push(if is_map {
+                        Frame::Map { key: None, path }
+                    } else {
+                        Frame::Seq { next: 0, path }
+                    });
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    stack.pop();
+                }
+                Event::Scalar(value, style, _anchor, tag) => {
+                    if let Some(Frame::Map { key, .. }) = stack.last_mut()
+                        && key.is_none()
+                    {
+                        // A key.
+                        if stack.len() == 1 {
+                            let mut ls = span.start.index().min(chars.len());
+                            while ls > 0 && chars[ls - 1] != '\n' {
+                                ls -= 1;
+                            }
+                            if top_keys.iter().any(|(k, _)| *k == *value) {
+                                return Err(err(line, format!("duplicate key `{value}`")));
+                            }
+                            top_keys.push((value.to_string(), ls));
+                        }
+                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                            *key = Some(value.to_string());
+                        }
+                        continue;
+                    }
+                    let path =
+                        value_path(&mut stack)?.ok_or_else(|| err(line, "unexpected scalar"))?;
+                    if stack.is_empty() {
+                        return Err(err(line, "the document root must be a mapping"));
+                    }
+                    let (s, e) = value_range(&chars, span.start.index(), span.end.index(), style)
+                        .ok_or_else(|| err(line, "cannot locate a scalar's text"))?;
+                    let kind = if tag.is_some() && style == ScalarStyle::Plain {
+                        Kind::Str
+                    } else if style == ScalarStyle::Plain {
+                        plain_kind(&value)
+                    } else {
+                        Kind::Str
+                    };
+                    leaves.push(Leaf::new(path, kind, value.to_string(), byte(s)..byte(e)));
+                }
+                Event::Alias(_) => {
+                    let path = value_path(&mut stack)?
+                        .ok_or_else(|| err(line, "aliases as mapping keys are not supported"))?;
+                    let (s, e) = (span.start.index(), span.end.index());
+                    leaves.push(Leaf::new(
+                        path,
+                        Kind::Other,
+                        chars[s.min(chars.len())..e.min(chars.len())]
+                            .iter()
+                            .collect(),
+                        byte(s)..byte(e),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let meta_first = Seg::Key(META_KEY.to_owned());
+        let (meta_leaves, leaves): (Vec<Leaf>, Vec<Leaf>) = leaves
+            .into_iter()
+            .partition(|l| l.path.0.first() == Some(&meta_first));
+        let meta_pos = top_keys.iter().position(|(k, _)| k == META_KEY);
+        let (meta, meta_range) = match meta_pos {
+            Some(i) => {
+                let start = top_keys[i].1;
+                let end = top_keys.get(i + 1).map_or(chars.len(), |(_, s)| *s);
+                (
+                    Some(MetaFields::from_leaves(&meta_leaves)?),
+                    Some(byte(start)..byte(end)),
+                )
+            }
+            None => (None, None),
+        };
+        if documents == 0 || (!root_is_block_map && !leaves.is_empty()) {
+            return Err(err(1, "the document root must be a block mapping"));
+        }
+        Ok(Yaml {
+            text: text.to_owned(),
+            leaves,
+            meta,
+            meta_range,
+            edits: SpanEdits::default(),
+        })
+    }
+
+    pub(crate) fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    pub(crate) fn meta(&self) -> Option<&MetaFields> {
+        self.meta.as_ref()
+    }
+
+    pub(crate) fn set(&mut self, i: usize, repr: &Repr) {
+        let text = match repr {
+            Repr::Encrypted(s) | Repr::Plain(Kind::Str, s) => quote(s),
+            Repr::Plain(_, s) => s.clone(),
+        };
+        self.edits.replace(self.leaves[i].span.clone(), text);
+    }
+
+    pub(crate) fn render(mut self, meta: Option<&MetaFields>) -> String {
+        if let Some(r) = self.meta_range.take() {
+            self.edits.replace(r, String::new());
+        }
+        let mut out = self.edits.apply(&self.text);
+        if let Some(m) = meta {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&format!("{META_KEY}:\n"));
+            for (k, v) in m.pairs() {
+                out.push_str(&format!("  {k}: {}\n", quote(v)));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,529 @@
+//! Value-level config documents in all four formats: round trips of real-world-shaped files,
+//! stable diffs, every kind of tampering, policies, start-up requirements, rewrap, and
+//! malformed input (never a panic).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use kmseal::rotate::Rotator;
+use kmseal::{Decryptor, Encryptor, LocalKek};
+use kmseal_config::{Entry, Error, Format, Policy, Require, Sealer, Secrets};
+
+const YAML: &str = include_str!("data/service.yaml");
+const JSON: &str = include_str!("data/service.json");
+const TOML: &str = include_str!("data/service.toml");
+const ENV: &str = include_str!("data/service.env");
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    kmseal::blocking::block_on(f)
+}
+
+fn kek() -> Arc<LocalKek> {
+    Arc::new(LocalKek::generate().unwrap())
+}
+
+fn sealer(k: &Arc<LocalKek>) -> Sealer {
+    Sealer::new(Encryptor::new(k.clone()), Decryptor::new(k.clone()))
+}
+
+fn open(text: &str, f: Format, k: &Arc<LocalKek>) -> Result<Secrets, Error> {
+    block(kmseal_config::open(text, f, &Decryptor::new(k.clone())))
+}
+
+/// (path, value) of every entry, secrets exposed (test only).
+fn values(s: &Secrets) -> Vec<(String, String)> {
+    s.iter()
+        .map(|(p, e)| {
+            let v = match e {
+                Entry::Secret { value, .. } => value.expose_secret().to_owned(),
+                Entry::Plain { value, .. } => value.clone(),
+            };
+            (p.to_string(), v)
+        })
+        .collect()
+}
+
+fn cases() -> [(&'static str, Format, &'static str); 4] {
+    [
+        ("yaml", Format::Yaml, YAML),
+        ("json", Format::Json, JSON),
+        ("toml", Format::Toml, TOML),
+        ("env", Format::Dotenv, ENV),
+    ]
+}
+
+/// Secrets each fixture holds, and where.
+fn expected(name: &str) -> Vec<(&'static str, &'static str)> {
+    match name {
+        "yaml" => vec![
+            ("database.password", "s3cr3t-p@ss: with colon"),
+            ("api_keys[1]", "ak_live_quoted's"),
+            (
+                "tls.key",
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+            ),
+            ("tls.note", "folded text over two lines"),
+            ("greeting", "héllo wörld ✓ 日本"),
+            ("service.replicas", "3"),
+            ("service.debug", "false"),
+        ],
+        "json" => vec![
+            ("database.password", "s3cr3t \"quoted\" \\ back\nslash"),
+            ("greeting", "héllo wörld ✓ 😀"),
+            ("api_keys[0]", "ak_live_1234567890"),
+            ("big", "-1.5e10"),
+        ],
+        "toml" => vec![
+            ("database.password", "s3cr3t-literal\\path"),
+            ("database.multi", "line one\nline two"),
+            ("servers[1].token", "tok-beta"),
+            ("inline.point.secret", "in-inline"),
+            ("big", "1_000_000"),
+            ("started", "1979-05-27T07:32:00Z"),
+        ],
+        "env" => vec![
+            ("DB_PASSWORD", "s3cr3t \"quoted\" with spaces"),
+            ("JWT_SECRET", "literal $NOT_EXPANDED"),
+            ("GREETING", "héllo ✓"),
+            ("PORT", "5432"),
+        ],
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn every_format_round_trips_with_comments_and_order_kept() {
+    let k = kek();
+    for (name, f, text) in cases() {
+        let sealed = block(sealer(&k).seal(text, f)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Secrets are gone from the text; comments and keys are still there, in order.
+        for (_, secret) in expected(name) {
+            if secret.len() > 6 {
+                assert!(
+                    !sealed.contains(secret),
+                    "{name}: `{secret}` in clear:\n{sealed}"
+                );
+            }
+        }
+        for line in text.lines().filter(|l| l.trim_start().starts_with('#')) {
+            assert!(
+                sealed.contains(line),
+                "{name}: comment lost: {line}\n{sealed}"
+            );
+        }
+        let keys_in = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter_map(|l| l.split([':', '=']).next())
+                .map(|k| k.trim().trim_matches('"').to_owned())
+                .filter(|k| !k.is_empty() && !k.starts_with('#') && !k.starts_with("kmseal"))
+                .collect()
+        };
+        let original_keys = keys_in(text);
+        let sealed_keys: Vec<String> = keys_in(&sealed)
+            .into_iter()
+            .filter(|k| original_keys.contains(k))
+            .collect();
+        assert!(
+            original_keys.starts_with(&sealed_keys[..sealed_keys.len().min(5)]),
+            "{name}: key order changed"
+        );
+
+        let secrets = open(&sealed, f, &k).unwrap_or_else(|e| panic!("{name}: {e}\n{sealed}"));
+        let got = values(&secrets);
+        for (path, want) in expected(name) {
+            let v = got
+                .iter()
+                .find(|(p, _)| p == path)
+                .unwrap_or_else(|| panic!("{name}: no {path} in {got:?}"));
+            assert_eq!(v.1, want, "{name}: {path}");
+            assert!(
+                secrets.secret(path).is_some(),
+                "{name}: {path} not encrypted"
+            );
+        }
+
+        // Decrypting restores the same values and types.
+        let plain = block(kmseal_config::decrypt(
+            &sealed,
+            f,
+            &Decryptor::new(k.clone()),
+            false,
+        ))
+        .unwrap();
+        assert!(!plain.contains("kmseal:v1:"), "{name}");
+        let again = block(sealer(&k).seal(&plain, f)).unwrap();
+        let reopened = values(&open(&again, f, &k).unwrap());
+        assert_eq!(reopened, got, "{name}: decrypt + seal changed values");
+        if f == Format::Json {
+            let a: serde_json::Value = serde_json::from_str(text).unwrap();
+            let b: serde_json::Value = serde_json::from_str(&plain).unwrap();
+            assert_eq!(a, b, "json: decrypted document differs from the original");
+        }
+    }
+}
+
+#[test]
+fn unchanged_values_keep_their_ciphertexts() {
+    let k = kek();
+    for (name, f, text) in cases() {
+        let s = sealer(&k);
+        let sealed = block(s.seal(text, f)).unwrap();
+        // Sealing a sealed document changes nothing.
+        assert_eq!(block(s.seal(&sealed, f)).unwrap(), sealed, "{name}");
+        // Decrypt (keeping the metadata), edit one value, seal: one line differs.
+        let plain = block(kmseal_config::decrypt(
+            &sealed,
+            f,
+            &Decryptor::new(k.clone()),
+            true,
+        ))
+        .unwrap();
+        let (old, new) = match f {
+            Format::Dotenv => ("APP_NAME=billing", "APP_NAME=invoicing"),
+            Format::Toml => ("port = 5432", "port = 6543"),
+            _ => ("5432", "6543"),
+        };
+        assert!(plain.contains(old), "{name}");
+        let edited = plain.replacen(old, new, 1);
+        let resealed = block(s.seal(&edited, f)).unwrap();
+        let changed: Vec<(&str, &str)> = sealed
+            .lines()
+            .zip(resealed.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        // The edited value's line and the MAC line.
+        assert_eq!(changed.len(), 2, "{name}: {changed:#?}");
+        assert!(changed.iter().any(|(a, _)| a.contains("mac")), "{name}");
+    }
+}
+
+fn assert_tampered(r: Result<Secrets, Error>, what: &str) {
+    match r {
+        Err(Error::Tampered(_)) | Err(Error::Kmseal(_)) | Err(Error::Metadata(_)) => {}
+        Err(other) => panic!("{what}: unexpected error {other}"),
+        Ok(_) => panic!("{what}: accepted"),
+    }
+}
+
+/// The encrypted strings of a sealed text, in order.
+fn ciphertexts(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("kmseal:v1:") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        out.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn every_kind_of_tampering_is_refused() {
+    let k = kek();
+    for (name, f, text) in cases() {
+        let sealed = block(sealer(&k).seal(text, f)).unwrap();
+        let cts = ciphertexts(&sealed);
+        assert!(cts.len() >= 4, "{name}");
+        assert!(open(&sealed, f, &k).is_ok());
+
+        // Edit a ciphertext.
+        let c = &cts[0];
+        let flipped = format!(
+            "{}{}",
+            &c[..c.len() - 1],
+            if c.ends_with('A') { 'B' } else { 'A' }
+        );
+        assert_tampered(
+            open(&sealed.replacen(c, &flipped, 1), f, &k),
+            &format!("{name}: edit"),
+        );
+        // Swap two values (each moves to the other's path).
+        let swapped = sealed
+            .replacen(&cts[0], "@@0@@", 1)
+            .replacen(&cts[1], &cts[0], 1)
+            .replacen("@@0@@", &cts[1], 1);
+        assert_tampered(open(&swapped, f, &k), &format!("{name}: swap"));
+        // Copy a value over another (move to another path).
+        assert_tampered(
+            open(&sealed.replacen(&cts[1], &cts[0], 1), f, &k),
+            &format!("{name}: move"),
+        );
+        // Change a plain value.
+        let plain_edit = match f {
+            Format::Dotenv => sealed.replacen("APP_NAME=billing", "APP_NAME=evil", 1),
+            Format::Json => sealed.replacen("\"name\": \"billing\"", "\"name\": \"evil\"", 1),
+            _ => sealed.clone(),
+        };
+        if plain_edit != sealed {
+            assert_tampered(open(&plain_edit, f, &k), &format!("{name}: plain value"));
+        }
+        // Change the metadata: policy, MAC, header.
+        let policy_edit = sealed.replacen("encrypt", "encrypt_x", 1);
+        assert!(open(&policy_edit, f, &k).is_err(), "{name}: metadata field");
+        let other = block(sealer(&k).seal(text, f)).unwrap();
+        let mac_of = |t: &str| t.lines().find(|l| l.contains("mac")).unwrap().to_owned();
+        let spliced_mac = sealed.replacen(&mac_of(&sealed), &mac_of(&other), 1);
+        assert_tampered(
+            open(&spliced_mac, f, &k),
+            &format!("{name}: mac from another document"),
+        );
+        // Splice a value from another document (same KEK, same path).
+        let other_cts = ciphertexts(&other);
+        assert_ne!(
+            other_cts[0], cts[0],
+            "{name}: documents have their own keys"
+        );
+        assert_tampered(
+            open(&sealed.replacen(&cts[0], &other_cts[0], 1), f, &k),
+            &format!("{name}: splice"),
+        );
+        // Another KEK cannot open it at all.
+        assert!(open(&sealed, f, &kek()).is_err());
+    }
+}
+
+#[test]
+fn deleting_adding_or_reordering_values_is_refused() {
+    let k = kek();
+    let yaml = "a: one\nb: two\nc: three\n";
+    let sealed = block(sealer(&k).seal(yaml, Format::Yaml)).unwrap();
+    let lines: Vec<&str> = sealed.lines().collect();
+    let without_b: String = lines
+        .iter()
+        .filter(|l| !l.starts_with("b:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_tampered(open(&without_b, Format::Yaml, &k), "delete");
+    assert_tampered(open(&format!("x: 1\n{sealed}"), Format::Yaml, &k), "add");
+    let mut reordered = lines.clone();
+    reordered.swap(0, 1);
+    let reordered: String = reordered.iter().map(|l| format!("{l}\n")).collect();
+    assert_tampered(open(&reordered, Format::Yaml, &k), "reorder");
+
+    // A key named "a.b" and the path a → b are different places.
+    let json = r#"{"a": {"b": "nested"}, "a.b": "dotted"}"#;
+    let sealed = block(sealer(&k).seal(json, Format::Json)).unwrap();
+    let s = open(&sealed, Format::Json, &k).unwrap();
+    assert_eq!(s.secret("a.b").unwrap().expose_secret(), "nested");
+    assert_eq!(s.secret("a\\.b").unwrap().expose_secret(), "dotted");
+    let cts = ciphertexts(&sealed);
+    let swapped = sealed
+        .replacen(&cts[0], "@@", 1)
+        .replacen(&cts[1], &cts[0], 1)
+        .replacen("@@", &cts[1], 1);
+    assert_tampered(open(&swapped, Format::Json, &k), "a.b swap");
+}
+
+#[test]
+fn policies_select_values_and_are_kept_in_the_document() {
+    let k = kek();
+    let yaml = "db_password: hunter2hunter2\napi_secret: xyz\nhost: db.internal\nport: 5432\nmy_password_hint: plain please\n";
+    let s = sealer(&k).policy(
+        Policy::only(["*_password", "*_secret"])
+            .unwrap()
+            .except(["*_hint"])
+            .unwrap(),
+    );
+    let sealed = block(s.seal(yaml, Format::Yaml)).unwrap();
+    assert!(sealed.contains("host: db.internal") && sealed.contains("port: 5432"));
+    assert!(!sealed.contains("hunter2"));
+    let secrets = open(&sealed, Format::Yaml, &k).unwrap();
+    assert!(secrets.secret("db_password").is_some() && secrets.secret("api_secret").is_some());
+    assert_eq!(secrets.plain("host"), Some("db.internal"));
+    // A new secret added later follows the stored policy (no policy given this time).
+    let plain = block(kmseal_config::decrypt(
+        &sealed,
+        Format::Yaml,
+        &Decryptor::new(k.clone()),
+        true,
+    ))
+    .unwrap();
+    let edited = plain.replacen("port: 5432", "port: 5432\nnew_secret: fresh-value", 1);
+    let resealed = block(sealer(&k).seal(&edited, Format::Yaml)).unwrap();
+    assert!(!resealed.contains("fresh-value"));
+    assert!(Policy::only(["a,b"]).is_err());
+
+    // set: a sealed document gets a new value, encrypted by policy, MAC renewed.
+    let set = block(s.set(
+        &resealed,
+        Format::Yaml,
+        "db_password",
+        "a-much-longer-password",
+    ))
+    .unwrap();
+    let opened = open(&set, Format::Yaml, &k).unwrap();
+    assert_eq!(
+        opened.secret("db_password").unwrap().expose_secret(),
+        "a-much-longer-password"
+    );
+    assert!(block(s.set(&resealed, Format::Yaml, "missing", "x")).is_err());
+}
+
+#[test]
+fn startup_requirements_report_everything_at_once_without_values() {
+    let k = kek();
+    let yaml =
+        "database:\n  password: short\n  host: db\njwt:\n  secret: \"\"\nplain_key: visible\n";
+    let sealed = block(
+        sealer(&k)
+            .policy(Policy::only(["password", "secret"]).unwrap())
+            .seal(yaml, Format::Yaml),
+    )
+    .unwrap();
+    let s = open(&sealed, Format::Yaml, &k).unwrap();
+    let err = s
+        .check(&[
+            Require::secret("database.password").min_len(16),
+            Require::secret("jwt.secret").min_len(32),
+            Require::secret("encryption.key").min_len(32),
+            Require::secret("plain_key"),
+            Require::present("database.host"),
+        ])
+        .unwrap_err();
+    let msg = err.to_string();
+    for part in [
+        "`database.password` is shorter than 16 characters (5)",
+        "`jwt.secret` is empty",
+        "`encryption.key` is missing",
+        "`plain_key` is not encrypted",
+    ] {
+        assert!(msg.contains(part), "{msg}");
+    }
+    assert!(
+        !msg.contains("short") || msg.contains("shorter"),
+        "no values in errors: {msg}"
+    );
+    assert!(!msg.contains("visible"));
+    assert!(s.check(&[Require::present("database.host")]).is_ok());
+}
+
+#[test]
+fn plain_values_deserialize_and_env_names_follow_paths() {
+    #[derive(serde::Deserialize)]
+    struct Service {
+        name: String,
+        replicas: u32,
+        debug: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        service: Service,
+    }
+    let k = kek();
+    let sealed = block(
+        sealer(&k)
+            .policy(Policy::only(["password", "api_keys"]).unwrap())
+            .seal(YAML, Format::Yaml),
+    )
+    .unwrap();
+    let s = open(&sealed, Format::Yaml, &k).unwrap();
+    let c: Config = s.deserialize_plain().unwrap();
+    assert_eq!(
+        (c.service.name.as_str(), c.service.replicas, c.service.debug),
+        ("billing", 3, false)
+    );
+    let env = s.env_vars();
+    assert!(env.contains(&("DATABASE_PASSWORD".into(), "s3cr3t-p@ss: with colon")));
+    assert!(env.contains(&("API_KEYS_0".into(), "ak_live_1234567890")));
+    assert!(
+        !s.plain_json().to_string().contains("s3cr3t"),
+        "secrets stay out of plain_json"
+    );
+
+    let sealed_env = block(sealer(&k).seal("db_url=postgres://x\n", Format::Dotenv)).unwrap();
+    let s = open(&sealed_env, Format::Dotenv, &k).unwrap();
+    assert_eq!(s.env_vars(), vec![("db_url".to_owned(), "postgres://x")]);
+}
+
+#[test]
+fn a_document_opens_after_its_kek_is_rotated() {
+    let (a, b) = (kek(), kek());
+    for (name, f, text) in cases() {
+        let sealed = block(sealer(&a).seal(text, f)).unwrap();
+        let before = values(&open(&sealed, f, &a).unwrap());
+        let rot = Rotator::rewrap(Decryptor::new(a.clone()), vec![b.clone()]);
+        let rewrapped = block(kmseal_config::rewrap(&sealed, f, &rot)).unwrap();
+        // Only the header line changed.
+        let changed = sealed
+            .lines()
+            .zip(rewrapped.lines())
+            .filter(|(x, y)| x != y)
+            .count();
+        assert_eq!(changed, 1, "{name}");
+        assert_eq!(values(&open(&rewrapped, f, &b).unwrap()), before, "{name}");
+        assert!(
+            open(&rewrapped, f, &a).is_err(),
+            "{name}: the old KEK is gone"
+        );
+    }
+}
+
+#[test]
+fn malformed_documents_are_errors_never_panics() {
+    let k = kek();
+    let garbage = [
+        "",
+        "{",
+        "}",
+        "[1,2]",
+        "\"str\"",
+        "a: [1, 2",
+        "a:\n  - b\n - c",
+        "---\na: 1\n---\nb: 2\n",
+        "- just\n- a list\n",
+        "{\"a\": 1,}",
+        "{\"a\" 1}",
+        "{\"a\": \"\\x\"}",
+        "{\"a\": tru}",
+        "[table\nx=1",
+        "x = ",
+        "x = \"unterminated",
+        "KEY",
+        "1KEY=x",
+        "K=\"open",
+        "K='open",
+        "K=a b c d\nK=again",
+        "kmseal: 1\n",
+        "{\"kmseal\": {}}",
+        "[kmseal]\nversion = \"1\"\n",
+        "#kmseal.version=1\n",
+        "a: b\nkmseal:\n  version: \"9\"\n  encrypt: \"*\"\n  plain: \"\"\n  header: \"AAAA\"\n  mac: \"AAAA\"\n",
+    ];
+    for f in [Format::Yaml, Format::Json, Format::Toml, Format::Dotenv] {
+        for g in garbage {
+            let _ = block(sealer(&k).seal(g, f));
+            assert!(open(g, f, &k).is_err(), "{f:?}: {g:?} opened");
+        }
+        let deep = "[".repeat(10_000);
+        assert!(block(sealer(&k).seal(&format!("{{\"a\": {deep}"), Format::Json)).is_err());
+    }
+    // Truncations and character flips of sealed documents: errors, or (when only layout or
+    // comments changed) the very same values.
+    for (name, f, text) in cases() {
+        let sealed = block(sealer(&k).seal(text, f)).unwrap();
+        let want = values(&open(&sealed, f, &k).unwrap());
+        let chars: Vec<char> = sealed.chars().collect();
+        for cut in (0..chars.len()).step_by(7) {
+            let t: String = chars[..cut].iter().collect();
+            if let Ok(s) = open(&t, f, &k) {
+                assert_eq!(values(&s), want, "{name}: truncated at {cut}");
+            }
+        }
+        for at in (0..chars.len()).step_by(5) {
+            let mut c = chars.clone();
+            c[at] = match c[at] {
+                'a' => 'b',
+                '\n' => ' ',
+                _ => 'a',
+            };
+            let t: String = c.iter().collect();
+            if let Ok(s) = open(&t, f, &k) {
+                assert_eq!(values(&s), want, "{name}: flipped at {at}");
+            }
+        }
+    }
+}
