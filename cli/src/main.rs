@@ -1,6 +1,7 @@
 //! `kmseal`: envelope encryption from the command line.
 #![forbid(unsafe_code)]
 
+mod config;
 mod output;
 mod rotate;
 
@@ -63,6 +64,20 @@ enum Command {
     Decrypt {
         #[command(flatten)]
         common: Common,
+    },
+    /// Value-level config documents (YAML, JSON, TOML, .env): encrypt, decrypt, set, rotate.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kmseal config encrypt --encrypt '*password' --encrypt '*secret' config.yaml\n  kmseal config set config.yaml database.password -   # value from stdin\n  kmseal config decrypt --keep-metadata config.yaml -o /tmp/edit.yaml\n  kmseal config rotate --from local://old.key --to local://new.key config.yaml"
+    )]
+    Config(config::ConfigCommand),
+    /// Run a command with a config's values in its environment; nothing is written to disk.
+    #[command(
+        after_help = "Examples:\n  kmseal exec config.yaml -- ./my-service --port 8080\n  kmseal exec app.env.kmseal -- env"
+    )]
+    Exec {
+        #[command(flatten)]
+        args: config::ExecArgs,
     },
     /// Rewrap files in place under new KEKs without touching their payload (crash-safe).
     #[command(
@@ -145,12 +160,18 @@ fn exit_code(e: &Error) -> u8 {
     }
 }
 
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
+impl Failure {
+    fn from_kmseal(e: &Error) -> Failure {
         Failure {
-            code: exit_code(&e),
+            code: exit_code(e),
             message: e.to_string(),
         }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::from_kmseal(&e)
     }
 }
 
@@ -210,6 +231,8 @@ fn run(command: Command) -> Result<(), Failure> {
             frame_size,
         } => encrypt(common, suite, frame_size),
         Command::Decrypt { common } => decrypt(common),
+        Command::Config(cmd) => config::run(cmd),
+        Command::Exec { args } => config::exec(args),
         Command::Rewrap { args } => rotate::run(args, None),
         Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),
     }

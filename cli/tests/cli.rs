@@ -362,3 +362,147 @@ fn rewrap_and_rotate_a_tree_in_place() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn config_encrypt_set_decrypt_rotate_and_exec() {
+    let env = Env::new("config");
+    let (a, b) = (env.path("a.key"), env.path("b.key"));
+    for k in [&a, &b] {
+        assert!(env.run(&["keygen", "-o", s(k)], None).status.success());
+    }
+    let (ka, kb) = (format!("local://{}", s(&a)), format!("local://{}", s(&b)));
+    let cfg = env.path("app.yaml");
+    std::fs::write(
+        &cfg,
+        "# app config\ndatabase:\n  host: db.internal\n  password: correct-horse-battery-staple\njwt_secret: 0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let o = env.run(
+        &[
+            "config",
+            "encrypt",
+            "-k",
+            &ka,
+            "--encrypt",
+            "password",
+            "--encrypt",
+            "*secret",
+            s(&cfg),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sealed = std::fs::read_to_string(&cfg).unwrap();
+    assert!(sealed.starts_with("# app config\n") && sealed.contains("host: db.internal"));
+    assert!(!sealed.contains("correct-horse") && !sealed.contains("0123456789abcdef"));
+
+    // Sealing again changes nothing (stable diffs).
+    assert!(
+        env.run(&["config", "encrypt", "-k", &ka, s(&cfg)], None)
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), sealed);
+
+    // set, from stdin; decrypt to stdout.
+    let o = env.run(
+        &[
+            "config",
+            "set",
+            "-k",
+            &ka,
+            s(&cfg),
+            "database.password",
+            "-",
+        ],
+        Some(b"a-new-password-value\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&["config", "decrypt", "-k", &ka, s(&cfg)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        plain.contains("password: \"a-new-password-value\""),
+        "{plain}"
+    );
+    assert!(!plain.contains("kmseal:"), "metadata dropped by default");
+
+    // exec: values in the child's environment, nothing on disk.
+    let o = env.run(
+        &[
+            "exec",
+            "-k",
+            &ka,
+            s(&cfg),
+            "--",
+            "sh",
+            "-c",
+            "echo \"$DATABASE_PASSWORD|$DATABASE_HOST|$JWT_SECRET\"",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "a-new-password-value|db.internal|0123456789abcdef0123456789abcdef\n"
+    );
+
+    // rotate: B opens, A does not; values unchanged.
+    let o = env.run(
+        &["config", "rotate", "--from", &ka, "--to", &kb, s(&cfg)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        env.run(&["config", "decrypt", "-k", &ka, s(&cfg)], None)
+            .status
+            .code(),
+        Some(4)
+    );
+    let o = env.run(&["config", "decrypt", "-k", &kb, s(&cfg)], None);
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), plain);
+
+    // Tampering is exit 3 and names no value; exec of a whole-file message works too.
+    let tampered = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("db.internal", "evil.example");
+    let bad = env.path("bad.yaml");
+    std::fs::write(&bad, tampered).unwrap();
+    let o = env.run(&["config", "decrypt", "-k", &kb, s(&bad)], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("modified after it was sealed"),
+        "{}",
+        stderr(&o)
+    );
+    let dotenv = env.path("app.env.kmseal");
+    let o = env.run(
+        &["encrypt", "-k", &kb, "-o", s(&dotenv)],
+        Some(b"API_TOKEN=tok-123\n"),
+    );
+    assert!(o.status.success());
+    let o = env.run(
+        &[
+            "exec",
+            "-k",
+            &kb,
+            s(&dotenv),
+            "--",
+            "sh",
+            "-c",
+            "echo $API_TOKEN",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "tok-123\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(
+        &["exec", "-k", &kb, s(&dotenv), "--", "/nonexistent/cmd"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+}

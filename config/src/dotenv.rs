@@ -159,6 +159,10 @@ impl Dotenv {
         })
     }
 
+    pub(crate) fn into_parts(self) -> (Vec<Leaf>, String) {
+        (self.leaves, self.text)
+    }
+
     pub(crate) fn leaves(&self) -> &[Leaf] {
         &self.leaves
     }

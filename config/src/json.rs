@@ -313,6 +313,10 @@ impl Json {
         })
     }
 
+    pub(crate) fn into_parts(self) -> (Vec<Leaf>, String) {
+        (self.leaves, self.text)
+    }
+
     pub(crate) fn leaves(&self) -> &[Leaf] {
         &self.leaves
     }

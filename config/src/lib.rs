@@ -284,6 +284,21 @@ impl Codec {
         Ok(())
     }
 
+    /// Zeroizes this crate's copies of the text and values.
+    fn wipe(self) {
+        use zeroize::Zeroize;
+        let (mut leaves, mut text) = match self {
+            Codec::Yaml(c) => c.into_parts(),
+            Codec::Json(c) => c.into_parts(),
+            Codec::Toml(c) => c.into_parts(),
+            Codec::Dotenv(c) => c.into_parts(),
+        };
+        for l in &mut leaves {
+            l.value.zeroize();
+        }
+        text.zeroize();
+    }
+
     fn render(self, meta: Option<&MetaFields>) -> String {
         match self {
             Codec::Yaml(c) => c.render(meta),
@@ -513,6 +528,41 @@ pub async fn open(text: &str, format: Format, dec: &Decryptor) -> Result<Secrets
     }
     let _ = (&opened.policy, &opened.header);
     Ok(secrets)
+}
+
+/// Whole-blob mode: decrypts a kmseal message whose plaintext is a YAML, JSON, TOML or .env
+/// document straight into [`Secrets`], every value a secret (nulls and aliases aside). The
+/// plaintext stays in locked memory; this crate's own copies made while parsing are wiped
+/// (the TOML and YAML parsers' internal buffers are freed without wiping: see SECURITY.md).
+pub async fn open_blob(message: &[u8], format: Format, dec: &Decryptor) -> Result<Secrets, Error> {
+    let pt = dec.decrypt(message).await?;
+    let text = std::str::from_utf8(pt.expose_secret())?;
+    let codec = Codec::parse(text, format)?;
+    let mut secrets = Secrets::default();
+    secrets.keep_names = format == Format::Dotenv;
+    let mut result = Ok(());
+    for leaf in codec.leaves() {
+        let entry = if leaf.kind == Kind::Other {
+            Entry::Plain {
+                kind: leaf.kind,
+                value: leaf.value.clone(),
+            }
+        } else {
+            match SecretString::copy_from_str(&leaf.value) {
+                Ok(value) => Entry::Secret {
+                    kind: leaf.kind,
+                    value,
+                },
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+        };
+        secrets.push(leaf.path.clone(), entry);
+    }
+    codec.wipe();
+    result.map(|()| secrets)
 }
 
 /// Verifies and decrypts a sealed document back to plaintext text (to edit it, then

@@ -119,6 +119,10 @@ impl Toml {
         Ok(Toml { doc, leaves, meta })
     }
 
+    pub(crate) fn into_parts(self) -> (Vec<Leaf>, String) {
+        (self.leaves, String::new())
+    }
+
     pub(crate) fn leaves(&self) -> &[Leaf] {
         &self.leaves
     }

@@ -303,6 +303,10 @@ impl Yaml {
         })
     }
 
+    pub(crate) fn into_parts(self) -> (Vec<Leaf>, String) {
+        (self.leaves, self.text)
+    }
+
     pub(crate) fn leaves(&self) -> &[Leaf] {
         &self.leaves
     }

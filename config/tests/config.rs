@@ -527,3 +527,48 @@ fn malformed_documents_are_errors_never_panics() {
         }
     }
 }
+
+#[test]
+fn whole_blob_mode_opens_an_encrypted_file_into_secrets() {
+    let k = kek();
+    for (name, f, text) in cases() {
+        let msg = Encryptor::new(k.clone())
+            .encrypt_blocking(text.as_bytes())
+            .unwrap();
+        let s = block(kmseal_config::open_blob(
+            &msg,
+            f,
+            &Decryptor::new(k.clone()),
+        ))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (path, want) in expected(name) {
+            assert_eq!(
+                s.secret(path).unwrap().expose_secret(),
+                want,
+                "{name}: {path}"
+            );
+        }
+        let mut bad = msg.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(
+            block(kmseal_config::open_blob(
+                &bad,
+                f,
+                &Decryptor::new(k.clone())
+            ))
+            .is_err()
+        );
+    }
+    let msg = Encryptor::new(k.clone())
+        .encrypt_blocking(b"not: [valid")
+        .unwrap();
+    assert!(matches!(
+        block(kmseal_config::open_blob(
+            &msg,
+            Format::Yaml,
+            &Decryptor::new(k)
+        )),
+        Err(Error::Parse { .. })
+    ));
+}

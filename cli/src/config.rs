@@ -1,0 +1,288 @@
+//! `kmseal config …` (value-level config documents) and `kmseal exec`.
+
+use std::io::{self, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use kmseal::rotate::Rotator;
+use kmseal::{Decryptor, Encryptor};
+use kmseal_config::{Format, Policy, Sealer};
+
+use crate::{Failure, context, exit, keks, output, parse_pair, usage};
+
+impl From<kmseal_config::Error> for Failure {
+    fn from(e: kmseal_config::Error) -> Self {
+        use kmseal_config::Error as E;
+        let code = match &e {
+            E::Kmseal(inner) => return Failure::from_kmseal(inner),
+            E::Parse { .. } | E::Metadata(_) | E::Tampered(_) => exit::DECRYPT,
+            E::Unsupported(_) => exit::USAGE,
+            _ => exit::OTHER,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DocArgs {
+    /// The config document (format from its name, or --format).
+    file: PathBuf,
+    /// yaml, json, toml or env (default: from the file name).
+    #[arg(long)]
+    format: Option<String>,
+    /// Key URI (repeatable; default $KMSEAL_KEY, else the development key). New documents are
+    /// wrapped under every key; sealed documents open with the first that can.
+    #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
+    keys: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Encrypt a document's values in place (or to -o); keys and comments stay readable.
+    /// Already sealed documents keep their data key, so unchanged values keep their
+    /// ciphertexts and diffs show only what changed.
+    Encrypt {
+        #[command(flatten)]
+        doc: DocArgs,
+        /// Write here instead of in place (`-` for stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Encrypt only values whose key matches (repeatable glob: `*_password`, `*secret*`).
+        /// Default: every value, or the document's stored policy.
+        #[arg(long = "encrypt")]
+        encrypt: Vec<String>,
+        /// Never encrypt values whose key matches (repeatable glob).
+        #[arg(long = "plain")]
+        plain: Vec<String>,
+        /// Encryption context pair for new documents (repeatable).
+        #[arg(short, long = "context", value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+    },
+    /// Decrypt a document to -o FILE or stdout (verifying it first).
+    Decrypt {
+        #[command(flatten)]
+        doc: DocArgs,
+        /// Output file (mode 0600, written atomically); default stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Keep the metadata block, so that `config encrypt` after editing reuses the
+        /// document's key (stable diffs).
+        #[arg(long)]
+        keep_metadata: bool,
+        /// Overwrite the output; allow a terminal.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Set one value of a sealed document in place (`-` reads the value from stdin).
+    Set {
+        #[command(flatten)]
+        doc: DocArgs,
+        /// Path: keys separated by `.`, list positions as `[N]`.
+        path: String,
+        /// The new value (a string), or `-` for stdin.
+        value: String,
+    },
+    /// Rewrap a sealed document's data key under new keys (values untouched).
+    Rotate {
+        /// The config document.
+        file: PathBuf,
+        /// yaml, json, toml or env (default: from the file name).
+        #[arg(long)]
+        format: Option<String>,
+        /// Key URI that opens the document now (repeatable).
+        #[arg(long = "from", required = true, value_delimiter = ',')]
+        from: Vec<String>,
+        /// Key URI to wrap under afterwards (repeatable).
+        #[arg(long = "to", required = true, value_delimiter = ',')]
+        to: Vec<String>,
+    },
+}
+
+fn format_of(file: &Path, explicit: &Option<String>) -> Result<Format, Failure> {
+    if let Some(f) = explicit {
+        return Format::from_name(f).ok_or_else(|| {
+            usage(format!(
+                "unknown format `{f}`; expected yaml, json, toml or env"
+            ))
+        });
+    }
+    // `app.yaml.kmseal` (a whole-file message) goes by the name inside.
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .trim_end_matches(".kmseal");
+    Format::from_path(Path::new(name)).ok_or_else(|| {
+        usage(format!(
+            "cannot tell the format of {} from its name; pass --format yaml|json|toml|env",
+            file.display()
+        ))
+    })
+}
+
+fn read_text(file: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))
+}
+
+fn decryptor(uris: &[String]) -> Result<Decryptor, Failure> {
+    let mut keks = keks(uris, false)?.into_iter();
+    let first = keks.next().ok_or_else(|| usage("no key given"))?;
+    Ok(keks.fold(Decryptor::new(first), Decryptor::add_kek))
+}
+
+fn mode_of(file: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(file)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o644)
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    kmseal::blocking::block_on(f)
+}
+
+pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
+    match cmd {
+        ConfigCommand::Encrypt {
+            doc,
+            output,
+            encrypt,
+            plain,
+            context: pairs,
+        } => {
+            let format = format_of(&doc.file, &doc.format)?;
+            let text = read_text(&doc.file)?;
+            let keks = keks(&doc.keys, true)?;
+            let mut it = keks.iter().cloned();
+            let first = it.next().ok_or_else(|| usage("no key given"))?;
+            let enc = it
+                .clone()
+                .fold(Encryptor::new(first.clone()), Encryptor::add_kek)
+                .with_context(context(pairs)?);
+            let dec = it.fold(Decryptor::new(first), Decryptor::add_kek);
+            let mut sealer = Sealer::new(enc, dec);
+            if !encrypt.is_empty() || !plain.is_empty() {
+                let base = if encrypt.is_empty() {
+                    Policy::default()
+                } else {
+                    Policy::only(encrypt)?
+                };
+                sealer = sealer.policy(base.except(plain)?);
+            }
+            let sealed = block(sealer.seal(&text, format))?;
+            let target = output.unwrap_or_else(|| doc.file.clone());
+            let in_place = target == doc.file;
+            output::write_atomically(Some(&target), in_place, mode_of(&doc.file), |out| {
+                out.write_all(sealed.as_bytes())?;
+                Ok(())
+            })
+        }
+        ConfigCommand::Decrypt {
+            doc,
+            output,
+            keep_metadata,
+            force,
+        } => {
+            let format = format_of(&doc.file, &doc.format)?;
+            let text = read_text(&doc.file)?;
+            if output.is_none() && io::stdout().is_terminal() && !force {
+                return Err(usage(
+                    "refusing to write decrypted values to a terminal; pipe it, use -o FILE, or pass --force",
+                ));
+            }
+            let dec = decryptor(&doc.keys)?;
+            let plain = block(kmseal_config::decrypt(&text, format, &dec, keep_metadata))?;
+            output::write_atomically(output.as_deref(), force, 0o600, |out| {
+                out.write_all(plain.as_bytes())?;
+                Ok(())
+            })
+        }
+        ConfigCommand::Set { doc, path, value } => {
+            let format = format_of(&doc.file, &doc.format)?;
+            let text = read_text(&doc.file)?;
+            let value = if value == "-" {
+                let mut v = String::new();
+                io::stdin().read_to_string(&mut v)?;
+                v.trim_end_matches(['\n', '\r']).to_owned()
+            } else {
+                value
+            };
+            let dec = decryptor(&doc.keys)?;
+            // Sealed documents keep their key: the encryptor is never used.
+            let keks = keks(&doc.keys, false)?;
+            let first = keks
+                .into_iter()
+                .next()
+                .ok_or_else(|| usage("no key given"))?;
+            let sealer = Sealer::new(Encryptor::new(first), dec);
+            let out = block(sealer.set(&text, format, &path, &value))?;
+            output::write_atomically(Some(&doc.file), true, mode_of(&doc.file), |w| {
+                w.write_all(out.as_bytes())?;
+                Ok(())
+            })
+        }
+        ConfigCommand::Rotate {
+            file,
+            format,
+            from,
+            to,
+        } => {
+            let format = format_of(&file, &format)?;
+            let text = read_text(&file)?;
+            let rot = Rotator::rewrap(decryptor(&from)?, keks(&to, false)?);
+            let out = block(kmseal_config::rewrap(&text, format, &rot))?;
+            output::write_atomically(Some(&file), true, mode_of(&file), |w| {
+                w.write_all(out.as_bytes())?;
+                Ok(())
+            })
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// A sealed config document, or a whole-file kmseal message of one (`app.env.kmseal`).
+    file: PathBuf,
+    /// yaml, json, toml or env (default: from the file name, without `.kmseal`).
+    #[arg(long)]
+    format: Option<String>,
+    /// Key URI (repeatable; default $KMSEAL_KEY, else the development key).
+    #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
+    keys: Vec<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Decrypts in memory and replaces this process with the command, its environment extended
+/// with every value (`db.password` → `DB_PASSWORD`; .env names as they are).
+pub fn exec(args: ExecArgs) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    let format = format_of(&args.file, &args.format)?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| usage(format!("cannot read {}: {e}", args.file.display())))?;
+    let dec = decryptor(&args.keys)?;
+    let secrets = if bytes.starts_with(&kmseal::format::MAGIC) {
+        block(kmseal_config::open_blob(&bytes, format, &dec))?
+    } else {
+        let text = String::from_utf8(bytes)
+            .map_err(|_| usage(format!("{} is not text", args.file.display())))?;
+        block(kmseal_config::open(&text, format, &dec))?
+    };
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| usage("no command given after --"))?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(rest);
+    secrets.apply_env(&mut cmd);
+    drop(secrets);
+    let err = cmd.exec();
+    Err(Failure {
+        code: exit::OTHER,
+        message: format!("cannot run `{program}`: {err}"),
+    })
+}
