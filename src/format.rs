@@ -451,7 +451,7 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
 
 /// Size of the payload for `plaintext_len` bytes in frames of `frame_size`: every non-final
 /// frame holds exactly `frame_size` bytes, the final frame strictly fewer (possibly none).
-pub(crate) fn body_len(plaintext_len: u64, frame_size: u32) -> Option<u64> {
+pub fn body_len(plaintext_len: u64, frame_size: u32) -> Option<u64> {
     let frames = plaintext_len / u64::from(frame_size) + 1;
     plaintext_len.checked_add(frames.checked_mul(TAG_LEN as u64)?)
 }

@@ -2,8 +2,11 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod inspect;
 mod output;
+mod progress;
 mod rotate;
+mod settings;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ mod exit {
     name = "kmseal",
     version,
     about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
-    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error."
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +39,9 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// No notes or progress on stderr (errors only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -54,11 +60,25 @@ enum Command {
         #[command(flatten)]
         common: Common,
         /// Payload suite: aes-256-gcm (default) or chacha20-poly1305.
-        #[arg(long, default_value = "aes-256-gcm", value_parser = parse_suite)]
-        suite: Suite,
-        /// Plaintext bytes per frame.
-        #[arg(long, default_value_t = kmseal::format::DEFAULT_FRAME_SIZE)]
-        frame_size: u32,
+        #[arg(long, value_parser = parse_suite)]
+        suite: Option<Suite>,
+        /// Plaintext bytes per frame (default 65536).
+        #[arg(long)]
+        frame_size: Option<u32>,
+    },
+    /// Show a message's header (suite, frame size, context, wrapped keys, sizes) or a config
+    /// document's metadata and values, without any key.
+    Inspect {
+        #[command(flatten)]
+        args: inspect::InspectArgs,
+    },
+    /// Print a shell completion script: bash, zsh or fish.
+    #[command(
+        after_help = "Examples:\n  kmseal completions bash > ~/.local/share/bash-completion/completions/kmseal\n  kmseal completions zsh > \"${fpath[1]}/_kmseal\"\n  kmseal completions fish > ~/.config/fish/completions/kmseal.fish"
+    )]
+    Completions {
+        /// bash, zsh or fish.
+        shell: clap_complete::Shell,
     },
     /// Decrypt a file or stdin. Plaintext goes to -o FILE or to stdout.
     Decrypt {
@@ -200,7 +220,9 @@ fn usage(message: impl Into<String>) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     let level = match cli.verbose {
+        _ if cli.quiet => "error",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -232,6 +254,12 @@ fn run(command: Command) -> Result<(), Failure> {
         } => encrypt(common, suite, frame_size),
         Command::Decrypt { common } => decrypt(common),
         Command::Config(cmd) => config::run(cmd),
+        Command::Inspect { args } => inspect::run(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "kmseal", &mut io::stdout());
+            Ok(())
+        }
         Command::Exec { args } => config::exec(args),
         Command::Rewrap { args } => rotate::run(args, None),
         Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),
@@ -270,17 +298,26 @@ fn keygen(output: Option<PathBuf>, print_env: bool) -> Result<(), Failure> {
 /// Resolves the KEKs: the given URIs, else the development key (created for encryption when
 /// missing, with a note on stderr saying where).
 fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Failure> {
+    let from_file;
+    let uris = if uris.is_empty() {
+        from_file = settings::get()?.keys.clone();
+        &from_file[..]
+    } else {
+        uris
+    };
     if uris.is_empty() {
         let path = default_key_path()?;
         if !path.exists() && create_default {
             let kek = LocalKek::create_file(&path)?;
-            let _ = writeln!(
-                io::stderr(),
-                "kmseal: no --key given; created a development key {} at {} (keep it outside \
-                 your repository; pass --key to use another)",
-                kek.key_id(),
-                path.display()
-            );
+            if !progress::quiet() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "kmseal: no --key given; created a development key {} at {} (keep it \
+                     outside your repository; pass --key to use another)",
+                    kek.key_id(),
+                    path.display()
+                );
+            }
         }
         if !path.exists() {
             return Err(usage(format!(
@@ -355,19 +392,31 @@ fn context(pairs: Vec<(String, String)>) -> Result<EncryptionContext, Failure> {
     Ok(EncryptionContext::try_from(pairs)?)
 }
 
-fn open_input(input: &Option<PathBuf>) -> Result<Box<dyn Read>, Failure> {
+/// The input (stdin for none or `-`), with a progress bar on a terminal.
+fn open_input(input: &Option<PathBuf>, label: &str) -> Result<Box<dyn Read>, Failure> {
     match input.as_deref() {
-        None => Ok(Box::new(io::stdin().lock())),
-        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdin().lock())),
-        Some(p) => Ok(Box::new(io::BufReader::with_capacity(
-            256 << 10,
-            std::fs::File::open(p)
-                .map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?,
-        ))),
+        None => Ok(progress::wrap(io::stdin(), progress::bytes(None, label))),
+        Some(p) if p == Path::new("-") => {
+            Ok(progress::wrap(io::stdin(), progress::bytes(None, label)))
+        }
+        Some(p) => {
+            let file = std::fs::File::open(p)
+                .map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?;
+            let len = file.metadata().ok().map(|m| m.len());
+            Ok(progress::wrap(
+                io::BufReader::with_capacity(256 << 10, file),
+                progress::bytes(len, label),
+            ))
+        }
     }
 }
 
-fn encrypt(common: Common, suite: Suite, frame_size: u32) -> Result<(), Failure> {
+fn encrypt(common: Common, suite: Option<Suite>, frame_size: Option<u32>) -> Result<(), Failure> {
+    let settings = settings::get()?;
+    let suite = suite.or(settings.suite).unwrap_or_default();
+    let frame_size = frame_size
+        .or(settings.frame_size)
+        .unwrap_or(kmseal::format::DEFAULT_FRAME_SIZE);
     let keks = keks(&common.keys, true)?;
     let mut keks = keks.into_iter();
     let first = keks.next().ok_or_else(|| usage("no key given"))?;
@@ -378,12 +427,12 @@ fn encrypt(common: Common, suite: Suite, frame_size: u32) -> Result<(), Failure>
     for k in keks {
         enc = enc.add_kek(k);
     }
-    let mut input = open_input(&common.input)?;
     if common.output.is_none() && io::stdout().is_terminal() && !common.force {
         return Err(usage(
             "refusing to write binary ciphertext to a terminal; use -o FILE or --force",
         ));
     }
+    let mut input = open_input(&common.input, "encrypting")?;
     output::write_atomically(common.output.as_deref(), common.force, 0o644, |out| {
         let mut w = enc.writer_blocking(out)?;
         io::copy(&mut input, &mut w)?;
@@ -406,7 +455,7 @@ fn decrypt(common: Common) -> Result<(), Failure> {
              pipe it, use -o FILE, or pass --force",
         ));
     }
-    let input = open_input(&common.input)?;
+    let input = open_input(&common.input, "decrypting")?;
     let mut reader = dec.reader_blocking(input)?;
     // Plaintext to a file is written under a temporary name with mode 0600 and renamed only
     // after the final frame verified; nothing partial is left behind.

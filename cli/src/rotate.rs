@@ -104,14 +104,16 @@ pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Fai
     }
     rotator = rotator.dry_run(args.dry_run);
 
-    let quiet = args.quiet || args.json;
+    let quiet = args.quiet || args.json || crate::progress::quiet();
     let mut total = Summary::default();
     for path in &args.paths {
         if !path.exists() {
             return Err(usage(format!("{} does not exist", path.display())));
         }
+        let bar = crate::progress::files(if args.dry_run { "checking" } else { "rotating" });
         let sum = rotator
             .rotate_tree_blocking(path, args.jobs, |p, r| {
+                bar.inc(1);
                 if !quiet {
                     let line = match r {
                         Ok(Outcome::Rotated(())) => "rotated".to_owned(),
@@ -119,10 +121,15 @@ pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Fai
                         Ok(Outcome::Skipped(s)) => format!("skipped ({})", skip_reason(s)),
                         Err(e) => format!("FAILED: {e}"),
                     };
-                    let _ = writeln!(io::stderr(), "{}: {line}", p.display());
+                    if bar.is_hidden() {
+                        let _ = writeln!(io::stderr(), "{}: {line}", p.display());
+                    } else {
+                        bar.println(format!("{}: {line}", p.display()));
+                    }
                 }
             })
             .map_err(Failure::from)?;
+        bar.finish_and_clear();
         total.rotated.extend(sum.rotated);
         total.already_current.extend(sum.already_current);
         total.skipped.extend(sum.skipped);
@@ -138,14 +145,16 @@ pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Fai
     } else {
         "rotated"
     };
-    let _ = writeln!(
-        io::stderr(),
-        "kmseal: {verb} {}, already current {}, skipped {}, failed {}",
-        total.rotated.len(),
-        total.already_current.len(),
-        total.skipped.len(),
-        total.failed.len()
-    );
+    if !crate::progress::quiet() {
+        let _ = writeln!(
+            io::stderr(),
+            "kmseal: {verb} {}, already current {}, skipped {}, failed {}",
+            total.rotated.len(),
+            total.already_current.len(),
+            total.skipped.len(),
+            total.failed.len()
+        );
+    }
     if total.failed.is_empty() {
         Ok(())
     } else {
@@ -168,7 +177,7 @@ fn skip_reason(s: &Skip) -> &'static str {
     }
 }
 
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

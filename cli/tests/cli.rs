@@ -506,3 +506,295 @@ fn config_encrypt_set_decrypt_rotate_and_exec() {
     );
     assert_eq!(o.status.code(), Some(1));
 }
+
+fn v_header_len(msg: &[u8]) -> usize {
+    kmseal::Header::parse(msg, &kmseal::Limits::default())
+        .unwrap()
+        .1
+}
+
+fn key_id_of(env: &Env, key: &Path) -> String {
+    let o = env.run(&["keygen", "-o", s(key)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // "kmseal: wrote local key ID to PATH ..."
+    stderr(&o).split_whitespace().nth(4).unwrap().to_owned()
+}
+
+#[test]
+fn inspect_shows_headers_and_config_metadata_without_a_key() {
+    let env = Env::new("inspect");
+    let key = env.path("k.key");
+    let id = key_id_of(&env, &key);
+    let k = format!("local://{}", s(&key));
+    let msg = env.path("m.kmseal");
+    let data = vec![7u8; 100_000];
+    let o = env.run(
+        &[
+            "encrypt",
+            "-k",
+            &k,
+            "-c",
+            "app=billing",
+            "--frame-size",
+            "4096",
+            "--suite",
+            "chacha20-poly1305",
+            "-o",
+            s(&msg),
+        ],
+        Some(&data),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&["inspect", "--json", s(&msg)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let total = std::fs::metadata(&msg).unwrap().len();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["suite"], "chacha20-poly1305");
+    assert_eq!(v["frame_size"], 4096);
+    assert_eq!(v["context"], serde_json::json!({"app": "billing"}));
+    assert_eq!(
+        v["wrapped_keys"],
+        serde_json::json!([{"provider": "local", "key_id": id, "length": 60}])
+    );
+    assert_eq!(v["plaintext_bytes"], 100_000);
+    assert_eq!(v["frames"], 100_000 / 4096 + 1);
+    assert_eq!(v["total_bytes"], total);
+    assert_eq!(
+        v["header_bytes"].as_u64().unwrap() + v["payload_bytes"].as_u64().unwrap(),
+        total
+    );
+    // Text form, and from stdin.
+    let o = env.run(&["inspect"], Some(&std::fs::read(&msg).unwrap()));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("suite:        chacha20-poly1305"), "{text}");
+    assert!(text.contains(&format!("  local {id} (60 bytes)")), "{text}");
+    assert!(text.contains("plaintext 100000 bytes"), "{text}");
+
+    // A sealed config document.
+    let cfg = env.path("c.json");
+    std::fs::write(&cfg, r#"{"db": {"host": "h", "password": "p4ssw0rd"}}"#).unwrap();
+    let o = env.run(
+        &[
+            "config",
+            "encrypt",
+            "-k",
+            &k,
+            "--encrypt",
+            "password",
+            s(&cfg),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&["inspect", "--json", s(&cfg)], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["type"], "config");
+    assert_eq!(v["sealed"], true);
+    assert_eq!(
+        v["values"],
+        serde_json::json!([{"path": "db.host", "encrypted": false},
+                           {"path": "db.password", "encrypted": true}])
+    );
+    assert_eq!(v["encrypt"], serde_json::json!(["password"]));
+    // Not a message and no format: a usage error.
+    let junk = env.path("junk.bin");
+    std::fs::write(&junk, b"\x00\x01garbage").unwrap();
+    assert_eq!(env.run(&["inspect", s(&junk)], None).status.code(), Some(2));
+    // A message cut at a frame boundary still shows its header, and says the payload is not
+    // a whole number of frames.
+    let bytes = std::fs::read(&msg).unwrap();
+    let cut = v_header_len(&bytes) + 2 * (4096 + 16);
+    let o = env.run(&["inspect"], Some(&bytes[..cut]));
+    assert!(String::from_utf8(o.stdout).unwrap().contains("truncated?"));
+}
+
+#[test]
+fn completions_help_settings_and_quiet() {
+    let env = Env::new("manners");
+    for shell in ["bash", "zsh", "fish"] {
+        let o = env.run(&["completions", shell], None);
+        assert!(o.status.success(), "{shell}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            out.contains("kmseal") && out.contains("rewrap") && out.contains("inspect"),
+            "{shell}"
+        );
+    }
+    assert_eq!(
+        env.run(&["completions", "tcsh"], None).status.code(),
+        Some(2)
+    );
+    let o = env.run(&["--help"], None);
+    let help = String::from_utf8(o.stdout).unwrap();
+    for part in [
+        "Examples:",
+        "Exit codes: 0 ok, 1 other error, 2 usage",
+        "config.toml",
+    ] {
+        assert!(help.contains(part), "{help}");
+    }
+    for cmd in [
+        "keygen",
+        "encrypt",
+        "decrypt",
+        "inspect",
+        "rewrap",
+        "rotate",
+        "config",
+        "exec",
+        "completions",
+    ] {
+        let o = env.run(&[cmd, "--help"], None);
+        assert!(o.status.success(), "{cmd} --help");
+    }
+
+    // Settings file: below --key and KMSEAL_KEY, above the development key.
+    let (a, b) = (env.path("a.key"), env.path("b.key"));
+    key_id_of(&env, &a);
+    key_id_of(&env, &b);
+    let home = env.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "keys = [\"local://{}\"]\nsuite = \"chacha20-poly1305\"\n",
+            s(&a)
+        ),
+    )
+    .unwrap();
+    let msg = env.path("m.kmseal");
+    let o = env.run(&["encrypt", "-o", s(&msg)], Some(b"hello"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !home.join("dev.key").exists(),
+        "the settings' key was used, no dev key made"
+    );
+    let o = env.run(&["inspect", "--json", s(&msg)], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["suite"], "chacha20-poly1305");
+    let opens_with = |k: &Path| {
+        env.run(
+            &["decrypt", "-k", &format!("local://{}", s(k)), s(&msg)],
+            None,
+        )
+        .status
+        .success()
+    };
+    assert!(opens_with(&a) && !opens_with(&b));
+    // KMSEAL_KEY beats the settings file.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
+    let o = cmd
+        .args(["encrypt", "-o", s(&env.path("m2.kmseal"))])
+        .env("KMSEAL_HOME", &home)
+        .env("KMSEAL_KEY", format!("local://{}", s(&b)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = env.run(
+        &[
+            "decrypt",
+            "-k",
+            &format!("local://{}", s(&b)),
+            s(&env.path("m2.kmseal")),
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    // A broken settings file is a usage error that names it.
+    std::fs::write(home.join("config.toml"), "suite = \"rot13\"\n").unwrap();
+    let o = env.run(&["encrypt", "-o", s(&env.path("m3"))], Some(b"x"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("config.toml"), "{}", stderr(&o));
+    std::fs::remove_file(home.join("config.toml")).unwrap();
+
+    // --quiet: no note about the development key it creates.
+    let o = env.run(
+        &["--quiet", "encrypt", "-o", s(&env.path("q.kmseal"))],
+        Some(b"x"),
+    );
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "");
+    assert!(home.join("dev.key").exists());
+}
+
+/// Runs `args` under a pseudo-terminal (util-linux `script`); returns (exit code, output).
+fn in_pty(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let mut line = String::from(env!("CARGO_BIN_EXE_kmseal"));
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let o = Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .env("KMSEAL_HOME", env.path("home"))
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120")
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` (util-linux) is installed by scripts/test");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn terminal_manners_under_a_pseudo_terminal() {
+    let env = Env::new("pty");
+    let key = env.path("k.key");
+    key_id_of(&env, &key);
+    let k = format!("local://{}", s(&key));
+    let big = env.path("big.bin");
+    std::fs::write(&big, vec![1u8; 16 << 20]).unwrap();
+    let msg = env.path("big.kmseal");
+
+    // A progress bar on a terminal...
+    let (code, out) = in_pty(&env, &["encrypt", "-k", &k, s(&big), "-o", s(&msg)]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("encrypting"),
+        "no progress bar on a terminal: {out:?}"
+    );
+    // ... none when stderr is not a terminal, or with --quiet.
+    let o = env.run(
+        &["decrypt", "-k", &k, s(&msg), "-o", s(&env.path("out.bin"))],
+        None,
+    );
+    assert!(o.status.success());
+    assert!(!stderr(&o).contains("decrypting"), "{}", stderr(&o));
+    let (_, out) = in_pty(
+        &env,
+        &[
+            "--quiet",
+            "decrypt",
+            "-k",
+            &k,
+            s(&msg),
+            "-o",
+            s(&env.path("out2.bin")),
+        ],
+    );
+    assert!(!out.contains("decrypting"), "{out:?}");
+
+    // Plaintext is not written to a terminal without --force; ciphertext neither.
+    let small = env.path("small.kmseal");
+    let o = env.run(
+        &["encrypt", "-k", &k, "-o", s(&small)],
+        Some(b"top secret text"),
+    );
+    assert!(o.status.success());
+    let (code, out) = in_pty(&env, &["decrypt", "-k", &k, s(&small)]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("refusing to write decrypted plaintext to a terminal"),
+        "{out}"
+    );
+    assert!(!out.contains("top secret text"));
+    let (code, out) = in_pty(&env, &["decrypt", "--force", "-k", &k, s(&small)]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("top secret text"));
+    let (code, out) = in_pty(&env, &["encrypt", "-k", &k, s(&big)]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("refusing to write binary ciphertext to a terminal"));
+}

@@ -607,19 +607,41 @@ pub async fn rewrap(text: &str, format: Format, rotator: &Rotator) -> Result<Str
     Ok(codec.render(Some(&meta)))
 }
 
-/// The format's metadata and values, for `inspect`-style tools: (path, whether encrypted).
-pub fn inspect(text: &str, format: Format) -> Result<Vec<(Path, bool)>, Error> {
+/// What a document holds, without any key: see [`inspect`].
+#[derive(Debug)]
+pub struct Inspection {
+    /// The envelope header from the metadata (context, wrapped keys), if sealed.
+    pub header: Option<Header>,
+    /// The stored selection policy: patterns encrypted, patterns kept plain.
+    pub encrypt: Vec<String>,
+    /// Patterns never encrypted.
+    pub plain: Vec<String>,
+    /// Every value's path and whether it is encrypted, in document order.
+    pub values: Vec<(Path, bool)>,
+}
+
+/// Describes a document without decrypting or verifying anything (for `kmseal inspect`).
+pub fn inspect(text: &str, format: Format) -> Result<Inspection, Error> {
     let codec = Codec::parse(text, format)?;
-    Ok(codec
-        .leaves()
-        .iter()
-        .map(|l| {
-            (
-                l.path.clone(),
-                l.kind == Kind::Str && crypto::is_encrypted(&l.value),
-            )
-        })
-        .collect())
+    let (header, policy) = match codec.meta() {
+        Some(m) => (Some(parse_header(m)?), Policy::from_meta(m)?),
+        None => (None, Policy::default()),
+    };
+    Ok(Inspection {
+        header,
+        encrypt: policy.encrypt,
+        plain: policy.plain,
+        values: codec
+            .leaves()
+            .iter()
+            .map(|l| {
+                (
+                    l.path.clone(),
+                    l.kind == Kind::Str && crypto::is_encrypted(&l.value),
+                )
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

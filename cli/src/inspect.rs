@@ -1,0 +1,245 @@
+//! `kmseal inspect`: what a message or a config document holds, without any key.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use kmseal::{Header, Limits};
+
+use crate::rotate::json_string;
+use crate::{Failure, usage};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A kmseal message or a sealed config document; `-` or nothing reads stdin.
+    input: Option<PathBuf>,
+    /// Config document format (default: from the file name).
+    #[arg(long)]
+    format: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Plaintext bytes and frame count for a body of `body` bytes, if well-formed.
+fn plaintext_len(body: u64, frame: u64) -> Option<(u64, u64)> {
+    let rest = body.checked_sub(16)?;
+    let k = rest / (frame + 16);
+    let n = rest % (frame + 16);
+    (n < frame).then_some((k * frame + n, k + 1))
+}
+
+fn wrapped_json(h: &Header) -> String {
+    h.wrapped_keys()
+        .iter()
+        .map(|w| {
+            format!(
+                r#"{{"provider":{},"key_id":{},"length":{}}}"#,
+                json_string(&w.provider),
+                json_string(&w.key_id),
+                w.ciphertext.len()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn context_json(h: &Header) -> String {
+    let pairs: Vec<String> = h
+        .context()
+        .iter()
+        .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+fn context_text(h: &Header) -> String {
+    let pairs: Vec<String> = h
+        .context()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if pairs.is_empty() {
+        "(none)".into()
+    } else {
+        pairs.join(", ")
+    }
+}
+
+fn header_text(h: &Header, out: &mut String) {
+    out.push_str(&format!("suite:        {}\n", h.suite()));
+    out.push_str(&format!("frame size:   {} bytes\n", h.frame_size()));
+    out.push_str(&format!("message id:   {}\n", hex(h.message_id())));
+    out.push_str(&format!("context:      {}\n", context_text(h)));
+    out.push_str(&format!("wrapped keys: {}\n", h.wrapped_keys().len()));
+    for w in h.wrapped_keys() {
+        out.push_str(&format!(
+            "  {} {} ({} bytes)\n",
+            w.provider,
+            w.key_id,
+            w.ciphertext.len()
+        ));
+    }
+}
+
+pub fn run(args: InspectArgs) -> Result<(), Failure> {
+    let mut bytes = Vec::new();
+    match args.input.as_deref() {
+        None => {
+            io::stdin().read_to_end(&mut bytes)?;
+        }
+        Some(p) if p == std::path::Path::new("-") => {
+            io::stdin().read_to_end(&mut bytes)?;
+        }
+        Some(p) => {
+            // Only the header is needed from a large message: read it, then take the size.
+            let mut f = std::fs::File::open(p)
+                .map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?;
+            let total = f.metadata()?.len();
+            let mut magic = [0u8; 6];
+            let n = f.read(&mut magic)?;
+            if n == 6 && magic == kmseal::format::MAGIC {
+                let mut r = io::BufReader::new(io::Read::chain(&magic[..], f));
+                let h = Header::read_from(&mut r, &Limits::default())?;
+                return print_message(&h, total, args.json);
+            }
+            bytes.extend_from_slice(&magic[..n]);
+            f.read_to_end(&mut bytes)?;
+        }
+    }
+    if bytes.starts_with(&kmseal::format::MAGIC) {
+        let (h, _) = Header::parse(&bytes, &Limits::default())?;
+        return print_message(&h, bytes.len() as u64, args.json);
+    }
+    let name = args.input.clone().unwrap_or_default();
+    let format = match &args.format {
+        Some(f) => kmseal_config::Format::from_name(f),
+        None => kmseal_config::Format::from_path(&name),
+    }
+    .ok_or_else(|| {
+        usage("not a kmseal message; for a config document pass --format yaml|json|toml|env")
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| usage("not a kmseal message or text"))?;
+    let info = kmseal_config::inspect(&text, format)?;
+    let mut out = String::new();
+    if args.json {
+        let values: Vec<String> = info
+            .values
+            .iter()
+            .map(|(p, e)| {
+                format!(
+                    r#"{{"path":{},"encrypted":{e}}}"#,
+                    json_string(&p.to_string())
+                )
+            })
+            .collect();
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|p| json_string(p))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        out.push_str(&format!(
+            r#"{{"type":"config","sealed":{},"encrypt":[{}],"plain":[{}],"values":[{}]"#,
+            info.header.is_some(),
+            list(&info.encrypt),
+            list(&info.plain),
+            values.join(",")
+        ));
+        if let Some(h) = &info.header {
+            out.push_str(&format!(
+                r#","context":{},"wrapped_keys":[{}]"#,
+                context_json(h),
+                wrapped_json(h)
+            ));
+        }
+        out.push_str("}\n");
+    } else {
+        match &info.header {
+            Some(h) => {
+                out.push_str("kmseal config document (value-level, version 1)\n");
+                header_text(h, &mut out);
+                out.push_str(&format!(
+                    "policy:       encrypt {} | plain {}\n",
+                    info.encrypt.join(","),
+                    if info.plain.is_empty() {
+                        "-".into()
+                    } else {
+                        info.plain.join(",")
+                    }
+                ));
+            }
+            None => out.push_str("config document, not sealed (no kmseal metadata)\n"),
+        }
+        let enc = info.values.iter().filter(|(_, e)| *e).count();
+        out.push_str(&format!(
+            "values:       {} ({enc} encrypted)\n",
+            info.values.len()
+        ));
+        for (p, e) in &info.values {
+            out.push_str(&format!("  {} {p}\n", if *e { "enc  " } else { "plain" }));
+        }
+    }
+    io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn print_message(h: &Header, total: u64, json: bool) -> Result<(), Failure> {
+    let header_len = h.encoded_len() as u64;
+    let body = total.saturating_sub(header_len);
+    let pt = plaintext_len(body, u64::from(h.frame_size()));
+    let mut out = String::new();
+    if json {
+        out.push_str(&format!(
+            r#"{{"type":"message","version":1,"suite":{},"frame_size":{},"message_id":"{}","context":{},"wrapped_keys":[{}],"header_bytes":{header_len},"payload_bytes":{body},"frames":{},"plaintext_bytes":{},"total_bytes":{total}}}"#,
+            json_string(&h.suite().to_string()),
+            h.frame_size(),
+            hex(h.message_id()),
+            context_json(h),
+            wrapped_json(h),
+            pt.map_or("null".into(), |(_, f)| f.to_string()),
+            pt.map_or("null".into(), |(p, _)| p.to_string()),
+        ));
+        out.push('\n');
+    } else {
+        out.push_str("kmseal message, format version 1\n");
+        header_text(h, &mut out);
+        out.push_str(&format!("header:       {header_len} bytes\n"));
+        match pt {
+            Some((p, f)) => out.push_str(&format!(
+                "payload:      {body} bytes in {f} frame(s); plaintext {p} bytes\n"
+            )),
+            None => out.push_str(&format!(
+                "payload:      {body} bytes (not a whole number of frames: truncated?)\n"
+            )),
+        }
+        out.push_str(&format!("total:        {total} bytes\n"));
+    }
+    io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_length_inverts_body_len() {
+        for frame in [1u64, 7, 4096, 65536] {
+            for pt in [0u64, 1, frame - 1, frame, frame + 1, 3 * frame, 10_000] {
+                let body = kmseal::format::body_len(pt, frame as u32).unwrap();
+                assert_eq!(plaintext_len(body, frame), Some((pt, pt / frame + 1)));
+            }
+        }
+        assert_eq!(plaintext_len(15, 64), None);
+        assert_eq!(
+            plaintext_len(16 + 64, 64),
+            None,
+            "a full final frame is malformed"
+        );
+    }
+}
