@@ -47,6 +47,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a local key file (mode 0600). Without -o, the default development key.
+    #[command(
+        after_help = "Examples:\n  kmseal keygen                       # the development key\n  kmseal keygen -o /etc/kmseal/break-glass.key\n  export KMSEAL_LOCAL_KEY=$(kmseal keygen --print-env)   # for local://env:KMSEAL_LOCAL_KEY"
+    )]
     Keygen {
         /// Where to write the key (default: $KMSEAL_HOME/dev.key or ~/.config/kmseal/dev.key).
         #[arg(short, long)]
@@ -56,6 +59,9 @@ enum Command {
         print_env: bool,
     },
     /// Encrypt a file or stdin.
+    #[command(
+        after_help = "Examples:\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal encrypt -k aws-kms://arn:aws:kms:eu-west-1:111122223333:key/ID -k local://dr.key backup.tar -o backup.tar.kmseal\n  tar c data/ | kmseal encrypt -k vault://vault.internal:8200/transit/keys/app > data.tar.kmseal"
+    )]
     Encrypt {
         #[command(flatten)]
         common: Common,
@@ -81,6 +87,9 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Decrypt a file or stdin. Plaintext goes to -o FILE or to stdout.
+    #[command(
+        after_help = "Examples:\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n  kmseal decrypt -k local://dr.key backup.tar.kmseal -o backup.tar   # mode 0600, atomic\n\nOnly the given keys are asked, in order; -c pairs must be in the message's context."
+    )]
     Decrypt {
         #[command(flatten)]
         common: Common,
