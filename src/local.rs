@@ -162,7 +162,21 @@ impl LocalKek {
         }
         let mut text = SecretBytes::with_capacity(meta.len() as usize)?;
         std::io::copy(&mut (&mut file).take(4096), &mut text)?;
-        let (master, id) = parse_key_file(text.expose_secret()).map_err(|r| err(r.into()))?;
+        LocalKek::from_key_file_contents(text.expose_secret(), &path.display().to_string())
+    }
+
+    /// Parses the key-file format from memory (a key fetched from a secret store); `name`
+    /// says where it came from in errors. The permission check of
+    /// [`from_file`](Self::from_file) does not apply.
+    pub fn from_key_file_contents(text: &[u8], name: &str) -> Result<LocalKek, Error> {
+        let err = |reason: String| Error::LocalKey {
+            source_name: name.to_owned(),
+            reason,
+        };
+        if text.len() > 4096 {
+            return Err(err("is too large to be a kmseal key file".into()));
+        }
+        let (master, id) = parse_key_file(text).map_err(|r| err(r.into()))?;
         let kek = LocalKek::from_master(&master, None)?;
         if let Some(id) = id
             && id != kek.key_id
