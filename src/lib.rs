@@ -35,6 +35,8 @@ pub mod cache;
 mod context;
 mod envelope;
 mod error;
+#[cfg(test)]
+mod external_vectors;
 pub mod format;
 pub mod kek;
 pub mod local;

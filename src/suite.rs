@@ -111,6 +111,23 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
         .map_err(|e| Error::Rng(e.to_string()))
 }
 
+/// HKDF-SHA-256 (RFC 5869): one extract, then any number of expands. Every key kmseal
+/// derives goes through it (tested against RFC 5869 and Wycheproof).
+pub(crate) struct Kdf(Hkdf<Sha256>);
+
+impl Kdf {
+    pub(crate) fn new(salt: &[u8], ikm: &[u8]) -> Kdf {
+        Kdf(Hkdf::<Sha256>::new(Some(salt), ikm))
+    }
+
+    /// `info` is the concatenation of its parts (passed in parts: no allocation).
+    pub(crate) fn expand(&self, info: &[&[u8]], out: &mut [u8]) -> Result<(), Error> {
+        self.0
+            .expand_multi_info(info, out)
+            .map_err(|_| Error::InvalidArgument("HKDF output too long"))
+    }
+}
+
 /// The keys of one message, derived from the data key. Dropping it wipes them.
 pub(crate) struct MessageKeys {
     pub(crate) cipher: PayloadCipher,
@@ -121,7 +138,7 @@ pub(crate) struct MessageKeys {
 impl MessageKeys {
     /// Runs the key schedule for `suite` and `message_id`.
     pub(crate) fn derive(dek: &DataKey, message_id: &[u8; KEY_LEN], suite: Suite) -> MessageKeys {
-        let hk = Hkdf::<Sha256>::new(Some(message_id), dek.expose_secret());
+        let hk = Kdf::new(message_id, dek.expose_secret());
         let mut payload_key = Zeroizing::new([0u8; KEY_LEN]);
         let mut commitment = [0u8; KEY_LEN];
         let mut header_key = Zeroizing::new([0u8; KEY_LEN]);
@@ -129,9 +146,9 @@ impl MessageKeys {
         // keeps the function infallible without an unwrap.
         // info = label || suite id, passed in parts: no allocation per message.
         let id = suite.id().to_be_bytes();
-        let _ = hk.expand_multi_info(&[b"kmseal/v1 payload key", &id], &mut payload_key[..]);
-        let _ = hk.expand_multi_info(&[b"kmseal/v1 commitment", &id], &mut commitment);
-        let _ = hk.expand_multi_info(&[b"kmseal/v1 header key", &id], &mut header_key[..]);
+        let _ = hk.expand(&[b"kmseal/v1 payload key", &id], &mut payload_key[..]);
+        let _ = hk.expand(&[b"kmseal/v1 commitment", &id], &mut commitment);
+        let _ = hk.expand(&[b"kmseal/v1 header key", &id], &mut header_key[..]);
         let keys = MessageKeys {
             cipher: PayloadCipher::new(suite, &payload_key),
             commitment,
@@ -148,13 +165,13 @@ impl MessageKeys {
         message_id: &[u8; KEY_LEN],
         label: &str,
     ) -> Result<SecretBytes, Error> {
-        let hk = Hkdf::<Sha256>::new(Some(message_id), dek.expose_secret());
+        let hk = Kdf::new(message_id, dek.expose_secret());
         let mut key = SecretBytes::zeroed(KEY_LEN)?;
         let len = (label.len() as u16).to_be_bytes();
-        let _ = hk.expand_multi_info(
+        hk.expand(
             &[b"kmseal/v1 application key", &len, label.as_bytes()],
             key.expose_secret_mut(),
-        );
+        )?;
         scrub_stack();
         Ok(key)
     }
@@ -238,7 +255,7 @@ pub(crate) fn frame_aad(
 }
 
 impl PayloadCipher {
-    fn new(suite: Suite, key: &[u8; KEY_LEN]) -> PayloadCipher {
+    pub(crate) fn new(suite: Suite, key: &[u8; KEY_LEN]) -> PayloadCipher {
         match suite {
             Suite::Aes256Gcm => PayloadCipher::Aes(Box::new(Aes256Gcm::new(key.into()))),
             Suite::ChaCha20Poly1305 => {
