@@ -15,6 +15,8 @@ pub(crate) struct Yaml {
     meta: Option<MetaFields>,
     /// Byte range of the metadata block (whole lines), if present.
     meta_range: Option<std::ops::Range<usize>>,
+    /// Indentation of the root mapping's keys (the metadata block must match it).
+    root_indent: String,
     edits: SpanEdits,
 }
 
@@ -177,6 +179,7 @@ impl Yaml {
         let mut documents = 0;
         let mut top_keys: Vec<(String, usize)> = Vec::new(); // key, char index of its line start
         let mut root_is_block_map = false;
+        let mut root_indent = String::new();
         for ev in Parser::new_from_str(text) {
             let (ev, span) = ev.map_err(|e| err(e.marker().line(), e.info().to_owned()))?;
             let line = span.start.line();
@@ -235,6 +238,11 @@ impl Yaml {
                             }
                             if top_keys.iter().any(|(k, _)| *k == *value) {
                                 return Err(err(line, format!("duplicate key `{value}`")));
+                            }
+                            if top_keys.is_empty() {
+                                root_indent = chars[ls..span.start.index().min(chars.len())]
+                                    .iter()
+                                    .collect();
                             }
                             top_keys.push((value.to_string(), ls));
                         }
@@ -299,6 +307,11 @@ impl Yaml {
             leaves,
             meta,
             meta_range,
+            root_indent: if root_indent.chars().all(|c| c == ' ') {
+                root_indent
+            } else {
+                String::new()
+            },
             edits: SpanEdits::default(),
         })
     }
@@ -332,9 +345,10 @@ impl Yaml {
             if !out.is_empty() && !out.ends_with('\n') {
                 out.push('\n');
             }
-            out.push_str(&format!("{META_KEY}:\n"));
+            let ind = &self.root_indent;
+            out.push_str(&format!("{ind}{META_KEY}:\n"));
             for (k, v) in m.pairs() {
-                out.push_str(&format!("  {k}: {}\n", quote(v)));
+                out.push_str(&format!("{ind}  {k}: {}\n", quote(v)));
             }
         }
         out

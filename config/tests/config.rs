@@ -572,3 +572,20 @@ fn whole_blob_mode_opens_an_encrypted_file_into_secrets() {
         Err(Error::Parse { .. })
     ));
 }
+
+/// Found by the `config` fuzz target: a YAML document whose root mapping is indented got a
+/// metadata block at column 0, which is not YAML, so the sealed document did not open.
+#[test]
+fn regression_indented_yaml_root_gets_matching_metadata() {
+    let k = kek();
+    for text in [
+        "#service:\n  name: billing          ",
+        "  a: 1\n  b:\n    c: secret\n",
+        "\n\n    x: y # comment\n",
+    ] {
+        let sealed = block(sealer(&k).seal(text, Format::Yaml)).unwrap();
+        let s =
+            open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{text:?}: {e}\n{sealed}"));
+        assert!(s.iter().count() >= 1);
+    }
+}
