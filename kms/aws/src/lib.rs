@@ -188,7 +188,17 @@ impl AwsBuilder {
         if let Some(creds) = self.credentials {
             loader = loader.credentials_provider(creds);
         }
-        let client = Client::new(&loader.load().await);
+        // 429 is not a transient status for the SDK unless the body names a throttling error;
+        // a proxy or load balancer answering 429 must be retried too (found by the
+        // fault-injection proxy test).
+        let conf = aws_sdk_kms::config::Builder::from(&loader.load().await)
+            .retry_classifier(
+                aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier::new_from_codes(
+                    vec![429, 500, 502, 503, 504],
+                ),
+            )
+            .build();
+        let client = Client::from_conf(conf);
         let key_arn = if arn.contains(":alias/") {
             let out = client
                 .describe_key()

@@ -225,3 +225,34 @@ async fn generate_data_key_is_an_opt_in_data_key_source() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
+    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    let arn = new_key().await;
+    let upstream = endpoint().trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    let via = format!("http://{}", proxy.addr());
+    run_scenarios(
+        &proxy,
+        |timeout, retries| {
+            let (arn, via) = (arn.clone(), via.clone());
+            async move {
+                let uri: KeyUri = format!("aws-kms://{arn}").parse().unwrap();
+                Arc::new(
+                    AwsKek::builder(&uri)
+                        .unwrap()
+                        .endpoint_url(via)
+                        .static_credentials("testing", "testing")
+                        .timeout(timeout)
+                        .retries(retries)
+                        .build()
+                        .await
+                        .unwrap(),
+                ) as Arc<dyn Kek>
+            }
+        },
+        true,
+    )
+    .await;
+}

@@ -449,3 +449,34 @@ fn works_from_the_blocking_facade_without_a_runtime() {
     );
     drop(rt);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
+    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    let fake = FakeVault::start(HOST).await;
+    fake.create_rsa_key("k");
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", fake.port()).parse().unwrap()).await;
+    // TLS passes through the proxy untouched: delays, drops and hangs (status faults are the
+    // stand-in's own, tested above).
+    let uri = format!("azure-kv://{HOST}:{}/keys/k", proxy.addr().port());
+    run_scenarios(
+        &proxy,
+        |timeout, retries| {
+            let (fake, uri) = (fake.clone(), uri.clone());
+            async move {
+                Arc::new(
+                    kek_for(
+                        &fake,
+                        &uri,
+                        Arc::new(FakeCredential::new(&fake)),
+                        retries,
+                        timeout,
+                    )
+                    .await,
+                ) as Arc<dyn Kek>
+            }
+        },
+        false,
+    )
+    .await;
+}

@@ -2,6 +2,9 @@
 //! callers without a runtime, retry backoff, and request bodies held in locked memory.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "testing")]
+pub mod fault_proxy;
+
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;

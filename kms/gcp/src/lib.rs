@@ -69,6 +69,10 @@ fn map_error(op: &str, e: &google_cloud_kms_v1::Error) -> Error {
         }
     } else if e.is_timeout() {
         KmsErrorKind::Timeout
+    } else if let Some(code) = e.http_status_code() {
+        // An HTTP status without a Google error body (a proxy or load balancer answered):
+        // the status still says what happened (found by the fault-injection proxy test).
+        status_kind(Some(code))
     } else if e.is_io() || e.is_connect() || e.is_transport() {
         KmsErrorKind::Unavailable
     } else if e.is_authentication() {

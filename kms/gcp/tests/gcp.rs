@@ -200,3 +200,39 @@ fn retries_work_from_the_blocking_facade_without_a_runtime() {
     );
     drop(rt);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
+    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    let fake = FakeKms::start().await;
+    fake.create_key(KEY_A);
+    let upstream = fake
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    let endpoint = format!("http://{}", proxy.addr());
+    run_scenarios(
+        &proxy,
+        |timeout, retries| {
+            let endpoint = endpoint.clone();
+            async move {
+                let uri: KeyUri = format!("gcp-kms://{KEY_A}").parse().unwrap();
+                Arc::new(
+                    GcpKek::builder(&uri)
+                        .unwrap()
+                        .endpoint(endpoint)
+                        .dangerous_anonymous_credentials()
+                        .retries(retries)
+                        .timeout(timeout)
+                        .build()
+                        .await
+                        .unwrap(),
+                ) as Arc<dyn Kek>
+            }
+        },
+        true,
+    )
+    .await;
+}

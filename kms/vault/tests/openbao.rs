@@ -428,3 +428,35 @@ async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
     assert_eq!(err.kms_kind(), Some(KmsErrorKind::AccessDenied), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
+    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    let name = new_key(serde_json::json!({})).await;
+    let (addr, token) = server();
+    let proxy = FaultProxy::start(addr.parse().unwrap()).await;
+    let uri: KeyUri = format!("vault+http://{}/transit/keys/{name}", proxy.addr())
+        .parse()
+        .unwrap();
+    run_scenarios(
+        &proxy,
+        |timeout, retries| {
+            let (uri, token) = (uri.clone(), token.clone());
+            async move {
+                Arc::new(
+                    VaultKek::builder(&uri)
+                        .unwrap()
+                        .token(TokenSource::Token(
+                            SecretString::copy_from_str(&token).unwrap(),
+                        ))
+                        .timeout(timeout)
+                        .retries(retries)
+                        .build()
+                        .unwrap(),
+                ) as Arc<dyn Kek>
+            }
+        },
+        true,
+    )
+    .await;
+}
