@@ -324,3 +324,66 @@ fn a_stream_failure_is_sticky_and_releases_nothing_unverified() {
     );
     assert!(r.read(&mut buf).is_err(), "and the stream stays failed");
 }
+
+/// A KMS that wraps but refuses every unwrap: the error names each KEK tried and why, and
+/// nothing is decrypted; a KEK further down the caller's list still opens the message.
+#[test]
+fn a_kek_that_wraps_but_never_unwraps_is_reported_by_name_and_reason() {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use kmseal::{DataKey, EncryptionContext, Error, Kek, KmsErrorKind, LocalKek, WrappedKey};
+
+    #[derive(Debug)]
+    struct WrapOnly(LocalKek, &'static str);
+
+    #[async_trait]
+    impl Kek for WrapOnly {
+        fn provider(&self) -> &str {
+            self.0.provider()
+        }
+        fn key_id(&self) -> &str {
+            self.0.key_id()
+        }
+        fn describe(&self) -> String {
+            self.1.to_owned()
+        }
+        async fn wrap(&self, k: &DataKey, c: &EncryptionContext) -> Result<WrappedKey, Error> {
+            self.0.wrap(k, c).await
+        }
+        async fn unwrap(&self, _: &WrappedKey, _: &EncryptionContext) -> Result<DataKey, Error> {
+            Err(Error::Kms {
+                provider: "local",
+                kind: KmsErrorKind::AccessDenied,
+                message: "kms:Decrypt is not allowed for this role".into(),
+                source: None,
+            })
+        }
+    }
+
+    let broken: Arc<dyn Kek> = Arc::new(WrapOnly(LocalKek::generate().unwrap(), "kms://primary"));
+    let backup: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
+    let msg = kmseal::Encryptor::new(broken.clone())
+        .add_kek(backup.clone())
+        .encrypt_blocking(b"payload")
+        .unwrap();
+    let err = kmseal::Decryptor::new(broken.clone())
+        .decrypt_blocking(&msg)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, Error::UnwrapFailed { failures } if failures.len() == 1),
+        "{text}"
+    );
+    assert!(text.contains("kms://primary"), "names the KEK: {text}");
+    assert!(
+        text.contains("kms:Decrypt is not allowed"),
+        "says why: {text}"
+    );
+    assert!(text.contains("access denied"), "{text}");
+    let out = kmseal::Decryptor::new(broken)
+        .add_kek(backup)
+        .decrypt_blocking(&msg)
+        .unwrap();
+    assert_eq!(out.expose_secret(), b"payload");
+}

@@ -186,3 +186,65 @@ fn ten_mib_file_through_the_cli_with_azure_key_vault_and_workload_identity_on_th
     std::fs::remove_dir_all(&d).unwrap();
     drop(rt);
 }
+
+#[test]
+fn a_kms_failing_mid_response_leaves_no_output_file() {
+    use kmseal_kms_common::fault_proxy::{Fault, FaultProxy};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(kmseal_gcp::testing::FakeKms::start());
+    let name = "projects/p/locations/global/keyRings/r/cryptoKeys/faults";
+    fake.create_key(name);
+    let upstream = fake
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = rt.block_on(FaultProxy::start(upstream));
+    let d = dir("faults");
+    let endpoint = format!("http://{}", proxy.addr());
+    let env = [
+        ("KMSEAL_GCP_ENDPOINT", endpoint.as_str()),
+        ("KMSEAL_GCP_DANGEROUS_ANONYMOUS", "1"),
+    ];
+    let key = format!("gcp-kms://{name}");
+    let input = d.join("in.bin");
+    std::fs::write(&input, vec![5u8; 1 << 20]).unwrap();
+    let sealed = d.join("in.kmseal");
+    let o = run(&["encrypt", "-k", &key, s(&input), "-o", s(&sealed)], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for fault in [Fault::DropMidResponse, Fault::Status(503)] {
+        proxy.set(fault, 1000);
+        let out = d.join("out.bin");
+        let o = run(&["decrypt", "-k", &key, s(&sealed), "-o", s(&out)], &env);
+        assert_eq!(o.status.code(), Some(4), "{fault:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{fault:?}: an output file was left");
+        let leftovers: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{fault:?}: temporary files left: {leftovers:?}"
+        );
+        let enc_out = d.join("again.kmseal");
+        let o = run(&["encrypt", "-k", &key, s(&input), "-o", s(&enc_out)], &env);
+        assert_eq!(o.status.code(), Some(4), "{fault:?}: {}", stderr(&o));
+        assert!(!enc_out.exists());
+    }
+    proxy.set(Fault::None, 0);
+    let o = run(
+        &[
+            "decrypt",
+            "-k",
+            &key,
+            s(&sealed),
+            "-o",
+            s(&d.join("ok.bin")),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+    drop(rt);
+}
