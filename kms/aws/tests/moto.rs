@@ -256,3 +256,61 @@ async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_k
     )
     .await;
 }
+
+/// Decrypt calls moto recorded for `arn` (its own request log, not our counters).
+fn recorded_decrypts(arn: &str) -> usize {
+    use base64::Engine;
+    let log = std::env::var("KMSEAL_TEST_AWS_RECORDING")
+        .expect("KMSEAL_TEST_AWS_RECORDING is not set: run scripts/test");
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            let target = v["headers"]["X-Amz-Target"]
+                .as_str()
+                .or(v["headers"]["x-amz-target"].as_str());
+            target == Some("TrentService.Decrypt")
+        })
+        .filter(|v| {
+            let body = v["body"].as_str().unwrap_or("");
+            let body = if v["body_encoded"] == true {
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body)
+                        .unwrap(),
+                )
+                .unwrap()
+            } else {
+                body.to_owned()
+            };
+            serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|b| b["KeyId"] == arn)
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_decrypts_through_the_cache_cost_one_unwrap_per_data_key() {
+    let arn = new_key().await;
+    let k: Arc<dyn Kek> = Arc::new(kek(&arn).await);
+    let mut msgs = Vec::new();
+    for i in 0..10u8 {
+        msgs.push(Encryptor::new(k.clone()).encrypt(&[i; 256]).await.unwrap());
+    }
+    let dec =
+        Decryptor::new(k.clone()).cache(kmseal::DecryptCache::new(Duration::from_secs(60), 64));
+    let before = recorded_decrypts(&arn);
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let (dec, msg) = (dec.clone(), msgs[i % 10].clone());
+            tokio::spawn(async move { (i % 10, dec.decrypt(&msg).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.unwrap().expose_secret(), &[i as u8; 256]);
+    }
+    let calls = recorded_decrypts(&arn) - before;
+    assert_eq!(calls, 10, "moto saw {calls} Decrypt calls for 10 data keys");
+    assert_eq!(dec.cache_stats().unwrap().kms_calls, 10);
+}

@@ -460,3 +460,46 @@ async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_k
     )
     .await;
 }
+
+/// Requests OpenBao's audit log recorded for `path` (its own count, not ours).
+fn audited_requests(path: &str) -> usize {
+    let log = std::env::var("KMSEAL_TEST_VAULT_AUDIT")
+        .expect("KMSEAL_TEST_VAULT_AUDIT is not set: run scripts/test");
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_decrypts_through_the_cache_cost_one_unwrap_per_data_key() {
+    let name = new_key(serde_json::json!({})).await;
+    let k: Arc<dyn Kek> = Arc::new(kek(&name));
+    // Ten messages under ten data keys, each decrypted 100 times, all at once.
+    let mut msgs = Vec::new();
+    for i in 0..10u8 {
+        msgs.push(Encryptor::new(k.clone()).encrypt(&[i; 256]).await.unwrap());
+    }
+    let dec =
+        Decryptor::new(k.clone()).cache(kmseal::DecryptCache::new(Duration::from_secs(60), 64));
+    let before = audited_requests(&format!("transit/decrypt/{name}"));
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let (dec, msg) = (dec.clone(), msgs[i % 10].clone());
+            tokio::spawn(async move { (i % 10, dec.decrypt(&msg).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.unwrap().expose_secret(), &[i as u8; 256]);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = audited_requests(&format!("transit/decrypt/{name}")) - before;
+    assert_eq!(
+        calls, 10,
+        "OpenBao saw {calls} decrypt calls for 10 data keys"
+    );
+    assert_eq!(dec.cache_stats().unwrap().kms_calls, 10);
+}
