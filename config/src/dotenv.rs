@@ -172,10 +172,15 @@ impl Dotenv {
     }
 
     pub(crate) fn set(&mut self, i: usize, repr: &Repr) {
-        let text = match repr {
+        let mut text = match repr {
             Repr::Encrypted(s) => s.clone(),
             Repr::Plain(_, s) => quote(s),
         };
+        // A quoted value may be followed by a comment with no space (`'v'# c`); a bare value
+        // would swallow it, so keep them apart (found by the config fuzz target).
+        if self.text[self.leaves[i].span.end..].starts_with('#') {
+            text.push(' ');
+        }
         self.edits.replace(self.leaves[i].span.clone(), text);
     }
 

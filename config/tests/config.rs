@@ -589,3 +589,28 @@ fn regression_indented_yaml_root_gets_matching_metadata() {
         assert!(s.iter().count() >= 1);
     }
 }
+
+/// Found by the `config` fuzz target: in .env, a quoted value followed by a comment with no
+/// space (`'v'# c`) became a bare value that swallowed the comment, so the sealed document
+/// did not verify.
+#[test]
+fn regression_dotenv_comment_right_after_a_quoted_value() {
+    let k = kek();
+    let text = "JWT_SECRET='literal $NOT_EXPANDED'# the port\nA=\"x\"#c\n";
+    let sealed = block(sealer(&k).seal(text, Format::Dotenv)).unwrap();
+    let s = open(&sealed, Format::Dotenv, &k).unwrap_or_else(|e| panic!("{e}\n{sealed}"));
+    assert_eq!(
+        s.secret("JWT_SECRET").unwrap().expose_secret(),
+        "literal $NOT_EXPANDED"
+    );
+    assert_eq!(s.secret("A").unwrap().expose_secret(), "x");
+    let plain = block(kmseal_config::decrypt(
+        &sealed,
+        Format::Dotenv,
+        &Decryptor::new(k.clone()),
+        false,
+    ))
+    .unwrap();
+    let again = block(sealer(&k).seal(&plain, Format::Dotenv)).unwrap();
+    assert!(open(&again, Format::Dotenv, &k).is_ok(), "{plain}");
+}
