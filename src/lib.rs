@@ -58,4 +58,4 @@ pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 pub use local::LocalKek;
 pub use secret::{LockPolicy, SecretBytes, SecretString};
 pub use stream::{DecryptReader, EncryptWriter};
-pub use suite::Suite;
+pub use suite::{Backend, Suite};

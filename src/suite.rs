@@ -217,11 +217,65 @@ fn header_mac(key: &[u8; KEY_LEN]) -> Hmac<Sha256> {
         .unwrap_or_else(|_| <Hmac<Sha256> as hmac::KeyInit>::new(&Default::default()))
 }
 
+/// Which implementation runs the payload AEADs. Both produce byte-identical messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// RustCrypto `aes-gcm` and `chacha20poly1305` (pure Rust; the default).
+    RustCrypto,
+    /// aws-lc-rs (AWS-LC's assembly; feature `aws-lc`, the default when enabled).
+    AwsLc,
+}
+
+static BACKEND: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+
+impl Backend {
+    /// The backend new messages use: [`set`](Self::set)'s choice, else aws-lc when the
+    /// `aws-lc` feature is compiled in, else RustCrypto.
+    pub fn current() -> Backend {
+        match BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Backend::RustCrypto,
+            1 => Backend::AwsLc,
+            _ if cfg!(feature = "aws-lc") => Backend::AwsLc,
+            _ => Backend::RustCrypto,
+        }
+    }
+
+    /// Selects the backend for the whole process (for comparisons and measurements).
+    /// [`Backend::AwsLc`] needs the `aws-lc` feature.
+    pub fn set(backend: Backend) -> Result<(), Error> {
+        if backend == Backend::AwsLc && !cfg!(feature = "aws-lc") {
+            return Err(Error::InvalidArgument(
+                "the aws-lc backend is not compiled in (feature `aws-lc`)",
+            ));
+        }
+        let v = match backend {
+            Backend::RustCrypto => 0,
+            Backend::AwsLc => 1,
+        };
+        BACKEND.store(v, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// A keyed payload AEAD. Key schedules are computed once per message and wiped on drop
-/// (the `zeroize` features of aes-gcm and chacha20poly1305).
+/// (the `zeroize` features of aes-gcm and chacha20poly1305; aws-lc clears its key contexts
+/// when they are freed).
 pub(crate) enum PayloadCipher {
     Aes(Box<Aes256Gcm>),
     ChaCha(Box<ChaCha20Poly1305>),
+    #[cfg(feature = "aws-lc")]
+    AwsLc(Box<aws_lc_rs::aead::LessSafeKey>),
+}
+
+#[cfg(feature = "aws-lc")]
+fn aws_lc_key(suite: Suite, key: &[u8; KEY_LEN]) -> Option<aws_lc_rs::aead::LessSafeKey> {
+    let alg = match suite {
+        Suite::Aes256Gcm => &aws_lc_rs::aead::AES_256_GCM,
+        Suite::ChaCha20Poly1305 => &aws_lc_rs::aead::CHACHA20_POLY1305,
+    };
+    aws_lc_rs::aead::UnboundKey::new(alg, key)
+        .ok()
+        .map(aws_lc_rs::aead::LessSafeKey::new)
 }
 
 /// Frame nonce: 3 zero bytes, the frame index (big-endian u64), the final-frame flag.
@@ -256,6 +310,21 @@ pub(crate) fn frame_aad(
 
 impl PayloadCipher {
     pub(crate) fn new(suite: Suite, key: &[u8; KEY_LEN]) -> PayloadCipher {
+        PayloadCipher::with_backend(Backend::current(), suite, key)
+    }
+
+    pub(crate) fn with_backend(
+        backend: Backend,
+        suite: Suite,
+        key: &[u8; KEY_LEN],
+    ) -> PayloadCipher {
+        #[cfg(feature = "aws-lc")]
+        if backend == Backend::AwsLc
+            && let Some(k) = aws_lc_key(suite, key)
+        {
+            return PayloadCipher::AwsLc(Box::new(k));
+        }
+        let _ = backend;
         match suite {
             Suite::Aes256Gcm => PayloadCipher::Aes(Box::new(Aes256Gcm::new(key.into()))),
             Suite::ChaCha20Poly1305 => {
@@ -274,6 +343,19 @@ impl PayloadCipher {
         let tag = match self {
             PayloadCipher::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()),
             PayloadCipher::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()),
+            #[cfg(feature = "aws-lc")]
+            PayloadCipher::AwsLc(k) => {
+                let tag = k
+                    .seal_in_place_separate_tag(
+                        aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
+                        aws_lc_rs::aead::Aad::from(aad),
+                        buf,
+                    )
+                    .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
+                let mut out = [0u8; TAG_LEN];
+                out.copy_from_slice(tag.as_ref());
+                return Ok(out);
+            }
         }
         .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
         Ok(tag.into())
@@ -287,11 +369,33 @@ impl PayloadCipher {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
+        #[cfg(feature = "aws-lc")]
+        if let PayloadCipher::AwsLc(k) = self {
+            if plaintext.len() != out.len() {
+                return Err(Error::InvalidArgument(
+                    "output length differs from input length",
+                ));
+            }
+            // One pass: encrypt from the input straight into the output.
+            let mut tag = [0u8; TAG_LEN];
+            k.seal_out_of_place_scatter(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
+                aws_lc_rs::aead::Aad::from(aad),
+                plaintext,
+                out,
+                &[],
+                &mut tag,
+            )
+            .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
+            return Ok(tag);
+        }
         let buf = aes_gcm::aead::inout::InOutBuf::new(plaintext, out)
             .map_err(|_| Error::InvalidArgument("output length differs from input length"))?;
         let tag = match self {
             PayloadCipher::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
             PayloadCipher::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
+            #[cfg(feature = "aws-lc")]
+            PayloadCipher::AwsLc(_) => return Err(Error::InvalidArgument("unreachable")),
         }
         .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
         Ok(tag.into())
@@ -307,6 +411,22 @@ impl PayloadCipher {
         out: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), Error> {
+        #[cfg(feature = "aws-lc")]
+        if let PayloadCipher::AwsLc(k) = self {
+            let r = k.open_separate_gather(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
+                aws_lc_rs::aead::Aad::from(aad),
+                ciphertext,
+                tag,
+                out,
+            );
+            if r.is_err() {
+                // aws-lc may have written unverified plaintext: never leave it behind.
+                zeroize::Zeroize::zeroize(out);
+                return Err(Error::Decrypt);
+            }
+            return Ok(());
+        }
         let buf =
             aes_gcm::aead::inout::InOutBuf::new(ciphertext, out).map_err(|_| Error::Decrypt)?;
         match self {
@@ -314,6 +434,8 @@ impl PayloadCipher {
             PayloadCipher::ChaCha(c) => {
                 c.decrypt_inout_detached(nonce.into(), aad, buf, tag.into())
             }
+            #[cfg(feature = "aws-lc")]
+            PayloadCipher::AwsLc(_) => return Err(Error::Decrypt),
         }
         .map_err(|_| Error::Decrypt)
     }
@@ -333,6 +455,23 @@ impl PayloadCipher {
             }
             PayloadCipher::ChaCha(c) => {
                 c.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
+            }
+            #[cfg(feature = "aws-lc")]
+            PayloadCipher::AwsLc(k) => {
+                let ok = k
+                    .open_in_place_separate_tag(
+                        aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
+                        aws_lc_rs::aead::Aad::from(aad),
+                        tag,
+                        &mut *buf,
+                    )
+                    .is_ok();
+                if !ok {
+                    // aws-lc may have written unverified plaintext: never leave it behind.
+                    zeroize::Zeroize::zeroize(buf);
+                    return Err(Error::Decrypt);
+                }
+                return Ok(());
             }
         }
         .map_err(|_| Error::Decrypt)
