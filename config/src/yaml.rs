@@ -88,20 +88,23 @@ fn value_range(
     end: usize,
     style: ScalarStyle,
 ) -> Option<(usize, usize)> {
+    // YAML's white space is space, tab and line breaks only (not Unicode's: a vertical tab
+    // is content; found by the config fuzz target).
+    let ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
     let mut s = start;
     // Skip `&anchor` and `!tag` properties.
     while s < end && (chars[s] == '&' || chars[s] == '!') {
-        while s < end && !chars[s].is_whitespace() {
+        while s < end && !ws(chars[s]) {
             s += 1;
         }
-        while s < end && chars[s].is_whitespace() {
+        while s < end && ws(chars[s]) {
             s += 1;
         }
     }
     match style {
         ScalarStyle::Plain => {
             let mut e = end.min(chars.len());
-            while e > s && chars[e - 1].is_whitespace() {
+            while e > s && ws(chars[e - 1]) {
                 e -= 1;
             }
             Some((s, e))
@@ -151,7 +154,7 @@ fn value_range(
             let code = code.trim_end();
             let ind = code.rfind(['|', '>'])?;
             let mut e = end.min(chars.len());
-            while e > start && chars[e - 1].is_whitespace() {
+            while e > start && ws(chars[e - 1]) {
                 e -= 1;
             }
             Some((

@@ -614,3 +614,15 @@ fn regression_dotenv_comment_right_after_a_quoted_value() {
     let again = block(sealer(&k).seal(&plain, Format::Dotenv)).unwrap();
     assert!(open(&again, Format::Dotenv, &k).is_ok(), "{plain}");
 }
+
+/// Found by the `config` fuzz target: a plain YAML scalar ending in a control character that
+/// Unicode calls white space (a vertical tab) was cut short, leaving the character after the
+/// encrypted string, which is not YAML.
+#[test]
+fn regression_yaml_plain_scalar_ending_in_a_vertical_tab() {
+    let k = kek();
+    let text = "\u{1e}# Billing se\u{1}: conexpo\u{b}";
+    let sealed = block(sealer(&k).seal(text, Format::Yaml)).unwrap();
+    let s = open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
+    assert_eq!(s.iter().count(), 1);
+}
