@@ -332,10 +332,16 @@ impl Yaml {
     }
 
     pub(crate) fn set(&mut self, i: usize, repr: &Repr) {
-        let text = match repr {
+        let mut text = match repr {
             Repr::Encrypted(s) | Repr::Plain(Kind::Str, s) => quote(s),
             Repr::Plain(_, s) => s.clone(),
         };
+        // An empty value right after a tag (`!tag` with nothing after it) must be separated
+        // from it (found by the config fuzz target).
+        let before = self.text[..self.leaves[i].span.start].chars().next_back();
+        if before.is_some_and(|c| !matches!(c, ' ' | '\t' | '\n' | '\r' | '[' | '{' | ',')) {
+            text.insert(0, ' ');
+        }
         self.edits.replace(self.leaves[i].span.clone(), text);
     }
 

@@ -626,3 +626,15 @@ fn regression_yaml_plain_scalar_ending_in_a_vertical_tab() {
     let s = open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
     assert_eq!(s.iter().count(), 1);
 }
+
+/// Found by the `config` fuzz target: an empty tagged YAML value (`!name:` with nothing after
+/// it) got its encrypted string glued to the tag.
+#[test]
+fn regression_yaml_empty_tagged_value() {
+    let k = kek();
+    for text in ["# c\nservice:\n !name:", "a: !t\nb: !!str x\n"] {
+        let sealed = block(sealer(&k).seal(text, Format::Yaml)).unwrap();
+        let s = open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
+        assert!(s.iter().count() >= 1);
+    }
+}
