@@ -38,7 +38,7 @@ fn main() {
     println!("| suite | size | raw | envelope encrypt | ratio | envelope decrypt | ratio |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for suite in Suite::ALL {
-        for size in [1usize << 10, 64 << 10, 1 << 20] {
+        for size in [1usize << 10, 64 << 10, 1 << 20, 64 << 20] {
             let iters = ((64u32 << 20) / size as u32).clamp(20, 20_000);
             let enc = Encryptor::new(kek.clone()).suite(suite);
             let dec = Decryptor::new(kek.clone());

@@ -21,8 +21,56 @@ use crate::format::{Header, plaintext_len};
 use crate::secret::SecretBytes;
 use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce, scrub_stack};
 
+/// Messages from this size on are sealed and opened on several threads (frames are
+/// independent: counter nonces), when the machine has more than one core.
+pub(crate) const PARALLEL_MIN: usize = 1 << 20;
+
+/// Worker threads for a one-shot message of `len` bytes in `frames` frames.
+fn threads_for(len: usize, frames: usize) -> usize {
+    if len < PARALLEL_MIN || frames < 2 {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(frames)
+        .min(16)
+}
+
+/// Runs `job` over `items` split into `threads` contiguous groups (the first group on the
+/// calling thread), scrubbing each worker's stack afterwards; the first error wins.
+fn in_parallel<T: Send>(
+    items: Vec<T>,
+    threads: usize,
+    job: impl Fn(T) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    let per = items.len().div_ceil(threads.max(1));
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        groups.push(it.by_ref().take(per).collect());
+    }
+    let run = |group: Vec<T>| -> Result<(), Error> {
+        let r = group.into_iter().try_for_each(&job);
+        scrub_stack();
+        r
+    };
+    let mut groups = groups.into_iter();
+    let first = groups.next();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = groups.map(|g| scope.spawn(|| run(g))).collect();
+        let mine = first.map_or(Ok(()), &run);
+        let theirs = handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or(Err(Error::InvalidArgument("a frame worker panicked")))
+        });
+        mine.and(theirs)
+    })
+}
+
 /// Encrypts `plaintext` frame by frame, appending frames to `out` (which already holds the
-/// header). The plaintext is copied into `out` and encrypted in place there.
+/// header). The plaintext is encrypted straight into `out`; large messages use several
+/// threads, with output identical to the sequential path.
 pub(crate) fn seal_all(
     keys: &MessageKeys,
     message_id: &[u8; KEY_LEN],
@@ -30,7 +78,53 @@ pub(crate) fn seal_all(
     plaintext: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    let frames = plaintext.len() / frame_size as usize + 1;
+    seal_all_with(
+        keys,
+        message_id,
+        frame_size,
+        plaintext,
+        out,
+        threads_for(plaintext.len(), frames),
+    )
+}
+
+pub(crate) fn seal_all_with(
+    keys: &MessageKeys,
+    message_id: &[u8; KEY_LEN],
+    frame_size: u32,
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+    threads: usize,
+) -> Result<(), Error> {
     let fs = frame_size as usize;
+    if threads > 1 {
+        let start = out.len();
+        let body = crate::format::body_len(plaintext.len() as u64, frame_size)
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or(Error::InvalidArgument("plaintext too large"))?;
+        out.resize(start + body, 0);
+        let pts = plaintext.chunks_exact(fs);
+        let last = pts.remainder();
+        let mut work: Vec<(u64, bool, &[u8], &mut [u8])> = Vec::new();
+        let mut rest = &mut out[start..];
+        for (i, pt) in (0u64..).zip(pts.chain(std::iter::once(last))) {
+            let (dst, tail) = rest.split_at_mut(pt.len() + TAG_LEN);
+            rest = tail;
+            work.push((i, pt.len() < fs, pt, dst));
+        }
+        return in_parallel(work, threads, |(index, is_final, pt, dst)| {
+            let (ct, tag_out) = dst.split_at_mut(pt.len());
+            let tag = keys.cipher.seal_into(
+                &frame_nonce(index, is_final),
+                &frame_aad(message_id, index, is_final),
+                pt,
+                ct,
+            )?;
+            tag_out.copy_from_slice(&tag);
+            Ok(())
+        });
+    }
     let mut chunks = plaintext.chunks_exact(fs);
     let mut index = 0u64;
     for chunk in chunks.by_ref() {
@@ -75,8 +169,52 @@ pub(crate) fn open_all(
     let len = usize::try_from(len)
         .map_err(|_| Error::Malformed("message too large for this platform"))?;
     let mut out = SecretBytes::zeroed(len)?;
-    let plain = out.expose_secret_mut();
+    let frames = body.len().div_ceil(fs as usize + TAG_LEN);
+    open_all_into(
+        keys,
+        header,
+        body,
+        out.expose_secret_mut(),
+        threads_for(len, frames),
+    )?;
+    Ok(out)
+}
+
+/// Opens every frame of `body` into `plain` (sized by `plaintext_len`), on `threads` threads.
+pub(crate) fn open_all_into(
+    keys: &MessageKeys,
+    header: &Header,
+    body: &[u8],
+    plain: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let fs = header.frame_size();
     let full = fs as usize + TAG_LEN;
+    if threads > 1 {
+        let mut work: Vec<(u64, &[u8], &mut [u8])> = Vec::new();
+        let mut rest = &mut plain[..];
+        for (index, frame) in (0u64..).zip(body.chunks(full)) {
+            let n = frame.len().checked_sub(TAG_LEN).ok_or(Error::Decrypt)?;
+            if n > rest.len() {
+                return Err(Error::Decrypt);
+            }
+            let (dst, tail) = rest.split_at_mut(n);
+            rest = tail;
+            work.push((index, frame, dst));
+        }
+        return in_parallel(work, threads, |(index, frame, dst)| {
+            let is_final = frame.len() < full;
+            let (ct, tag) = frame.split_at(frame.len() - TAG_LEN);
+            let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
+            keys.cipher.open_into(
+                &frame_nonce(index, is_final),
+                &frame_aad(header.message_id(), index, is_final),
+                ct,
+                dst,
+                tag,
+            )
+        });
+    }
     let mut pos = 0usize;
     for (index, frame) in (0u64..).zip(body.chunks(full)) {
         let is_final = frame.len() < full;
@@ -93,7 +231,7 @@ pub(crate) fn open_all(
         pos += ct.len();
     }
     // `plaintext_len` guaranteed the last chunk is a short (final) frame.
-    Ok(out)
+    Ok(())
 }
 
 /// Streaming encryptor: a [`Write`] that emits the header at once and each frame as it fills.
@@ -328,6 +466,56 @@ impl<R: Read> Read for DecryptReader<R> {
                     if let Err(e) = self.next_frame() {
                         self.state = ReadState::Failed;
                         return Err(to_io(e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::EncryptionContext;
+    use crate::kek::DataKey;
+    use crate::suite::Suite;
+
+    #[test]
+    fn parallel_frames_match_the_sequential_path_and_fail_alike() {
+        let dek = DataKey::from_bytes(&[9u8; 32]).unwrap();
+        let id = [7u8; KEY_LEN];
+        for suite in Suite::ALL {
+            for (fs, len) in [
+                (16u32, 0usize),
+                (16, 1000),
+                (1000, 7000),
+                (1000, 10_000),
+                (4096, 100_003),
+            ] {
+                let keys = MessageKeys::derive(&dek, &id, suite);
+                let wrapped = vec![crate::kek::WrappedKey {
+                    provider: "local".into(),
+                    key_id: "k".into(),
+                    ciphertext: vec![1],
+                }];
+                let header =
+                    Header::seal(&keys, suite, fs, id, EncryptionContext::new(), wrapped).unwrap();
+                let pt: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+                let mut seq = Vec::new();
+                seal_all_with(&keys, &id, fs, &pt, &mut seq, 1).unwrap();
+                for threads in [2, 3, 7] {
+                    let mut par = Vec::new();
+                    seal_all_with(&keys, &id, fs, &pt, &mut par, threads).unwrap();
+                    assert_eq!(par, seq, "{suite} fs={fs} len={len} threads={threads}");
+                    let mut out = vec![0u8; len];
+                    open_all_into(&keys, &header, &par, &mut out, threads).unwrap();
+                    assert_eq!(out, pt);
+                    if !par.is_empty() {
+                        let mut bad = par.clone();
+                        let at = bad.len() / 2;
+                        bad[at] ^= 1;
+                        let mut out = vec![0u8; len];
+                        assert!(open_all_into(&keys, &header, &bad, &mut out, threads).is_err());
                     }
                 }
             }
