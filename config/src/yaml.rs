@@ -236,7 +236,8 @@ impl Yaml {
                         // A key.
                         if stack.len() == 1 {
                             let mut ls = span.start.index().min(chars.len());
-                            while ls > 0 && chars[ls - 1] != '\n' {
+                            // YAML line breaks are LF, CR LF and a lone CR.
+                            while ls > 0 && !matches!(chars[ls - 1], '\n' | '\r') {
                                 ls -= 1;
                             }
                             if top_keys.iter().any(|(k, _)| *k == *value) {
@@ -312,6 +313,9 @@ impl Yaml {
             meta_range,
             root_indent: if root_indent.chars().all(|c| c == ' ') {
                 root_indent
+            } else if root_indent.chars().all(|c| c == ' ' || c == '\t') {
+                // YAML forbids tabs for indentation (saphyr lets the first line through).
+                return Err(err(1, "tabs are not allowed for indentation"));
             } else {
                 String::new()
             },

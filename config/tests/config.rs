@@ -638,3 +638,22 @@ fn regression_yaml_empty_tagged_value() {
         assert!(s.iter().count() >= 1);
     }
 }
+
+/// Found by the `config` fuzz target: a lone CR is a YAML line break, and the root key after
+/// it was indented with tabs, which YAML forbids (the parser let it through): refused with a
+/// clear error now, instead of producing a document that does not open.
+#[test]
+fn regression_yaml_cr_line_break_and_tab_indented_root() {
+    let k = kek();
+    let text = "# lBilli\t\t\t\t\u{10}\t\t\r\t\tce:\n  name: bil\t\t\t\t\u{10}\t";
+    match block(sealer(&k).seal(text, Format::Yaml)) {
+        Err(Error::Parse { message, .. }) => assert!(message.contains("tabs"), "{message}"),
+        Err(e) => panic!("{e}"),
+        Ok(sealed) => {
+            open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
+        }
+    }
+    // A lone CR before a space-indented root is fine.
+    let sealed = block(sealer(&k).seal("# c\r  a: 1\r  b: x\n", Format::Yaml)).unwrap();
+    open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
+}
