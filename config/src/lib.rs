@@ -476,6 +476,26 @@ impl Sealer {
             mac_items.iter().map(|(p, k, v)| (p, *k, v.as_str())),
         );
         let sealed = codec.render(Some(&meta_fields(&policy, &header, &mac)));
+        // Verify what we write: the sealed text must parse back to exactly the values we
+        // meant, in order (unusual layouts are refused, never written broken).
+        let check = Codec::parse(&sealed, format).map_err(|e| {
+            Error::Unsupported(format!(
+                "this document's layout cannot be rewritten safely ({e}); simplify it around the reported line"
+            ))
+        })?;
+        let same = check.leaves().len() == mac_items.len()
+            && check
+                .leaves()
+                .iter()
+                .zip(&mac_items)
+                .all(|(l, (p, k, v))| l.path == *p && l.kind == *k && l.value == *v);
+        if !same {
+            return Err(Error::Unsupported(
+                "this document's layout cannot be rewritten safely (a value did not read back \
+                 as written); simplify it"
+                    .into(),
+            ));
+        }
         Ok(sealed)
     }
 

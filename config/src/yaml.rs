@@ -262,7 +262,12 @@ impl Yaml {
                     }
                     let (s, e) = value_range(&chars, span.start.index(), span.end.index(), style)
                         .ok_or_else(|| err(line, "cannot locate a scalar's text"))?;
-                    let kind = if tag.is_some() && style == ScalarStyle::Plain {
+                    let kind = if value.is_empty()
+                        && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    {
+                        // An empty block scalar has no text of its own to replace.
+                        Kind::Other
+                    } else if tag.is_some() && style == ScalarStyle::Plain {
                         Kind::Str
                     } else if style == ScalarStyle::Plain {
                         plain_kind(&value)

@@ -657,3 +657,20 @@ fn regression_yaml_cr_line_break_and_tab_indented_root() {
     let sealed = block(sealer(&k).seal("# c\r  a: 1\r  b: x\n", Format::Yaml)).unwrap();
     open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
 }
+
+/// Found by the `config` fuzz target: an empty literal block scalar followed by an odd line
+/// was rewritten into invalid YAML. Empty block scalars are now left alone, and every sealed
+/// document is parsed back and compared before it is returned, so any layout this crate
+/// cannot rewrite is refused instead of written broken.
+#[test]
+fn regression_yaml_empty_block_scalar_and_read_back_check() {
+    let k = kek();
+    let text = "tls:\n  key: |\n  : \"h\u{e9}llo\"\nempty:\n";
+    match block(sealer(&k).seal(text, Format::Yaml)) {
+        Ok(sealed) => {
+            open(&sealed, Format::Yaml, &k).unwrap_or_else(|e| panic!("{e}\n{sealed:?}"));
+        }
+        Err(Error::Unsupported(m)) => assert!(m.contains("cannot be rewritten safely"), "{m}"),
+        Err(e) => panic!("{e}"),
+    }
+}
