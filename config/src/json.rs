@@ -24,7 +24,12 @@ struct P<'a> {
 }
 
 fn err(at: usize, text: &str, what: &str) -> Error {
-    let line = text[..at.min(text.len())].matches('\n').count() + 1;
+    // Count bytes, not chars: `at` may fall inside a multi-byte character of bad input.
+    let line = text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1;
     Error::Parse {
         format: "JSON",
         line,

@@ -97,7 +97,13 @@ impl Toml {
         let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        + 1
+                })
                 .unwrap_or(0);
             Error::Parse {
                 format: "TOML",

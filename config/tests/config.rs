@@ -674,3 +674,16 @@ fn regression_yaml_empty_block_scalar_and_read_back_check() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// Found by the `config` fuzz target: a JSON syntax error inside a multi-byte character made
+/// the line count slice the text off a character boundary: a panic. Now an error.
+#[test]
+fn regression_json_error_inside_a_multibyte_character_is_an_error() {
+    let k = kek();
+    let text = "{\n  \"password\": \"s3cr3t \\\u{7d0}";
+    assert!(matches!(
+        block(sealer(&k).seal(text, Format::Json)),
+        Err(Error::Parse { .. })
+    ));
+    assert!(open(text, Format::Json, &k).is_err());
+}
