@@ -1,5 +1,5 @@
 //! Diagnostic: a tight loop of envelope encryptions for profiling (perf / callgrind).
-//! `cargo run --release --example envelope_loop -- chacha20-poly1305 1048576 300`
+//! `cargo run --release --example envelope_loop -- chacha20-poly1305 1048576 300 [threads]`
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 use std::sync::Arc;
 fn main() {
@@ -8,8 +8,12 @@ fn main() {
     let size: usize = args.get(2).map_or(1 << 20, |s| s.parse().unwrap());
     let n: u32 = args.get(3).map_or(300, |s| s.parse().unwrap());
     let kek: Arc<dyn kmseal::Kek> = Arc::new(kmseal::LocalKek::generate().unwrap());
-    let enc = kmseal::Encryptor::new(kek.clone()).suite(suite);
-    let dec = kmseal::Decryptor::new(kek);
+    let mut enc = kmseal::Encryptor::new(kek.clone()).suite(suite);
+    let mut dec = kmseal::Decryptor::new(kek);
+    if let Some(t) = args.get(4) {
+        enc = enc.threads(t.parse().unwrap());
+        dec = dec.threads(t.parse().unwrap());
+    }
     let pt = vec![3u8; size];
     let t = std::time::Instant::now();
     for _ in 0..n {

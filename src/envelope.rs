@@ -45,6 +45,7 @@ pub struct Encryptor {
     frame_size: u32,
     kms_data_key: bool,
     cache: Option<EncryptCache>,
+    max_threads: Option<usize>,
 }
 
 impl Encryptor {
@@ -57,6 +58,7 @@ impl Encryptor {
             frame_size: DEFAULT_FRAME_SIZE,
             kms_data_key: false,
             cache: None,
+            max_threads: None,
         }
     }
 
@@ -107,6 +109,25 @@ impl Encryptor {
         }
         self.frame_size = frame_size;
         Ok(self)
+    }
+
+    /// At most `threads` threads seal one [`encrypt`](Self::encrypt) message (frames are
+    /// independent, so messages of 1 MiB and more are split across threads; smaller ones
+    /// always stay on the calling thread). `1` keeps every message on the calling thread;
+    /// `0` is taken as `1`. Default: the machine's available parallelism, at most 16. The
+    /// output is byte-identical whatever the thread count.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kmseal::{Encryptor, LocalKek};
+    ///
+    /// let enc = Encryptor::new(Arc::new(LocalKek::generate()?)).threads(1);
+    /// let sealed = enc.encrypt_blocking(&vec![0u8; 4 << 20])?; // sealed on this thread only
+    /// # Ok::<(), kmseal::Error>(())
+    /// ```
+    pub fn threads(mut self, threads: usize) -> Encryptor {
+        self.max_threads = Some(threads.max(1));
+        self
     }
 
     /// Reuses data keys through `cache` for [`encrypt`](Self::encrypt) calls, within the
@@ -218,20 +239,66 @@ impl Encryptor {
 
     /// Encrypts `plaintext` into a complete message.
     pub async fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.encrypt_into(plaintext, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Like [`encrypt`](Self::encrypt), writing the message into `out` (replacing its
+    /// contents) and reusing its allocation when it is large enough: a service sealing many
+    /// messages keeps one buffer and allocates nothing per message for the output. On error
+    /// `out` is left empty.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kmseal::{blocking::block_on, Decryptor, Encryptor, LocalKek, SecretBytes};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let (enc, dec) = (Encryptor::new(kek.clone()), Decryptor::new(kek));
+    /// let (mut sealed, mut opened) = (Vec::new(), SecretBytes::new());
+    /// for record in [&b"first"[..], b"second", b"third"] {
+    ///     block_on(enc.encrypt_into(record, &mut sealed))?;
+    ///     block_on(dec.decrypt_into(&sealed, &mut opened))?;
+    ///     assert_eq!(opened.expose_secret(), record);
+    /// }
+    /// # Ok::<(), kmseal::Error>(())
+    /// ```
+    pub async fn encrypt_into(&self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let result = self.encrypt_into_inner(plaintext, out).await;
+        if result.is_err() {
+            out.clear();
+        }
+        result
+    }
+
+    async fn encrypt_into_inner(&self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let (header, keys) = self.start(Some(plaintext.len() as u64)).await?;
-        let body = body_len(plaintext.len() as u64, self.frame_size)
+        let head = header.encoded_len();
+        let total = body_len(plaintext.len() as u64, self.frame_size)
             .and_then(|b| usize::try_from(b).ok())
+            .and_then(|b| b.checked_add(head))
             .ok_or(Error::InvalidArgument("plaintext too large"))?;
-        let mut out = Vec::with_capacity(header.encoded_len() + body);
-        header.write_to_vec(&mut out);
+        // Every byte of `out[..total]` is overwritten below, so avoid zero-filling what will
+        // be overwritten: keep old bytes where they exist, and take a fresh allocation (whose
+        // zero pages the OS provides lazily, touched first by the frame workers) rather than
+        // growing and copying.
+        if out.len() >= total {
+            out.truncate(total);
+        } else if out.capacity() >= total {
+            out.resize(total, 0);
+        } else {
+            *out = vec![0u8; total];
+        }
+        let (head_out, body_out) = out.split_at_mut(head);
+        header.write_to_slice(head_out)?;
         seal_all(
             &keys,
             header.message_id(),
             self.frame_size,
             plaintext,
-            &mut out,
-        )?;
-        Ok(out)
+            body_out,
+            self.max_threads,
+        )
     }
 
     /// A streaming encryptor writing to `writer`. Call
@@ -279,6 +346,7 @@ pub struct Decryptor {
     expected: EncryptionContext,
     limits: Limits,
     cache: Option<DecryptCache>,
+    max_threads: Option<usize>,
 }
 
 impl Decryptor {
@@ -289,6 +357,7 @@ impl Decryptor {
             expected: EncryptionContext::new(),
             limits: Limits::default(),
             cache: None,
+            max_threads: None,
         }
     }
 
@@ -317,6 +386,14 @@ impl Decryptor {
     /// Sets the limits applied to untrusted messages.
     pub fn limits(mut self, limits: Limits) -> Decryptor {
         self.limits = limits;
+        self
+    }
+
+    /// At most `threads` threads open one [`decrypt`](Self::decrypt) message of 1 MiB or more
+    /// (see [`Encryptor::threads`]); `1` keeps every message on the calling thread, `0` is
+    /// taken as `1`. Default: the machine's available parallelism, at most 16.
+    pub fn threads(mut self, threads: usize) -> Decryptor {
+        self.max_threads = Some(threads.max(1));
         self
     }
 
@@ -426,10 +503,36 @@ impl Decryptor {
         &self,
         message: &[u8],
     ) -> Result<(Header, SecretBytes), Error> {
+        let mut plaintext = SecretBytes::new();
+        let header = self.decrypt_into_inner(message, &mut plaintext).await?;
+        Ok((header, plaintext))
+    }
+
+    /// Like [`decrypt`](Self::decrypt), writing the plaintext into `out` (replacing its
+    /// contents) and reusing its locked allocation when it is large enough; returns the
+    /// verified header. On error `out` is left empty, with any partial plaintext zeroized.
+    /// See [`Encryptor::encrypt_into`] for an example.
+    pub async fn decrypt_into(
+        &self,
+        message: &[u8],
+        out: &mut SecretBytes,
+    ) -> Result<Header, Error> {
+        let result = self.decrypt_into_inner(message, out).await;
+        if result.is_err() {
+            out.clear();
+        }
+        result
+    }
+
+    async fn decrypt_into_inner(
+        &self,
+        message: &[u8],
+        out: &mut SecretBytes,
+    ) -> Result<Header, Error> {
         let (header, used) = Header::parse(message, &self.limits)?;
         let keys = self.open_header(&header).await?;
-        let plaintext = open_all(&keys, &header, &message[used..])?;
-        Ok((header, plaintext))
+        open_all(&keys, &header, &message[used..], out, self.max_threads)?;
+        Ok(header)
     }
 
     /// Reads the header from `reader`, unwraps the data key, and returns a streaming
@@ -466,6 +569,17 @@ pub(crate) fn encrypt_deterministic(
     let keys = MessageKeys::derive(dek, &message_id, suite);
     let header = Header::seal(&keys, suite, frame_size, message_id, context, wrapped)?;
     let mut out = header.to_bytes();
-    seal_all(&keys, header.message_id(), frame_size, plaintext, &mut out)?;
+    let head = out.len();
+    let body = crate::format::body_len(plaintext.len() as u64, frame_size)
+        .ok_or(Error::InvalidArgument("plaintext too large"))?;
+    out.resize(head + body as usize, 0);
+    seal_all(
+        &keys,
+        header.message_id(),
+        frame_size,
+        plaintext,
+        &mut out[head..],
+        Some(1),
+    )?;
     Ok(out)
 }

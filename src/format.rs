@@ -159,16 +159,37 @@ impl Header {
     /// Appends the encoded header to `out`.
     pub fn write_to_vec(&self, out: &mut Vec<u8>) {
         out.reserve(self.encoded_len());
-        out.extend_from_slice(&self.authenticated);
-        out.extend_from_slice(&self.tag);
-        out.push(self.wrapped_keys.len() as u8);
+        self.encode(|bytes| out.extend_from_slice(bytes));
+    }
+
+    /// Writes the encoded header over the start of `out`, which must hold at least
+    /// [`encoded_len`](Self::encoded_len) bytes; returns the bytes written.
+    pub(crate) fn write_to_slice(&self, out: &mut [u8]) -> Result<usize, Error> {
+        let len = self.encoded_len();
+        let mut rest = out.get_mut(..len).ok_or(Error::InvalidArgument(
+            "output buffer too small for the header",
+        ))?;
+        self.encode(|bytes| {
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(bytes.len());
+            dst.copy_from_slice(bytes);
+            rest = tail;
+        });
+        Ok(len)
+    }
+
+    /// Feeds the encoding to `put`, piece by piece ([`encoded_len`](Self::encoded_len) bytes
+    /// in all).
+    fn encode(&self, mut put: impl FnMut(&[u8])) {
+        put(&self.authenticated);
+        put(&self.tag);
+        put(&[self.wrapped_keys.len() as u8]);
         for w in &self.wrapped_keys {
-            out.push(w.provider.len() as u8);
-            out.extend_from_slice(w.provider.as_bytes());
-            out.extend_from_slice(&(w.key_id.len() as u16).to_be_bytes());
-            out.extend_from_slice(w.key_id.as_bytes());
-            out.extend_from_slice(&(w.ciphertext.len() as u16).to_be_bytes());
-            out.extend_from_slice(&w.ciphertext);
+            put(&[w.provider.len() as u8]);
+            put(w.provider.as_bytes());
+            put(&(w.key_id.len() as u16).to_be_bytes());
+            put(w.key_id.as_bytes());
+            put(&(w.ciphertext.len() as u16).to_be_bytes());
+            put(&w.ciphertext);
         }
     }
 

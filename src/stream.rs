@@ -25,16 +25,25 @@ use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce, scrub_
 /// independent: counter nonces), when the machine has more than one core.
 pub(crate) const PARALLEL_MIN: usize = 1 << 20;
 
-/// Worker threads for a one-shot message of `len` bytes in `frames` frames.
-fn threads_for(len: usize, frames: usize) -> usize {
+/// Most worker threads one message uses when the caller sets no limit.
+pub(crate) const DEFAULT_MAX_THREADS: usize = 16;
+
+/// Worker threads for a one-shot message of `len` bytes in `frames` frames: none below
+/// [`PARALLEL_MIN`], else the machine's parallelism, at most `max` (the caller's limit, or
+/// [`DEFAULT_MAX_THREADS`]) and at most one per frame.
+fn threads_for(len: usize, frames: usize, max: Option<usize>) -> usize {
     if len < PARALLEL_MIN || frames < 2 {
+        return 1;
+    }
+    let max = max.unwrap_or(DEFAULT_MAX_THREADS).max(1);
+    if max == 1 {
         return 1;
     }
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(frames)
-        .min(16)
+        .min(max)
 }
 
 /// Runs `job` over `items` split into `threads` contiguous groups (the first group on the
@@ -68,15 +77,17 @@ fn in_parallel<T: Send>(
     })
 }
 
-/// Encrypts `plaintext` frame by frame, appending frames to `out` (which already holds the
-/// header). The plaintext is encrypted straight into `out`; large messages use several
-/// threads, with output identical to the sequential path.
+/// Encrypts `plaintext` frame by frame into `body`, which must be exactly
+/// [`body_len`](crate::format::body_len) bytes (its old contents are all overwritten, so it
+/// need not be zeroed). Large messages use up to `max_threads` threads (`None`: the default),
+/// with output identical to the sequential path.
 pub(crate) fn seal_all(
     keys: &MessageKeys,
     message_id: &[u8; KEY_LEN],
     frame_size: u32,
     plaintext: &[u8],
-    out: &mut Vec<u8>,
+    body: &mut [u8],
+    max_threads: Option<usize>,
 ) -> Result<(), Error> {
     let frames = plaintext.len() / frame_size as usize + 1;
     seal_all_with(
@@ -84,100 +95,91 @@ pub(crate) fn seal_all(
         message_id,
         frame_size,
         plaintext,
-        out,
-        threads_for(plaintext.len(), frames),
+        body,
+        threads_for(plaintext.len(), frames, max_threads),
     )
 }
 
+/// [`seal_all`] on exactly `threads` threads.
 pub(crate) fn seal_all_with(
     keys: &MessageKeys,
     message_id: &[u8; KEY_LEN],
     frame_size: u32,
     plaintext: &[u8],
-    out: &mut Vec<u8>,
+    body: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
     let fs = frame_size as usize;
-    if threads > 1 {
-        let start = out.len();
-        let body = crate::format::body_len(plaintext.len() as u64, frame_size)
-            .and_then(|b| usize::try_from(b).ok())
-            .ok_or(Error::InvalidArgument("plaintext too large"))?;
-        out.resize(start + body, 0);
-        let pts = plaintext.chunks_exact(fs);
-        let last = pts.remainder();
-        let mut work: Vec<(u64, bool, &[u8], &mut [u8])> = Vec::new();
-        let mut rest = &mut out[start..];
-        for (i, pt) in (0u64..).zip(pts.chain(std::iter::once(last))) {
-            let (dst, tail) = rest.split_at_mut(pt.len() + TAG_LEN);
+    let expected = crate::format::body_len(plaintext.len() as u64, frame_size);
+    if expected != Some(body.len() as u64) {
+        return Err(Error::InvalidArgument(
+            "output buffer does not match the message size",
+        ));
+    }
+    let pts = plaintext.chunks_exact(fs);
+    let last = pts.remainder();
+    let mut rest = body;
+    // Each job: frame index, plaintext, and the exact slice its ciphertext and tag go to.
+    let jobs = (0u64..)
+        .zip(pts.chain(std::iter::once(last)))
+        .map(move |(index, pt)| {
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(pt.len() + TAG_LEN);
             rest = tail;
-            work.push((i, pt.len() < fs, pt, dst));
-        }
-        return in_parallel(work, threads, |(index, is_final, pt, dst)| {
-            let (ct, tag_out) = dst.split_at_mut(pt.len());
-            let tag = keys.cipher.seal_into(
-                &frame_nonce(index, is_final),
-                &frame_aad(message_id, index, is_final),
-                pt,
-                ct,
-            )?;
-            tag_out.copy_from_slice(&tag);
-            Ok(())
+            (index, pt, dst)
         });
+    let seal = |(index, pt, dst): (u64, &[u8], &mut [u8])| -> Result<(), Error> {
+        let is_final = pt.len() < fs;
+        let (ct, tag_out) = dst.split_at_mut(pt.len());
+        let tag = keys.cipher.seal_into(
+            &frame_nonce(index, is_final),
+            &frame_aad(message_id, index, is_final),
+            pt,
+            ct,
+        )?;
+        tag_out.copy_from_slice(&tag);
+        Ok(())
+    };
+    if threads > 1 {
+        return in_parallel(jobs.collect(), threads, seal);
     }
-    let mut chunks = plaintext.chunks_exact(fs);
-    let mut index = 0u64;
-    for chunk in chunks.by_ref() {
-        seal_frame(keys, message_id, index, false, chunk, out)?;
-        index += 1;
-    }
-    let result = seal_frame(keys, message_id, index, true, chunks.remainder(), out);
+    let result = { jobs }.try_for_each(seal);
     scrub_stack();
     result
 }
 
-fn seal_frame(
-    keys: &MessageKeys,
-    message_id: &[u8; KEY_LEN],
-    index: u64,
-    is_final: bool,
-    plaintext: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), Error> {
-    let start = out.len();
-    out.resize(start + plaintext.len(), 0);
-    let tag = keys.cipher.seal_into(
-        &frame_nonce(index, is_final),
-        &frame_aad(message_id, index, is_final),
-        plaintext,
-        &mut out[start..],
-    )?;
-    out.extend_from_slice(&tag);
-    Ok(())
-}
-
-/// Decrypts a complete body into locked memory. Nothing is returned unless every frame
-/// verified; on failure the partial plaintext is zeroized with its buffer.
+/// Decrypts a complete body into `out` (locked memory), reusing its allocation when it is
+/// large enough (its old contents are overwritten, never zero-filled first). Nothing is
+/// returned unless every frame verified: on failure `out` is left empty, its partial
+/// plaintext zeroized. Large messages use up to `max_threads` threads (`None`: the default).
 pub(crate) fn open_all(
     keys: &MessageKeys,
     header: &Header,
     body: &[u8],
-) -> Result<SecretBytes, Error> {
+    out: &mut SecretBytes,
+    max_threads: Option<usize>,
+) -> Result<(), Error> {
     let fs = header.frame_size();
-    let len = plaintext_len(body.len() as u64, fs)
-        .ok_or(Error::Truncated("the body does not end with a final frame"))?;
-    let len = usize::try_from(len)
-        .map_err(|_| Error::Malformed("message too large for this platform"))?;
-    let mut out = SecretBytes::zeroed(len)?;
-    let frames = body.len().div_ceil(fs as usize + TAG_LEN);
-    open_all_into(
-        keys,
-        header,
-        body,
-        out.expose_secret_mut(),
-        threads_for(len, frames),
-    )?;
-    Ok(out)
+    let result = plaintext_len(body.len() as u64, fs)
+        .ok_or(Error::Truncated("the body does not end with a final frame"))
+        .and_then(|len| {
+            usize::try_from(len)
+                .map_err(|_| Error::Malformed("message too large for this platform"))
+        })
+        .and_then(|len| {
+            out.set_len_for_overwrite(len)?;
+            let frames = body.len().div_ceil(fs as usize + TAG_LEN);
+            open_all_into(
+                keys,
+                header,
+                body,
+                out.expose_secret_mut(),
+                threads_for(len, frames, max_threads),
+            )
+        });
+    if result.is_err() {
+        out.clear();
+    }
+    result
 }
 
 /// Opens every frame of `body` into `plain` (sized by `plaintext_len`), on `threads` threads.
@@ -501,10 +503,13 @@ mod tests {
                 let header =
                     Header::seal(&keys, suite, fs, id, EncryptionContext::new(), wrapped).unwrap();
                 let pt: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
-                let mut seq = Vec::new();
+                let body = crate::format::body_len(len as u64, fs).unwrap() as usize;
+                let mut seq = vec![0u8; body];
                 seal_all_with(&keys, &id, fs, &pt, &mut seq, 1).unwrap();
+                assert!(seal_all_with(&keys, &id, fs, &pt, &mut seq[1..], 1).is_err());
                 for threads in [2, 3, 7] {
-                    let mut par = Vec::new();
+                    // Garbage in the output buffer must not matter: every byte is overwritten.
+                    let mut par = vec![0xa5u8; body];
                     seal_all_with(&keys, &id, fs, &pt, &mut par, threads).unwrap();
                     assert_eq!(par, seq, "{suite} fs={fs} len={len} threads={threads}");
                     let mut out = vec![0u8; len];

@@ -225,6 +225,19 @@ impl SecretBytes {
         Ok(())
     }
 
+    /// Sets the length to `len` for a caller about to overwrite every byte: keeps the
+    /// allocation when it is large enough (no zero-fill: capacity beyond the length is already
+    /// zero, and dropped bytes are zeroized), else replaces it with a fresh one of the same
+    /// lock policy without copying the old contents (which are zeroized as it drops).
+    pub(crate) fn set_len_for_overwrite(&mut self, len: usize) -> Result<(), Error> {
+        if len <= self.capacity() {
+            return self.resize(len);
+        }
+        *self = SecretBytes::with_capacity_and_policy(len, self.policy)?;
+        self.len = len;
+        Ok(())
+    }
+
     /// Shortens the buffer, zeroizing the removed bytes.
     pub fn truncate(&mut self, new_len: usize) {
         if new_len < self.len {
