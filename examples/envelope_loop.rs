@@ -1,7 +1,14 @@
-//! Diagnostic: a tight loop of envelope encryptions for profiling (perf / callgrind).
-//! `cargo run --release --example envelope_loop -- chacha20-poly1305 1048576 300 [threads]`
+//! Diagnostic: a tight loop of envelope encryptions and decryptions for profiling (perf /
+//! callgrind), reusing the output buffers (`encrypt_into` / `decrypt_into`).
+//! `cargo run --release --example envelope_loop -- SUITE SIZE ITERS [THREADS] [cache]`,
+//! e.g. `-- aes-256-gcm 1024 100000 1 cache` (cached data keys, the small-message path).
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 use std::sync::Arc;
+use std::time::Duration;
+
+use kmseal::blocking::block_on;
+use kmseal::{CacheLimits, DecryptCache, EncryptCache, SecretBytes};
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let suite = kmseal::Suite::from_name(args.get(1).map_or("aes-256-gcm", |s| s)).unwrap();
@@ -14,16 +21,29 @@ fn main() {
         enc = enc.threads(t.parse().unwrap());
         dec = dec.threads(t.parse().unwrap());
     }
+    if args.get(5).is_some_and(|a| a == "cache") {
+        let limits = CacheLimits {
+            max_messages: u64::MAX,
+            max_bytes: u64::MAX,
+            max_age: Duration::from_secs(3600),
+            ..CacheLimits::default()
+        };
+        enc = enc.cache(EncryptCache::new(limits));
+        dec = dec.cache(DecryptCache::new(Duration::from_secs(3600), 16));
+    }
     let pt = vec![3u8; size];
+    let mut sealed = Vec::new();
     let t = std::time::Instant::now();
     for _ in 0..n {
-        std::hint::black_box(enc.encrypt_blocking(&pt).unwrap());
+        block_on(enc.encrypt_into(&pt, &mut sealed)).unwrap();
+        std::hint::black_box(&sealed);
     }
     let e = t.elapsed() / n;
-    let msg = enc.encrypt_blocking(&pt).unwrap();
+    let mut opened = SecretBytes::new();
     let t = std::time::Instant::now();
     for _ in 0..n {
-        std::hint::black_box(dec.decrypt_blocking(&msg).unwrap());
+        block_on(dec.decrypt_into(&sealed, &mut opened)).unwrap();
+        std::hint::black_box(&opened);
     }
     println!(
         "{suite} {size} B: encrypt {e:?}, decrypt {:?}",

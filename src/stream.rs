@@ -21,29 +21,29 @@ use crate::format::{Header, plaintext_len};
 use crate::secret::SecretBytes;
 use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce, scrub_stack};
 
-/// Messages from this size on are sealed and opened on several threads (frames are
-/// independent: counter nonces), when the machine has more than one core.
-pub(crate) const PARALLEL_MIN: usize = 1 << 20;
-
 /// Most worker threads one message uses when the caller sets no limit.
 pub(crate) const DEFAULT_MAX_THREADS: usize = 16;
 
-/// Worker threads for a one-shot message of `len` bytes in `frames` frames: none below
-/// [`PARALLEL_MIN`], else the machine's parallelism, at most `max` (the caller's limit, or
+/// Worker threads for a one-shot message of `len` bytes in `frames` frames: as many as give
+/// each worker at least [`PayloadCipher::min_bytes_per_thread`] (spawning a thread costs
+/// ~25 µs here), at most the machine's parallelism, at most `max` (the caller's limit, or
 /// [`DEFAULT_MAX_THREADS`]) and at most one per frame.
-fn threads_for(len: usize, frames: usize, max: Option<usize>) -> usize {
-    if len < PARALLEL_MIN || frames < 2 {
-        return 1;
-    }
-    let max = max.unwrap_or(DEFAULT_MAX_THREADS).max(1);
-    if max == 1 {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(frames)
-        .min(max)
+fn threads_for(
+    cipher: &crate::suite::PayloadCipher,
+    len: usize,
+    frames: usize,
+    max: Option<usize>,
+) -> usize {
+    let by_size = len / cipher.min_bytes_per_thread();
+    let max = max.unwrap_or(DEFAULT_MAX_THREADS);
+    cores().min(frames).min(max).min(by_size).max(1)
+}
+
+/// The machine's available parallelism, read once: `available_parallelism` reads cgroup
+/// files on Linux (~24 µs here), too slow to ask per message.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Runs `job` over `items` split into `threads` contiguous groups (the first group on the
@@ -96,7 +96,7 @@ pub(crate) fn seal_all(
         frame_size,
         plaintext,
         body,
-        threads_for(plaintext.len(), frames, max_threads),
+        threads_for(&keys.cipher, plaintext.len(), frames, max_threads),
     )
 }
 
@@ -173,7 +173,7 @@ pub(crate) fn open_all(
                 header,
                 body,
                 out.expose_secret_mut(),
-                threads_for(len, frames, max_threads),
+                threads_for(&keys.cipher, len, frames, max_threads),
             )
         });
     if result.is_err() {

@@ -361,6 +361,20 @@ impl PayloadCipher {
         Ok(tag.into())
     }
 
+    /// Smallest share of a message worth a worker thread of its own: spawning one costs
+    /// ~25 µs, and aws-lc's AES-GCM (~20 GB/s on one core) is near memory speed already, so
+    /// it gains from a second thread only from a few MiB on (measured with
+    /// `examples/envelope_loop`; see BENCHMARKS.md).
+    pub(crate) fn min_bytes_per_thread(&self) -> usize {
+        #[cfg(feature = "aws-lc")]
+        if let PayloadCipher::AwsLc(k) = self
+            && k.algorithm() == &aws_lc_rs::aead::AES_256_GCM
+        {
+            return 2 << 20;
+        }
+        512 << 10
+    }
+
     /// Encrypts `plaintext` into `out` (same length) and returns the tag.
     pub(crate) fn seal_into(
         &self,

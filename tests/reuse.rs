@@ -140,10 +140,15 @@ fn a_failed_encrypt_into_leaves_the_buffer_empty() {
 #[test]
 fn any_thread_count_opens_any_other() {
     let k = kek();
-    let pt = pattern((3 << 20) + 777, 4);
+    // Large enough for two workers (512 KiB each; aws-lc's AES-GCM wants 2 MiB each).
+    let len = match kmseal::Backend::current() {
+        kmseal::Backend::AwsLc => (5 << 20) + 777,
+        _ => (3 << 19) + 777,
+    };
+    let pt = pattern(len, 4);
     for suite in Suite::ALL {
         let mut sealed = Vec::new();
-        for threads in [1, 2, 5] {
+        for threads in [1, 2] {
             let enc = Encryptor::new(k.clone() as Arc<dyn Kek>)
                 .suite(suite)
                 .frame_size(64 * 1024)
@@ -152,15 +157,16 @@ fn any_thread_count_opens_any_other() {
             sealed.push(enc.encrypt_blocking(&pt).unwrap());
         }
         for msg in &sealed {
-            for threads in [0, 1, 2, 5] {
+            for threads in [0, 2] {
                 let dec = Decryptor::new(k.clone() as Arc<dyn Kek>).threads(threads);
                 let out = dec.decrypt_blocking(msg).unwrap();
                 assert!(out.expose_secret() == &pt[..], "{suite} threads={threads}");
-                let mut bad = msg.clone();
-                let at = bad.len() / 3;
-                bad[at] ^= 0x80;
-                assert!(matches!(dec.decrypt_blocking(&bad), Err(Error::Decrypt)));
             }
+            let dec = Decryptor::new(k.clone() as Arc<dyn Kek>).threads(2);
+            let mut bad = msg.clone();
+            let at = bad.len() / 3;
+            bad[at] ^= 0x80;
+            assert!(matches!(dec.decrypt_blocking(&bad), Err(Error::Decrypt)));
         }
     }
 }
