@@ -1,7 +1,8 @@
 //! Diagnostic: a tight loop of envelope encryptions and decryptions for profiling (perf /
 //! callgrind), reusing the output buffers (`encrypt_into` / `decrypt_into`).
-//! `cargo run --release --example envelope_loop -- SUITE SIZE ITERS [THREADS] [cache]`,
-//! e.g. `-- aes-256-gcm 1024 100000 1 cache` (cached data keys, the small-message path).
+//! `cargo run --release --example envelope_loop -- SUITE SIZE ITERS [THREADS] [cache|fresh]`,
+//! e.g. `-- aes-256-gcm 1024 100000 1 cache` (cached data keys, the small-message path);
+//! `fresh` uses `encrypt`/`decrypt` (a new output buffer per message) instead.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,19 +32,31 @@ fn main() {
         enc = enc.cache(EncryptCache::new(limits));
         dec = dec.cache(DecryptCache::new(Duration::from_secs(3600), 16));
     }
+    let fresh = args.get(5).is_some_and(|a| a == "fresh");
     let pt = vec![3u8; size];
     let mut sealed = Vec::new();
     let t = std::time::Instant::now();
     for _ in 0..n {
-        block_on(enc.encrypt_into(&pt, &mut sealed)).unwrap();
-        std::hint::black_box(&sealed);
+        if fresh {
+            std::hint::black_box(enc.encrypt_blocking(&pt).unwrap());
+        } else {
+            block_on(enc.encrypt_into(&pt, &mut sealed)).unwrap();
+            std::hint::black_box(&sealed);
+        }
     }
     let e = t.elapsed() / n;
+    if fresh {
+        sealed = enc.encrypt_blocking(&pt).unwrap();
+    }
     let mut opened = SecretBytes::new();
     let t = std::time::Instant::now();
     for _ in 0..n {
-        block_on(dec.decrypt_into(&sealed, &mut opened)).unwrap();
-        std::hint::black_box(&opened);
+        if fresh {
+            std::hint::black_box(dec.decrypt_blocking(&sealed).unwrap());
+        } else {
+            block_on(dec.decrypt_into(&sealed, &mut opened)).unwrap();
+            std::hint::black_box(&opened);
+        }
     }
     println!(
         "{suite} {size} B: encrypt {e:?}, decrypt {:?}",

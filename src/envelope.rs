@@ -289,6 +289,7 @@ impl Encryptor {
             out.resize(total, 0);
         } else {
             *out = vec![0u8; total];
+            crate::secret::advise_huge_pages(out);
         }
         let (head_out, body_out) = out.split_at_mut(head);
         header.write_to_slice(head_out)?;

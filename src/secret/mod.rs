@@ -31,6 +31,8 @@
 
 mod sys;
 
+pub(crate) use sys::advise_huge_pages;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -42,6 +42,32 @@ pub(crate) enum AllocError {
     Lock(std::io::Error),
 }
 
+/// Buffers from this size on ask for transparent huge pages: faulting in a fresh 64 MiB buffer
+/// page by page (16,384 faults) cost more than encrypting it with aws-lc.
+pub(crate) const HUGE_MIN: usize = 4 << 20;
+
+/// Asks the kernel to back the whole pages inside `buf` with transparent huge pages, when
+/// `buf` is at least [`HUGE_MIN`] bytes and not yet touched (a fresh `calloc`ed output).
+/// Advisory: where unsupported or disabled it does nothing.
+pub(crate) fn advise_huge_pages(buf: &mut [u8]) {
+    if buf.len() < HUGE_MIN {
+        return;
+    }
+    let page = page_size();
+    let start = buf.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(page);
+    let end = (start + buf.len()) / page * page;
+    if end > first {
+        // SAFETY: `first..end` is whole pages inside `buf`, which the caller borrows
+        // exclusively, so no other object lives there. MADV_HUGEPAGE only changes how the
+        // kernel backs the range, never its contents or protection; failure is harmless and
+        // ignored.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     *PAGE.get_or_init(|| {
@@ -122,6 +148,13 @@ impl Region {
         // of a fork sees zeroes); failure on old kernels is harmless, so the result is ignored.
         unsafe {
             libc::madvise(data.cast(), len, libc::MADV_WIPEONFORK);
+        }
+        if len >= HUGE_MIN {
+            // SAFETY: as above; MADV_HUGEPAGE only changes how the kernel backs the range (fewer,
+            // larger page faults, here taken by mlock), never its contents or protection.
+            unsafe {
+                libc::madvise(data.cast(), len, libc::MADV_HUGEPAGE);
+            }
         }
         // SAFETY: `data..data+len` is inside the mapping. memsec::mlock first sets MADV_DONTDUMP
         // on the range (even if locking then fails), then calls mlock(2).
