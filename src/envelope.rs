@@ -45,7 +45,7 @@ pub struct Encryptor {
     frame_size: u32,
     kms_data_key: bool,
     cache: Option<EncryptCache>,
-    max_threads: Option<usize>,
+    pub(crate) max_threads: Option<usize>,
 }
 
 impl Encryptor {
@@ -327,7 +327,7 @@ impl Encryptor {
     /// ```
     pub async fn writer<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
         let (header, keys) = self.start(None).await?;
-        EncryptWriter::new(writer, &header, keys)
+        EncryptWriter::new(writer, &header, keys, self.max_threads)
     }
 
     /// Blocking form of [`encrypt`](Self::encrypt), for callers without an async runtime.
@@ -348,7 +348,7 @@ pub struct Decryptor {
     expected: EncryptionContext,
     limits: Limits,
     cache: Option<DecryptCache>,
-    max_threads: Option<usize>,
+    pub(crate) max_threads: Option<usize>,
 }
 
 impl Decryptor {
@@ -542,7 +542,7 @@ impl Decryptor {
     pub async fn reader<R: Read>(&self, mut reader: R) -> Result<DecryptReader<R>, Error> {
         let header = Header::read_from(&mut reader, &self.limits)?;
         let keys = self.open_header(&header).await?;
-        DecryptReader::new(reader, &header, keys)
+        DecryptReader::new(reader, &header, keys, self.max_threads)
     }
 
     /// Blocking form of [`decrypt`](Self::decrypt).

@@ -292,7 +292,12 @@ impl Rotator {
             }
             Mode::Reencrypt => {
                 let keys = self.open_with.open_header(&header).await?;
-                let mut reader = crate::stream::DecryptReader::new(input, &header, keys)?;
+                let mut reader = crate::stream::DecryptReader::new(
+                    input,
+                    &header,
+                    keys,
+                    self.open_with.max_threads,
+                )?;
                 let mut writer = self.encryptor_for(&header)?.writer(output).await?;
                 copy_secret(&mut reader, &mut writer)?;
                 Ok(Outcome::Rotated(writer.finish()?))
