@@ -111,10 +111,11 @@ impl Encryptor {
         Ok(self)
     }
 
-    /// At most `threads` threads seal one [`encrypt`](Self::encrypt) message. Frames are
-    /// independent, so large messages are split across threads, each taking at least 512 KiB
-    /// (2 MiB for AES-GCM on the aws-lc backend, which already runs near memory speed on one
-    /// core); smaller messages stay on the calling thread. `1` keeps every message on the calling thread;
+    /// At most `threads` threads seal one message, one-shot or streamed. Frames are
+    /// independent, so messages of 512 KiB and more are split across threads (at least
+    /// 256 KiB each; streams batch frames to do so, see [`EncryptWriter`]); smaller ones stay
+    /// on the calling thread. Workers come from rayon's global pool. `1` keeps every message
+    /// on the calling thread;
     /// `0` is taken as `1`. Default: the machine's available parallelism, at most 16. The
     /// output is byte-identical whatever the thread count.
     ///
@@ -304,7 +305,8 @@ impl Encryptor {
     }
 
     /// A streaming encryptor writing to `writer`. Call
-    /// [`EncryptWriter::finish`] when done. Memory use is one frame, whatever the input size.
+    /// [`EncryptWriter::finish`] when done. Memory use is bounded whatever the input size: one
+    /// frame on one thread, batches of at most 8 MiB with more.
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -391,8 +393,8 @@ impl Decryptor {
         self
     }
 
-    /// At most `threads` threads open one large [`decrypt`](Self::decrypt) message (see
-    /// [`Encryptor::threads`] for when a message is split); `1` keeps every message on the calling thread, `0` is
+    /// At most `threads` threads open one large message, one-shot or streamed (see
+    /// [`Encryptor::threads`] for when a message is split; [`DecryptReader`] for streams); `1` keeps every message on the calling thread, `0` is
     /// taken as `1`. Default: the machine's available parallelism, at most 16.
     pub fn threads(mut self, threads: usize) -> Decryptor {
         self.max_threads = Some(threads.max(1));

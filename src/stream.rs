@@ -24,17 +24,16 @@ use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce, scrub_
 /// Most worker threads one message uses when the caller sets no limit.
 pub(crate) const DEFAULT_MAX_THREADS: usize = 16;
 
-/// Worker threads for a one-shot message of `len` bytes in `frames` frames: as many as give
-/// each worker at least [`PayloadCipher::min_bytes_per_thread`] (spawning a thread costs
-/// ~25 µs here), at most the machine's parallelism, at most `max` (the caller's limit, or
-/// [`DEFAULT_MAX_THREADS`]) and at most one per frame.
-fn threads_for(
-    cipher: &crate::suite::PayloadCipher,
-    len: usize,
-    frames: usize,
-    max: Option<usize>,
-) -> usize {
-    let by_size = len / cipher.min_bytes_per_thread();
+/// Smallest share of a message worth a thread of its own. Measured with
+/// `examples/envelope_loop` (BENCHMARKS.md): two threads gain nothing at 128 KiB each, 1.3x
+/// (aws-lc AES-GCM, ~20 GB/s on one core) to 1.5x (ChaCha20-Poly1305) at 256 KiB each.
+pub(crate) const MIN_BYTES_PER_THREAD: usize = 256 << 10;
+
+/// Worker threads for a message of `len` bytes in `frames` frames: as many as give each at
+/// least [`MIN_BYTES_PER_THREAD`], at most the machine's parallelism, at most `max` (the
+/// caller's limit, or [`DEFAULT_MAX_THREADS`]) and at most one per frame.
+fn threads_for(len: usize, frames: usize, max: Option<usize>) -> usize {
+    let by_size = len / MIN_BYTES_PER_THREAD;
     let max = max.unwrap_or(DEFAULT_MAX_THREADS);
     cores().min(frames).min(max).min(by_size).max(1)
 }
@@ -46,14 +45,16 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Runs `job` over `items` split into `threads` contiguous groups (the first group on the
-/// calling thread), scrubbing each worker's stack afterwards; the first error wins.
+/// Runs `job` over `items` split into `threads` contiguous groups: the first on the calling
+/// thread, the others on rayon's pool (persistent workers: handing a group over costs a few
+/// microseconds, where spawning a thread cost ~25). Each group scrubs its thread's stack when
+/// done; the first error wins.
 fn in_parallel<T: Send>(
     items: Vec<T>,
     threads: usize,
     job: impl Fn(T) -> Result<(), Error> + Sync,
 ) -> Result<(), Error> {
-    let per = items.len().div_ceil(threads.max(1));
+    let per = items.len().div_ceil(threads.max(1)).max(1);
     let mut groups: Vec<Vec<T>> = Vec::new();
     let mut it = items.into_iter().peekable();
     while it.peek().is_some() {
@@ -64,17 +65,18 @@ fn in_parallel<T: Send>(
         scrub_stack();
         r
     };
+    let mut results: Vec<Result<(), Error>> = groups.iter().map(|_| Ok(())).collect();
     let mut groups = groups.into_iter();
-    let first = groups.next();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = groups.map(|g| scope.spawn(|| run(g))).collect();
-        let mine = first.map_or(Ok(()), &run);
-        let theirs = handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or(Err(Error::InvalidArgument("a frame worker panicked")))
+    if let (Some(first), Some((mine, theirs))) = (groups.next(), results.split_first_mut()) {
+        let run = &run;
+        rayon_core::in_place_scope(|scope| {
+            for (group, slot) in groups.zip(theirs.iter_mut()) {
+                scope.spawn(move |_| *slot = run(group));
+            }
+            *mine = run(first);
         });
-        mine.and(theirs)
-    })
+    }
+    results.into_iter().collect()
 }
 
 /// Encrypts `plaintext` frame by frame into `body`, which must be exactly
@@ -96,7 +98,7 @@ pub(crate) fn seal_all(
         frame_size,
         plaintext,
         body,
-        threads_for(&keys.cipher, plaintext.len(), frames, max_threads),
+        threads_for(plaintext.len(), frames, max_threads),
     )
 }
 
@@ -109,42 +111,138 @@ pub(crate) fn seal_all_with(
     body: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
-    let fs = frame_size as usize;
-    let expected = crate::format::body_len(plaintext.len() as u64, frame_size);
-    if expected != Some(body.len() as u64) {
-        return Err(Error::InvalidArgument(
-            "output buffer does not match the message size",
-        ));
+    let frames = Frames {
+        keys,
+        message_id,
+        frame_size: frame_size as usize,
+    };
+    frames.seal(0, plaintext, true, body, threads)
+}
+
+/// The frame layer of one message: seals and opens runs of consecutive frames, out of place,
+/// on one or several threads. Shared by the one-shot and streaming paths, so both produce
+/// and accept exactly the same bytes.
+struct Frames<'a> {
+    keys: &'a MessageKeys,
+    message_id: &'a [u8; KEY_LEN],
+    frame_size: usize,
+}
+
+impl Frames<'_> {
+    /// Bytes that frames holding `plain` plaintext bytes take (with a final frame: `plain`
+    /// may be anything; without: a whole number of frames).
+    fn sealed_len(&self, plain: usize, with_final: bool) -> usize {
+        let full = plain / self.frame_size;
+        let rest = plain % self.frame_size;
+        full * (self.frame_size + TAG_LEN) + if with_final { rest + TAG_LEN } else { 0 }
     }
-    let pts = plaintext.chunks_exact(fs);
-    let last = pts.remainder();
-    let mut rest = body;
-    // Each job: frame index, plaintext, and the exact slice its ciphertext and tag go to.
-    let jobs = (0u64..)
-        .zip(pts.chain(std::iter::once(last)))
-        .map(move |(index, pt)| {
+
+    /// Seals `plaintext` as frames `first`, `first + 1`, ... into `out`, which must be exactly
+    /// [`sealed_len`](Self::sealed_len) bytes. Without `with_final` the plaintext must fill
+    /// whole frames (full frames are never final); with it, the frames end with the final
+    /// (short, possibly empty) frame.
+    fn seal(
+        &self,
+        first: u64,
+        plaintext: &[u8],
+        with_final: bool,
+        out: &mut [u8],
+        threads: usize,
+    ) -> Result<(), Error> {
+        let fs = self.frame_size;
+        if (!with_final && !plaintext.len().is_multiple_of(fs))
+            || out.len() != self.sealed_len(plaintext.len(), with_final)
+        {
+            return Err(Error::InvalidArgument(
+                "output buffer does not match the message size",
+            ));
+        }
+        let pts = plaintext.chunks_exact(fs);
+        let last = with_final.then_some(pts.remainder());
+        let mut rest = out;
+        // Each job: frame index, plaintext, and the exact slice its ciphertext and tag go to.
+        let jobs = (first..).zip(pts.chain(last)).map(move |(index, pt)| {
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(pt.len() + TAG_LEN);
             rest = tail;
             (index, pt, dst)
         });
-    let seal = |(index, pt, dst): (u64, &[u8], &mut [u8])| -> Result<(), Error> {
-        let is_final = pt.len() < fs;
-        let (ct, tag_out) = dst.split_at_mut(pt.len());
-        let tag = keys.cipher.seal_into(
-            &frame_nonce(index, is_final),
-            &frame_aad(message_id, index, is_final),
-            pt,
-            ct,
-        )?;
-        tag_out.copy_from_slice(&tag);
-        Ok(())
-    };
-    if threads > 1 {
-        return in_parallel(jobs.collect(), threads, seal);
+        let seal = |(index, pt, dst): (u64, &[u8], &mut [u8])| -> Result<(), Error> {
+            let is_final = pt.len() < fs;
+            let (ct, tag_out) = dst.split_at_mut(pt.len());
+            let tag = self.keys.cipher.seal_into(
+                &frame_nonce(index, is_final),
+                &frame_aad(self.message_id, index, is_final),
+                pt,
+                ct,
+            )?;
+            tag_out.copy_from_slice(&tag);
+            Ok(())
+        };
+        if threads > 1 {
+            return in_parallel(jobs.collect(), threads, seal);
+        }
+        let result = { jobs }.try_for_each(seal);
+        scrub_stack();
+        result
     }
-    let result = { jobs }.try_for_each(seal);
-    scrub_stack();
-    result
+
+    /// Opens the frames in `body` (frames `first`, `first + 1`, ...; a frame shorter than a
+    /// full one is taken as final) into `plain`, frame `k` at `k * frame_size`. Returns how
+    /// many frames verified before the first that did not (all of them when all did), and
+    /// zeroizes `plain` from that frame on: nothing after a bad frame is released, as a
+    /// frame-by-frame reader would never have reached it. `plain` must hold the plaintext.
+    fn open(&self, first: u64, body: &[u8], plain: &mut [u8], threads: usize) -> usize {
+        let fs = self.frame_size;
+        let full = fs + TAG_LEN;
+        let frames = body.len().div_ceil(full);
+        let first_bad = std::sync::atomic::AtomicUsize::new(frames);
+        let mut rest = &mut plain[..];
+        let mut jobs = Vec::with_capacity(if threads > 1 { frames } else { 0 });
+        let open = |(k, frame, dst): (usize, &[u8], &mut [u8])| -> Result<(), Error> {
+            let index = first + k as u64;
+            let is_final = frame.len() < full;
+            let opened = frame
+                .len()
+                .checked_sub(TAG_LEN)
+                .map(|n| frame.split_at(n))
+                .filter(|(ct, _)| ct.len() == dst.len())
+                .and_then(|(ct, tag)| Some((ct, <&[u8; TAG_LEN]>::try_from(tag).ok()?)))
+                .map_or(Err(Error::Decrypt), |(ct, tag)| {
+                    self.keys.cipher.open_into(
+                        &frame_nonce(index, is_final),
+                        &frame_aad(self.message_id, index, is_final),
+                        ct,
+                        dst,
+                        tag,
+                    )
+                });
+            if opened.is_err() {
+                first_bad.fetch_min(k, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        };
+        for (k, frame) in body.chunks(full).enumerate() {
+            let n = frame.len().saturating_sub(TAG_LEN).min(rest.len());
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            if threads > 1 {
+                jobs.push((k, frame, dst));
+            } else if first_bad.load(std::sync::atomic::Ordering::Relaxed) == frames {
+                let _ = open((k, frame, dst));
+            }
+        }
+        if threads > 1 {
+            let _ = in_parallel(jobs, threads, open);
+        } else {
+            scrub_stack();
+        }
+        let good = first_bad.into_inner();
+        if good < frames {
+            let from = (good * fs).min(plain.len());
+            zeroize::Zeroize::zeroize(&mut plain[from..]);
+        }
+        good
+    }
 }
 
 /// Decrypts a complete body into `out` (locked memory), reusing its allocation when it is
@@ -173,7 +271,7 @@ pub(crate) fn open_all(
                 header,
                 body,
                 out.expose_secret_mut(),
-                threads_for(&keys.cipher, len, frames, max_threads),
+                threads_for(len, frames, max_threads),
             )
         });
     if result.is_err() {
@@ -182,7 +280,8 @@ pub(crate) fn open_all(
     result
 }
 
-/// Opens every frame of `body` into `plain` (sized by `plaintext_len`), on `threads` threads.
+/// Opens every frame of `body` (laid out as `plaintext_len` checked) into `plain`, on
+/// `threads` threads; any bad frame fails the whole message.
 pub(crate) fn open_all_into(
     keys: &MessageKeys,
     header: &Header,
@@ -190,50 +289,17 @@ pub(crate) fn open_all_into(
     plain: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
-    let fs = header.frame_size();
-    let full = fs as usize + TAG_LEN;
-    if threads > 1 {
-        let mut work: Vec<(u64, &[u8], &mut [u8])> = Vec::new();
-        let mut rest = &mut plain[..];
-        for (index, frame) in (0u64..).zip(body.chunks(full)) {
-            let n = frame.len().checked_sub(TAG_LEN).ok_or(Error::Decrypt)?;
-            if n > rest.len() {
-                return Err(Error::Decrypt);
-            }
-            let (dst, tail) = rest.split_at_mut(n);
-            rest = tail;
-            work.push((index, frame, dst));
-        }
-        return in_parallel(work, threads, |(index, frame, dst)| {
-            let is_final = frame.len() < full;
-            let (ct, tag) = frame.split_at(frame.len() - TAG_LEN);
-            let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
-            keys.cipher.open_into(
-                &frame_nonce(index, is_final),
-                &frame_aad(header.message_id(), index, is_final),
-                ct,
-                dst,
-                tag,
-            )
-        });
+    let frames = Frames {
+        keys,
+        message_id: header.message_id(),
+        frame_size: header.frame_size() as usize,
+    };
+    let total = body.len().div_ceil(header.frame_size() as usize + TAG_LEN);
+    if frames.open(0, body, plain, threads) == total {
+        Ok(())
+    } else {
+        Err(Error::Decrypt)
     }
-    let mut pos = 0usize;
-    for (index, frame) in (0u64..).zip(body.chunks(full)) {
-        let is_final = frame.len() < full;
-        let (ct, tag) = frame.split_at(frame.len() - TAG_LEN);
-        let dst = &mut plain[pos..pos + ct.len()];
-        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
-        keys.cipher.open_into(
-            &frame_nonce(index, is_final),
-            &frame_aad(header.message_id(), index, is_final),
-            ct,
-            dst,
-            tag,
-        )?;
-        pos += ct.len();
-    }
-    // `plaintext_len` guaranteed the last chunk is a short (final) frame.
-    Ok(())
 }
 
 /// Most plaintext one stream holds for its frame batch (read-ahead when decrypting, frames
@@ -241,44 +307,37 @@ pub(crate) fn open_all_into(
 /// input size or core count.
 pub(crate) const STREAM_BATCH_MAX: usize = 8 << 20;
 
+/// Smallest share of a stream batch per worker thread: a stream hands out work once per batch
+/// and copies between batches, so larger shares than a one-shot message's pay off.
+const STREAM_MIN_PER_WORKER: usize = 1 << 20;
+
 /// Frames a stream batches so that its `max_threads` workers each get a worthwhile share
 /// (see [`threads_for`]); 1 (one frame at a time, no read-ahead) on one thread.
-fn stream_batch(
-    cipher: &crate::suite::PayloadCipher,
-    frame_size: usize,
-    max_threads: Option<usize>,
-) -> usize {
+fn stream_batch(frame_size: usize, max_threads: Option<usize>) -> usize {
     let threads = cores().min(max_threads.unwrap_or(DEFAULT_MAX_THREADS));
     if threads <= 1 {
         return 1;
     }
-    let per_worker = cipher.min_bytes_per_thread().div_ceil(frame_size).max(1);
+    let per_worker = STREAM_MIN_PER_WORKER.div_ceil(frame_size).max(1);
     let cap = (STREAM_BATCH_MAX / (frame_size + TAG_LEN)).max(1);
     threads.saturating_mul(per_worker).min(cap)
 }
 
-/// Grows a stream's batch after each full batch, doubling up to its limit `max`: a short
-/// stream never pays for (or locks) a large buffer. `buf` holds nothing the caller still needs
-/// (it is overwritten, not copied). If the larger buffer cannot be had (a strict lock policy
-/// over `RLIMIT_MEMLOCK`) the batch stays as it is: slower, never failing where a one-frame
-/// stream would not.
-fn grow_batch(buf: &mut SecretBytes, batch: &mut usize, max: usize, slot: usize) {
-    if *batch < max {
-        let next = (*batch * 2).min(max);
-        if buf.set_len_for_overwrite(next * slot).is_ok() {
-            *batch = next;
-        }
-    }
+/// The next batch size: doubling after each full batch up to `max`, so a short stream never
+/// pays for (or locks) a large buffer.
+fn next_batch_size(batch: usize, max: usize) -> usize {
+    batch.saturating_mul(2).min(max).max(batch)
 }
 
 /// Streaming encryptor: a [`Write`] that emits the header at once and frames as they fill.
 /// Call [`finish`](Self::finish) to write the final frame; a stream dropped without it is
 /// truncated, and decryption will say so.
 ///
-/// Plaintext waits in locked memory until its frame is sealed. With more than one thread
-/// allowed ([`Encryptor::threads`](crate::Encryptor::threads), default: all cores) full
-/// frames are gathered into batches (at most 8 MiB) and sealed on several threads; on one
-/// thread each frame is sealed and written as soon as it is full. The output is the same.
+/// Plaintext the writer must hold until its frame is complete waits in locked memory. Whole
+/// frames inside one large `write` are sealed straight from the caller's buffer (no copy).
+/// With more than one thread allowed ([`Encryptor::threads`](crate::Encryptor::threads),
+/// default: all cores) frames are sealed in batches (growing up to 8 MiB) on several
+/// threads; on one thread a frame at a time. The output is the same either way.
 pub struct EncryptWriter<W: Write> {
     /// `None` only after `finish` has taken it.
     inner: Option<W>,
@@ -286,15 +345,15 @@ pub struct EncryptWriter<W: Write> {
     message_id: [u8; KEY_LEN],
     frame_size: usize,
     max_threads: Option<usize>,
-    /// `batch` slots of `frame_size + TAG_LEN` bytes: plaintext, sealed in place. The batch
-    /// starts at one frame and doubles up to `max_batch`.
+    /// Plaintext of up to `batch` frames awaiting encryption (`fill` bytes so far).
     buf: SecretBytes,
+    fill: usize,
+    /// Frames per batch: starts at one, doubles up to `max_batch`.
     batch: usize,
     max_batch: usize,
-    /// Complete frames in the batch, and bytes in the slot after them.
-    full: usize,
-    fill: usize,
-    /// Index of the first frame of the batch.
+    /// Sealed frames on their way to `inner` (ciphertext: ordinary memory).
+    sealed: Vec<u8>,
+    /// Index of the next frame to seal.
     index: u64,
 }
 
@@ -317,71 +376,74 @@ impl<W: Write> EncryptWriter<W> {
     ) -> Result<Self, Error> {
         inner.write_all(&header.to_bytes())?;
         let frame_size = header.frame_size() as usize;
-        let max_batch = stream_batch(&keys.cipher, frame_size, max_threads);
-        let buf = SecretBytes::zeroed(frame_size + TAG_LEN)?;
+        let max_batch = stream_batch(frame_size, max_threads);
         Ok(EncryptWriter {
             inner: Some(inner),
             keys,
             message_id: *header.message_id(),
             frame_size,
             max_threads,
-            buf,
+            buf: SecretBytes::zeroed(frame_size)?,
+            fill: 0,
             batch: 1,
             max_batch,
-            full: 0,
-            fill: 0,
+            sealed: Vec::new(),
             index: 0,
         })
     }
 
-    /// Seals the batch's complete frames (and, when `with_final`, the partial slot as the
-    /// final frame), possibly on several threads, and writes them.
-    fn emit(&mut self, with_final: bool) -> Result<(), Error> {
-        let inner = self
-            .inner
+    /// Seals `plaintext` (from the buffer or the caller) as the next frames and writes them.
+    fn emit(
+        inner: &mut Option<W>,
+        frames: &Frames<'_>,
+        sealed: &mut Vec<u8>,
+        index: &mut u64,
+        max_threads: Option<usize>,
+        plaintext: &[u8],
+        with_final: bool,
+    ) -> Result<(), Error> {
+        let inner = inner
             .as_mut()
             .ok_or(Error::InvalidArgument("the stream is already finished"))?;
-        let (fs, slot) = (self.frame_size, self.frame_size + TAG_LEN);
-        let frames = self.full + usize::from(with_final);
-        let used = self.full * slot + if with_final { self.fill + TAG_LEN } else { 0 };
-        let plain = self.full * fs + if with_final { self.fill } else { 0 };
-        let (keys, message_id, first) = (&self.keys, &self.message_id, self.index);
-        let jobs: Vec<(u64, &mut [u8])> = (first..)
-            .zip(self.buf.expose_secret_mut()[..used].chunks_mut(slot))
-            .collect();
-        let seal = |(index, frame): (u64, &mut [u8])| -> Result<(), Error> {
-            let (pt, tag_out) = frame.split_at_mut(frame.len() - TAG_LEN);
-            let is_final = pt.len() < fs;
-            let tag = keys.cipher.seal(
-                &frame_nonce(index, is_final),
-                &frame_aad(message_id, index, is_final),
-                pt,
-            )?;
-            tag_out.copy_from_slice(&tag);
-            Ok(())
-        };
-        let threads = threads_for(&keys.cipher, plain, frames, self.max_threads);
-        if threads > 1 {
-            in_parallel(jobs, threads, seal)?;
-        } else {
-            let r = jobs.into_iter().try_for_each(seal);
-            scrub_stack();
-            r?;
+        let len = frames.sealed_len(plaintext.len(), with_final);
+        if sealed.len() < len {
+            sealed.resize(len, 0);
         }
-        inner.write_all(&self.buf.expose_secret()[..used])?;
-        self.index = self
-            .index
-            .checked_add(frames as u64)
+        let count = plaintext.len() / frames.frame_size + usize::from(with_final);
+        let threads = threads_for(plaintext.len(), count, max_threads);
+        frames.seal(*index, plaintext, with_final, &mut sealed[..len], threads)?;
+        inner.write_all(&sealed[..len])?;
+        *index = index
+            .checked_add(count as u64)
             .ok_or(Error::InvalidArgument("too many frames"))?;
-        self.full = 0;
+        Ok(())
+    }
+
+    /// Seals the buffered plaintext (with the final frame when `with_final`) and writes it.
+    fn emit_buffered(&mut self, with_final: bool) -> Result<(), Error> {
+        let frames = Frames {
+            keys: &self.keys,
+            message_id: &self.message_id,
+            frame_size: self.frame_size,
+        };
+        let plaintext = &self.buf.expose_secret()[..self.fill];
+        Self::emit(
+            &mut self.inner,
+            &frames,
+            &mut self.sealed,
+            &mut self.index,
+            self.max_threads,
+            plaintext,
+            with_final,
+        )?;
         self.fill = 0;
         Ok(())
     }
 
-    /// Writes the final frame (with any frames still batched), flushes, and returns the
+    /// Writes the final frame (with any frames still buffered), flushes, and returns the
     /// inner writer.
     pub fn finish(mut self) -> Result<W, Error> {
-        self.emit(true)?;
+        self.emit_buffered(true)?;
         let mut inner = self
             .inner
             .take()
@@ -412,31 +474,46 @@ fn to_io(e: Error) -> io::Error {
 
 impl<W: Write> Write for EncryptWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.inner.is_none() {
-            return Err(to_io(Error::InvalidArgument(
-                "the stream is already finished",
-            )));
+        let fs = self.frame_size;
+        if self.fill == 0 && data.len() >= fs {
+            // Whole frames straight from the caller's buffer: a full frame is never final,
+            // so they can go now.
+            let n = (data.len() / fs).min(self.max_batch) * fs;
+            let frames = Frames {
+                keys: &self.keys,
+                message_id: &self.message_id,
+                frame_size: fs,
+            };
+            Self::emit(
+                &mut self.inner,
+                &frames,
+                &mut self.sealed,
+                &mut self.index,
+                self.max_threads,
+                &data[..n],
+                false,
+            )
+            .map_err(to_io)?;
+            return Ok(n);
         }
-        let start = self.full * (self.frame_size + TAG_LEN) + self.fill;
-        let n = (self.frame_size - self.fill).min(data.len());
-        self.buf.expose_secret_mut()[start..start + n].copy_from_slice(&data[..n]);
+        let cap = self.batch * fs;
+        if self.buf.len() < cap {
+            // Keep what is buffered: `fill` bytes, copied into the larger locked buffer.
+            self.buf.resize(cap).map_err(to_io)?;
+        }
+        let n = (cap - self.fill).min(data.len());
+        self.buf.expose_secret_mut()[self.fill..self.fill + n].copy_from_slice(&data[..n]);
         self.fill += n;
-        if self.fill == self.frame_size {
-            // A full frame is never final (the final frame is strictly shorter), so once the
-            // batch is full it can go.
-            self.full += 1;
-            self.fill = 0;
-            if self.full == self.batch {
-                self.emit(false).map_err(to_io)?;
-                let slot = self.frame_size + TAG_LEN;
-                grow_batch(&mut self.buf, &mut self.batch, self.max_batch, slot);
-            }
+        if self.fill == cap {
+            // Whole frames only, so none of them is final.
+            self.emit_buffered(false).map_err(to_io)?;
+            self.batch = next_batch_size(self.batch, self.max_batch);
         }
         Ok(n)
     }
 
-    /// Flushes the inner writer. Frames still batched stay in locked memory until the batch
-    /// fills or [`finish`](Self::finish): a partial frame cannot be sealed early.
+    /// Flushes the inner writer. Plaintext still buffered stays in locked memory until its
+    /// batch fills or [`finish`](Self::finish): a partial frame cannot be sealed early.
     fn flush(&mut self) -> io::Result<()> {
         match self.inner.as_mut() {
             Some(inner) => inner.flush(),
@@ -452,12 +529,13 @@ enum ReadState {
     Failed,
 }
 
-/// Streaming decryptor: a [`Read`] that releases only verified frames, reading ahead into
-/// locked memory. With one thread ([`Decryptor::threads`](crate::Decryptor::threads)) it
-/// holds and verifies one frame at a time; with more it reads a batch of frames ahead (at
-/// most 8 MiB) and verifies and decrypts them on several threads. Either way it releases
-/// exactly the frames a frame-by-frame reader would: those before the first one that fails.
-/// Errors surface as `io::Error` of kind `InvalidData` wrapping a
+/// Streaming decryptor: a [`Read`] that releases only verified frames. With one thread
+/// ([`Decryptor::threads`](crate::Decryptor::threads)) it reads and verifies one frame at a
+/// time; with more it reads ahead a batch of frames (growing up to 8 MiB) and verifies and
+/// decrypts them on several threads. Either way it releases exactly the frames a
+/// frame-by-frame reader would: those before the first one that fails. Plaintext goes
+/// straight into the caller's buffer when it has room for whole frames, else through a
+/// locked buffer. Errors surface as `io::Error` of kind `InvalidData` wrapping a
 /// [`kmseal::Error`](crate::Error) (use `into_inner` and downcast to inspect); after an error
 /// every further read fails.
 pub struct DecryptReader<R: Read> {
@@ -466,13 +544,15 @@ pub struct DecryptReader<R: Read> {
     message_id: [u8; KEY_LEN],
     frame_size: usize,
     max_threads: Option<usize>,
-    /// `batch` frames of `frame_size + TAG_LEN` bytes, decrypted in place. The batch starts
-    /// at one frame and doubles up to `max_batch`.
+    /// Ciphertext read ahead (ordinary memory: it is not secret).
+    sealed: Vec<u8>,
+    /// Verified plaintext not yet handed out: `buf[pos..end]`.
     buf: SecretBytes,
+    pos: usize,
+    end: usize,
+    /// Frames per batch: starts at one, doubles up to `max_batch`.
     batch: usize,
     max_batch: usize,
-    /// Plaintext ranges of `buf` not yet handed out, the current one first (reversed).
-    spans: Vec<(usize, usize)>,
     /// Index of the next frame to read.
     index: u64,
     state: ReadState,
@@ -498,45 +578,51 @@ impl<R: Read> DecryptReader<R> {
         max_threads: Option<usize>,
     ) -> Result<Self, Error> {
         let frame_size = header.frame_size() as usize;
-        let max_batch = stream_batch(&keys.cipher, frame_size, max_threads);
-        let buf = SecretBytes::zeroed(frame_size + TAG_LEN)?;
+        let max_batch = stream_batch(frame_size, max_threads);
         Ok(DecryptReader {
             inner,
             keys,
             message_id: *header.message_id(),
             frame_size,
             max_threads,
-            buf,
+            sealed: Vec::new(),
+            buf: SecretBytes::new(),
+            pos: 0,
+            end: 0,
             batch: 1,
             max_batch,
-            spans: Vec::new(),
             index: 0,
             state: ReadState::Frames,
             pending: None,
         })
     }
 
-    /// Reads up to a batch of frames, verifies and decrypts them, and queues the plaintext
-    /// of the frames before the first one that failed (exactly what a frame-by-frame reader
-    /// would have released); that failure, or a truncation, is reported once they are read.
-    /// Everything from the failed frame on is wiped.
-    fn next_batch(&mut self) -> Result<(), Error> {
-        let full = self.frame_size + TAG_LEN;
+    /// Reads up to a batch of frames (at most as many as `direct` has room for, when given),
+    /// verifies and decrypts them into `direct` or the locked buffer, and returns the bytes
+    /// of plaintext released: those of the frames before the first bad one. That failure, or
+    /// a truncation, is kept in `pending` for after they are read.
+    fn next_batch(&mut self, direct: Option<&mut [u8]>) -> Result<usize, Error> {
+        let fs = self.frame_size;
+        let full = fs + TAG_LEN;
         if self.index > 0 {
-            // The stream goes on past a full batch: read further ahead next time.
-            grow_batch(&mut self.buf, &mut self.batch, self.max_batch, full);
+            // The stream goes on past a full batch: read further ahead this time.
+            self.batch = next_batch_size(self.batch, self.max_batch);
         }
-        let cap = self.batch * full;
+        let frames_cap = match &direct {
+            Some(out) => (out.len() / fs).clamp(1, self.batch),
+            None => self.batch,
+        };
+        let cap = frames_cap * full;
+        if self.sealed.len() < cap {
+            self.sealed.resize(cap, 0);
+        }
         let mut got = 0;
-        {
-            let buf = self.buf.expose_secret_mut();
-            while got < cap {
-                match self.inner.read(&mut buf[got..cap]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::Io(e)),
-                }
+        while got < cap {
+            match self.inner.read(&mut self.sealed[got..cap]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
             }
         }
         let at_end = got < cap;
@@ -549,62 +635,33 @@ impl<R: Read> DecryptReader<R> {
         } else {
             (got, None)
         };
-        let frames = body.div_ceil(full);
-        let first_bad = std::sync::atomic::AtomicUsize::new(frames);
-        let (keys, message_id, first) = (&self.keys, &self.message_id, self.index);
-        let jobs: Vec<(usize, &mut [u8])> = self.buf.expose_secret_mut()[..body]
-            .chunks_mut(full)
-            .enumerate()
-            .collect();
-        let open = |(k, frame): (usize, &mut [u8])| -> Result<(), Error> {
-            let index = first + k as u64;
-            let is_final = frame.len() < full;
-            let (ct, tag) = frame.split_at_mut(frame.len() - TAG_LEN);
-            let opened = <&[u8; TAG_LEN]>::try_from(&*tag)
-                .map_err(|_| Error::Decrypt)
-                .and_then(|tag| {
-                    keys.cipher.open(
-                        &frame_nonce(index, is_final),
-                        &frame_aad(message_id, index, is_final),
-                        ct,
-                        tag,
-                    )
-                });
-            if opened.is_err() {
-                ct.fill(0);
-                first_bad.fetch_min(k, std::sync::atomic::Ordering::Relaxed);
+        let count = body.div_ceil(full);
+        let plain = body - count * TAG_LEN;
+        let dst = match direct {
+            Some(out) => &mut out[..plain],
+            None => {
+                self.buf.set_len_for_overwrite(plain)?;
+                self.buf.expose_secret_mut()
             }
-            Ok(())
         };
-        let plain = body - frames * TAG_LEN;
-        let threads = threads_for(&keys.cipher, plain, frames, self.max_threads);
-        if threads > 1 {
-            in_parallel(jobs, threads, open)?;
-        } else {
-            let r = jobs.into_iter().try_for_each(open);
-            scrub_stack();
-            r?;
-        }
-        let good = first_bad.into_inner();
-        if good < frames {
-            // Frames after the failed one verified, but a sequential reader would never have
-            // reached them: withhold and wipe them.
-            zeroize::Zeroize::zeroize(&mut self.buf.expose_secret_mut()[good * full..body]);
+        let frames = Frames {
+            keys: &self.keys,
+            message_id: &self.message_id,
+            frame_size: fs,
+        };
+        let threads = threads_for(plain, count, self.max_threads);
+        let good = frames.open(self.index, &self.sealed[..body], dst, threads);
+        if good < count {
             pending = Some(Error::Decrypt);
         }
-        self.spans.clear();
-        for i in (0..good).rev() {
-            let start = i * full;
-            let len = (body - start).min(full) - TAG_LEN;
-            self.spans.push((start, start + len));
-        }
+        let released = (good * fs).min(plain);
         self.index = self.index.checked_add(good as u64).ok_or(Error::Decrypt)?;
         match pending {
             Some(e) => self.pending = Some(e),
             None if at_end => self.state = ReadState::Done,
             None => {}
         }
-        Ok(())
+        Ok(released)
     }
 
     /// Returns the inner reader (positioned after the message if it was read to the end;
@@ -617,19 +674,11 @@ impl<R: Read> DecryptReader<R> {
 impl<R: Read> Read for DecryptReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some(&(pos, end)) = self.spans.last() {
-                let n = (end - pos).min(out.len());
-                out[..n].copy_from_slice(&self.buf.expose_secret()[pos..pos + n]);
-                if pos + n == end {
-                    self.spans.pop();
-                } else if let Some(span) = self.spans.last_mut() {
-                    span.0 += n;
-                }
-                if n > 0 || out.is_empty() {
-                    return Ok(n);
-                }
-                // An empty span (the empty final frame): look further.
-                continue;
+            if self.pos < self.end {
+                let n = (self.end - self.pos).min(out.len());
+                out[..n].copy_from_slice(&self.buf.expose_secret()[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
             }
             if let Some(e) = self.pending.take() {
                 self.state = ReadState::Failed;
@@ -647,9 +696,20 @@ impl<R: Read> Read for DecryptReader<R> {
                     if out.is_empty() {
                         return Ok(0);
                     }
-                    if let Err(e) = self.next_batch() {
-                        self.state = ReadState::Failed;
-                        return Err(to_io(e));
+                    let direct = out.len() >= self.frame_size;
+                    let r = self.next_batch(if direct { Some(&mut *out) } else { None });
+                    match r {
+                        Ok(n) if direct && n > 0 => return Ok(n),
+                        Ok(n) => {
+                            if !direct {
+                                self.pos = 0;
+                                self.end = n;
+                            }
+                        }
+                        Err(e) => {
+                            self.state = ReadState::Failed;
+                            return Err(to_io(e));
+                        }
                     }
                 }
             }
@@ -714,14 +774,9 @@ mod tests {
         let dek = DataKey::from_bytes(&[5u8; 32]).unwrap();
         let id = [3u8; KEY_LEN];
         let fs = 1000u32;
-        // Batches double from one frame to their largest (1,050 frames of 1000 bytes for
-        // 512 KiB per worker on two threads; 4,196 for aws-lc's AES-GCM at 2 MiB), and then
-        // at least one full batch is sealed on several threads.
-        let len = match crate::Backend::current() {
-            crate::Backend::AwsLc => 13_000_123,
-            crate::Backend::RustCrypto => 3_300_123usize,
-        };
-        let pt: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        // Batches double from one frame to their largest (2,098 frames of 1000 bytes for
+        // 1 MiB per worker on two threads), then a batch of 1,253 frames is sealed on several.
+        let pt: Vec<u8> = (0..3_300_123usize).map(|i| (i * 7) as u8).collect();
         for suite in Suite::ALL {
             let header = |keys: &MessageKeys| {
                 let wrapped = vec![crate::kek::WrappedKey {

@@ -333,46 +333,17 @@ impl PayloadCipher {
         }
     }
 
-    /// Encrypts `buf` in place and returns the tag.
+    /// Encrypts `buf` in place and returns the tag: [`seal_into`](Self::seal_into), the
+    /// path every message takes, through a copy (so the test vectors exercise that path).
+    #[cfg(test)]
     pub(crate) fn seal(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
-        let tag = match self {
-            PayloadCipher::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()),
-            PayloadCipher::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()),
-            #[cfg(feature = "aws-lc")]
-            PayloadCipher::AwsLc(k) => {
-                let tag = k
-                    .seal_in_place_separate_tag(
-                        aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
-                        aws_lc_rs::aead::Aad::from(aad),
-                        buf,
-                    )
-                    .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
-                let mut out = [0u8; TAG_LEN];
-                out.copy_from_slice(tag.as_ref());
-                return Ok(out);
-            }
-        }
-        .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
-        Ok(tag.into())
-    }
-
-    /// Smallest share of a message worth a worker thread of its own: spawning one costs
-    /// ~25 µs, and aws-lc's AES-GCM (~20 GB/s on one core) is near memory speed already, so
-    /// it gains from a second thread only from a few MiB on (measured with
-    /// `examples/envelope_loop`; see BENCHMARKS.md).
-    pub(crate) fn min_bytes_per_thread(&self) -> usize {
-        #[cfg(feature = "aws-lc")]
-        if let PayloadCipher::AwsLc(k) = self
-            && k.algorithm() == &aws_lc_rs::aead::AES_256_GCM
-        {
-            return 2 << 20;
-        }
-        512 << 10
+        let input = buf.to_vec();
+        self.seal_into(nonce, aad, &input, buf)
     }
 
     /// Encrypts `plaintext` into `out` (same length) and returns the tag.
@@ -454,8 +425,10 @@ impl PayloadCipher {
         .map_err(|_| Error::Decrypt)
     }
 
-    /// Verifies the tag and decrypts `buf` in place. On failure `buf` is left as ciphertext
-    /// (both RustCrypto AEADs verify before decrypting), and the error is opaque.
+    /// Verifies the tag and decrypts `buf` in place, through
+    /// [`open_into`](Self::open_into) (the path every message takes) and a copy. On failure
+    /// `buf` is zeroized, and the error is opaque.
+    #[cfg(test)]
     pub(crate) fn open(
         &self,
         nonce: &[u8; 12],
@@ -463,32 +436,12 @@ impl PayloadCipher {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), Error> {
-        match self {
-            PayloadCipher::Aes(c) => {
-                c.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
-            }
-            PayloadCipher::ChaCha(c) => {
-                c.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
-            }
-            #[cfg(feature = "aws-lc")]
-            PayloadCipher::AwsLc(k) => {
-                let ok = k
-                    .open_in_place_separate_tag(
-                        aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
-                        aws_lc_rs::aead::Aad::from(aad),
-                        tag,
-                        &mut *buf,
-                    )
-                    .is_ok();
-                if !ok {
-                    // aws-lc may have written unverified plaintext: never leave it behind.
-                    zeroize::Zeroize::zeroize(buf);
-                    return Err(Error::Decrypt);
-                }
-                return Ok(());
-            }
+        let input = buf.to_vec();
+        let r = self.open_into(nonce, aad, &input, buf, tag);
+        if r.is_err() {
+            zeroize::Zeroize::zeroize(buf);
         }
-        .map_err(|_| Error::Decrypt)
+        r
     }
 }
 

@@ -1,0 +1,146 @@
+//! One measurement of a large message (default 1 GiB) per process, for `scripts/bench-stream`:
+//! streaming against in-memory, with the process's peak RSS (`ru_maxrss`).
+//!
+//! ```text
+//! stream_gib BACKEND MODE [MIB] [FILE]
+//!   BACKEND: rustcrypto | aws-lc
+//!   MODE:    seal-file        stream-encrypt MIB MiB to FILE (setup, not timed)
+//!            stream-encrypt   EncryptWriter, 1 MiB writes from one buffer, output discarded
+//!            memory-encrypt   Encryptor::encrypt of the whole plaintext (prepared untimed)
+//!            memory-encrypt-reused   encrypt_into a buffer already used once (untimed)
+//!            stream-decrypt   DecryptReader over FILE, 1 MiB reads, output discarded
+//!            memory-decrypt   Decryptor::decrypt of FILE's bytes (read untimed)
+//!            memory-decrypt-reused   decrypt_into a buffer already used once (untimed)
+//! ```
+//!
+//! Prints one line: `MODE seconds GB/s peak_rss_MiB bytes`. The key is fixed (a local KEK
+//! from a constant), so a file sealed by one process opens in another.
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kmseal::blocking::block_on;
+use kmseal::{Backend, Decryptor, Encryptor, Kek, LocalKek};
+
+/// Peak resident set of this process so far, in MiB.
+fn peak_rss_mib() -> f64 {
+    let mut status = String::new();
+    std::fs::File::open("/proc/self/status")
+        .and_then(|mut f| f.read_to_string(&mut status))
+        .unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// Counts what is written and drops it.
+struct Count(u64);
+
+impl Write for Count {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn chunk() -> Vec<u8> {
+    (0..1usize << 20).map(|i| (i * 31 + 7) as u8).collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let backend = match args.get(1).map(String::as_str) {
+        Some("aws-lc") => Backend::AwsLc,
+        _ => Backend::RustCrypto,
+    };
+    Backend::set(backend).unwrap();
+    let mode = args.get(2).map_or("stream-encrypt", String::as_str);
+    let mib: usize = args.get(3).map_or(1024, |s| s.parse().unwrap());
+    let file = args
+        .get(4)
+        .map_or("/tmp/kmseal-stream-gib.sealed", String::as_str);
+    let master = kmseal::SecretBytes::from_slice(&[0x42; 32]).unwrap();
+    let kek: Arc<dyn Kek> = Arc::new(LocalKek::from_key_bytes(&master).unwrap());
+    let enc = Encryptor::new(kek.clone());
+    let dec = Decryptor::new(kek);
+    let len = (mib as u64) << 20;
+
+    let t;
+    let bytes: u64;
+    match mode {
+        "seal-file" | "stream-encrypt" => {
+            let c = chunk();
+            let out: Box<dyn Write> = if mode == "seal-file" {
+                Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(file).unwrap(),
+                ))
+            } else {
+                Box::new(Count(0))
+            };
+            t = Instant::now();
+            let mut w = enc.writer_blocking(out).unwrap();
+            for _ in 0..mib {
+                w.write_all(&c).unwrap();
+            }
+            let mut out = w.finish().unwrap();
+            out.flush().unwrap();
+            bytes = len;
+        }
+        "memory-encrypt" | "memory-encrypt-reused" => {
+            let c = chunk();
+            let mut pt = Vec::with_capacity(len as usize);
+            for _ in 0..mib {
+                pt.extend_from_slice(&c);
+            }
+            let mut sealed = Vec::new();
+            if mode == "memory-encrypt-reused" {
+                block_on(enc.encrypt_into(&pt, &mut sealed)).unwrap();
+            }
+            t = Instant::now();
+            block_on(enc.encrypt_into(&pt, &mut sealed)).unwrap();
+            std::hint::black_box(&sealed);
+            bytes = len;
+        }
+        "stream-decrypt" => {
+            let f = std::fs::File::open(file).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0u64;
+            t = Instant::now();
+            let mut r = dec.reader_blocking(f).unwrap();
+            loop {
+                match r.read(&mut buf).unwrap() {
+                    0 => break,
+                    k => n += k as u64,
+                }
+            }
+            assert_eq!(n, len, "the file holds a message of MIB MiB");
+            bytes = n;
+        }
+        "memory-decrypt" | "memory-decrypt-reused" => {
+            let sealed = std::fs::read(file).unwrap();
+            let mut plain = kmseal::SecretBytes::new();
+            if mode == "memory-decrypt-reused" {
+                block_on(dec.decrypt_into(&sealed, &mut plain)).unwrap();
+            }
+            t = Instant::now();
+            block_on(dec.decrypt_into(&sealed, &mut plain)).unwrap();
+            bytes = plain.len() as u64;
+            std::hint::black_box(&plain);
+        }
+        other => panic!("unknown mode {other}"),
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{mode} {secs:.4} {:.2} {:.1} {bytes}",
+        bytes as f64 / secs / 1e9,
+        peak_rss_mib()
+    );
+}
