@@ -2,11 +2,12 @@
 //! streaming against in-memory, with the process's peak RSS (`ru_maxrss`).
 //!
 //! ```text
-//! stream_gib BACKEND MODE [MIB] [FILE]
+//! stream_gib BACKEND MODE [MIB] [FILE] [PLAIN]
 //!   BACKEND: rustcrypto | aws-lc
-//!   MODE:    seal-file        stream-encrypt MIB MiB to FILE (setup, not timed)
-//!            stream-encrypt   EncryptWriter, 1 MiB writes from one buffer, output discarded
-//!            memory-encrypt   Encryptor::encrypt of the whole plaintext (prepared untimed)
+//!   MODE:    write-plain      write MIB MiB of plaintext to PLAIN (setup, not timed)
+//!            seal-file        stream-encrypt PLAIN to FILE (setup, not timed)
+//!            stream-encrypt   EncryptWriter over PLAIN read in 1 MiB pieces, output discarded
+//!            memory-encrypt   Encryptor::encrypt of PLAIN's bytes (read untimed)
 //!            memory-encrypt-reused   encrypt_into a buffer already used once (untimed)
 //!            stream-decrypt   DecryptReader over FILE, 1 MiB reads, output discarded
 //!            memory-decrypt   Decryptor::decrypt of FILE's bytes (read untimed)
@@ -67,6 +68,9 @@ fn main() {
     let file = args
         .get(4)
         .map_or("/tmp/kmseal-stream-gib.sealed", String::as_str);
+    let plain_file = args
+        .get(5)
+        .map_or("/tmp/kmseal-stream-gib.plain", String::as_str);
     let master = kmseal::SecretBytes::from_slice(&[0x42; 32]).unwrap();
     let kek: Arc<dyn Kek> = Arc::new(LocalKek::from_key_bytes(&master).unwrap());
     let enc = Encryptor::new(kek.clone());
@@ -76,8 +80,19 @@ fn main() {
     let t;
     let bytes: u64;
     match mode {
-        "seal-file" | "stream-encrypt" => {
+        "write-plain" => {
             let c = chunk();
+            let mut f = std::io::BufWriter::new(std::fs::File::create(plain_file).unwrap());
+            t = Instant::now();
+            for _ in 0..mib {
+                f.write_all(&c).unwrap();
+            }
+            f.flush().unwrap();
+            bytes = len;
+        }
+        "seal-file" | "stream-encrypt" => {
+            let mut input = std::fs::File::open(plain_file).unwrap();
+            let mut c = vec![0u8; 1 << 20];
             let out: Box<dyn Write> = if mode == "seal-file" {
                 Box::new(std::io::BufWriter::new(
                     std::fs::File::create(file).unwrap(),
@@ -87,19 +102,22 @@ fn main() {
             };
             t = Instant::now();
             let mut w = enc.writer_blocking(out).unwrap();
-            for _ in 0..mib {
-                w.write_all(&c).unwrap();
+            let mut n = 0u64;
+            loop {
+                let k = input.read(&mut c).unwrap();
+                if k == 0 {
+                    break;
+                }
+                w.write_all(&c[..k]).unwrap();
+                n += k as u64;
             }
             let mut out = w.finish().unwrap();
             out.flush().unwrap();
-            bytes = len;
+            assert_eq!(n, len, "PLAIN holds MIB MiB");
+            bytes = n;
         }
         "memory-encrypt" | "memory-encrypt-reused" => {
-            let c = chunk();
-            let mut pt = Vec::with_capacity(len as usize);
-            for _ in 0..mib {
-                pt.extend_from_slice(&c);
-            }
+            let pt = std::fs::read(plain_file).unwrap();
             let mut sealed = Vec::new();
             if mode == "memory-encrypt-reused" {
                 block_on(enc.encrypt_into(&pt, &mut sealed)).unwrap();
