@@ -13,6 +13,8 @@
 //! * `stream_1GiB/{backend}`: `EncryptWriter` / `DecryptReader` over 1 GiB in 1 MiB writes and
 //!   reads, against one-shot `encrypt_into` / `decrypt_into` of 1 GiB. Peak memory of the
 //!   stream is measured by `scripts/bench-stream` (criterion cannot).
+//! * `header`: parsing and encoding a typical header (one wrapped key, a two-entry context),
+//!   next to a whole cached 1 KiB `decrypt_into`, to show the parser's share of it.
 //! * `frame_size`: streaming 16 MiB with frame sizes 4 KiB to 1 MiB (the default's choice).
 //!
 //! Criterion runs benchmarks one after another, so load that comes and goes skews ratios;
@@ -268,6 +270,38 @@ fn stream(c: &mut Criterion) {
     }
 }
 
+fn header(c: &mut Criterion) {
+    let kek = kek();
+    let pt = vec![0x42u8; 1024];
+    let enc = Encryptor::new(kek.clone())
+        .context("tenant", "acme")
+        .unwrap()
+        .context("purpose", "orders")
+        .unwrap();
+    let dec = Decryptor::new(kek).cache(DecryptCache::new(Duration::from_secs(300), 100));
+    let msg = enc.encrypt_blocking(&pt).unwrap();
+    let limits = kmseal::Limits::default();
+    let (parsed, len) = kmseal::Header::parse(&msg, &limits).unwrap();
+    let mut g = c.benchmark_group("header");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(format!("parse_{len}B"), |b| {
+        b.iter(|| black_box(kmseal::Header::parse(black_box(&msg), &limits).unwrap()))
+    });
+    let mut out = Vec::with_capacity(len);
+    g.bench_function(format!("encode_{len}B"), |b| {
+        b.iter(|| {
+            out.clear();
+            parsed.write_to_vec(&mut out);
+            black_box(out.len())
+        })
+    });
+    let mut opened = SecretBytes::new();
+    g.bench_function("decrypt_into_1KiB_cached", |b| {
+        b.iter(|| block_on(dec.decrypt_into(black_box(&msg), &mut opened)).unwrap())
+    });
+    g.finish();
+}
+
 fn frame_sizes(c: &mut Criterion) {
     let kek = kek();
     let total = 16usize << 20;
@@ -299,6 +333,7 @@ criterion_group!(
     cached_small,
     parallel,
     stream,
+    header,
     frame_sizes
 );
 criterion_main!(benches);

@@ -117,11 +117,18 @@ impl EncryptionContext {
         }
     }
 
-    /// Used by the parser, which has already checked order, uniqueness and UTF-8.
-    pub(crate) fn from_sorted_unique(pairs: Vec<(String, String)>) -> EncryptionContext {
-        EncryptionContext {
-            map: pairs.into_iter().collect(),
+    /// Used by the parser (which has checked UTF-8 and lengths): appends a pair whose key
+    /// sorts strictly after every key present; returns false, changing nothing, otherwise.
+    pub(crate) fn push_sorted(&mut self, key: String, value: String) -> bool {
+        if self
+            .map
+            .last_key_value()
+            .is_some_and(|(last, _)| last.as_bytes() >= key.as_bytes())
+        {
+            return false;
         }
+        self.map.insert(key, value);
+        true
     }
 }
 

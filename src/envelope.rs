@@ -153,14 +153,15 @@ impl Encryptor {
         let dek = if self.kms_data_key {
             let first = keks
                 .next()
-                .ok_or(Error::InvalidArgument("no KEK configured"))?;
-            let (dek, w) =
-                first
-                    .generate_data_key(&self.context)
-                    .await?
-                    .ok_or(Error::InvalidArgument(
+                .ok_or_else(|| Error::InvalidArgument("no KEK configured"))?;
+            let (dek, w) = first
+                .generate_data_key(&self.context)
+                .await?
+                .ok_or_else(|| {
+                    Error::InvalidArgument(
                         "data_key_from_kms: the first KEK cannot generate data keys",
-                    ))?;
+                    )
+                })?;
             wrapped.push(w);
             dek
         } else {
@@ -279,7 +280,7 @@ impl Encryptor {
         let total = body_len(plaintext.len() as u64, self.frame_size)
             .and_then(|b| usize::try_from(b).ok())
             .and_then(|b| b.checked_add(head))
-            .ok_or(Error::InvalidArgument("plaintext too large"))?;
+            .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
         // Every byte of `out[..total]` is overwritten below, so avoid zero-filling what will
         // be overwritten: keep old bytes where they exist, and take a fresh allocation (whose
         // zero pages the OS provides lazily, touched first by the frame workers) rather than
@@ -575,7 +576,7 @@ pub(crate) fn encrypt_deterministic(
     let mut out = header.to_bytes();
     let head = out.len();
     let body = crate::format::body_len(plaintext.len() as u64, frame_size)
-        .ok_or(Error::InvalidArgument("plaintext too large"))?;
+        .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
     out.resize(head + body as usize, 0);
     seal_all(
         &keys,

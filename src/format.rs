@@ -30,6 +30,9 @@ pub const MAX_FRAME_SIZE: u32 = 64 << 20;
 pub const DEFAULT_FRAME_SIZE: u32 = 64 << 10;
 /// Bytes of the fixed part before the context: magic, version, suite, frame size, message id.
 const FIXED_LEN: usize = 6 + 1 + 2 + 4 + KEY_LEN;
+/// Initial capacity of a parsed header's authenticated bytes: the fixed part, the commitment
+/// and up to 256 bytes of context without a reallocation.
+const AUTHENTICATED_RESERVE: usize = FIXED_LEN + 256 + KEY_LEN;
 
 /// Bounds on untrusted input. Parsing checks each one before allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +169,9 @@ impl Header {
     /// [`encoded_len`](Self::encoded_len) bytes; returns the bytes written.
     pub(crate) fn write_to_slice(&self, out: &mut [u8]) -> Result<usize, Error> {
         let len = self.encoded_len();
-        let mut rest = out.get_mut(..len).ok_or(Error::InvalidArgument(
-            "output buffer too small for the header",
-        ))?;
+        let mut rest = out
+            .get_mut(..len)
+            .ok_or_else(|| Error::InvalidArgument("output buffer too small for the header"))?;
         self.encode(|bytes| {
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(bytes.len());
             dst.copy_from_slice(bytes);
@@ -256,6 +259,12 @@ trait Input {
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), Error>;
     /// Bytes consumed so far.
     fn pos(&self) -> usize;
+    /// The next `n` bytes as a new vector (one allocation, no zero-fill for slices).
+    fn take_vec(&mut self, n: usize) -> Result<Vec<u8>, Error> {
+        let mut v = vec![0u8; n];
+        self.fill(&mut v)?;
+        Ok(v)
+    }
 }
 
 struct SliceInput<'a> {
@@ -269,13 +278,20 @@ impl Input for SliceInput<'_> {
             .pos
             .checked_add(buf.len())
             .filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or(Error::Truncated("the header ends early"))?;
+        let end = end.ok_or_else(|| Error::Truncated("the header ends early"))?;
         buf.copy_from_slice(&self.bytes[self.pos..end]);
         self.pos = end;
         Ok(())
     }
     fn pos(&self) -> usize {
         self.pos
+    }
+    fn take_vec(&mut self, n: usize) -> Result<Vec<u8>, Error> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| Error::Truncated("the header ends early"))?;
+        let v = self.bytes[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(v)
     }
 }
 
@@ -308,9 +324,7 @@ fn take(input: &mut impl Input, n: usize, limits: &Limits) -> Result<Vec<u8>, Er
             actual: total as u64,
         });
     }
-    let mut v = vec![0u8; n];
-    input.fill(&mut v)?;
-    Ok(v)
+    input.take_vec(n)
 }
 
 fn take_array<const N: usize>(input: &mut impl Input) -> Result<[u8; N], Error> {
@@ -362,7 +376,9 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
     }
     let mut message_id = [0u8; KEY_LEN];
     message_id.copy_from_slice(&fixed[13..]);
-    let mut authenticated = fixed.to_vec();
+    // Room for the fixed part, a typical context and the commitment in one allocation.
+    let mut authenticated = Vec::with_capacity(AUTHENTICATED_RESERVE);
+    authenticated.extend_from_slice(&fixed);
 
     // Encryption context: sorted, unique, non-empty UTF-8 keys.
     let count_bytes: [u8; 2] = take_array(input)?;
@@ -375,7 +391,7 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
             actual: count as u64,
         });
     }
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(count);
+    let mut context = EncryptionContext::new();
     let mut context_bytes = 2usize;
     for _ in 0..count {
         let mut entry = [String::new(), String::new()];
@@ -399,14 +415,11 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
             }
         }
         let [key, value] = entry;
-        if let Some((prev, _)) = pairs.last()
-            && prev.as_bytes() >= key.as_bytes()
-        {
+        if !context.push_sorted(key, value) {
             return Err(Error::Malformed(
                 "encryption context keys are not sorted and unique",
             ));
         }
-        pairs.push((key, value));
     }
     let commitment: [u8; KEY_LEN] = take_array(input)?;
     authenticated.extend_from_slice(&commitment);
@@ -462,7 +475,7 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
         suite,
         frame_size,
         message_id,
-        context: EncryptionContext::from_sorted_unique(pairs),
+        context,
         commitment,
         tag,
         wrapped_keys,
@@ -533,6 +546,61 @@ mod tests {
         assert_eq!(plaintext_len(15, 64), None);
         // A body ending exactly after a full frame has lost its final frame.
         assert_eq!(plaintext_len(80, 64), None);
+    }
+
+    /// Parses `bytes` with both parsers (slice and reader); they must agree.
+    fn parse_both(bytes: &[u8]) -> Result<Header, Error> {
+        let l = Limits::default();
+        let from_slice = Header::parse(bytes, &l).map(|(h, _)| h);
+        let mut r = bytes;
+        let from_reader = Header::read_from(&mut r, &l);
+        assert_eq!(
+            format!("{from_slice:?}"),
+            format!("{from_reader:?}"),
+            "the slice and reader parsers disagree"
+        );
+        from_slice
+    }
+
+    #[test]
+    fn context_keys_out_of_order_or_repeated_are_malformed() {
+        let dek = crate::DataKey::generate().unwrap();
+        let id = [9u8; KEY_LEN];
+        let keys = MessageKeys::derive(&dek, &id, Suite::Aes256Gcm);
+        let context = EncryptionContext::new()
+            .with("aa", "1")
+            .unwrap()
+            .with("bb", "2")
+            .unwrap();
+        let wrapped = vec![WrappedKey {
+            provider: "local".into(),
+            key_id: "k".into(),
+            ciphertext: vec![1, 2, 3],
+        }];
+        let header = Header::seal(&keys, Suite::Aes256Gcm, 4096, id, context, wrapped).unwrap();
+        let bytes = header.to_bytes();
+        let parsed = parse_both(&bytes).unwrap();
+        assert_eq!(parsed, header);
+
+        let entry_a = b"\x00\x02aa\x00\x011";
+        let entry_b = b"\x00\x02bb\x00\x012";
+        let at = bytes
+            .windows(entry_a.len())
+            .position(|w| w == entry_a)
+            .unwrap();
+        let span = at..at + 2 * entry_a.len();
+        assert_eq!(&bytes[span.clone()], [&entry_a[..], &entry_b[..]].concat());
+        for (what, replacement) in [
+            ("swapped", [&entry_b[..], &entry_a[..]].concat()),
+            ("repeated", [&entry_a[..], &entry_a[..]].concat()),
+        ] {
+            let mut bad = bytes.clone();
+            bad[span.clone()].copy_from_slice(&replacement);
+            assert!(
+                matches!(parse_both(&bad), Err(Error::Malformed(m)) if m.contains("sorted")),
+                "{what}"
+            );
+        }
     }
 
     #[test]

@@ -246,9 +246,9 @@ impl Rotator {
 
     fn encryptor_for(&self, header: &Header) -> Result<Encryptor, Error> {
         let mut keks = self.target.iter();
-        let first = keks.next().ok_or(Error::InvalidArgument(
-            "rotation needs at least one target KEK",
-        ))?;
+        let first = keks
+            .next()
+            .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
         let mut enc = Encryptor::new(first.clone())
             .with_context(header.context().clone())
             .suite(self.suite.unwrap_or(header.suite()))
@@ -424,9 +424,10 @@ impl Rotator {
 
     /// Decrypts `temp` completely with the first target KEK.
     async fn verify(&self, temp: &Path) -> Result<(), Error> {
-        let first = self.target.first().ok_or(Error::InvalidArgument(
-            "rotation needs at least one target KEK",
-        ))?;
+        let first = self
+            .target
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
         let dec = Decryptor::new(first.clone()).limits(*self.open_with.limits_ref());
         let mut reader = dec
             .reader(BufReader::with_capacity(256 << 10, File::open(temp)?))
@@ -526,9 +527,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, Error> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or(Error::InvalidArgument(
-            "a file to rotate needs a UTF-8 name",
-        ))?;
+        .ok_or_else(|| Error::InvalidArgument("a file to rotate needs a UTF-8 name"))?;
     Ok(path.with_file_name(format!(".{name}{TEMP_SUFFIX}")))
 }
 

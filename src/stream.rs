@@ -258,7 +258,7 @@ pub(crate) fn open_all(
 ) -> Result<(), Error> {
     let fs = header.frame_size();
     let result = plaintext_len(body.len() as u64, fs)
-        .ok_or(Error::Truncated("the body does not end with a final frame"))
+        .ok_or_else(|| Error::Truncated("the body does not end with a final frame"))
         .and_then(|len| {
             usize::try_from(len)
                 .map_err(|_| Error::Malformed("message too large for this platform"))
@@ -404,7 +404,7 @@ impl<W: Write> EncryptWriter<W> {
     ) -> Result<(), Error> {
         let inner = inner
             .as_mut()
-            .ok_or(Error::InvalidArgument("the stream is already finished"))?;
+            .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
         let len = frames.sealed_len(plaintext.len(), with_final);
         if sealed.len() < len {
             sealed.resize(len, 0);
@@ -415,7 +415,7 @@ impl<W: Write> EncryptWriter<W> {
         inner.write_all(&sealed[..len])?;
         *index = index
             .checked_add(count as u64)
-            .ok_or(Error::InvalidArgument("too many frames"))?;
+            .ok_or_else(|| Error::InvalidArgument("too many frames"))?;
         Ok(())
     }
 
@@ -447,7 +447,7 @@ impl<W: Write> EncryptWriter<W> {
         let mut inner = self
             .inner
             .take()
-            .ok_or(Error::InvalidArgument("the stream is already finished"))?;
+            .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
         inner.flush()?;
         Ok(inner)
     }
@@ -655,7 +655,10 @@ impl<R: Read> DecryptReader<R> {
             pending = Some(Error::Decrypt);
         }
         let released = (good * fs).min(plain);
-        self.index = self.index.checked_add(good as u64).ok_or(Error::Decrypt)?;
+        self.index = self
+            .index
+            .checked_add(good as u64)
+            .ok_or_else(|| Error::Decrypt)?;
         match pending {
             Some(e) => self.pending = Some(e),
             None if at_end => self.state = ReadState::Done,

@@ -192,9 +192,7 @@ impl SecretBytes {
         let needed = self
             .len
             .checked_add(additional)
-            .ok_or(Error::InvalidArgument(
-                "secret buffer length overflows usize",
-            ))?;
+            .ok_or_else(|| Error::InvalidArgument("secret buffer length overflows usize"))?;
         if needed <= self.capacity() {
             return Ok(());
         }
