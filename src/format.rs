@@ -272,26 +272,30 @@ struct SliceInput<'a> {
     pos: usize,
 }
 
+impl<'a> SliceInput<'a> {
+    /// The next `n` bytes, borrowed; consumes them.
+    fn next(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        let bytes: &'a [u8] = self.bytes;
+        let taken = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| bytes.get(self.pos..end))
+            .ok_or_else(|| Error::Truncated("the header ends early"))?;
+        self.pos += n;
+        Ok(taken)
+    }
+}
+
 impl Input for SliceInput<'_> {
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), Error> {
-        let end = self
-            .pos
-            .checked_add(buf.len())
-            .filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| Error::Truncated("the header ends early"))?;
-        buf.copy_from_slice(&self.bytes[self.pos..end]);
-        self.pos = end;
+        buf.copy_from_slice(self.next(buf.len())?);
         Ok(())
     }
     fn pos(&self) -> usize {
         self.pos
     }
     fn take_vec(&mut self, n: usize) -> Result<Vec<u8>, Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| Error::Truncated("the header ends early"))?;
-        let v = self.bytes[self.pos..end].to_vec();
-        self.pos = end;
-        Ok(v)
+        Ok(self.next(n)?.to_vec())
     }
 }
 
