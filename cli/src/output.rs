@@ -2,13 +2,16 @@
 //! place only when the whole job succeeded, removed otherwise.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Failure, usage};
 
-/// Runs `job` against the output (stdout when `path` is `None`).
+/// Runs `job` against the output (stdout when `path` is `None`). The output is unbuffered,
+/// so plaintext never lingers in a buffer of ours: every job writes whole documents or
+/// 1 MiB chunks.
 pub fn write_atomically(
     path: Option<&Path>,
     force: bool,
@@ -16,8 +19,11 @@ pub fn write_atomically(
     job: impl FnOnce(&mut dyn Write) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let Some(path) = path.filter(|p| *p != Path::new("-")) else {
-        let stdout = io::stdout();
-        let mut out = BufWriter::with_capacity(256 << 10, stdout.lock());
+        // Straight to the descriptor: `Stdout`'s own buffer would keep the tail of each write
+        // (plaintext, when decrypting) in unlocked memory that is never wiped.
+        let mut stdout = io::stdout();
+        stdout.flush()?;
+        let mut out = File::from(stdout.as_fd().try_clone_to_owned()?);
         job(&mut out)?;
         out.flush()?;
         return Ok(());
@@ -30,9 +36,8 @@ pub fn write_atomically(
     }
     let (tmp_path, file) = create_temp(path, mode)?;
     let guard = TempGuard(Some(tmp_path.clone()));
-    let mut out = BufWriter::with_capacity(256 << 10, file);
-    job(&mut out)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
+    let mut file = file;
+    job(&mut file)?;
     file.sync_all()?;
     std::fs::rename(&tmp_path, path)?;
     guard.disarm();
