@@ -401,21 +401,22 @@ fn context(pairs: Vec<(String, String)>) -> Result<EncryptionContext, Failure> {
     Ok(EncryptionContext::try_from(pairs)?)
 }
 
-/// The input (stdin for none or `-`), with a progress bar on a terminal.
+/// The input (stdin for none or `-`), with a progress bar on a terminal. Unbuffered: callers
+/// read in 1 MiB chunks ([`pump`]), and a buffer here (or `Stdin`'s own, so stdin is read
+/// through its descriptor) would keep a copy of the plaintext being encrypted in unlocked
+/// memory.
 fn open_input(input: &Option<PathBuf>, label: &str) -> Result<Box<dyn Read>, Failure> {
-    match input.as_deref() {
-        None => Ok(progress::wrap(io::stdin(), progress::bytes(None, label))),
-        Some(p) if p == Path::new("-") => {
-            Ok(progress::wrap(io::stdin(), progress::bytes(None, label)))
+    match input.as_deref().filter(|p| *p != Path::new("-")) {
+        None => {
+            use std::os::fd::AsFd;
+            let stdin = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned()?);
+            Ok(progress::wrap(stdin, progress::bytes(None, label)))
         }
         Some(p) => {
             let file = std::fs::File::open(p)
                 .map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?;
             let len = file.metadata().ok().map(|m| m.len());
-            Ok(progress::wrap(
-                io::BufReader::with_capacity(256 << 10, file),
-                progress::bytes(len, label),
-            ))
+            Ok(progress::wrap(file, progress::bytes(len, label)))
         }
     }
 }
