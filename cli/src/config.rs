@@ -194,7 +194,13 @@ pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 ));
             }
             let dec = decryptor(&doc.keys)?;
-            let plain = block(kmseal_config::decrypt(&text, format, &dec, keep_metadata))?;
+            // The decrypted document is wiped once written.
+            let plain = zeroize::Zeroizing::new(block(kmseal_config::decrypt(
+                &text,
+                format,
+                &dec,
+                keep_metadata,
+            ))?);
             output::write_atomically(output.as_deref(), force, 0o600, |out| {
                 out.write_all(plain.as_bytes())?;
                 Ok(())
