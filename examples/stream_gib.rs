@@ -57,9 +57,9 @@ impl Write for Count {
 
 /// A `len`-byte slice of `backing` that starts on a page boundary, as `dd` reads into. A
 /// 1 MiB `Vec` comes from `mmap` and starts 16 bytes into its page; on AMD hosts the kernel
-/// copies page-cache data into such a buffer 4-6x more slowly (its `rep movsb` takes a slow
-/// path when the destination sits 1-31 bytes past the source modulo 4 KiB: see
-/// BENCHMARKS.md), which would measure the machine's `read` rather than the stream.
+/// copies page-cache data into such a buffer 4-6x more slowly (a slow path when the
+/// destination sits a few bytes past the source modulo 4 KiB: see BENCHMARKS.md), which
+/// would measure the machine's `read` rather than the stream.
 fn page_aligned(backing: &mut Vec<u8>, len: usize) -> &mut [u8] {
     *backing = vec![0u8; len + 4096];
     let at = backing.as_ptr().align_offset(4096).min(4096);
