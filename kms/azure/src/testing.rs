@@ -23,7 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kmseal::SecretBytes;
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, RsaPrivateKey};
+use rsa::{Oaep, PrivateKey};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls;
@@ -42,7 +42,7 @@ pub enum Fault {
 }
 
 enum Material {
-    Rsa(Box<RsaPrivateKey>),
+    Rsa(Box<PrivateKey>),
     Oct([u8; 32]),
 }
 
@@ -222,7 +222,7 @@ impl FakeVault {
     /// version.
     pub fn create_rsa_key(&self, name: &str) -> String {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-        let key = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let key = PrivateKey::new(&mut rng, 2048).unwrap();
         self.add_version(name, Material::Rsa(Box::new(key)))
     }
 
