@@ -6,11 +6,11 @@
 //!   BACKEND: rustcrypto | aws-lc
 //!   MODE:    write-plain      write MIB MiB of plaintext to PLAIN (setup, not timed)
 //!            seal-file        stream-encrypt PLAIN to FILE (setup, not timed)
-//!            stream-encrypt   EncryptWriter over PLAIN read in 1 MiB pieces (into a page-aligned
-//!                             buffer), output discarded
+//!            stream-encrypt   EncryptWriter over PLAIN, copied with `stream::copy_locked` (1 MiB
+//!                             reads into a locked, page-aligned buffer), output discarded
 //!            memory-encrypt   Encryptor::encrypt of PLAIN's bytes (read untimed)
 //!            memory-encrypt-reused   encrypt_into a buffer already used once (untimed)
-//!            read-plain       read PLAIN in 1 MiB pieces into a page-aligned buffer (input cost)
+//!            read-plain       `copy_locked` of PLAIN to a sink (the input cost of stream-encrypt)
 //!            read-plain-unaligned   the same into a plain 1 MiB `Vec` (16 bytes into its page)
 //!            stream-decrypt   DecryptReader over FILE, 1 MiB reads, output discarded
 //!            memory-decrypt   Decryptor::decrypt of FILE's bytes (read untimed)
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kmseal::blocking::block_on;
+use kmseal::stream::copy_locked;
 use kmseal::{Backend, Decryptor, Encryptor, Kek, LocalKek};
 
 /// Peak resident set of this process so far, in MiB.
@@ -53,17 +54,6 @@ impl Write for Count {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// A `len`-byte slice of `backing` that starts on a page boundary, as `dd` reads into. A
-/// 1 MiB `Vec` comes from `mmap` and starts 16 bytes into its page; on AMD hosts the kernel
-/// copies page-cache data into such a buffer 4-6x more slowly (a slow path when the
-/// destination sits a few bytes past the source modulo 4 KiB: see BENCHMARKS.md), which
-/// would measure the machine's `read` rather than the stream.
-fn page_aligned(backing: &mut Vec<u8>, len: usize) -> &mut [u8] {
-    *backing = vec![0u8; len + 4096];
-    let at = backing.as_ptr().align_offset(4096).min(4096);
-    &mut backing[at..at + len]
 }
 
 fn chunk() -> Vec<u8> {
@@ -106,8 +96,6 @@ fn main() {
         }
         "seal-file" | "stream-encrypt" => {
             let mut input = std::fs::File::open(plain_file).unwrap();
-            let mut backing = Vec::new();
-            let c = page_aligned(&mut backing, 1 << 20);
             let out: Box<dyn Write> = if mode == "seal-file" {
                 Box::new(std::io::BufWriter::new(
                     std::fs::File::create(file).unwrap(),
@@ -117,33 +105,27 @@ fn main() {
             };
             t = Instant::now();
             let mut w = enc.writer_blocking(out).unwrap();
-            let mut n = 0u64;
-            loop {
-                let k = input.read(c).unwrap();
-                if k == 0 {
-                    break;
-                }
-                w.write_all(&c[..k]).unwrap();
-                n += k as u64;
-            }
+            // 1 MiB reads into a locked buffer that starts on a page (see read-plain).
+            let n = copy_locked(&mut input, &mut w).unwrap();
             let mut out = w.finish().unwrap();
             out.flush().unwrap();
             assert_eq!(n, len, "PLAIN holds MIB MiB");
             bytes = n;
         }
-        "read-plain" | "read-plain-unaligned" => {
+        "read-plain" => {
             let mut input = std::fs::File::open(plain_file).unwrap();
-            let mut backing = Vec::new();
-            let c = if mode == "read-plain" {
-                page_aligned(&mut backing, 1 << 20)
-            } else {
-                backing = vec![0u8; 1 << 20];
-                &mut backing[..]
-            };
+            t = Instant::now();
+            bytes = copy_locked(&mut input, &mut std::io::sink()).unwrap();
+        }
+        "read-plain-unaligned" => {
+            // A 1 MiB `Vec` is its own mmap and starts 16 bytes into its page; on some AMD
+            // hosts the kernel copies page-cache data into it 4-6x more slowly (BENCHMARKS.md).
+            let mut input = std::fs::File::open(plain_file).unwrap();
+            let mut c = vec![0u8; 1 << 20];
             t = Instant::now();
             let mut n = 0u64;
             loop {
-                let k = input.read(c).unwrap();
+                let k = input.read(&mut c).unwrap();
                 if k == 0 {
                     break;
                 }

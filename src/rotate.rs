@@ -39,6 +39,7 @@ use crate::envelope::{Decryptor, Encryptor};
 use crate::error::Error;
 use crate::format::Header;
 use crate::kek::{Kek, WrappedKey};
+use crate::stream::copy_locked_with;
 use crate::suite::Suite;
 
 /// What rotation does to a message.
@@ -299,7 +300,7 @@ impl Rotator {
                     self.open_with.max_threads,
                 )?;
                 let mut writer = self.encryptor_for(&header)?.writer(output).await?;
-                copy_secret(&mut reader, &mut writer)?;
+                copy_locked_with(&mut reader, &mut writer, ROTATE_CHUNK)?;
                 Ok(Outcome::Rotated(writer.finish()?))
             }
         }
@@ -432,7 +433,7 @@ impl Rotator {
         let mut reader = dec
             .reader(BufReader::with_capacity(256 << 10, File::open(temp)?))
             .await?;
-        copy_secret(&mut reader, &mut io::sink())?;
+        copy_locked_with(&mut reader, &mut io::sink(), ROTATE_CHUNK)?;
         Ok(())
     }
 
@@ -491,30 +492,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// An I/O error, or the kmseal error a decrypting reader wrapped in one.
-fn from_io(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        if let Some(inner) = e.into_inner()
-            && let Ok(err) = inner.downcast::<Error>()
-        {
-            return *err;
-        }
-        return Error::Decrypt;
-    }
-    Error::Io(e)
-}
-
-/// Copies through a locked buffer (plaintext never sits in an ordinary stack buffer).
-fn copy_secret<R: Read, W: Write>(reader: &mut R, writer: &mut W) -> Result<(), Error> {
-    let mut buf = crate::secret::SecretBytes::zeroed(64 << 10)?;
-    loop {
-        let n = reader.read(buf.expose_secret_mut()).map_err(from_io)?;
-        if n == 0 {
-            return Ok(());
-        }
-        writer.write_all(&buf.expose_secret()[..n])?;
-    }
-}
+/// Rotation copies plaintext through a locked buffer of this size per file in flight (small:
+/// several files rotate at once, and `LockPolicy::Strict` counts every locked byte).
+const ROTATE_CHUNK: usize = 64 << 10;
 
 fn is_temp(path: &Path) -> bool {
     path.file_name()

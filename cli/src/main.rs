@@ -402,9 +402,9 @@ fn context(pairs: Vec<(String, String)>) -> Result<EncryptionContext, Failure> {
 }
 
 /// The input (stdin for none or `-`), with a progress bar on a terminal. Unbuffered: callers
-/// read in 1 MiB chunks ([`pump`]), and a buffer here (or `Stdin`'s own, so stdin is read
-/// through its descriptor) would keep a copy of the plaintext being encrypted in unlocked
-/// memory.
+/// read in 1 MiB chunks into locked memory ([`kmseal::stream::copy_locked`]), and a buffer
+/// here (or `Stdin`'s own, so stdin is read through its descriptor) would keep a copy of the
+/// plaintext being encrypted in unlocked memory.
 fn open_input(input: &Option<PathBuf>, label: &str) -> Result<Box<dyn Read>, Failure> {
     match input.as_deref().filter(|p| *p != Path::new("-")) {
         None => {
@@ -417,37 +417,6 @@ fn open_input(input: &Option<PathBuf>, label: &str) -> Result<Box<dyn Read>, Fai
                 .map_err(|e| usage(format!("cannot open {}: {e}", p.display())))?;
             let len = file.metadata().ok().map(|m| m.len());
             Ok(progress::wrap(file, progress::bytes(len, label)))
-        }
-    }
-}
-
-/// Bytes the CLI moves per read and write: whole frames at the default frame size, so the
-/// stream seals frames straight from the buffer and opens them straight into it.
-const IO_CHUNK: usize = 1 << 20;
-
-/// Copies `input` to `output` through one locked, page-aligned buffer, filled before each
-/// write. Plaintext (the input of `encrypt`, the output of `decrypt`) then never sits in
-/// unlocked process memory, and the kernel copies file data into a page-aligned destination:
-/// `std::io::copy` would pass it through an 8 KiB stack buffer, and `read` into a `Vec` from
-/// `malloc` (16 bytes into its page) runs 4-6x slower on AMD hosts (BENCHMARKS.md).
-fn pump(input: &mut dyn Read, output: &mut dyn Write) -> Result<u64, Failure> {
-    let mut buf = kmseal::SecretBytes::zeroed(IO_CHUNK)?;
-    let buf = buf.expose_secret_mut();
-    let mut total = 0u64;
-    loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match input.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        output.write_all(&buf[..filled])?;
-        total += filled as u64;
-        if filled < buf.len() {
-            return Ok(total);
         }
     }
 }
@@ -477,7 +446,7 @@ fn encrypt(common: Common, suite: Option<Suite>, frame_size: Option<u32>) -> Res
     output::write_atomically(common.output.as_deref(), common.force, 0o644, |out| {
         // Ciphertext may be buffered (small frames make small writes); plaintext is not.
         let mut w = enc.writer_blocking(io::BufWriter::with_capacity(256 << 10, out))?;
-        pump(&mut input, &mut w)?;
+        kmseal::stream::copy_locked(&mut input, &mut w)?;
         w.finish()?.flush()?;
         Ok(())
     })
@@ -502,7 +471,7 @@ fn decrypt(common: Common) -> Result<(), Failure> {
     // Plaintext to a file is written under a temporary name with mode 0600 and renamed only
     // after the final frame verified; nothing partial is left behind.
     output::write_atomically(common.output.as_deref(), common.force, 0o600, |out| {
-        pump(&mut reader, out)?;
+        kmseal::stream::copy_locked(&mut reader, out)?;
         Ok(())
     })
 }

@@ -23,18 +23,24 @@ impl Env {
         self.dir.join(name)
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    /// The binary with `args`, this environment's home and no key from the environment.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
         cmd.args(args)
             .env("KMSEAL_HOME", self.path("home"))
-            .env_remove("KMSEAL_KEY")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("KMSEAL_KEY");
+        cmd
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
             use std::io::Write;
@@ -118,10 +124,8 @@ fn encrypt_creates_the_dev_key_and_decrypt_round_trips() {
 /// Runs the binary with `input` fed to stdin from another thread in `piece`-byte writes (so
 /// the CLI sees short reads, and a large output cannot deadlock against a full stdin pipe).
 fn run_piped(env: &Env, args: &[&str], input: Vec<u8>, piece: usize) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kmseal"))
-        .args(args)
-        .env("KMSEAL_HOME", env.path("home"))
-        .env_remove("KMSEAL_KEY")
+    let mut child = env
+        .command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
