@@ -10,7 +10,14 @@
 //!   cost one KMS call. Only keys that passed the commitment check are cached.
 //!
 //! Cached keys are [`DataKey`]s in locked memory, zeroized when the last message using them
-//! finishes after eviction. Both caches are cheap to clone (clones share one cache) and safe
+//! finishes after eviction.
+//!
+//! **A cache never spans trust domains.** Entries are keyed by KEK *instance* (the `Arc`
+//! a KEK was handed in), not by provider, key id or description: two KEK objects naming the
+//! same key with different credentials, endpoints or Vault namespaces (two tenants) never see
+//! each other's keys, even through one shared cache. Only keys that unwrapped and passed the
+//! commitment check take a slot, so junk wrapped keys never evict good entries. In the child
+//! of a `fork()` both caches start empty (the parent's keys are wiped there). Both caches are cheap to clone (clones share one cache) and safe
 //! to share across threads and tasks; [`stats`](EncryptCache::stats) shows their effect.
 //!
 //! ```
@@ -34,7 +41,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -113,6 +120,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A map of single-flight slots: the slot's async lock is held while its value is computed,
 /// so concurrent callers for one key wait for one computation instead of repeating it.
 struct Slots<V> {
+    /// The fork generation the entries were made in; in a forked child every entry holds a
+    /// wiped key, so the map is emptied on first use there.
+    generation: AtomicU64,
     epoch: Instant,
     max: usize,
     map: Mutex<HashMap<[u8; 32], Arc<Slot<V>>>>,
@@ -127,6 +137,7 @@ struct Slot<V> {
 impl<V> Slots<V> {
     fn new(max: usize) -> Slots<V> {
         Slots {
+            generation: AtomicU64::new(crate::secret::fork_generation()),
             epoch: Instant::now(),
             max: max.max(1),
             map: Mutex::new(HashMap::new()),
@@ -134,31 +145,51 @@ impl<V> Slots<V> {
         }
     }
 
-    /// The slot for `key`, created if absent; when the map is full, the least recently used
-    /// other slot is removed (returns whether one was).
-    fn get(&self, key: [u8; 32]) -> (Arc<Slot<V>>, bool) {
+    /// The slot for `key`, created (empty) if absent. Nothing is evicted here: a slot only
+    /// pushes others out once it holds a value ([`Slots::filled`]), so a failed computation
+    /// (a junk wrapped key in an attacker's message) never evicts good entries.
+    fn get(&self, key: [u8; 32]) -> Arc<Slot<V>> {
         let now = self.epoch.elapsed().as_millis() as u64;
-        let mut map = lock(&self.map);
+        let mut map = self.map();
         if let Some(slot) = map.get(&key) {
             slot.last_used.store(now, Ordering::Relaxed);
-            return (slot.clone(), false);
-        }
-        let mut evicted = false;
-        if map.len() >= self.max
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
-                .map(|(k, _)| *k)
-        {
-            map.remove(&oldest);
-            evicted = true;
+            return slot.clone();
         }
         let slot = Arc::new(Slot {
             value: async_lock::Mutex::new(None),
             last_used: AtomicU64::new(now),
         });
         map.insert(key, slot.clone());
-        (slot, evicted)
+        slot
+    }
+
+    /// Called once `key`'s slot holds a value: while the map is over its size, removes the
+    /// least recently used other slots. Returns how many were removed.
+    fn filled(&self, key: [u8; 32]) -> u64 {
+        let mut map = self.map();
+        let mut evicted = 0;
+        while map.len() > self.max {
+            let Some(oldest) = map
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            map.remove(&oldest);
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Called when filling `slot` failed: removes it from the map if it is still the slot
+    /// for `key`, so failures take no room.
+    fn failed(&self, key: [u8; 32], slot: &Arc<Slot<V>>) {
+        let mut map = self.map();
+        if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(&key);
+        }
     }
 
     /// At most once per `every`, drops values for which `expired` holds (slots busy with a
@@ -175,7 +206,7 @@ impl<V> Slots<V> {
         {
             return 0;
         }
-        let mut map = lock(&self.map);
+        let mut map = self.map();
         let mut dropped = 0;
         map.retain(|_, slot| match slot.value.try_lock() {
             Some(mut v) if v.as_ref().is_some_and(&expired) => {
@@ -188,8 +219,21 @@ impl<V> Slots<V> {
         dropped
     }
 
+    /// The map, emptied first when this is a forked child of the process that filled it.
+    fn map(&self) -> MutexGuard<'_, HashMap<[u8; 32], Arc<Slot<V>>>> {
+        let mut map = lock(&self.map);
+        let now = crate::secret::fork_generation();
+        if self.generation.load(Ordering::Relaxed) != now {
+            // The slots' values hold keys wiped by the kernel; forget them all. A slot still
+            // locked by a computation that crossed the fork is simply dropped from the map.
+            map.clear();
+            self.generation.store(now, Ordering::Relaxed);
+        }
+        map
+    }
+
     fn len(&self) -> usize {
-        lock(&self.map).len()
+        self.map().len()
     }
 
     fn clear(&self) -> usize {
@@ -198,6 +242,13 @@ impl<V> Slots<V> {
         map.clear();
         n
     }
+}
+
+/// The identity of one KEK instance: the address of its `Arc` allocation. Every cache entry
+/// keyed by it holds a [`Weak`] to the same allocation, which keeps the address from being
+/// reused by another KEK while the entry lives.
+fn instance_id(kek: &Arc<dyn Kek>) -> u64 {
+    Arc::as_ptr(kek).cast::<()>() as usize as u64
 }
 
 /// Length-prefixed SHA-256 over the parts (no ambiguity between part boundaries).
@@ -221,6 +272,8 @@ pub(crate) struct Lease {
 struct Entry {
     key: Arc<DataKey>,
     wrapped: Vec<WrappedKey>,
+    /// Pins the KEK allocations whose addresses key this entry (see [`instance_id`]).
+    _keks: Vec<Weak<dyn Kek>>,
     created: Instant,
     messages: u64,
     bytes: u64,
@@ -290,16 +343,17 @@ impl EncryptCache {
             .fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// Slots are keyed by KEK *instance* (see [`instance_id`]), never by names: two KEKs
+    /// with the same provider, key id and description but different credentials, endpoints
+    /// or namespaces (two tenants) never share a cached key.
     fn slot_key(keks: &[Arc<dyn Kek>], context: &EncryptionContext, kms_key: bool) -> [u8; 32] {
         let canonical = context.canonical_bytes();
         let mut parts: Vec<Vec<u8>> = vec![canonical, vec![u8::from(kms_key)]];
         for k in keks {
-            parts.push(k.provider().as_bytes().to_vec());
-            parts.push(k.key_id().as_bytes().to_vec());
-            parts.push(k.describe().into_bytes());
+            parts.push(instance_id(k).to_be_bytes().to_vec());
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        digest("kmseal encrypt cache v1", &refs)
+        digest("kmseal encrypt cache v2", &refs)
     }
 
     /// A data key for one message of `len` plaintext bytes: the cached one if its limits
@@ -335,10 +389,8 @@ impl EncryptCache {
             .sweep(Duration::from_secs(1).min(max_age), |e| {
                 e.created.elapsed() >= max_age
             });
-        let (slot, evicted) = self.inner.slots.get(Self::slot_key(keks, context, kms_key));
-        if evicted {
-            counters.evictions.fetch_add(1, Ordering::Relaxed);
-        }
+        let id = Self::slot_key(keks, context, kms_key);
+        let slot = self.inner.slots.get(id);
         let mut current = slot.value.lock().await;
         if let Some(e) = current.as_mut() {
             let why = if e.created.elapsed() >= limits.max_age {
@@ -368,16 +420,28 @@ impl EncryptCache {
         }
         counters.misses.fetch_add(1, Ordering::Relaxed);
         counters.kms_calls.fetch_add(1, Ordering::Relaxed);
-        // A failure leaves the slot empty: the next caller tries again (no poisoning).
-        let (key, wrapped) = fresh().await?;
+        // A failure removes the empty slot: the next caller tries again (no poisoning), and
+        // nothing was evicted for it.
+        let (key, wrapped) = match fresh().await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                drop(current);
+                self.inner.slots.failed(id, &slot);
+                return Err(e);
+            }
+        };
         let key = Arc::new(key);
         *current = Some(Entry {
             key: key.clone(),
             wrapped: wrapped.clone(),
+            _keks: keks.iter().map(Arc::downgrade).collect(),
             created: Instant::now(),
             messages: 1,
             bytes: len,
         });
+        drop(current);
+        let evicted = self.inner.slots.filled(id);
+        counters.evictions.fetch_add(evicted, Ordering::Relaxed);
         Ok(Lease { key, wrapped })
     }
 }
@@ -390,7 +454,9 @@ pub struct DecryptCache {
 
 struct DecryptInner {
     ttl: Duration,
-    slots: Slots<(Arc<DataKey>, Instant)>,
+    /// The key, when it was unwrapped, and the KEK instance it came from (pinned, see
+    /// [`instance_id`]).
+    slots: Slots<(Arc<DataKey>, Instant, Weak<dyn Kek>)>,
     counters: Counters,
 }
 
@@ -433,7 +499,7 @@ impl DecryptCache {
     /// must return only keys that passed the message's commitment check. Errors are not cached.
     pub(crate) async fn get_or_unwrap<F, Fut>(
         &self,
-        kek: &dyn Kek,
+        kek: &Arc<dyn Kek>,
         wrapped: &WrappedKey,
         context: &EncryptionContext,
         unwrap: F,
@@ -443,9 +509,9 @@ impl DecryptCache {
         Fut: Future<Output = Result<DataKey, Error>>,
     {
         let id = digest(
-            "kmseal decrypt cache v1",
+            "kmseal decrypt cache v2",
             &[
-                kek.describe().as_bytes(),
+                &instance_id(kek).to_be_bytes(),
                 wrapped.provider.as_bytes(),
                 wrapped.key_id.as_bytes(),
                 &wrapped.ciphertext,
@@ -456,15 +522,12 @@ impl DecryptCache {
         let ttl = self.inner.ttl;
         self.inner
             .slots
-            .sweep(Duration::from_secs(1).min(ttl), |(_, at)| {
+            .sweep(Duration::from_secs(1).min(ttl), |(_, at, _)| {
                 at.elapsed() >= ttl
             });
-        let (slot, evicted) = self.inner.slots.get(id);
-        if evicted {
-            counters.evictions.fetch_add(1, Ordering::Relaxed);
-        }
+        let slot = self.inner.slots.get(id);
         let mut value = slot.value.lock().await;
-        if let Some((key, at)) = value.as_ref() {
+        if let Some((key, at, _)) = value.as_ref() {
             if at.elapsed() < self.inner.ttl {
                 counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(key.clone());
@@ -473,8 +536,20 @@ impl DecryptCache {
         }
         counters.misses.fetch_add(1, Ordering::Relaxed);
         counters.kms_calls.fetch_add(1, Ordering::Relaxed);
-        let key = Arc::new(unwrap().await?);
-        *value = Some((key.clone(), Instant::now()));
+        // Only a key that unwrapped and passed the commitment check takes a slot; a failure
+        // (junk in an attacker's message) removes the empty slot and evicts nothing.
+        let key = match unwrap().await {
+            Ok(key) => Arc::new(key),
+            Err(e) => {
+                drop(value);
+                self.inner.slots.failed(id, &slot);
+                return Err(e);
+            }
+        };
+        *value = Some((key.clone(), Instant::now(), Arc::downgrade(kek)));
+        drop(value);
+        let evicted = self.inner.slots.filled(id);
+        counters.evictions.fetch_add(evicted, Ordering::Relaxed);
         Ok(key)
     }
 }

@@ -17,6 +17,11 @@ use crate::secret::SecretBytes;
 use crate::stream::{DecryptReader, EncryptWriter, open_all, seal_all};
 use crate::suite::{KEY_LEN, MessageKeys, Suite, fill_random};
 
+/// How many wrapped keys naming one trusted KEK a decryptor tries per message. Encryptors
+/// write one per KEK; the second attempt tolerates a message that names a KEK twice. Junk
+/// entries beyond this cost no KMS call.
+const MAX_FAILED_UNWRAPS_PER_KEK: usize = 2;
+
 /// Encrypts messages under one or more KEKs.
 ///
 /// ```
@@ -423,7 +428,7 @@ impl Decryptor {
     /// header's commitment and tag.
     async fn try_open(
         &self,
-        kek: &dyn Kek,
+        kek: &Arc<dyn Kek>,
         wrapped: &WrappedKey,
         header: &Header,
     ) -> Result<(Arc<DataKey>, MessageKeys), Error> {
@@ -459,9 +464,15 @@ impl Decryptor {
         header.context().require(&self.expected)?;
         let mut failures = Vec::new();
         for kek in &self.keks {
-            for wrapped in header.wrapped_keys().iter().filter(|w| kek.matches(w)) {
-                match self.try_open(kek.as_ref(), wrapped, header).await {
+            // At most two attempts per trusted KEK per message: an attacker's message with many
+            // junk wrapped keys naming our KEK costs two KMS calls, not one per entry.
+            let candidates = header.wrapped_keys().iter().filter(|w| kek.matches(w));
+            for wrapped in candidates.take(MAX_FAILED_UNWRAPS_PER_KEK) {
+                match self.try_open(kek, wrapped, header).await {
                     Ok(opened) => return Ok(opened),
+                    // Not a property of this KEK or this message: this process forked after
+                    // the key was loaded. Say so, rather than list it as a failed unwrap.
+                    Err(Error::ForkedSecret) => return Err(Error::ForkedSecret),
                     Err(error) => {
                         tracing::debug!(kek = %kek.describe(), %error, "unwrap attempt failed");
                         failures.push(KekFailure {

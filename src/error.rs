@@ -149,6 +149,14 @@ pub enum Error {
     /// An argument is out of range (frame size 0, and the like).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+
+    /// A key or secret created before `fork()` was used in the child process, where its
+    /// memory reads as zeros (`MADV_WIPEONFORK`). Create keys, KEKs and caches after forking.
+    #[error(
+        "a key created before fork() was used in the child process (its memory is wiped there); \
+         create keys, KEKs and caches after forking"
+    )]
+    ForkedSecret,
 }
 
 impl Error {

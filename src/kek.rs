@@ -49,6 +49,11 @@ impl DataKey {
         self.0.expose_secret()
     }
 
+    /// `Err(`[`Error::ForkedSecret`]`)` for a key made before a `fork()`, in the child.
+    pub fn check_process(&self) -> Result<(), Error> {
+        self.0.check_process()
+    }
+
     /// An explicit copy into new locked memory.
     pub fn try_clone(&self) -> Result<DataKey, Error> {
         Ok(DataKey(self.0.try_clone()?))

@@ -251,6 +251,7 @@ impl LocalKek {
         nonce: [u8; NONCE_LEN],
     ) -> Result<WrappedKey, Error> {
         let cipher = self.cipher()?;
+        key.check_process()?;
         let mut out = Vec::with_capacity(LOCAL_WRAPPED_LEN);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(key.expose_secret());
@@ -270,6 +271,9 @@ impl LocalKek {
     }
 
     fn cipher(&self) -> Result<Aes256Gcm, Error> {
+        // In a forked child the wrap key reads as zeros: refuse instead of wrapping under an
+        // all-zero AES key.
+        self.wrap_key.check_process()?;
         Aes256Gcm::new_from_slice(self.wrap_key.expose_secret())
             .map_err(|_| Error::InvalidArgument("bad local wrap key length"))
     }

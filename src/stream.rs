@@ -355,6 +355,9 @@ pub struct EncryptWriter<W: Write> {
     sealed: Vec<u8>,
     /// Index of the next frame to seal.
     index: u64,
+    /// Set by any error: the output may hold part of a batch, and sealing again could reuse
+    /// a frame index (a nonce) for different plaintext. A poisoned writer refuses everything.
+    poisoned: bool,
 }
 
 impl<W: Write> std::fmt::Debug for EncryptWriter<W> {
@@ -389,7 +392,17 @@ impl<W: Write> EncryptWriter<W> {
             max_batch,
             sealed: Vec::new(),
             index: 0,
+            poisoned: false,
         })
+    }
+
+    fn check_poisoned(&self) -> Result<(), Error> {
+        if self.poisoned {
+            return Err(Error::InvalidArgument(
+                "this EncryptWriter failed earlier and its output is incomplete; start a new message",
+            ));
+        }
+        Ok(())
     }
 
     /// Seals `plaintext` (from the buffer or the caller) as the next frames and writes them.
@@ -442,8 +455,15 @@ impl<W: Write> EncryptWriter<W> {
 
     /// Writes the final frame (with any frames still buffered), flushes, and returns the
     /// inner writer.
+    ///
+    /// After any earlier error (a failed write of the inner writer included) the writer is
+    /// poisoned: `finish` and `write` fail, and the partial output must be discarded.
     pub fn finish(mut self) -> Result<W, Error> {
-        self.emit_buffered(true)?;
+        self.check_poisoned()?;
+        if let Err(e) = self.emit_buffered(true) {
+            self.poisoned = true;
+            return Err(e);
+        }
         let mut inner = self
             .inner
             .take()
@@ -552,7 +572,29 @@ pub(crate) fn copy_locked_with<R: Read + ?Sized, W: Write + ?Sized>(
 }
 
 impl<W: Write> Write for EncryptWriter<W> {
+    /// Buffers or seals `data`. Any error poisons the writer (see
+    /// [`finish`](EncryptWriter::finish)): every later call fails.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.check_poisoned().map_err(to_io)?;
+        let written = self.write_frames(data);
+        if written.is_err() {
+            self.poisoned = true;
+        }
+        written
+    }
+
+    /// Flushes the inner writer. Plaintext still buffered stays in locked memory until its
+    /// batch fills or [`finish`](Self::finish): a partial frame cannot be sealed early.
+    fn flush(&mut self) -> io::Result<()> {
+        match self.inner.as_mut() {
+            Some(inner) => inner.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<W: Write> EncryptWriter<W> {
+    fn write_frames(&mut self, data: &[u8]) -> io::Result<usize> {
         let fs = self.frame_size;
         if self.fill == 0 && data.len() >= fs {
             // Whole frames straight from the caller's buffer: a full frame is never final,
@@ -589,15 +631,6 @@ impl<W: Write> Write for EncryptWriter<W> {
             self.batch = next_batch_size(self.batch, self.max_batch);
         }
         Ok(n)
-    }
-
-    /// Flushes the inner writer. Plaintext still buffered stays in locked memory until its
-    /// batch fills or [`finish`](Self::finish): a partial frame cannot be sealed early.
-    fn flush(&mut self) -> io::Result<()> {
-        match self.inner.as_mut() {
-            Some(inner) => inner.flush(),
-            None => Ok(()),
-        }
     }
 }
 

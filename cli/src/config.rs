@@ -16,6 +16,7 @@ impl From<kmseal_config::Error> for Failure {
         let code = match &e {
             E::Kmseal(inner) => return Failure::from_kmseal(inner),
             E::Parse { .. } | E::Metadata(_) | E::Tampered(_) => exit::DECRYPT,
+            E::Changed(_) | E::Declassify(_) => exit::REFUSED,
             E::Unsupported(_) => exit::USAGE,
             _ => exit::OTHER,
         };
@@ -60,6 +61,16 @@ pub enum ConfigCommand {
         /// Encryption context pair for new documents (repeatable).
         #[arg(short, long = "context", value_parser = parse_pair)]
         context: Vec<(String, String)>,
+        /// Seal over values that differ from the document's last seal. Without it, a sealed
+        /// document whose values were edited (in plaintext after `config decrypt
+        /// --keep-metadata`, or by someone without the key) is refused, and the paths that
+        /// differ are listed: review them (git diff) first.
+        #[arg(long)]
+        accept_changes: bool,
+        /// Allow values that are encrypted now to be written back in plaintext (when
+        /// --encrypt/--plain no longer select them). Without it such a seal is refused.
+        #[arg(long)]
+        declassify: bool,
     },
     /// Decrypt a document to -o FILE or stdout (verifying it first).
     Decrypt {
@@ -152,6 +163,8 @@ pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             encrypt,
             plain,
             context: pairs,
+            accept_changes,
+            declassify,
         } => {
             let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
@@ -163,7 +176,9 @@ pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 .fold(Encryptor::new(first.clone()), Encryptor::add_kek)
                 .with_context(context(pairs)?);
             let dec = it.fold(Decryptor::new(first), Decryptor::add_kek);
-            let mut sealer = Sealer::new(enc, dec);
+            let mut sealer = Sealer::new(enc, dec)
+                .accept_changes(accept_changes)
+                .declassify(declassify);
             if !encrypt.is_empty() || !plain.is_empty() {
                 let base = if encrypt.is_empty() {
                     Policy::default()

@@ -24,6 +24,8 @@ mod exit {
     pub const USAGE: u8 = 2;
     pub const DECRYPT: u8 = 3;
     pub const KMS: u8 = 4;
+    /// A seal that would bless unreviewed changes or declassify values (needs a flag).
+    pub const REFUSED: u8 = 6;
 }
 
 #[derive(Parser)]
@@ -31,7 +33,7 @@ mod exit {
     name = "kmseal",
     version,
     about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
-    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error."
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error, 6 refused without an explicit flag (--accept-changes, --declassify)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -500,6 +500,33 @@ fn config_encrypt_set_decrypt_rotate_and_exec() {
     );
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), sealed);
 
+    // Audit finding 1: a key-less edit of the policy is never laundered by a routine seal.
+    let tampered = sealed.replace("  plain: \"\"", "  plain: \"*\"");
+    assert_ne!(tampered, sealed);
+    std::fs::write(&cfg, &tampered).unwrap();
+    let o = env.run(&["config", "encrypt", "-k", &ka, s(&cfg)], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("metadata"), "{}", stderr(&o));
+    let after = std::fs::read_to_string(&cfg).unwrap();
+    assert_eq!(after, tampered, "the file was rewritten");
+    // A plain value edited without the key: refused with its path (exit 6) until accepted.
+    let edited = sealed.replace("host: db.internal", "host: db.evil");
+    std::fs::write(&cfg, &edited).unwrap();
+    let o = env.run(&["config", "encrypt", "-k", &ka, s(&cfg)], None);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed `database.host`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--accept-changes"), "{}", stderr(&o));
+    let o = env.run(
+        &["config", "encrypt", "-k", &ka, "--accept-changes", s(&cfg)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&cfg, &sealed).unwrap();
+
     // set, from stdin; decrypt to stdout.
     let o = env.run(
         &[

@@ -211,6 +211,41 @@ impl DocKeys {
     }
 }
 
+impl DocKeys {
+    /// The metadata MAC (version 2): over the metadata alone (version, policy, message id,
+    /// context, manifest), so it stays valid while values are edited in plaintext and seal
+    /// can trust the policy and the manifest it builds on.
+    pub(crate) fn meta_mac(&self, metadata: &[u8]) -> [u8; 32] {
+        let mut m = hmac(&self.mac);
+        m.update(b"kmseal-config/v2 metadata");
+        m.update(&(metadata.len() as u64).to_be_bytes());
+        m.update(metadata);
+        m.finalize().into_bytes().into()
+    }
+
+    /// A manifest entry (version 2): 8 bytes identifying the path, 8 bytes identifying the
+    /// value as sealed (path, kind and text: the ciphertext of an encrypted value). Keyed, so
+    /// they say nothing about the values to anyone without the document key.
+    pub(crate) fn manifest_entry(&self, path: &Path, kind: Kind, text: &str) -> [u8; 16] {
+        let p = path.encode();
+        let mut pm = hmac(&self.mac);
+        pm.update(b"kmseal-config/v2 manifest path");
+        pm.update(&(p.len() as u64).to_be_bytes());
+        pm.update(&p);
+        let mut vm = hmac(&self.mac);
+        vm.update(b"kmseal-config/v2 manifest value");
+        vm.update(&(p.len() as u64).to_be_bytes());
+        vm.update(&p);
+        vm.update(&[kind.letter() as u8]);
+        vm.update(&(text.len() as u64).to_be_bytes());
+        vm.update(text.as_bytes());
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&pm.finalize().into_bytes()[..8]);
+        out[8..].copy_from_slice(&vm.finalize().into_bytes()[..8]);
+        out
+    }
+}
+
 fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
     use subtle::ConstantTimeEq;
     a.ct_eq(b)

@@ -47,35 +47,55 @@ pub(crate) struct MetaFields {
     pub(crate) encrypt: String,
     pub(crate) plain: String,
     pub(crate) header: String,
+    /// Version 2 on: one entry per value (FORMAT.md).
+    pub(crate) manifest: Option<String>,
+    /// Version 2 on: the MAC over the metadata alone.
+    pub(crate) meta_mac: Option<String>,
     pub(crate) mac: String,
 }
 
+/// Every field a metadata block may hold, in the order they are written.
+const FIELDS: [&str; 7] = [
+    "version", "encrypt", "plain", "header", "manifest", "meta_mac", "mac",
+];
+
 impl MetaFields {
-    pub(crate) fn pairs(&self) -> [(&'static str, &str); 5] {
-        [
-            ("version", &self.version),
+    /// The fields present, in writing order.
+    pub(crate) fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("version", self.version.as_str()),
             ("encrypt", &self.encrypt),
             ("plain", &self.plain),
             ("header", &self.header),
-            ("mac", &self.mac),
-        ]
+        ];
+        if let Some(m) = &self.manifest {
+            out.push(("manifest", m));
+        }
+        if let Some(m) = &self.meta_mac {
+            out.push(("meta_mac", m));
+        }
+        out.push(("mac", &self.mac));
+        out
     }
 
     /// From the leaves found under the metadata key (`kmseal.FIELD`).
     pub(crate) fn from_leaves(leaves: &[Leaf]) -> Result<MetaFields, Error> {
-        let get = |name: &str| -> Result<String, Error> {
+        let find = |name: &str| -> Result<Option<String>, Error> {
             let mut found = leaves
                 .iter()
                 .filter(|l| l.path.0.len() == 2 && l.path.0[1] == Seg::Key(name.to_owned()));
             match (found.next(), found.next()) {
-                (Some(l), None) => Ok(l.value.clone()),
-                (None, _) => Err(Error::Metadata(format!("the `{name}` field is missing"))),
+                (Some(l), None) => Ok(Some(l.value.clone())),
+                (None, _) => Ok(None),
                 (Some(_), Some(_)) => Err(Error::Metadata(format!("`{name}` appears twice"))),
             }
         };
+        let get = |name: &str| -> Result<String, Error> {
+            find(name)?.ok_or_else(|| Error::Metadata(format!("the `{name}` field is missing")))
+        };
         if let Some(l) = leaves.iter().find(|l| {
             l.path.0.len() != 2
-                || !matches!(&l.path.0[1], Seg::Key(k) if ["version", "encrypt", "plain", "header", "mac"].contains(&k.as_str()))
+                || !matches!(&l.path.0[1], Seg::Key(k) if FIELDS.contains(&k.as_str()))
         }) {
             return Err(Error::Metadata(format!("unexpected field `{}`", l.path)));
         }
@@ -84,6 +104,8 @@ impl MetaFields {
             encrypt: get("encrypt")?,
             plain: get("plain")?,
             header: get("header")?,
+            manifest: find("manifest")?,
+            meta_mac: find("meta_mac")?,
             mac: get("mac")?,
         })
     }

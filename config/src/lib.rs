@@ -40,7 +40,9 @@ mod crypto;
 mod doc;
 mod dotenv;
 mod json;
+mod meta;
 mod path;
+mod seal;
 mod secrets;
 mod toml;
 mod yaml;
@@ -48,14 +50,16 @@ mod yaml;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kmseal::rotate::{Outcome, Rotator};
-use kmseal::{Decryptor, Encryptor, Header, Limits, SecretString};
+use kmseal::{Decryptor, Header, SecretString};
 
 pub use crypto::Kind;
 pub use path::{Path, Seg};
+pub use seal::Sealer;
 pub use secrets::{Entry, Require, Secrets};
 
 use crypto::{DocKeys, LABEL};
 use doc::{Leaf, MetaFields, Repr};
+use meta::Meta;
 
 /// What can go wrong. Messages name paths and lines, never values.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +84,23 @@ pub enum Error {
     /// A value or the document was changed after it was sealed.
     #[error("the document was modified after it was sealed: {0}")]
     Tampered(String),
+    /// [`Sealer::seal`] found values that differ from the document's last verified state
+    /// (edited in plaintext, or by someone without the key). One entry per difference, by
+    /// path. Review them, then seal with [`Sealer::accept_changes`] (CLI `--accept-changes`).
+    #[error(
+        "the document differs from its last seal: {}; review the changes (git diff), then \
+         seal again with --accept-changes (library: Sealer::accept_changes)",
+        .0.join(", ")
+    )]
+    Changed(Vec<String>),
+    /// Sealing would write encrypted values back in plaintext (the policy no longer selects
+    /// them). Allowed only with [`Sealer::declassify`] (CLI `--declassify`).
+    #[error(
+        "sealing would decrypt {} into plaintext; pass --declassify (library: \
+         Sealer::declassify) if that is really meant",
+        .0.join(", ")
+    )]
+    Declassify(Vec<String>),
     /// Start-up requirements not met (every problem, one per entry).
     #[error("configuration requirements not met: {}", .0.join("; "))]
     Requirements(Vec<String>),
@@ -145,8 +166,8 @@ impl Format {
 /// MAC), so later edits follow it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    encrypt: Vec<String>,
-    plain: Vec<String>,
+    pub(crate) encrypt: Vec<String>,
+    pub(crate) plain: Vec<String>,
 }
 
 impl Default for Policy {
@@ -216,12 +237,12 @@ impl Policy {
         Ok(self)
     }
 
-    fn selects(&self, path: &Path) -> bool {
+    pub(crate) fn selects(&self, path: &Path) -> bool {
         let key = path.last_key().unwrap_or("");
         self.encrypt.iter().any(|p| glob(p, key)) && !self.plain.iter().any(|p| glob(p, key))
     }
 
-    fn from_meta(m: &MetaFields) -> Result<Policy, Error> {
+    pub(crate) fn from_meta(m: &MetaFields) -> Result<Policy, Error> {
         let split = |s: &str| -> Vec<String> {
             s.split(',')
                 .filter(|p| !p.is_empty())
@@ -247,7 +268,7 @@ enum Codec {
 }
 
 impl Codec {
-    fn parse(text: &str, format: Format) -> Result<Codec, Error> {
+    pub(crate) fn parse(text: &str, format: Format) -> Result<Codec, Error> {
         Ok(match format {
             Format::Yaml => Codec::Yaml(yaml::Yaml::parse(text)?),
             Format::Json => Codec::Json(json::Json::parse(text)?),
@@ -309,226 +330,40 @@ impl Codec {
     }
 }
 
-/// The bytes of the metadata the MAC covers: version, policy, and the header's message id and
-/// context (not its wrapped keys, so a rewrap leaves the MAC valid).
-fn meta_bytes(policy: &Policy, header: &Header) -> Vec<u8> {
-    let mut out = b"version=1\n".to_vec();
-    for (name, list) in [("encrypt", &policy.encrypt), ("plain", &policy.plain)] {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&(list.len() as u32).to_be_bytes());
-        for p in list {
-            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
-            out.extend_from_slice(p.as_bytes());
-        }
-    }
-    out.extend_from_slice(header.message_id());
-    out.extend_from_slice(&header.context().canonical_bytes());
-    out
-}
-
-fn parse_header(m: &MetaFields) -> Result<Header, Error> {
-    if m.version != "1" {
-        return Err(Error::Metadata(format!(
-            "version `{}` is not supported (this build reads version 1)",
-            m.version
-        )));
-    }
-    let raw = B64URL
-        .decode(m.header.trim())
-        .map_err(|_| Error::Metadata("`header` is not base64url".into()))?;
-    let (header, used) = Header::parse(&raw, &Limits::default())?;
-    if used != raw.len() {
-        return Err(Error::Metadata("`header` has trailing bytes".into()));
-    }
-    Ok(header)
-}
-
-fn meta_fields(policy: &Policy, header: &Header, mac: &[u8; 32]) -> MetaFields {
-    MetaFields {
-        version: "1".into(),
-        encrypt: policy.encrypt.join(","),
-        plain: policy.plain.join(","),
-        header: B64URL.encode(header.to_bytes()),
-        mac: B64URL.encode(mac),
-    }
-}
-
-/// A verified, opened document: its keys, policy and header.
+/// A verified, opened document and its keys.
 struct Opened {
     codec: Codec,
     keys: DocKeys,
-    policy: Policy,
-    header: Header,
 }
 
-async fn open_doc(
-    text: &str,
-    format: Format,
-    dec: &Decryptor,
-    verify: bool,
-) -> Result<Opened, Error> {
+/// Parses, opens the data key, and checks the metadata MAC (version 2) and the document MAC.
+async fn open_doc(text: &str, format: Format, dec: &Decryptor) -> Result<Opened, Error> {
     let codec = Codec::parse(text, format)?;
-    let meta = codec
-        .meta()
-        .ok_or_else(|| {
-            Error::Metadata("the document has no kmseal metadata block (not sealed?)".into())
-        })?
-        .clone();
-    let header = parse_header(&meta)?;
-    let policy = Policy::from_meta(&meta)?;
-    let app_key = dec.open_application_key(&header, LABEL).await?;
+    let fields = codec.meta().ok_or_else(|| {
+        Error::Metadata("the document has no kmseal metadata block (not sealed?)".into())
+    })?;
+    let meta = Meta::parse(fields)?;
+    let app_key = dec.open_application_key(&meta.header, LABEL).await?;
     let keys = DocKeys::derive(&app_key);
-    if verify {
-        let stored = B64URL
-            .decode(meta.mac.trim())
-            .map_err(|_| Error::Metadata("`mac` is not base64url".into()))?;
-        let mac = keys.mac(
-            &meta_bytes(&policy, &header),
-            codec
-                .leaves()
-                .iter()
-                .map(|l| (&l.path, l.kind, l.value.as_str())),
-        );
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&mac[..], &stored[..])) {
-            return Err(Error::Tampered(
-                "the document MAC does not match (a value, path or the metadata was changed, \
-                 added or removed; or values were edited without `kmseal config encrypt`)"
-                    .into(),
-            ));
-        }
+    meta.verify_metadata(&keys)?;
+    let items = codec
+        .leaves()
+        .iter()
+        .map(|l| (&l.path, l.kind, l.value.as_str()));
+    if !meta.document_mac_matches(&keys, items) {
+        return Err(Error::Tampered(
+            "the document MAC does not match (a value, path or the metadata was changed, \
+             added or removed; or values were edited without `kmseal config encrypt`)"
+                .into(),
+        ));
     }
-    Ok(Opened {
-        codec,
-        keys,
-        policy,
-        header,
-    })
-}
-
-/// Seals documents: encrypts the selected values and writes the metadata block.
-#[derive(Debug, Clone)]
-pub struct Sealer {
-    encryptor: Encryptor,
-    decryptor: Decryptor,
-    policy: Option<Policy>,
-}
-
-impl Sealer {
-    /// New documents get a data key from `encryptor` (its KEKs and context); documents that
-    /// already have metadata (edits, re-encryption) keep theirs, opened with `decryptor`.
-    pub fn new(encryptor: Encryptor, decryptor: Decryptor) -> Sealer {
-        Sealer {
-            encryptor,
-            decryptor,
-            policy: None,
-        }
-    }
-
-    /// Which values to encrypt (default: the document's stored policy, else everything).
-    pub fn policy(mut self, policy: Policy) -> Sealer {
-        self.policy = Some(policy);
-        self
-    }
-
-    /// Encrypts every selected plaintext value of `text`, checks that values already
-    /// encrypted belong to this document at their paths, and writes the metadata with a new
-    /// MAC. Unchanged values keep their ciphertexts.
-    pub async fn seal(&self, text: &str, format: Format) -> Result<String, Error> {
-        let mut codec = Codec::parse(text, format)?;
-        let (header, keys, policy) = match codec.meta().cloned() {
-            Some(meta) => {
-                let header = parse_header(&meta)?;
-                let app_key = self.decryptor.open_application_key(&header, LABEL).await?;
-                let policy = match &self.policy {
-                    Some(p) => p.clone(),
-                    None => Policy::from_meta(&meta)?,
-                };
-                (header, DocKeys::derive(&app_key), policy)
-            }
-            None => {
-                let (header, app_key) = self.encryptor.application_key(LABEL).await?;
-                let policy = self.policy.clone().unwrap_or_default();
-                (header, DocKeys::derive(&app_key), policy)
-            }
-        };
-        let leaves: Vec<Leaf> = codec.leaves().to_vec();
-        let mut mac_items: Vec<(Path, Kind, String)> = Vec::with_capacity(leaves.len());
-        for (i, leaf) in leaves.iter().enumerate() {
-            if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) {
-                let (kind, pt) = keys.decrypt(&leaf.path, &leaf.value)?;
-                if policy.selects(&leaf.path) {
-                    mac_items.push((leaf.path.clone(), Kind::Str, leaf.value.clone()));
-                } else {
-                    let text = std::str::from_utf8(pt.expose_secret())?.to_owned();
-                    codec.set(i, &Repr::Plain(kind, text.clone()))?;
-                    mac_items.push((leaf.path.clone(), kind, text));
-                }
-            } else if leaf.kind != Kind::Other && policy.selects(&leaf.path) {
-                let enc = keys.encrypt(&leaf.path, leaf.kind, leaf.value.as_bytes())?;
-                codec.set(i, &Repr::Encrypted(enc.clone()))?;
-                mac_items.push((leaf.path.clone(), Kind::Str, enc));
-            } else {
-                mac_items.push((leaf.path.clone(), leaf.kind, leaf.value.clone()));
-            }
-        }
-        let mac = keys.mac(
-            &meta_bytes(&policy, &header),
-            mac_items.iter().map(|(p, k, v)| (p, *k, v.as_str())),
-        );
-        let sealed = codec.render(Some(&meta_fields(&policy, &header, &mac)));
-        // Verify what we write: the sealed text must parse back to exactly the values we
-        // meant, in order (unusual layouts are refused, never written broken).
-        let check = Codec::parse(&sealed, format).map_err(|e| {
-            Error::Unsupported(format!(
-                "this document's layout cannot be rewritten safely ({e}); simplify it around the reported line"
-            ))
-        })?;
-        let same = check.leaves().len() == mac_items.len()
-            && check
-                .leaves()
-                .iter()
-                .zip(&mac_items)
-                .all(|(l, (p, k, v))| l.path == *p && l.kind == *k && l.value == *v);
-        if !same {
-            return Err(Error::Unsupported(
-                "this document's layout cannot be rewritten safely (a value did not read back \
-                 as written); simplify it"
-                    .into(),
-            ));
-        }
-        Ok(sealed)
-    }
-
-    /// Sets the value at `path` (which must exist) to the string `value` in a sealed
-    /// document, after verifying it; the value is encrypted if the policy selects it.
-    pub async fn set(
-        &self,
-        text: &str,
-        format: Format,
-        path: &str,
-        value: &str,
-    ) -> Result<String, Error> {
-        let target = Path::parse(path).map_err(Error::Unsupported)?;
-        let mut opened = open_doc(text, format, &self.decryptor, true).await?;
-        let i = opened
-            .codec
-            .leaves()
-            .iter()
-            .position(|l| l.path == target)
-            .ok_or_else(|| Error::Unsupported(format!("`{path}` is not in the document")))?;
-        opened
-            .codec
-            .set(i, &Repr::Plain(Kind::Str, value.to_owned()))?;
-        let meta = opened.codec.meta().cloned();
-        let edited = opened.codec.render(meta.as_ref());
-        self.seal(&edited, format).await
-    }
+    Ok(Opened { codec, keys })
 }
 
 /// Verifies a sealed document (document MAC, then each value at its path) and decrypts it
 /// into [`Secrets`]: secret strings in locked memory, nothing on disk.
 pub async fn open(text: &str, format: Format, dec: &Decryptor) -> Result<Secrets, Error> {
-    let opened = open_doc(text, format, dec, true).await?;
+    let opened = open_doc(text, format, dec).await?;
     let mut secrets = Secrets::default();
     secrets.keep_names = format == Format::Dotenv;
     for leaf in opened.codec.leaves() {
@@ -546,7 +381,6 @@ pub async fn open(text: &str, format: Format, dec: &Decryptor) -> Result<Secrets
             );
         }
     }
-    let _ = (&opened.policy, &opened.header);
     Ok(secrets)
 }
 
@@ -594,7 +428,7 @@ pub async fn decrypt(
     dec: &Decryptor,
     keep_metadata: bool,
 ) -> Result<String, Error> {
-    let mut opened = open_doc(text, format, dec, true).await?;
+    let mut opened = open_doc(text, format, dec).await?;
     let leaves: Vec<Leaf> = opened.codec.leaves().to_vec();
     for (i, leaf) in leaves.iter().enumerate() {
         if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) {
@@ -619,7 +453,7 @@ pub async fn rewrap(text: &str, format: Format, rotator: &Rotator) -> Result<Str
         .meta()
         .cloned()
         .ok_or_else(|| Error::Metadata("the document has no kmseal metadata block".into()))?;
-    let header = parse_header(&meta)?;
+    let header = Meta::parse(&meta)?.header;
     match rotator.rotate_message(&header.to_bytes()).await? {
         Outcome::Rotated(bytes) => meta.header = B64URL.encode(bytes),
         Outcome::WouldRotate | Outcome::Skipped(_) => return Ok(text.to_owned()),
@@ -644,7 +478,10 @@ pub struct Inspection {
 pub fn inspect(text: &str, format: Format) -> Result<Inspection, Error> {
     let codec = Codec::parse(text, format)?;
     let (header, policy) = match codec.meta() {
-        Some(m) => (Some(parse_header(m)?), Policy::from_meta(m)?),
+        Some(m) => {
+            let meta = Meta::parse(m)?;
+            (Some(meta.header), meta.policy)
+        }
         None => (None, Policy::default()),
     };
     Ok(Inspection {

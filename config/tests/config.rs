@@ -185,15 +185,31 @@ fn unchanged_values_keep_their_ciphertexts() {
             _ => ("5432", "6543"),
         };
         assert!(plain.contains(old), "{name}");
+        // Unedited, the decrypted document re-seals to the same bytes without any flag.
+        assert_eq!(block(s.seal(&plain, f)).unwrap(), sealed, "{name}");
         let edited = plain.replacen(old, new, 1);
-        let resealed = block(s.seal(&edited, f)).unwrap();
+        // An edit is never sealed silently: seal names it, and the owner accepts it.
+        let path = if f == Format::Dotenv {
+            "APP_NAME"
+        } else {
+            "database.port"
+        };
+        match block(s.seal(&edited, f)) {
+            Err(kmseal_config::Error::Changed(list)) => {
+                assert_eq!(list, [format!("changed `{path}`")], "{name}")
+            }
+            other => panic!("{name}: {:?}", other.map(|_| ())),
+        }
+        let resealed = block(s.clone().accept_changes(true).seal(&edited, f)).unwrap();
         let changed: Vec<(&str, &str)> = sealed
             .lines()
             .zip(resealed.lines())
             .filter(|(a, b)| a != b)
             .collect();
-        // The edited value's line and the MAC line.
-        assert_eq!(changed.len(), 2, "{name}: {changed:#?}");
+        // The edited value's line and the metadata lines (manifest and MACs) only.
+        let meta_line = |l: &str| l.contains("mac") || l.contains("manifest");
+        let values: Vec<_> = changed.iter().filter(|(a, _)| !meta_line(a)).collect();
+        assert_eq!(values.len(), 1, "{name}: {changed:#?}");
         assert!(changed.iter().any(|(a, _)| a.contains("mac")), "{name}");
     }
 }
@@ -343,7 +359,7 @@ fn policies_select_values_and_are_kept_in_the_document() {
     ))
     .unwrap();
     let edited = plain.replacen("port: 5432", "port: 5432\nnew_secret: fresh-value", 1);
-    let resealed = block(sealer(&k).seal(&edited, Format::Yaml)).unwrap();
+    let resealed = block(sealer(&k).accept_changes(true).seal(&edited, Format::Yaml)).unwrap();
     assert!(!resealed.contains("fresh-value"));
     assert!(Policy::only(["a,b"]).is_err());
 
@@ -686,4 +702,73 @@ fn regression_json_error_inside_a_multibyte_character_is_an_error() {
         Err(Error::Parse { .. })
     ));
     assert!(open(text, Format::Json, &k).is_err());
+}
+
+/// Audit finding 1: re-sealing must never launder a key-less edit. Before the fix, setting
+/// `plain: "*"` (or an `encrypt` glob that matches nothing) made the owner's next routine seal
+/// write every secret back in plaintext under a fresh valid MAC.
+#[test]
+fn audit_1_reseal_never_launders_tampering() {
+    let k = kek();
+    let yaml = "user: app\ndb_password: correct-horse-battery\napi_secret: s3cr3t-api-key\n";
+    let s = sealer(&k).policy(Policy::only(["*_password", "*_secret"]).unwrap());
+    let sealed = block(s.seal(yaml, Format::Yaml)).unwrap();
+    let routine = sealer(&k); // no policy, no flags: the owner's `kmseal config encrypt FILE`
+
+    // The policy widened without the key: refused by the metadata MAC, flags or not.
+    for (from, to) in [
+        ("  plain: \"\"", "  plain: \"*\""),
+        (
+            "  encrypt: \"*_password,*_secret\"",
+            "  encrypt: \"nothing-matches\"",
+        ),
+    ] {
+        assert!(sealed.contains(from), "{sealed}");
+        let tampered = sealed.replace(from, to);
+        for sealer in [routine.clone(), routine.clone().accept_changes(true)] {
+            match block(sealer.seal(&tampered, Format::Yaml)) {
+                Err(Error::Tampered(m)) => assert!(m.contains("metadata"), "{m}"),
+                other => panic!("{to}: {:?}", other.map(|t| t.contains("correct-horse"))),
+            }
+        }
+        assert_tampered(open(&tampered, Format::Yaml, &k), to);
+    }
+
+    // A plain value edited without the key: refused, naming the path; accepted explicitly.
+    let edited = sealed.replace("user: app", "user: admin");
+    match block(routine.seal(&edited, Format::Yaml)) {
+        Err(Error::Changed(list)) => assert_eq!(list, ["changed `user`"]),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let added = sealed.replace("user: app\n", "user: app\nextra: 1\n");
+    match block(routine.seal(&added, Format::Yaml)) {
+        Err(Error::Changed(list)) => assert_eq!(list, ["added `extra`"]),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let removed = sealed.replace("user: app\n", "");
+    match block(routine.seal(&removed, Format::Yaml)) {
+        Err(Error::Changed(list)) => assert_eq!(list, ["1 value(s) removed"]),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let accepted = block(
+        routine
+            .clone()
+            .accept_changes(true)
+            .seal(&edited, Format::Yaml),
+    )
+    .unwrap();
+    assert_eq!(
+        open(&accepted, Format::Yaml, &k).unwrap().plain("user"),
+        Some("admin")
+    );
+
+    // An explicit new policy that no longer selects encrypted values: only with declassify.
+    let narrower = sealer(&k).policy(Policy::only(["*_password"]).unwrap());
+    match block(narrower.seal(&sealed, Format::Yaml)) {
+        Err(Error::Declassify(paths)) => assert_eq!(paths, ["`api_secret`"]),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let declassified = block(narrower.declassify(true).seal(&sealed, Format::Yaml)).unwrap();
+    assert!(declassified.contains("s3cr3t-api-key"));
+    assert!(!declassified.contains("correct-horse"));
 }

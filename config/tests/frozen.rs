@@ -36,53 +36,99 @@ fn values(text: &str, f: Format) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The fixture's values, read in whole-blob mode as the reference.
+fn fixture_values(ext: &str, f: Format) -> Vec<(String, String)> {
+    let fixture = std::fs::read_to_string(dir().join(format!("service.{ext}"))).unwrap();
+    let msg = Encryptor::new(kek_a())
+        .encrypt_blocking(fixture.as_bytes())
+        .unwrap();
+    let reference = block(kmseal_config::open_blob(&msg, f, &Decryptor::new(kek_a()))).unwrap();
+    reference
+        .iter()
+        .map(|(p, e)| {
+            let v = match e {
+                Entry::Secret { value, .. } => value.expose_secret().to_owned(),
+                Entry::Plain { value, .. } => value.clone(),
+            };
+            (p.to_string(), v)
+        })
+        .collect()
+}
+
+const FORMATS: [(&str, Format); 4] = [
+    ("yaml", Format::Yaml),
+    ("json", Format::Json),
+    ("toml", Format::Toml),
+    ("env", Format::Dotenv),
+];
+
+fn reseal(frozen: &str, f: Format) -> String {
+    let plain = block(kmseal_config::decrypt(
+        frozen,
+        f,
+        &Decryptor::new(kek_a()),
+        true,
+    ))
+    .unwrap();
+    let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
+    block(sealer.seal(&plain, f)).unwrap()
+}
+
 #[test]
-fn frozen_documents_open_and_reseal_byte_for_byte() {
-    for (ext, f) in [
-        ("yaml", Format::Yaml),
-        ("json", Format::Json),
-        ("toml", Format::Toml),
-        ("env", Format::Dotenv),
-    ] {
+fn frozen_v2_documents_open_and_reseal_byte_for_byte() {
+    for (ext, f) in FORMATS {
+        let frozen =
+            std::fs::read_to_string(dir().join(format!("frozen/v2_service.{ext}"))).unwrap();
+        assert_eq!(values(&frozen, f), fixture_values(ext, f), "{ext}");
+        // Decrypt keeping the metadata, seal again (no flags: nothing changed): the very same
+        // bytes.
+        assert_eq!(reseal(&frozen, f), frozen, "{ext}: encoder changed");
+    }
+}
+
+#[test]
+fn frozen_v1_documents_open_and_reseal_as_v2_with_the_same_ciphertexts() {
+    for (ext, f) in FORMATS {
         let frozen =
             std::fs::read_to_string(dir().join(format!("frozen/v1_service.{ext}"))).unwrap();
-        let fixture = std::fs::read_to_string(dir().join(format!("service.{ext}"))).unwrap();
-        // The same values as the fixture (whole-blob mode reads the fixture as the reference).
-        let msg = Encryptor::new(kek_a())
-            .encrypt_blocking(fixture.as_bytes())
-            .unwrap();
-        let reference = block(kmseal_config::open_blob(&msg, f, &Decryptor::new(kek_a()))).unwrap();
-        let want: Vec<(String, String)> = reference
-            .iter()
-            .map(|(p, e)| {
-                let v = match e {
-                    Entry::Secret { value, .. } => value.expose_secret().to_owned(),
-                    Entry::Plain { value, .. } => value.clone(),
-                };
-                (p.to_string(), v)
-            })
-            .collect();
-        assert_eq!(values(&frozen, f), want, "{ext}");
-        // Decrypt keeping the metadata, seal again: the very same bytes.
-        let plain = block(kmseal_config::decrypt(
-            &frozen,
-            f,
-            &Decryptor::new(kek_a()),
-            true,
-        ))
-        .unwrap();
-        let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
-        assert_eq!(
-            block(sealer.seal(&plain, f)).unwrap(),
-            frozen,
-            "{ext}: encoder changed"
+        assert_eq!(values(&frozen, f), fixture_values(ext, f), "{ext}");
+        // A verified version-1 document re-seals (no flags: its document MAC vouches that
+        // nothing changed) into version 2: same values and ciphertexts, new metadata.
+        let resealed = reseal(&frozen, f);
+        assert_eq!(values(&resealed, f), fixture_values(ext, f), "{ext}");
+        let ciphertexts = |t: &str| -> Vec<String> {
+            t.split("kmseal:v1:")
+                .skip(1)
+                .map(|rest| {
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || "_-:".contains(*c))
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(ciphertexts(&resealed), ciphertexts(&frozen), "{ext}");
+        assert!(!ciphertexts(&frozen).is_empty());
+        assert!(
+            resealed.contains("version: \"2\"")
+                || resealed.contains("version=2")
+                || resealed.contains("version = \"2\"")
+                || resealed.contains("\"version\": \"2\""),
+            "{ext}: {resealed}"
         );
     }
 }
 
 #[test]
 fn frozen_failure_vectors_are_refused() {
-    for name in ["fail_plain_edited", "fail_swapped", "fail_mac_from_other"] {
+    for name in [
+        "fail_plain_edited",
+        "fail_swapped",
+        "fail_mac_from_other",
+        "fail_v2_plain_edited",
+        "fail_v2_swapped",
+        "fail_v2_policy_plain_star",
+        "fail_v2_macs_from_other",
+    ] {
         let text = std::fs::read_to_string(dir().join(format!("frozen/{name}.yaml"))).unwrap();
         let r = block(kmseal_config::open(
             &text,
@@ -94,5 +140,32 @@ fn frozen_failure_vectors_are_refused() {
             "{name}: {:?}",
             r.map(|_| ())
         );
+        // A routine re-seal (no flags) never blesses them either.
+        let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
+        let r = block(sealer.seal(&text, Format::Yaml));
+        assert!(
+            matches!(
+                r,
+                Err(kmseal_config::Error::Tampered(_) | kmseal_config::Error::Changed(_))
+            ),
+            "{name}: re-seal {:?}",
+            r.map(|_| ())
+        );
     }
+}
+
+/// Audit finding 1 on a version-1 document (no metadata MAC): a key-less policy edit makes
+/// the document MAC fail, so a routine re-seal refuses instead of writing secrets in plaintext.
+#[test]
+fn tampered_v1_policy_is_not_laundered_by_a_reseal() {
+    let frozen = std::fs::read_to_string(dir().join("frozen/v1_service.yaml")).unwrap();
+    let tampered = frozen.replace("  plain: \"name,host\"", "  plain: \"*\"");
+    assert_ne!(tampered, frozen);
+    let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
+    let r = block(sealer.seal(&tampered, Format::Yaml));
+    assert!(
+        matches!(r, Err(kmseal_config::Error::Changed(_))),
+        "{:?}",
+        r.map(|t| t.contains("kmseal:v1:s:"))
+    );
 }

@@ -6,7 +6,9 @@
 //! * **locked** in RAM with `mlock` (through `memsec`) so it is never written to swap, when the
 //!   OS allows it; what happens when it does not is the [`LockPolicy`];
 //! * **excluded from core dumps** (`MADV_DONTDUMP`) and zero-filled in forked children
-//!   (`MADV_WIPEONFORK`);
+//!   (`MADV_WIPEONFORK`); a secret made before a `fork()` is never used in the child:
+//!   [`SecretBytes::check_process`] returns [`Error::ForkedSecret`] and
+//!   [`SecretBytes::expose_secret`] aborts, rather than hand out zeros as a key;
 //! * **guarded**: buffers larger than 2 KiB get their own mapping with an inaccessible page on
 //!   each side; smaller secrets (keys) share locked pages, so ten thousand cached 32-byte keys
 //!   need about 80 locked pages rather than ten thousand;
@@ -31,7 +33,7 @@
 
 mod sys;
 
-pub(crate) use sys::advise_huge_pages;
+pub(crate) use sys::{advise_huge_pages, fork_generation};
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -155,14 +157,39 @@ impl SecretBytes {
     }
 
     /// Reads the secret. Every read of secret bytes in this crate goes through here.
+    ///
+    /// # Aborts
+    /// In the child of a `fork()` (without exec), for a secret made in the parent: the
+    /// kernel replaced its bytes with zeros, and handing those out as a key would encrypt
+    /// under an all-zero key. There is no error to return here, so the process aborts with a
+    /// message; call [`check_process`](Self::check_process) first where an error can be
+    /// returned, and create secrets after forking (SECURITY.md, "Fork").
     pub fn expose_secret(&self) -> &[u8] {
+        self.abort_if_inherited();
         &self.buf.as_slice()[..self.len]
     }
 
-    /// Writes the secret in place.
+    /// Writes the secret in place. Aborts like [`expose_secret`](Self::expose_secret).
     pub fn expose_secret_mut(&mut self) -> &mut [u8] {
+        self.abort_if_inherited();
         let len = self.len;
         &mut self.buf.as_mut_slice()[..len]
+    }
+
+    /// `Err(`[`Error::ForkedSecret`]`)` when this secret was made in a parent process before
+    /// a `fork()` (its memory reads as zeros here); `Ok(())` otherwise.
+    pub fn check_process(&self) -> Result<(), Error> {
+        if self.buf.is_current() {
+            Ok(())
+        } else {
+            Err(Error::ForkedSecret)
+        }
+    }
+
+    fn abort_if_inherited(&self) {
+        if !self.buf.is_current() {
+            sys::abort_inherited_secret();
+        }
     }
 
     /// Number of bytes held.
@@ -254,6 +281,7 @@ impl SecretBytes {
 
     /// An explicit copy into a new locked buffer. (There is deliberately no `Clone`.)
     pub fn try_clone(&self) -> Result<SecretBytes, Error> {
+        self.check_process()?;
         let mut s = SecretBytes::with_capacity_and_policy(self.len, self.policy)?;
         s.extend_from_slice(self.expose_secret())?;
         Ok(s)
@@ -332,6 +360,11 @@ impl SecretString {
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// See [`SecretBytes::check_process`].
+    pub fn check_process(&self) -> Result<(), Error> {
+        self.bytes.check_process()
     }
 
     /// Whether the string is empty.

@@ -19,8 +19,8 @@
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use zeroize::Zeroize;
 
@@ -68,6 +68,55 @@ pub(crate) fn advise_huge_pages(buf: &mut [u8]) {
     }
 }
 
+/// Bumped in the child of every `fork()` (a `pthread_atfork` handler), so memory made before
+/// the fork can be told apart from memory made after it. The kernel zero-fills secret pages in
+/// the child (`MADV_WIPEONFORK`) and does not carry `mlock` over, so a secret from an older
+/// generation reads as zeros and is no longer locked: it must never be used.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    // Only an atomic increment: async-signal-safe, as a handler running right after fork()
+    // in a possibly multi-threaded parent must be.
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The current fork generation of this process (0 in a process that never forked from one
+/// holding kmseal secrets). The first call registers the fork handler; every secret
+/// allocation calls this, so the handler is in place before any secret can cross a fork.
+pub(crate) fn fork_generation() -> u64 {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: pthread_atfork only records the handler pointers; the child handler is a
+        // plain `extern "C" fn` with no captured state that does one atomic increment, which
+        // is async-signal-safe. A failure (ENOMEM) is reported in the return value, and then
+        // the generation never changes: logged, since fork detection is then off.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        if rc != 0 {
+            tracing::error!(rc, "kmseal: pthread_atfork failed; fork detection is off");
+        }
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Ends the process: a secret made before `fork()` was about to be read in the child, where
+/// its bytes are zeros. Called only from [`super::SecretBytes::expose_secret`], which cannot
+/// return an error.
+#[cold]
+pub(crate) fn abort_inherited_secret() -> ! {
+    tracing::error!(
+        "kmseal: a secret created before fork() was used in the child process, where its \
+         memory reads as zeros; aborting instead of using an all-zero key. Create keys, KEKs, \
+         encryptors and caches after forking (for example in a post-fork hook)."
+    );
+    const MSG: &[u8] = b"kmseal: a secret created before fork() was used in the child; aborting (create keys after fork)\n";
+    // SAFETY: write(2) to fd 2 from a valid static buffer of the stated length; the result is
+    // ignored (there is nothing better to do while aborting).
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+    }
+    std::process::abort()
+}
+
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     *PAGE.get_or_init(|| {
@@ -101,6 +150,8 @@ pub(crate) struct Region {
     /// Data bytes, a multiple of the page size.
     len: usize,
     locked: bool,
+    /// The [`fork_generation`] the region was made in.
+    generation: u64,
 }
 
 // SAFETY: a Region exclusively owns its mapping; the raw pointer is never shared outside the
@@ -112,6 +163,7 @@ unsafe impl Sync for Region {}
 
 impl Region {
     fn new(min_len: usize, policy: LockPolicy) -> Result<Region, AllocError> {
+        let generation = fork_generation();
         let page = page_size();
         let len = min_len
             .max(1)
@@ -165,6 +217,7 @@ impl Region {
             data: unsafe { NonNull::new_unchecked(data) },
             len,
             locked,
+            generation,
         };
         if !guards_ok {
             return Err(AllocError::Map(std::io::Error::last_os_error()));
@@ -176,6 +229,11 @@ impl Region {
             }
         }
         Ok(region)
+    }
+
+    /// Whether the region was made in this process (not inherited through `fork()`).
+    fn is_current(&self) -> bool {
+        self.generation == fork_generation()
     }
 
     fn bytes(&self, offset: usize, len: usize) -> &[u8] {
@@ -262,8 +320,13 @@ impl Slot {
         let (class, size) = class_of(len);
         let mut pool = pool().lock().unwrap_or_else(|p| p.into_inner());
         let chunks = &mut pool.classes[class];
-        let usable =
-            |c: &Chunk| c.free != 0 && (c.region.locked || policy == LockPolicy::BestEffort);
+        // Pages inherited through fork() are no longer locked (mlock is not inherited):
+        // never hand out their slots again.
+        let usable = |c: &Chunk| {
+            c.free != 0
+                && c.region.is_current()
+                && (c.region.locked || policy == LockPolicy::BestEffort)
+        };
         let idx = match chunks.iter().position(usable) {
             Some(i) => i,
             None => {
@@ -348,12 +411,23 @@ impl Buf {
         }
     }
 
-    /// Whether the memory is locked in RAM (false for an empty buffer).
+    /// Whether the memory is locked in RAM (false for an empty buffer, and for memory
+    /// inherited through `fork()`, which the child does not have locked).
     pub(crate) fn is_locked(&self) -> bool {
         match self {
             Buf::Empty => false,
-            Buf::Slot(s) => s.region.locked,
-            Buf::Region(r) => r.as_ref().is_some_and(|r| r.locked),
+            Buf::Slot(s) => s.region.locked && s.region.is_current(),
+            Buf::Region(r) => r.as_ref().is_some_and(|r| r.locked && r.is_current()),
+        }
+    }
+
+    /// Whether the buffer was made in this process: `false` in the child of a `fork()` for
+    /// a buffer made in the parent, whose contents the kernel replaced with zeros.
+    pub(crate) fn is_current(&self) -> bool {
+        match self {
+            Buf::Empty => true,
+            Buf::Slot(s) => s.region.is_current(),
+            Buf::Region(r) => r.as_ref().is_none_or(Region::is_current),
         }
     }
 
@@ -436,6 +510,16 @@ fn cache_budget() -> usize {
 fn take_region(min_len: usize, policy: LockPolicy) -> Result<Region, AllocError> {
     {
         let mut cache = region_cache().lock().unwrap_or_else(|p| p.into_inner());
+        // Regions parked before a fork are unlocked and worthless in the child: drop them.
+        let stale = cache.regions.iter().filter(|r| !r.is_current()).count();
+        if stale > 0 {
+            let (keep, old): (Vec<Region>, Vec<Region>) = std::mem::take(&mut cache.regions)
+                .into_iter()
+                .partition(Region::is_current);
+            cache.regions = keep;
+            cache.bytes = cache.regions.iter().map(|r| r.len).sum();
+            drop(old);
+        }
         let fits = |r: &Region| r.len >= min_len && r.len / 2 <= min_len;
         if let Some(i) = cache.regions.iter().position(fits) {
             let region = cache.regions.swap_remove(i);
@@ -460,7 +544,7 @@ fn take_region(min_len: usize, policy: LockPolicy) -> Result<Region, AllocError>
 }
 
 fn recycle_region(region: Region) {
-    if !region.locked || region.len > cache_budget() / 2 {
+    if !region.locked || !region.is_current() || region.len > cache_budget() / 2 {
         return; // dropped: wiped, unlocked and unmapped
     }
     // SAFETY: we own the region (moved in), so no other reference into it exists.

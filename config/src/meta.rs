@@ -1,0 +1,254 @@
+//! The metadata block of a sealed document: its versions, what its MACs cover, and the
+//! manifest that lets [`Sealer::seal`](crate::Sealer::seal) name what changed since the last
+//! seal. FORMAT.md, "Config documents".
+//!
+//! * Version 1: one document MAC over the metadata (version, policy, message id, context) and
+//!   every value as sealed. Read forever; never written any more.
+//! * Version 2: the same document MAC (its metadata bytes now include the manifest), plus a
+//!   **metadata MAC** over the metadata alone and a **manifest** (per value: 8 bytes naming
+//!   the path, 8 naming the value as sealed). Seal always checks the metadata MAC, so a
+//!   key-less edit of the policy (`plain: "*"`) or of the context is refused, and compares the
+//!   values with the manifest, so it can name each path that differs from the last verified
+//!   state.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use kmseal::{Header, Limits};
+use subtle::ConstantTimeEq;
+
+use crate::crypto::{DocKeys, Kind};
+use crate::doc::MetaFields;
+use crate::path::Path;
+use crate::{Error, Policy};
+
+/// The version every seal writes.
+pub(crate) const CURRENT: u8 = 2;
+
+/// A value as sealed: its path, its kind ([`Kind::Str`] for an encrypted value) and its text
+/// (the ciphertext string of an encrypted value).
+pub(crate) type Item = (Path, Kind, String);
+
+/// A parsed metadata block; nothing verified yet.
+pub(crate) struct Meta {
+    pub(crate) version: u8,
+    pub(crate) policy: Policy,
+    pub(crate) header: Header,
+    manifest: Option<Vec<[u8; 16]>>,
+    meta_mac: Option<Vec<u8>>,
+    mac: Vec<u8>,
+}
+
+/// How the values of a document differ from its last verified state.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Changes {
+    /// Exactly as last sealed.
+    None,
+    /// These differences, by path (`changed `a.b``, `added `c``, `2 removed`, ...).
+    Named(Vec<String>),
+    /// Something differs; a version-1 document cannot say what.
+    Unknown,
+}
+
+impl Meta {
+    pub(crate) fn parse(m: &MetaFields) -> Result<Meta, Error> {
+        let version = match m.version.as_str() {
+            "1" => 1,
+            "2" => 2,
+            v => {
+                return Err(Error::Metadata(format!(
+                    "version `{v}` is not supported (this build reads versions 1 and 2)"
+                )));
+            }
+        };
+        let header = parse_header(&m.header)?;
+        let policy = Policy::from_meta(m)?;
+        let mac = b64("mac", &m.mac)?;
+        let (manifest, meta_mac) = match (version, &m.manifest, &m.meta_mac) {
+            (1, None, None) => (None, None),
+            (2, Some(manifest), Some(meta_mac)) => {
+                let raw = b64("manifest", manifest)?;
+                if raw.len() % 16 != 0 {
+                    return Err(Error::Metadata(
+                        "`manifest` is not a whole number of 16-byte entries".into(),
+                    ));
+                }
+                let entries = raw
+                    .chunks_exact(16)
+                    .map(|c| {
+                        let mut e = [0u8; 16];
+                        e.copy_from_slice(c);
+                        e
+                    })
+                    .collect();
+                (Some(entries), Some(b64("meta_mac", meta_mac)?))
+            }
+            (1, _, _) => {
+                return Err(Error::Metadata(
+                    "a version-1 block has no `manifest` or `meta_mac`".into(),
+                ));
+            }
+            _ => {
+                return Err(Error::Metadata(
+                    "a version-2 block needs `manifest` and `meta_mac`".into(),
+                ));
+            }
+        };
+        Ok(Meta {
+            version,
+            policy,
+            header,
+            manifest,
+            meta_mac,
+            mac,
+        })
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        meta_bytes(
+            self.version,
+            &self.policy,
+            &self.header,
+            self.manifest.as_deref(),
+        )
+    }
+
+    /// Version 2: the metadata MAC must match (policy, context and manifest are as last
+    /// sealed by a key holder). Version 1 has no such MAC: `Ok(false)`, nothing vouched for.
+    pub(crate) fn verify_metadata(&self, keys: &DocKeys) -> Result<bool, Error> {
+        let Some(stored) = &self.meta_mac else {
+            return Ok(false);
+        };
+        if bool::from(keys.meta_mac(&self.bytes()).ct_eq(stored)) {
+            Ok(true)
+        } else {
+            Err(Error::Tampered(
+                "the kmseal metadata block (policy, context or manifest) was changed without \
+                 the key; restore it from version control"
+                    .into(),
+            ))
+        }
+    }
+
+    /// Whether the document MAC matches these values, in this order.
+    pub(crate) fn document_mac_matches<'a>(
+        &self,
+        keys: &DocKeys,
+        items: impl Iterator<Item = (&'a Path, Kind, &'a str)>,
+    ) -> bool {
+        keys.mac(&self.bytes(), items).ct_eq(&self.mac).into()
+    }
+
+    /// How `items` (the values as sealed under the stored policy) differ from the last
+    /// verified state. Call [`verify_metadata`](Self::verify_metadata) first: the manifest
+    /// is only as good as its MAC.
+    pub(crate) fn changes(&self, keys: &DocKeys, items: &[Item]) -> Changes {
+        let Some(manifest) = &self.manifest else {
+            let same =
+                self.document_mac_matches(keys, items.iter().map(|(p, k, v)| (p, *k, v.as_str())));
+            return if same {
+                Changes::None
+            } else {
+                Changes::Unknown
+            };
+        };
+        let entries: Vec<[u8; 16]> = items
+            .iter()
+            .map(|(p, k, v)| keys.manifest_entry(p, *k, v))
+            .collect();
+        if entries == *manifest {
+            return Changes::None;
+        }
+        let mut out = Vec::new();
+        for ((path, _, _), entry) in items.iter().zip(&entries) {
+            if manifest.contains(entry) {
+                continue;
+            }
+            if manifest.iter().any(|m| m[..8] == entry[..8]) {
+                out.push(format!("changed `{path}`"));
+            } else {
+                out.push(format!("added `{path}`"));
+            }
+        }
+        let removed = manifest
+            .iter()
+            .filter(|m| !entries.iter().any(|e| e[..8] == m[..8]))
+            .count();
+        if removed > 0 {
+            out.push(format!("{removed} value(s) removed"));
+        }
+        if out.is_empty() {
+            out.push("values reordered or duplicated".into());
+        }
+        Changes::Named(out)
+    }
+}
+
+/// The metadata block sealing `items` under `policy` and `header`, in the current version.
+pub(crate) fn sealed_fields(
+    policy: &Policy,
+    header: &Header,
+    keys: &DocKeys,
+    items: &[Item],
+) -> MetaFields {
+    let manifest: Vec<[u8; 16]> = items
+        .iter()
+        .map(|(p, k, v)| keys.manifest_entry(p, *k, v))
+        .collect();
+    let bytes = meta_bytes(CURRENT, policy, header, Some(&manifest));
+    let meta_mac = keys.meta_mac(&bytes);
+    let mac = keys.mac(&bytes, items.iter().map(|(p, k, v)| (p, *k, v.as_str())));
+    MetaFields {
+        version: CURRENT.to_string(),
+        encrypt: policy.encrypt.join(","),
+        plain: policy.plain.join(","),
+        header: B64URL.encode(header.to_bytes()),
+        manifest: Some(B64URL.encode(manifest.concat())),
+        meta_mac: Some(B64URL.encode(meta_mac)),
+        mac: B64URL.encode(mac),
+    }
+}
+
+/// The bytes the MACs cover: version, policy, the header's message id and context (not its
+/// wrapped keys, so a rewrap leaves both MACs valid), and from version 2 the manifest.
+fn meta_bytes(
+    version: u8,
+    policy: &Policy,
+    header: &Header,
+    manifest: Option<&[[u8; 16]]>,
+) -> Vec<u8> {
+    let mut out = format!("version={version}\n").into_bytes();
+    for (name, list) in [("encrypt", &policy.encrypt), ("plain", &policy.plain)] {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+        for p in list {
+            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            out.extend_from_slice(p.as_bytes());
+        }
+    }
+    out.extend_from_slice(header.message_id());
+    out.extend_from_slice(&header.context().canonical_bytes());
+    if let Some(m) = manifest {
+        out.extend_from_slice(b"manifest");
+        out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        for e in m {
+            out.extend_from_slice(e);
+        }
+    }
+    out
+}
+
+fn b64(name: &str, s: &str) -> Result<Vec<u8>, Error> {
+    B64URL
+        .decode(s.trim())
+        .map_err(|_| Error::Metadata(format!("`{name}` is not base64url")))
+}
+
+/// The envelope header stored in the block.
+pub(crate) fn parse_header(text: &str) -> Result<Header, Error> {
+    let raw = b64("header", text)?;
+    let (header, used) = Header::parse(&raw, &Limits::default())?;
+    if used != raw.len() {
+        return Err(Error::Metadata("`header` has trailing bytes".into()));
+    }
+    Ok(header)
+}

@@ -1,0 +1,261 @@
+//! Sealing: encrypting the selected values of a document and writing its metadata, without
+//! ever blessing a change nobody asked for.
+//!
+//! Seal verifies what it builds on. For a document that is already sealed it opens the data
+//! key, checks the metadata MAC (so the stored policy and context are the owner's), and
+//! compares every value, as it would be sealed under the stored policy, with the last
+//! verified state (the manifest; for a version-1 document, the document MAC). A difference is
+//! refused with the paths that differ unless the caller accepts changes explicitly
+//! ([`Sealer::accept_changes`], CLI `--accept-changes`). An encrypted value never becomes
+//! plaintext unless the caller asks for it ([`Sealer::declassify`], CLI `--declassify`).
+
+use kmseal::{Decryptor, Encryptor, Header};
+
+use crate::crypto::{self, DocKeys, Kind, LABEL};
+use crate::doc::{Leaf, Repr};
+use crate::meta::{self, Changes, Item, Meta};
+use crate::path::Path;
+use crate::{Codec, Error, Format, Policy};
+
+/// Seals documents: encrypts the selected values and writes the metadata block.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    encryptor: Encryptor,
+    decryptor: Decryptor,
+    policy: Option<Policy>,
+    accept_changes: bool,
+    declassify: bool,
+}
+
+/// Whether values of a sealed document may differ from its last verified state.
+#[derive(Clone, Copy)]
+enum Allowed {
+    Nothing,
+    Everything,
+}
+
+impl Sealer {
+    /// New documents get a data key from `encryptor` (its KEKs and context); documents that
+    /// already have metadata (edits, re-encryption) keep theirs, opened with `decryptor`.
+    pub fn new(encryptor: Encryptor, decryptor: Decryptor) -> Sealer {
+        Sealer {
+            encryptor,
+            decryptor,
+            policy: None,
+            accept_changes: false,
+            declassify: false,
+        }
+    }
+
+    /// Which values to encrypt (default: the document's stored policy, else everything).
+    pub fn policy(mut self, policy: Policy) -> Sealer {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Seal over values that differ from the document's last verified state (edits made in
+    /// plaintext, or by someone without the key). Off by default: [`seal`](Self::seal) then
+    /// refuses with [`Error::Changed`], naming the paths, so that a key-less edit is never
+    /// blessed by a routine re-seal. Review the changes (`git diff`) before accepting them.
+    pub fn accept_changes(mut self, accept: bool) -> Sealer {
+        self.accept_changes = accept;
+        self
+    }
+
+    /// Allow values that are encrypted now to be written back in plaintext (because a new
+    /// [`policy`](Self::policy) no longer selects them). Off by default: such a seal fails
+    /// with [`Error::Declassify`], naming the paths.
+    pub fn declassify(mut self, allow: bool) -> Sealer {
+        self.declassify = allow;
+        self
+    }
+
+    /// Encrypts every selected plaintext value of `text`, checks that values already
+    /// encrypted belong to this document at their paths, and writes the metadata with new
+    /// MACs. Unchanged values keep their ciphertexts. For a sealed document, fails with
+    /// [`Error::Tampered`] when its metadata was changed without the key, and with
+    /// [`Error::Changed`] when values differ from the last seal (see
+    /// [`accept_changes`](Self::accept_changes)).
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    /// use kmseal_config::{Error, Format, Sealer};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let sealer = Sealer::new(Encryptor::new(kek.clone()), Decryptor::new(kek));
+    /// let sealed = sealer.seal("user: app\npassword: hunter2-hunter2\n", Format::Yaml).await?;
+    /// // Someone without the key edits a value (or the policy): a routine re-seal refuses.
+    /// let edited = sealed.replace("user: app", "user: admin");
+    /// let err = sealer.seal(&edited, Format::Yaml).await.unwrap_err();
+    /// assert!(matches!(&err, Error::Changed(paths) if paths == &["changed `user`"]));
+    /// // After review, the owner accepts the change explicitly.
+    /// sealer.clone().accept_changes(true).seal(&edited, Format::Yaml).await?;
+    /// # Ok::<(), kmseal_config::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn seal(&self, text: &str, format: Format) -> Result<String, Error> {
+        let allowed = if self.accept_changes {
+            Allowed::Everything
+        } else {
+            Allowed::Nothing
+        };
+        self.seal_allowing(text, format, allowed).await
+    }
+
+    async fn seal_allowing(
+        &self,
+        text: &str,
+        format: Format,
+        allowed: Allowed,
+    ) -> Result<String, Error> {
+        let mut codec = Codec::parse(text, format)?;
+        let leaves: Vec<Leaf> = codec.leaves().to_vec();
+        let (header, keys, policy) = match codec.meta().cloned() {
+            Some(fields) => {
+                let meta = Meta::parse(&fields)?;
+                let app_key = self
+                    .decryptor
+                    .open_application_key(&meta.header, LABEL)
+                    .await?;
+                let keys = DocKeys::derive(&app_key);
+                meta.verify_metadata(&keys)?;
+                let as_stored = plan(&keys, &meta.policy, &leaves)?;
+                check_changes(meta.changes(&keys, &as_stored.items), allowed)?;
+                let policy = self.policy.clone().unwrap_or(meta.policy);
+                (meta.header, keys, policy)
+            }
+            None => {
+                let (header, app_key) = self.encryptor.application_key(LABEL).await?;
+                let policy = self.policy.clone().unwrap_or_default();
+                (header, DocKeys::derive(&app_key), policy)
+            }
+        };
+        let planned = plan(&keys, &policy, &leaves)?;
+        if !planned.declassified.is_empty() && !self.declassify {
+            return Err(Error::Declassify(planned.declassified));
+        }
+        for (i, repr) in planned.reprs.iter().enumerate() {
+            if let Some(repr) = repr {
+                codec.set(i, repr)?;
+            }
+        }
+        write_back(codec, format, &policy, &header, &keys, &planned.items)
+    }
+
+    /// Sets the value at `path` (which must exist) to the string `value` in a sealed
+    /// document, after verifying it; the value is encrypted if the policy selects it. Only
+    /// that path may change.
+    pub async fn set(
+        &self,
+        text: &str,
+        format: Format,
+        path: &str,
+        value: &str,
+    ) -> Result<String, Error> {
+        let target = Path::parse(path).map_err(Error::Unsupported)?;
+        let mut opened = crate::open_doc(text, format, &self.decryptor).await?;
+        let i = opened
+            .codec
+            .leaves()
+            .iter()
+            .position(|l| l.path == target)
+            .ok_or_else(|| Error::Unsupported(format!("`{path}` is not in the document")))?;
+        opened
+            .codec
+            .set(i, &Repr::Plain(Kind::Str, value.to_owned()))?;
+        let meta = opened.codec.meta().cloned();
+        let edited = opened.codec.render(meta.as_ref());
+        // The document was verified before this one edit, so the edit is the only change.
+        self.seal_allowing(&edited, format, Allowed::Everything)
+            .await
+    }
+}
+
+fn check_changes(changes: Changes, allowed: Allowed) -> Result<(), Error> {
+    match (changes, allowed) {
+        (Changes::None, _) | (_, Allowed::Everything) => Ok(()),
+        (Changes::Named(list), Allowed::Nothing) => Err(Error::Changed(list)),
+        (Changes::Unknown, Allowed::Nothing) => Err(Error::Changed(vec![
+            "values differ from the last seal (a version-1 document cannot say which; review \
+             `git diff`)"
+                .into(),
+        ])),
+    }
+}
+
+/// What sealing under one policy does to each value.
+struct Plan {
+    /// Every value as sealed, in document order.
+    items: Vec<Item>,
+    /// The replacement for each leaf, where it changes.
+    reprs: Vec<Option<Repr>>,
+    /// Paths of values that are encrypted now and would be written in plaintext.
+    declassified: Vec<String>,
+}
+
+fn plan(keys: &DocKeys, policy: &Policy, leaves: &[Leaf]) -> Result<Plan, Error> {
+    let mut out = Plan {
+        items: Vec::with_capacity(leaves.len()),
+        reprs: Vec::with_capacity(leaves.len()),
+        declassified: Vec::new(),
+    };
+    for leaf in leaves {
+        let path = leaf.path.clone();
+        if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) {
+            // Decrypting checks that the value belongs at this path of this document.
+            let (kind, pt) = keys.decrypt(&leaf.path, &leaf.value)?;
+            if policy.selects(&leaf.path) {
+                out.items.push((path, Kind::Str, leaf.value.clone()));
+                out.reprs.push(None);
+            } else {
+                let text = std::str::from_utf8(pt.expose_secret())?.to_owned();
+                out.declassified.push(format!("`{}`", leaf.path));
+                out.items.push((path, kind, text.clone()));
+                out.reprs.push(Some(Repr::Plain(kind, text)));
+            }
+        } else if leaf.kind != Kind::Other && policy.selects(&leaf.path) {
+            let enc = keys.encrypt(&leaf.path, leaf.kind, leaf.value.as_bytes())?;
+            out.items.push((path, Kind::Str, enc.clone()));
+            out.reprs.push(Some(Repr::Encrypted(enc)));
+        } else {
+            out.items.push((path, leaf.kind, leaf.value.clone()));
+            out.reprs.push(None);
+        }
+    }
+    Ok(out)
+}
+
+/// Renders the sealed document and checks that it parses back to exactly the values meant,
+/// in order (unusual layouts are refused, never written broken).
+fn write_back(
+    codec: Codec,
+    format: Format,
+    policy: &Policy,
+    header: &Header,
+    keys: &DocKeys,
+    items: &[Item],
+) -> Result<String, Error> {
+    let fields = meta::sealed_fields(policy, header, keys, items);
+    let sealed = codec.render(Some(&fields));
+    let check = Codec::parse(&sealed, format).map_err(|e| {
+        Error::Unsupported(format!(
+            "this document's layout cannot be rewritten safely ({e}); simplify it around the reported line"
+        ))
+    })?;
+    let same = check.leaves().len() == items.len()
+        && check
+            .leaves()
+            .iter()
+            .zip(items)
+            .all(|(l, (p, k, v))| l.path == *p && l.kind == *k && l.value == *v);
+    if !same {
+        return Err(Error::Unsupported(
+            "this document's layout cannot be rewritten safely (a value did not read back \
+             as written); simplify it"
+                .into(),
+        ));
+    }
+    Ok(sealed)
+}

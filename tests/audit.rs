@@ -1,0 +1,189 @@
+//! Regression tests for the outside audit's findings in the core (issue 17), each at the level
+//! where a user meets it. Each would fail on the code before the fix.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kmseal::{
+    CacheLimits, DataKey, DecryptCache, Decryptor, EncryptCache, EncryptionContext, Encryptor,
+    Error, Kek, LocalKek, WrappedKey,
+};
+
+/// A local KEK that reports a chosen key id (two tenants' KEKs naming the same key, or an
+/// attacker's junk entries naming ours) and counts unwraps.
+#[derive(Debug)]
+struct Named {
+    inner: LocalKek,
+    id: &'static str,
+    unwraps: AtomicU32,
+}
+
+impl Named {
+    fn new(id: &'static str) -> Arc<Named> {
+        Arc::new(Named {
+            inner: LocalKek::generate().unwrap(),
+            id,
+            unwraps: AtomicU32::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl Kek for Named {
+    fn provider(&self) -> &str {
+        "local"
+    }
+    fn key_id(&self) -> &str {
+        self.id
+    }
+    fn describe(&self) -> String {
+        format!("local:{}", self.id)
+    }
+    async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
+        let mut w = self.inner.wrap(key, context).await?;
+        w.key_id = self.id.into();
+        Ok(w)
+    }
+    async fn unwrap(&self, w: &WrappedKey, context: &EncryptionContext) -> Result<DataKey, Error> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        let mut w = w.clone();
+        w.key_id = self.inner.key_id().into();
+        self.inner.unwrap(&w, context).await
+    }
+}
+
+/// Finding 5: two KEK instances with the same provider, key id and description but different
+/// keys (two tenants) must never share cache entries, even through one shared cache.
+#[test]
+fn audit_5_caches_never_span_kek_instances() {
+    let (tenant_a, tenant_b) = (Named::new("shared-name"), Named::new("shared-name"));
+    assert_eq!(tenant_a.describe(), tenant_b.describe());
+
+    // Decrypt cache: B must not open A's message through A's cached key.
+    let cache = DecryptCache::new(Duration::from_secs(60), 16);
+    let msg_a = Encryptor::new(tenant_a.clone())
+        .encrypt_blocking(b"tenant A's record")
+        .unwrap();
+    Decryptor::new(tenant_a.clone())
+        .cache(cache.clone())
+        .decrypt_blocking(&msg_a)
+        .unwrap();
+    let as_b = Decryptor::new(tenant_b.clone())
+        .cache(cache.clone())
+        .decrypt_blocking(&msg_a);
+    assert!(
+        as_b.is_err(),
+        "tenant B opened tenant A's message from the cache"
+    );
+    assert_eq!(
+        tenant_b.unwraps.load(Ordering::SeqCst),
+        1,
+        "B asked its own KMS"
+    );
+
+    // Encrypt cache: B's messages must be wrapped under B's key, not A's cached one.
+    let shared = EncryptCache::new(CacheLimits::default());
+    Encryptor::new(tenant_a.clone())
+        .cache(shared.clone())
+        .encrypt_blocking(b"a")
+        .unwrap();
+    let msg_b = Encryptor::new(tenant_b.clone())
+        .cache(shared.clone())
+        .encrypt_blocking(b"tenant B's record")
+        .unwrap();
+    assert_eq!(
+        Decryptor::new(tenant_b.clone())
+            .decrypt_blocking(&msg_b)
+            .expect("B opens its own message")
+            .expose_secret(),
+        b"tenant B's record"
+    );
+    assert!(Decryptor::new(tenant_a).decrypt_blocking(&msg_b).is_err());
+    // The same instance still shares: that is what the cache is for.
+    let enc_b = Encryptor::new(tenant_b.clone()).cache(shared.clone());
+    enc_b.encrypt_blocking(b"again").unwrap();
+    assert!(shared.stats().hits >= 1);
+}
+
+/// Finding 9: a failed unwrap takes no cache slot and evicts nothing; junk wrapped keys naming
+/// a trusted KEK cost at most two KMS calls per message.
+#[test]
+fn audit_9_failed_unwraps_neither_evict_nor_multiply_kms_calls() {
+    let ours = Named::new("ours");
+    let cache = DecryptCache::new(Duration::from_secs(60), 1);
+    let dec = Decryptor::new(ours.clone()).cache(cache.clone());
+    let good = Encryptor::new(ours.clone())
+        .encrypt_blocking(b"good")
+        .unwrap();
+    dec.decrypt_blocking(&good).unwrap();
+    assert_eq!(ours.unwraps.load(Ordering::SeqCst), 1);
+
+    // An attacker's message: eight wrapped keys that all name our key id, none ours.
+    let mut enc = Encryptor::new(Named::new("ours"));
+    for _ in 0..7 {
+        enc = enc.add_kek(Named::new("ours"));
+    }
+    let junk = enc.encrypt_blocking(b"junk").unwrap();
+    let before = ours.unwraps.load(Ordering::SeqCst);
+    assert!(dec.decrypt_blocking(&junk).is_err());
+    let calls = ours.unwraps.load(Ordering::SeqCst) - before;
+    assert_eq!(calls, 2, "junk entries cost {calls} KMS calls");
+
+    // The good key is still cached (capacity 1): no new unwrap.
+    let before = ours.unwraps.load(Ordering::SeqCst);
+    dec.decrypt_blocking(&good).unwrap();
+    assert_eq!(
+        ours.unwraps.load(Ordering::SeqCst),
+        before,
+        "the junk evicted the good key"
+    );
+    assert_eq!(cache.stats().entries, 1);
+}
+
+/// A writer that fails its `n`th write, once.
+struct FailOnce {
+    out: Vec<u8>,
+    writes: u32,
+    fail_at: u32,
+}
+
+impl Write for FailOnce {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes += 1;
+        if self.writes == self.fail_at {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Finding 10: after an inner write error the writer refuses every later write and finish
+/// (before the fix, retrying sealed the same frame index again: GCM nonce reuse).
+#[test]
+fn audit_10_encrypt_writer_is_poisoned_by_an_inner_error() {
+    let kek = Arc::new(LocalKek::generate().unwrap());
+    let enc = Encryptor::new(kek).frame_size(1024).unwrap().threads(1);
+    let sink = FailOnce {
+        out: Vec::new(),
+        writes: 0,
+        fail_at: 3, // header, first frame, then the second frame fails
+    };
+    let mut w = enc.writer_blocking(sink).unwrap();
+    w.write_all(&[1u8; 1024]).unwrap();
+    let err = w.write_all(&[2u8; 1024]).unwrap_err();
+    assert_eq!(err.to_string(), "disk full");
+    // The caller retries: refused, whatever it writes.
+    assert!(w.write(&[3u8; 1024]).is_err(), "a retry was accepted");
+    assert!(w.write(&[4u8; 10]).is_err());
+    assert!(w.flush().is_ok(), "flush of the inner writer is harmless");
+    assert!(matches!(w.finish(), Err(Error::InvalidArgument(_))));
+}
