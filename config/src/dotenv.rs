@@ -48,6 +48,7 @@ pub(crate) fn quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '$' => out.push_str("\\$"),
+            '`' => out.push_str("\\`"),
             c => out.push(c),
         }
     }
@@ -114,9 +115,24 @@ impl Dotenv {
                                 Some((_, 'n')) => out.push('\n'),
                                 Some((_, 'r')) => out.push('\r'),
                                 Some((_, 't')) => out.push('\t'),
-                                Some((_, c)) => out.push(c),
+                                Some((_, c @ ('"' | '\\' | '$' | '`'))) => out.push(c),
+                                Some(_) => {
+                                    return Err(err(
+                                        line_no,
+                                        "unknown escape in a double-quoted value (use \\n \\r \\t \\\" \\\\ \\$ \\`)",
+                                    ));
+                                }
                                 None => return Err(err(line_no, "unterminated quote")),
                             },
+                            // A shell expands these inside double quotes; what it would run
+                            // is not the value kmseal authenticates. Escape them.
+                            '$' | '`' => {
+                                return Err(err(
+                                    line_no,
+                                    "`$` and backquotes must be escaped (\\$, \\`) in a double-quoted value, \
+                                     or the value single-quoted",
+                                ));
+                            }
                             c => out.push(c),
                         }
                     }
@@ -131,12 +147,34 @@ impl Dotenv {
                 _ => {
                     let end = v.find(" #").unwrap_or(v.len());
                     let bare = v[..end].trim_end();
+                    // In an assignment a shell splits at white space, expands `$`, backquotes
+                    // and `~`, removes quotes and backslashes, and ends the command at `;&|<>()`
+                    // (it does not glob). Refuse those rather than authenticate one reading and
+                    // hand a shell another.
+                    if let Some(c) = bare.chars().find(|c| {
+                        c.is_whitespace() || "$`\"'\\;&|<>()~".contains(*c)
+                    }) {
+                        return Err(err(
+                            line_no,
+                            &format!(
+                                "a bare value cannot contain {c:?} (a shell would read it \
+                                 differently); quote the value"
+                            ),
+                        ));
+                    }
                     (bare.to_owned(), bare.len())
                 }
             };
-            let after = v[vlen..].trim();
-            if !after.is_empty() && !after.starts_with('#') {
-                return Err(err(line_no, "unexpected text after the value"));
+            // After a closing quote only white space, or white space and a `#` comment: in
+            // `KEY='v'#$(cmd)` a shell runs `cmd`.
+            let rest = &v[vlen..];
+            let after = rest.trim();
+            let spaced = rest.starts_with(|c: char| c.is_whitespace());
+            if !after.is_empty() && !(spaced && after.starts_with('#')) {
+                return Err(err(
+                    line_no,
+                    "unexpected text after the value (a comment needs a space before `#`)",
+                ));
             }
             leaves.push(Leaf::new(
                 Path::root().key(key),

@@ -81,10 +81,11 @@ impl Sealer {
     /// # kmseal::blocking::block_on(async {
     /// use std::sync::Arc;
     /// use kmseal::{Decryptor, Encryptor, LocalKek};
-    /// use kmseal_config::{Error, Format, Sealer};
+    /// use kmseal_config::{Error, Format, Policy, Sealer};
     ///
     /// let kek = Arc::new(LocalKek::generate()?);
-    /// let sealer = Sealer::new(Encryptor::new(kek.clone()), Decryptor::new(kek));
+    /// let sealer = Sealer::new(Encryptor::new(kek.clone()), Decryptor::new(kek))
+    ///     .policy(Policy::only(["password"])?);
     /// let sealed = sealer.seal("user: app\npassword: hunter2-hunter2\n", Format::Yaml).await?;
     /// // Someone without the key edits a value (or the policy): a routine re-seal refuses.
     /// let edited = sealed.replace("user: app", "user: admin");

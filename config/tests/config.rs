@@ -606,13 +606,13 @@ fn regression_indented_yaml_root_gets_matching_metadata() {
     }
 }
 
-/// Found by the `config` fuzz target: in .env, a quoted value followed by a comment with no
-/// space (`'v'# c`) became a bare value that swallowed the comment, so the sealed document
-/// did not verify.
+/// Found by the `config` fuzz target: in .env, a quoted value followed by a comment became a
+/// bare value that swallowed the comment, so the sealed document did not verify. (A comment
+/// with no space after the quote, `'v'#c`, is refused since audit finding 7.)
 #[test]
 fn regression_dotenv_comment_right_after_a_quoted_value() {
     let k = kek();
-    let text = "JWT_SECRET='literal $NOT_EXPANDED'# the port\nA=\"x\"#c\n";
+    let text = "JWT_SECRET='literal $NOT_EXPANDED' # the port\nA=\"x\" #c\n";
     let sealed = block(sealer(&k).seal(text, Format::Dotenv)).unwrap();
     let s = open(&sealed, Format::Dotenv, &k).unwrap_or_else(|e| panic!("{e}\n{sealed}"));
     assert_eq!(
@@ -771,4 +771,44 @@ fn audit_1_reseal_never_launders_tampering() {
     let declassified = block(narrower.declassify(true).seal(&sealed, Format::Yaml)).unwrap();
     assert!(declassified.contains("s3cr3t-api-key"));
     assert!(!declassified.contains("correct-horse"));
+}
+
+/// Audit finding 7: `.env` text a shell reads differently from kmseal is refused, so what is
+/// authenticated is what `source` or `set -a; . ./.env` runs. Before the fix `KEY='v'#$(cmd)`
+/// passed the MAC and survived `config decrypt`.
+#[test]
+fn audit_7_dotenv_refuses_what_a_shell_reads_differently() {
+    let k = kek();
+    for bad in [
+        "KEY='v'#$(touch /tmp/pwned)\n",
+        "KEY=\"v\"x\n",
+        "KEY=a b\n",
+        "KEY=$(id)\n",
+        "KEY=`id`\n",
+        "KEY=a;id\n",
+        "KEY=~/x\n",
+        "KEY=\"$(id)\"\n",
+        "KEY=\"`id`\"\n",
+        "KEY=\"\\q\"\n",
+    ] {
+        match block(sealer(&k).seal(bad, Format::Dotenv)) {
+            Err(Error::Parse { line: 1, .. }) => {}
+            other => panic!("{bad:?}: {:?}", other.map(|_| ())),
+        }
+    }
+    // Escaped, they are values like any other, and come back escaped.
+    let text = "A=\"pa\\$\\`s\" # c\nB='$(x)'\nC=postgres://u@h/db?x=1&y=*\n";
+    let text = text.replace("&y=*", "");
+    let sealed = block(sealer(&k).seal(&text, Format::Dotenv)).unwrap();
+    let s = open(&sealed, Format::Dotenv, &k).unwrap();
+    assert_eq!(s.secret("A").unwrap().expose_secret(), "pa$`s");
+    assert_eq!(s.secret("B").unwrap().expose_secret(), "$(x)");
+    let plain = block(kmseal_config::decrypt(
+        &sealed,
+        Format::Dotenv,
+        &Decryptor::new(k.clone()),
+        false,
+    ))
+    .unwrap();
+    assert!(plain.contains("A=\"pa\\$\\`s\""), "{plain}");
 }
