@@ -107,6 +107,8 @@ impl<'a> P<'a> {
         let h = self
             .s
             .get(self.i..self.i + 4)
+            // Exactly four hex digits (RFC 8259): from_str_radix alone also takes `+041`.
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .ok_or_else(|| err(self.i, text, "invalid \\u escape"))?;
@@ -126,8 +128,13 @@ impl<'a> P<'a> {
             }
             p.i > s
         };
+        let int_start = self.i;
         if !digits(self) {
             return Err(err(start, text, "invalid number"));
+        }
+        // RFC 8259: `int = zero / ( digit1-9 *DIGIT )`; other parsers read `012` differently.
+        if self.i - int_start > 1 && self.s[int_start] == b'0' {
+            return Err(err(start, text, "a number cannot start with 0 (RFC 8259)"));
         }
         let mut kind = Kind::Int;
         if self.peek() == Some(b'.') {

@@ -812,3 +812,24 @@ fn audit_7_dotenv_refuses_what_a_shell_reads_differently() {
     .unwrap();
     assert!(plain.contains("A=\"pa\\$\\`s\""), "{plain}");
 }
+
+/// Audit finding 16: the JSON parser is strict where other parsers disagree: `\u+041` and
+/// numbers with leading zeros are refused (before the fix both were accepted).
+#[test]
+fn audit_16_json_is_strict() {
+    let k = kek();
+    for bad in [
+        r#"{"a": "\u+041"}"#,
+        r#"{"a": "\u-041"}"#,
+        r#"{"a": 012}"#,
+        r#"{"a": -00.5}"#,
+    ] {
+        match block(sealer(&k).seal(bad, Format::Json)) {
+            Err(Error::Parse { .. }) => {}
+            other => panic!("{bad}: {:?}", other.map(|_| ())),
+        }
+    }
+    for good in [r#"{"a": "\u0041", "b": 0, "c": -0.5, "d": 10, "e": 0e1}"#] {
+        block(sealer(&k).seal(good, Format::Json)).unwrap();
+    }
+}
