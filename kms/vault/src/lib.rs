@@ -211,6 +211,11 @@ impl VaultBuilder {
             other => Auth::Static(read_token(&other)?),
         };
         let mut http = reqwest::Client::builder()
+            // Never follow redirects: reqwest would re-send `X-Vault-Token` (a custom header it
+            // does not strip) and, on 307/308, the body to whatever host `Location` names.
+            // Vault itself answers 307 only to forward to the active node of a cluster; point
+            // the key URI at the active node or a load balancer instead.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(5)))
             .https_only(!self.uri.plain_http());
