@@ -150,11 +150,13 @@ impl<K: Into<String>, V: Into<String>> TryFrom<Vec<(K, V)>> for EncryptionContex
     }
 }
 
-fn truncate_for_display(s: &str) -> &str {
-    match s.char_indices().nth(64) {
+/// The first 64 characters, control characters escaped (keys may come from a header).
+fn truncate_for_display(s: &str) -> std::borrow::Cow<'_, str> {
+    let cut = match s.char_indices().nth(64) {
         Some((i, _)) => &s[..i],
         None => s,
-    }
+    };
+    crate::escape_untrusted(cut)
 }
 
 #[cfg(test)]

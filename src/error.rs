@@ -249,3 +249,31 @@ impl fmt::Display for DisplayFailures<'_> {
         Ok(())
     }
 }
+
+/// `s` made safe to show on a terminal or in a log line: control characters (ANSI escape
+/// sequences, carriage returns, NUL ...), Unicode bidirectional overrides and backslashes are
+/// written as escapes (`\u{1b}`, `\\`). Key ids, provider names and context strings read from
+/// an untrusted header go through this wherever they are shown: a crafted message must not be
+/// able to rewrite the user's terminal or forge log lines.
+///
+/// ```
+/// assert_eq!(kmseal::escape_untrusted("key\u{1b}[2Jid"), "key\\u{1b}[2Jid");
+/// assert_eq!(kmseal::escape_untrusted("plain-key"), "plain-key");
+/// ```
+pub fn escape_untrusted(s: &str) -> std::borrow::Cow<'_, str> {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(|c| c.is_control() || bidi(c) || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || bidi(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}

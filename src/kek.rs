@@ -90,8 +90,15 @@ impl fmt::Debug for WrappedKey {
 }
 
 impl fmt::Display for WrappedKey {
+    /// `provider:key_id`, with control characters escaped: both come from a header that may
+    /// be an attacker's ([`escape_untrusted`](crate::escape_untrusted)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.provider, self.key_id)
+        write!(
+            f,
+            "{}:{}",
+            crate::escape_untrusted(&self.provider),
+            crate::escape_untrusted(&self.key_id)
+        )
     }
 }
 

@@ -52,7 +52,7 @@ mod vectors;
 pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor};
-pub use error::{Error, KekFailure, KmsErrorKind};
+pub use error::{Error, KekFailure, KmsErrorKind, escape_untrusted};
 pub use format::{Header, Limits};
 pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 pub use local::LocalKek;

@@ -187,3 +187,26 @@ fn audit_10_encrypt_writer_is_poisoned_by_an_inner_error() {
     assert!(w.flush().is_ok(), "flush of the inner writer is harmless");
     assert!(matches!(w.finish(), Err(Error::InvalidArgument(_))));
 }
+
+/// Finding 12: key ids and context strings from an untrusted header reach error messages
+/// escaped (before the fix `NoMatchingKek` printed an attacker's ANSI sequences raw).
+#[test]
+fn audit_12_header_strings_are_escaped_in_errors() {
+    let evil = Named::new("id\u{1b}[2J\u{1b}]0;owned\u{7}\r\nFAKE LOG LINE\u{202e}");
+    let msg = Encryptor::new(evil)
+        .context("app\u{1b}[31m", "x")
+        .unwrap()
+        .encrypt_blocking(b"x")
+        .unwrap();
+    let err = Decryptor::new(Arc::new(LocalKek::generate().unwrap()))
+        .decrypt_blocking(&msg)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::NoMatchingKek { .. }), "{text}");
+    assert!(
+        !text.contains(|c: char| c.is_control() || c == '\u{202e}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}[2J"), "{text}");
+    assert_eq!(kmseal::escape_untrusted("a\\b"), "a\\\\b");
+}

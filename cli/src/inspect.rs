@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use clap::Args;
-use kmseal::{Header, Limits};
+use kmseal::{Header, Limits, escape_untrusted};
 
 use crate::rotate::json_string;
 use crate::{Failure, usage};
@@ -61,7 +61,7 @@ fn context_text(h: &Header) -> String {
     let pairs: Vec<String> = h
         .context()
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", escape_untrusted(k), escape_untrusted(v)))
         .collect();
     if pairs.is_empty() {
         "(none)".into()
@@ -79,8 +79,8 @@ fn header_text(h: &Header, out: &mut String) {
     for w in h.wrapped_keys() {
         out.push_str(&format!(
             "  {} {} ({} bytes)\n",
-            w.provider,
-            w.key_id,
+            escape_untrusted(&w.provider),
+            escape_untrusted(&w.key_id),
             w.ciphertext.len()
         ));
     }
@@ -161,15 +161,18 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     } else {
         match &info.header {
             Some(h) => {
-                out.push_str("kmseal config document (value-level, version 1)\n");
+                out.push_str(&format!(
+                    "kmseal config document (value-level, version {})\n",
+                    info.version.unwrap_or(1)
+                ));
                 header_text(h, &mut out);
                 out.push_str(&format!(
                     "policy:       encrypt {} | plain {}\n",
-                    info.encrypt.join(","),
+                    escape_untrusted(&info.encrypt.join(",")),
                     if info.plain.is_empty() {
                         "-".into()
                     } else {
-                        info.plain.join(",")
+                        escape_untrusted(&info.plain.join(",")).into_owned()
                     }
                 ));
             }
@@ -181,7 +184,12 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
             info.values.len()
         ));
         for (p, e) in &info.values {
-            out.push_str(&format!("  {} {p}\n", if *e { "enc  " } else { "plain" }));
+            let path = p.to_string();
+            out.push_str(&format!(
+                "  {} {}\n",
+                if *e { "enc  " } else { "plain" },
+                escape_untrusted(&path)
+            ));
         }
     }
     io::stdout().lock().write_all(out.as_bytes())?;

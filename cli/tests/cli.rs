@@ -693,6 +693,25 @@ fn inspect_shows_headers_and_config_metadata_without_a_key() {
     assert!(text.contains("suite:        chacha20-poly1305"), "{text}");
     assert!(text.contains(&format!("  local {id} (60 bytes)")), "{text}");
     assert!(text.contains("plaintext 100000 bytes"), "{text}");
+    // Audit finding 12: header strings are shown escaped, never raw to the terminal.
+    let evil = env.path("evil.kmseal");
+    let o = env.run(
+        &[
+            "encrypt",
+            "-k",
+            &k,
+            "-c",
+            "app=\u{1b}[2J\rFAKE",
+            "-o",
+            s(&evil),
+        ],
+        Some(b"x"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&["inspect", s(&evil)], None);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(!text.contains(['\u{1b}', '\r']), "{text:?}");
+    assert!(text.contains("app=\\u{1b}[2J\\u{d}FAKE"), "{text}");
 
     // A sealed config document.
     let cfg = env.path("c.json");

@@ -151,9 +151,10 @@ impl Dotenv {
                     // and `~`, removes quotes and backslashes, and ends the command at `;&|<>()`
                     // (it does not glob). Refuse those rather than authenticate one reading and
                     // hand a shell another.
-                    if let Some(c) = bare.chars().find(|c| {
-                        c.is_whitespace() || "$`\"'\\;&|<>()~".contains(*c)
-                    }) {
+                    if let Some(c) = bare
+                        .chars()
+                        .find(|c| c.is_whitespace() || "$`\"'\\;&|<>()~".contains(*c))
+                    {
                         return Err(err(
                             line_no,
                             &format!(

@@ -464,6 +464,8 @@ pub async fn rewrap(text: &str, format: Format, rotator: &Rotator) -> Result<Str
 /// What a document holds, without any key: see [`inspect`].
 #[derive(Debug)]
 pub struct Inspection {
+    /// The metadata block's version (1 or 2), if sealed.
+    pub version: Option<u8>,
     /// The envelope header from the metadata (context, wrapped keys), if sealed.
     pub header: Option<Header>,
     /// The stored selection policy: patterns encrypted, patterns kept plain.
@@ -477,14 +479,15 @@ pub struct Inspection {
 /// Describes a document without decrypting or verifying anything (for `kmseal inspect`).
 pub fn inspect(text: &str, format: Format) -> Result<Inspection, Error> {
     let codec = Codec::parse(text, format)?;
-    let (header, policy) = match codec.meta() {
+    let (version, header, policy) = match codec.meta() {
         Some(m) => {
             let meta = Meta::parse(m)?;
-            (Some(meta.header), meta.policy)
+            (Some(meta.version), Some(meta.header), meta.policy)
         }
-        None => (None, Policy::default()),
+        None => (None, None, Policy::default()),
     };
     Ok(Inspection {
+        version,
         header,
         encrypt: policy.encrypt,
         plain: policy.plain,

@@ -46,7 +46,11 @@ fn server(status: &'static str, location: String) -> (u16, Arc<AtomicU32>, Arc<A
 #[tokio::test]
 async fn redirects_are_never_followed_and_the_token_never_leaves() {
     let (evil, evil_requests, evil_tokens) = server("200 OK", String::new());
-    for status in ["307 Temporary Redirect", "308 Permanent Redirect", "302 Found"] {
+    for status in [
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+        "302 Found",
+    ] {
         let (port, requests, _) = server(
             status,
             format!("http://127.0.0.1:{evil}/v1/transit/encrypt/k"),
@@ -68,7 +72,15 @@ async fn redirects_are_never_followed_and_the_token_never_leaves() {
             .unwrap_err();
         assert!(requests.load(Ordering::SeqCst) >= 1, "{status}");
         assert!(!err.to_string().contains("very-secret"), "{err}");
-        assert_eq!(evil_requests.load(Ordering::SeqCst), 0, "{status}: redirect followed");
-        assert_eq!(evil_tokens.load(Ordering::SeqCst), 0, "{status}: token re-sent");
+        assert_eq!(
+            evil_requests.load(Ordering::SeqCst),
+            0,
+            "{status}: redirect followed"
+        );
+        assert_eq!(
+            evil_tokens.load(Ordering::SeqCst),
+            0,
+            "{status}: token re-sent"
+        );
     }
 }
