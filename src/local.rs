@@ -15,7 +15,7 @@
 //! with a random 96-bit nonce and the canonical encryption context as associated data:
 //! `wrapped = nonce (12) || ciphertext (32) || tag (16)`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -133,28 +133,80 @@ impl LocalKek {
         LocalKek::from_master(&master, None)
     }
 
-    /// Loads a key file, refusing one that group or others can access.
+    /// Loads a key file, with the checks ssh's `StrictModes` makes of a private key:
+    ///
+    /// * the path itself is not a symbolic link (opened with `O_NOFOLLOW`) and is a regular
+    ///   file (opened with `O_NONBLOCK` and checked on the open descriptor, so a FIFO planted
+    ///   at the path is refused instead of hanging the process);
+    /// * owned by the effective user (or root), not accessible by group or others;
+    /// * in a directory that is owned by the effective user or root and not writable by group
+    ///   or others (where someone else could replace the file).
+    ///
+    /// Every refusal says how to fix it.
     pub fn from_file(path: impl AsRef<Path>) -> Result<LocalKek, Error> {
         let path = path.as_ref();
         let err = |reason: String| Error::LocalKey {
             source_name: path.display().to_string(),
             reason,
         };
-        let mut file = File::open(path).map_err(|e| {
-            err(format!(
-                "cannot open: {e}; create one with `kmseal keygen -o {}`",
-                path.display()
-            ))
-        })?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    err(
+                        "is a symbolic link; point at the key file itself (a link could be \
+                         redirected by whoever controls its target)"
+                            .into(),
+                    )
+                } else {
+                    err(format!(
+                        "cannot open: {e}; create one with `kmseal keygen -o {}`",
+                        path.display()
+                    ))
+                }
+            })?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(err("is not a regular file".into()));
+        }
+        let me = crate::secret::effective_uid();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(err(format!(
+                "is owned by uid {}, not by this user (uid {me}) or root; run `chown {me} {}` \
+                 if this key is really yours",
+                meta.uid(),
+                path.display()
+            )));
         }
         if meta.mode() & 0o077 != 0 {
             return Err(err(format!(
                 "is accessible by group or others (mode {:03o}); run `chmod 600 {}`",
                 meta.mode() & 0o777,
                 path.display()
+            )));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let dmeta = std::fs::metadata(dir)?;
+        if dmeta.uid() != me && dmeta.uid() != 0 {
+            return Err(err(format!(
+                "is in {}, which is owned by uid {}, not by this user or root: whoever owns \
+                 it can replace the key; move the key to a directory of your own",
+                dir.display(),
+                dmeta.uid()
+            )));
+        }
+        if dmeta.mode() & 0o022 != 0 {
+            return Err(err(format!(
+                "is in {}, which group or others can write (mode {:03o}): they could replace \
+                 the key; run `chmod go-w {}` or move the key",
+                dir.display(),
+                dmeta.mode() & 0o777,
+                dir.display()
             )));
         }
         if meta.len() > 4096 {

@@ -210,3 +210,66 @@ fn audit_12_header_strings_are_escaped_in_errors() {
     assert!(text.contains("\\u{1b}[2J"), "{text}");
     assert_eq!(kmseal::escape_untrusted("a\\b"), "a\\\\b");
 }
+
+/// Finding 14: local key files get ssh-StrictModes checks on the open descriptor. Before the
+/// fix a FIFO at the key path hung the process, a symlink was followed, a key in a
+/// world-writable directory (which anyone could replace) and a key owned by another user were
+/// accepted.
+#[test]
+fn audit_14_local_key_files_are_checked_like_ssh_keys() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = std::env::temp_dir().join(format!("kmseal-audit14-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = dir.join("k.key");
+    LocalKek::create_file(&key).unwrap();
+    LocalKek::from_file(&key).unwrap();
+
+    let link = dir.join("link.key");
+    symlink(&key, &link).unwrap();
+    let e = LocalKek::from_file(&link).unwrap_err().to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+
+    // A FIFO: refused at once (the test would hang here before the fix).
+    let fifo = dir.join("fifo.key");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = fifo.clone();
+    std::thread::spawn(move || tx.send(LocalKek::from_file(&f).map(|_| ())).unwrap());
+    let r = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("opening a FIFO key path hung");
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+
+    // A directory others can write: they could swap the key.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = LocalKek::from_file(&key).unwrap_err().to_string();
+    assert!(
+        e.contains("group or others can write") && e.contains("chmod go-w"),
+        "{e}"
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A key owned by another user (only root can make one here): refused, even for root.
+    let is_root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if is_root.unwrap_or(false) {
+        let status = std::process::Command::new("chown")
+            .args(["65534", key.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let e = LocalKek::from_file(&key).unwrap_err().to_string();
+        assert!(e.contains("is owned by uid 65534"), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

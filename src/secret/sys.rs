@@ -117,6 +117,13 @@ pub(crate) fn abort_inherited_secret() -> ! {
     std::process::abort()
 }
 
+/// The effective user id (for the local key file's owner check; here because this is the one
+/// module allowed FFI calls).
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     *PAGE.get_or_init(|| {
