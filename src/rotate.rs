@@ -30,6 +30,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -350,15 +351,20 @@ impl Rotator {
     }
 
     /// Rotates one file in place, crash-safely (see the [module docs](self)).
+    ///
+    /// The file is opened once, without following a symbolic link at `path` (refused), and
+    /// everything is read from that descriptor and its metadata: the new file gets the same
+    /// owner and group (`fchown`; when this user cannot give it them, rotation refuses instead
+    /// of changing who owns the file), the same permission bits without setuid, setgid or
+    /// sticky, and replaces the original only if `path` still names the file that was read.
+    /// A dry run changes nothing on disk (not even a stale temporary file).
     pub async fn rotate_file(&self, path: &Path) -> Result<Outcome<()>, Error> {
         let temp = temp_path(path)?;
-        // A temporary file left by an interrupted run is never the real message: remove it.
-        match fs::remove_file(&temp) {
-            Ok(()) => tracing::info!(path = %temp.display(), "removed a stale rotation file"),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        let mut original = open_no_follow(path)?;
+        let meta = original.metadata()?;
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument("only regular files can be rotated"));
         }
-        let meta = fs::metadata(path)?;
         if let Some(age) = self.older_than {
             let modified = meta.modified()?;
             if SystemTime::now()
@@ -368,12 +374,14 @@ impl Rotator {
                 return Ok(Outcome::Skipped(Skip::TooRecent));
             }
         }
-        let mut input = BufReader::with_capacity(256 << 10, File::open(path)?);
         // Classify without consuming: peek the header, then rotate from the start.
-        let header = match Header::read_from(&mut input, self.open_with.limits_ref()) {
-            Ok(h) => h,
-            Err(Error::NotKmseal) => return Ok(Outcome::Skipped(Skip::NotKmseal)),
-            Err(e) => return Err(e),
+        let header = {
+            let mut input = BufReader::with_capacity(64 << 10, &original);
+            match Header::read_from(&mut input, self.open_with.limits_ref()) {
+                Ok(h) => h,
+                Err(Error::NotKmseal) => return Ok(Outcome::Skipped(Skip::NotKmseal)),
+                Err(e) => return Err(e),
+            }
         };
         if let Some(skip) = self.select(&header) {
             return Ok(Outcome::Skipped(skip));
@@ -381,8 +389,17 @@ impl Rotator {
         if self.dry_run {
             return Ok(Outcome::WouldRotate);
         }
-        drop(input);
-        let result = self.write_verify_replace(path, &temp, &meta).await;
+        // A temporary file left by an interrupted run is never the real message: remove it
+        // (unlink removes a link planted there, never its target).
+        match fs::remove_file(&temp) {
+            Ok(()) => tracing::info!(path = %temp.display(), "removed a stale rotation file"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        io::Seek::seek(&mut original, io::SeekFrom::Start(0))?;
+        let result = self
+            .write_verify_replace(path, &temp, original, &meta)
+            .await;
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
@@ -393,11 +410,12 @@ impl Rotator {
         &self,
         path: &Path,
         temp: &Path,
+        original: File,
         meta: &fs::Metadata,
     ) -> Result<(), Error> {
         let file = create_temp(temp, meta)?;
         self.step(path, Step::TempCreated);
-        let input = BufReader::with_capacity(256 << 10, File::open(path)?);
+        let input = BufReader::with_capacity(256 << 10, original);
         let out = BufWriter::with_capacity(256 << 10, file);
         let file = match self.rotate_stream(input, out).await? {
             Outcome::Rotated(w) => w.into_inner().map_err(|e| e.into_error())?,
@@ -409,6 +427,13 @@ impl Rotator {
         self.step(path, Step::Synced);
         self.verify(temp).await?;
         self.step(path, Step::Verified);
+        // Replace only the file that was read: not one swapped in at `path` meanwhile.
+        let now = fs::symlink_metadata(path)?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            return Err(Error::InvalidArgument(
+                "the file was replaced during rotation; left alone",
+            ));
+        }
         fs::rename(temp, path)?;
         self.step(path, Step::Renamed);
         if let Some(dir) = path.parent() {
@@ -511,14 +536,42 @@ fn temp_path(path: &Path) -> Result<PathBuf, Error> {
     Ok(path.with_file_name(format!(".{name}{TEMP_SUFFIX}")))
 }
 
+/// Opens `path` for reading without following a symbolic link there, and without blocking
+/// on a FIFO.
+fn open_no_follow(path: &Path) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::InvalidArgument("a symbolic link is not rotated; rotate the file it names")
+            } else {
+                e.into()
+            }
+        })
+}
+
+/// The temporary file: created exclusively (never through a link), owned like the original
+/// and with its permission bits, minus setuid, setgid and sticky.
 fn create_temp(temp: &Path, meta: &fs::Metadata) -> Result<File, Error> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mode = meta.permissions().mode() & 0o7777;
+    let mode = meta.permissions().mode() & 0o777;
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode & 0o600)
         .open(temp)?;
+    if let Err(e) = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())) {
+        drop(file);
+        let _ = fs::remove_file(temp);
+        tracing::warn!(error = %e, uid = meta.uid(), gid = meta.gid(), "cannot keep the owner");
+        return Err(Error::InvalidArgument(
+            "cannot give the rotated file the original's owner and group (rotate as that user, \
+             or as root); left alone",
+        ));
+    }
     // Same permissions as the original (set explicitly: the umask applied at creation).
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     Ok(file)

@@ -273,3 +273,79 @@ fn audit_14_local_key_files_are_checked_like_ssh_keys() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Finding 11: file rotation keeps owner and group, never copies setuid/setgid, refuses a
+/// symbolic link instead of replacing it with a file, replaces only the file it read, and a
+/// dry run changes nothing on disk.
+#[test]
+fn audit_11_rotation_keeps_owner_drops_setid_and_follows_no_links() {
+    use kmseal::rotate::{Outcome, Rotator, Step};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    let dir = std::env::temp_dir().join(format!("kmseal-audit11-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, new) = (
+        Arc::new(LocalKek::generate().unwrap()),
+        Arc::new(LocalKek::generate().unwrap()),
+    );
+    let rotator = || Rotator::rewrap(Decryptor::new(old.clone()), vec![new.clone()]);
+    let write = |name: &str| {
+        let p = dir.join(name);
+        let m = Encryptor::new(old.clone()).encrypt_blocking(b"data").unwrap();
+        std::fs::write(&p, m).unwrap();
+        p
+    };
+
+    // setuid/setgid bits are not carried over; the owner is (when we can set one: as root).
+    let file = write("setid.kmseal");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o6750)).unwrap();
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    }
+    assert!(matches!(
+        rotator().rotate_file_blocking(&file).unwrap(),
+        Outcome::Rotated(())
+    ));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o750, "setuid/setgid copied");
+    if root {
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "owner not kept");
+    }
+    Decryptor::new(new.clone())
+        .decrypt_blocking(&std::fs::read(&file).unwrap())
+        .unwrap();
+
+    // A symbolic link is refused; link and target stay as they were.
+    let target = write("target.kmseal");
+    let before = std::fs::read(&target).unwrap();
+    let link = dir.join("link.kmseal");
+    symlink(&target, &link).unwrap();
+    assert!(rotator().rotate_file_blocking(&link).is_err());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+
+    // A dry run leaves even a stale temporary file alone.
+    let file = write("dry.kmseal");
+    let stale = dir.join(".dry.kmseal.kmseal-rotate");
+    std::fs::write(&stale, b"stale").unwrap();
+    assert!(matches!(
+        rotator().dry_run(true).rotate_file_blocking(&file).unwrap(),
+        Outcome::WouldRotate
+    ));
+    assert!(stale.exists(), "a dry run deleted a file");
+
+    // A file swapped in at the path during rotation is not replaced.
+    let file = write("swap.kmseal");
+    let other = dir.join("other");
+    std::fs::write(&other, b"someone else's file").unwrap();
+    let (f, o) = (file.clone(), other.clone());
+    let swapping = rotator().on_step(move |_, step| {
+        if step == Step::Verified {
+            std::fs::rename(&o, &f).unwrap();
+        }
+    });
+    assert!(swapping.rotate_file_blocking(&file).is_err());
+    assert_eq!(std::fs::read(&file).unwrap(), b"someone else's file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
