@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use crate::context::EncryptionContext;
 use crate::error::Error;
 use crate::kek::{DataKey, Kek, WrappedKey};
+use crate::secret::ForkLocal;
 
 /// How long and how much one data key may be reused by an [`EncryptCache`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,12 +121,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A map of single-flight slots: the slot's async lock is held while its value is computed,
 /// so concurrent callers for one key wait for one computation instead of repeating it.
 struct Slots<V> {
-    /// The fork generation the entries were made in; in a forked child every entry holds a
-    /// wiped key, so the map is emptied on first use there.
-    generation: AtomicU64,
     epoch: Instant,
     max: usize,
-    map: Mutex<HashMap<[u8; 32], Arc<Slot<V>>>>,
+    /// One map per fork generation: in a forked child every entry holds a wiped key, and the
+    /// parent's lock may be held by a thread that does not exist there, so the child starts
+    /// with an empty map of its own.
+    map: ForkLocal<Mutex<HashMap<[u8; 32], Arc<Slot<V>>>>>,
     last_sweep: AtomicU64,
 }
 
@@ -137,10 +138,9 @@ struct Slot<V> {
 impl<V> Slots<V> {
     fn new(max: usize) -> Slots<V> {
         Slots {
-            generation: AtomicU64::new(crate::secret::fork_generation()),
             epoch: Instant::now(),
             max: max.max(1),
-            map: Mutex::new(HashMap::new()),
+            map: ForkLocal::new(),
             last_sweep: AtomicU64::new(0),
         }
     }
@@ -219,17 +219,9 @@ impl<V> Slots<V> {
         dropped
     }
 
-    /// The map, emptied first when this is a forked child of the process that filled it.
+    /// This process's map (a forked child's starts empty).
     fn map(&self) -> MutexGuard<'_, HashMap<[u8; 32], Arc<Slot<V>>>> {
-        let mut map = lock(&self.map);
-        let now = crate::secret::fork_generation();
-        if self.generation.load(Ordering::Relaxed) != now {
-            // The slots' values hold keys wiped by the kernel; forget them all. A slot still
-            // locked by a computation that crossed the fork is simply dropped from the map.
-            map.clear();
-            self.generation.store(now, Ordering::Relaxed);
-        }
-        map
+        lock(self.map.get(|| Mutex::new(HashMap::new())))
     }
 
     fn len(&self) -> usize {
@@ -237,7 +229,7 @@ impl<V> Slots<V> {
     }
 
     fn clear(&self) -> usize {
-        let mut map = lock(&self.map);
+        let mut map = self.map();
         let n = map.len();
         map.clear();
         n

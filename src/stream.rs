@@ -45,6 +45,19 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Whether rayon's global pool has workers in this process: false in the child of a `fork()`
+/// made after the pool started (threads are not inherited). The first use records the fork
+/// generation it happened in.
+fn rayon_usable() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTED_IN: AtomicU64 = AtomicU64::new(u64::MAX);
+    let now = crate::secret::fork_generation();
+    match STARTED_IN.compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => true,
+        Err(started) => started == now,
+    }
+}
+
 /// Runs `job` over `items` split into `threads` contiguous groups: the first on the calling
 /// thread, the others on rayon's pool (persistent workers: handing a group over costs a few
 /// microseconds, where spawning a thread cost ~25). Each group scrubs its thread's stack when
@@ -65,6 +78,11 @@ fn in_parallel<T: Send>(
         scrub_stack();
         r
     };
+    if !rayon_usable() {
+        // A forked child: rayon's workers were threads of the parent and do not exist here;
+        // handing them work would wait forever. Run every group on this thread.
+        return groups.into_iter().try_for_each(run);
+    }
     let mut results: Vec<Result<(), Error>> = groups.iter().map(|_| Ok(())).collect();
     let mut groups = groups.into_iter();
     if let (Some(first), Some((mine, theirs))) = (groups.next(), results.split_first_mut()) {
@@ -149,6 +167,9 @@ impl Frames<'_> {
         out: &mut [u8],
         threads: usize,
     ) -> Result<(), Error> {
+        // A writer carried across fork(): parent and child would seal the same frame
+        // indices (nonces) under the same key. Refuse in the child.
+        self.keys.check_process()?;
         let fs = self.frame_size;
         if (!with_final && !plaintext.len().is_multiple_of(fs))
             || out.len() != self.sealed_len(plaintext.len(), with_final)

@@ -133,6 +133,10 @@ pub(crate) struct MessageKeys {
     pub(crate) cipher: PayloadCipher,
     pub(crate) commitment: [u8; KEY_LEN],
     header_key: Zeroizing<[u8; KEY_LEN]>,
+    /// The fork generation the keys were derived in: a writer that crosses a `fork()` holds
+    /// them in ordinary memory (the AEAD key schedule), where parent and child would both
+    /// seal frame 0, 1, ... under one key: nonce reuse. Sealing checks it.
+    generation: u64,
 }
 
 impl MessageKeys {
@@ -153,9 +157,20 @@ impl MessageKeys {
             cipher: PayloadCipher::new(suite, &payload_key),
             commitment,
             header_key,
+            generation: crate::secret::fork_generation(),
         };
         scrub_stack();
         keys
+    }
+
+    /// `Err(`[`Error::ForkedSecret`]`)` in the child of a `fork()` that happened after these
+    /// keys were derived: sealing there would reuse the parent's nonces.
+    pub(crate) fn check_process(&self) -> Result<(), Error> {
+        if self.generation == crate::secret::fork_generation() {
+            Ok(())
+        } else {
+            Err(Error::ForkedSecret)
+        }
     }
 
     /// A 32-byte key for an application format built on this message's data key (kmseal's

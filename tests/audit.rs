@@ -291,7 +291,9 @@ fn audit_11_rotation_keeps_owner_drops_setid_and_follows_no_links() {
     let rotator = || Rotator::rewrap(Decryptor::new(old.clone()), vec![new.clone()]);
     let write = |name: &str| {
         let p = dir.join(name);
-        let m = Encryptor::new(old.clone()).encrypt_blocking(b"data").unwrap();
+        let m = Encryptor::new(old.clone())
+            .encrypt_blocking(b"data")
+            .unwrap();
         std::fs::write(&p, m).unwrap();
         p
     };
@@ -322,7 +324,12 @@ fn audit_11_rotation_keeps_owner_drops_setid_and_follows_no_links() {
     let link = dir.join("link.kmseal");
     symlink(&target, &link).unwrap();
     assert!(rotator().rotate_file_blocking(&link).is_err());
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(std::fs::read(&target).unwrap(), before);
 
     // A dry run leaves even a stale temporary file alone.

@@ -3,8 +3,9 @@
 //! before the fork. A pre-fork server or a Python host (gunicorn, multiprocessing) is exactly
 //! this case.
 //!
-//! Each scenario forks once; the child reports through its exit status (and a file), the
-//! parent checks. One test function, so the harness runs no other test thread while forking.
+//! Each scenario forks; the child reports through its exit status (and a file), the parent
+//! checks. One test function, so the harness runs no other test thread while forking (the
+//! last scenario adds one of its own on purpose).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // fork(), waitpid() and _exit() are FFI calls; this test file is the only place outside
@@ -16,6 +17,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use std::io::Write;
+
 use kmseal::blocking::block_on;
 use kmseal::{
     CacheLimits, DataKey, DecryptCache, Decryptor, EncryptCache, EncryptionContext, Encryptor,
@@ -203,5 +206,81 @@ fn secrets_made_before_fork_are_never_used_in_the_child() {
         i32::from(pt.expose_secret() != b"child")
     });
     assert_eq!(code, Ok(0));
+
+    // 6. A stream writer made before the fork refuses to seal in the child (found by review:
+    //    its AEAD key schedule is in ordinary memory, and parent and child would both seal
+    //    frame 0 under one key: GCM nonce reuse).
+    let mut w = Encryptor::new(heap.clone())
+        .frame_size(4096)
+        .unwrap()
+        .writer_blocking(Vec::new())
+        .unwrap();
+    let code = in_child(|| {
+        let whole_frame = w.write(&[b'A'; 4096]);
+        let buffered = w.write(&[b'A'; 10]);
+        i32::from(whole_frame.is_ok()) + 2 * i32::from(buffered.is_ok())
+    });
+    assert_eq!(
+        code,
+        Ok(0),
+        "a pre-fork writer sealed in the child (1: whole frame)"
+    );
+    w.write_all(&[b'B'; 4096]).unwrap();
+    let sealed = w.finish().unwrap();
+    assert_eq!(
+        Decryptor::new(heap.clone())
+            .decrypt_blocking(&sealed)
+            .unwrap()
+            .len(),
+        4096
+    );
+
+    // 7. Rayon's workers (started by a large message before the fork) do not exist in the
+    //    child: large messages there run on the calling thread instead of waiting forever.
+    let big = vec![7u8; 8 << 20];
+    Encryptor::new(heap.clone()).encrypt_blocking(&big).unwrap();
+    let code = in_child(|| {
+        // SAFETY: alarm only schedules SIGALRM for this (child) process: a hang ends it.
+        unsafe { libc::alarm(20) };
+        let kek = Arc::new(LocalKek::generate().unwrap());
+        let m = Encryptor::new(kek.clone()).encrypt_blocking(&big).unwrap();
+        let pt = Decryptor::new(kek).decrypt_blocking(&m).unwrap();
+        i32::from(pt.len() != big.len())
+    });
+    assert_eq!(
+        code,
+        Ok(0),
+        "the child hung on rayon (SIGALRM = 14) or failed"
+    );
+
+    // 8. Forks while another thread holds kmseal's locks (the secret pool, a cache map): the
+    //    child never blocks on a lock its parent's thread held (found by review: it did).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (stop, enc) = (stop.clone(), enc.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                drop(SecretBytes::from_slice(b"small secret in the pool").unwrap());
+                enc.encrypt_blocking(b"through the cache").unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    for round in 0..100 {
+        let code = in_child(|| {
+            // SAFETY: as above.
+            unsafe { libc::alarm(10) };
+            let s = SecretBytes::from_slice(b"child secret").unwrap();
+            let m = enc.encrypt_blocking(b"child");
+            i32::from(s.len() != 12) + 2 * i32::from(m.is_err())
+        });
+        assert_eq!(
+            code,
+            Ok(0),
+            "fork {round}: the child hung (SIGALRM = 14) or failed"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    busy.join().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }

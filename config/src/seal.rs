@@ -113,6 +113,8 @@ impl Sealer {
     ) -> Result<String, Error> {
         let mut codec = Codec::parse(text, format)?;
         let leaves: Vec<Leaf> = codec.leaves().to_vec();
+        // Values sealed encrypted last time, by the stored policy (empty for a new document).
+        let mut was_encrypted: Vec<Path> = Vec::new();
         let (header, keys, policy) = match codec.meta().cloned() {
             Some(fields) => {
                 let meta = Meta::parse(&fields)?;
@@ -124,6 +126,12 @@ impl Sealer {
                 meta.verify_metadata(&keys)?;
                 let as_stored = plan(&keys, &meta.policy, &leaves)?;
                 check_changes(meta.changes(&keys, &as_stored.items), allowed)?;
+                was_encrypted = as_stored
+                    .items
+                    .into_iter()
+                    .filter(|(_, k, v)| *k == Kind::Str && crypto::is_encrypted(v))
+                    .map(|(p, _, _)| p)
+                    .collect();
                 let policy = self.policy.clone().unwrap_or(meta.policy);
                 (meta.header, keys, policy)
             }
@@ -133,7 +141,17 @@ impl Sealer {
                 (header, DocKeys::derive(&app_key), policy)
             }
         };
-        let planned = plan(&keys, &policy, &leaves)?;
+        let mut planned = plan(&keys, &policy, &leaves)?;
+        // Declassifying is judged against the last seal, not against how the working copy
+        // looks: a value decrypted for editing (`config decrypt --keep-metadata`) that the new
+        // policy leaves plain is declassified just the same.
+        for (path, kind, text) in &planned.items {
+            let now_plain = !(*kind == Kind::Str && crypto::is_encrypted(text));
+            let shown = format!("`{path}`");
+            if now_plain && was_encrypted.contains(path) && !planned.declassified.contains(&shown) {
+                planned.declassified.push(shown);
+            }
+        }
         if !planned.declassified.is_empty() && !self.declassify {
             return Err(Error::Declassify(planned.declassified));
         }

@@ -768,6 +768,19 @@ fn audit_1_reseal_never_launders_tampering() {
         Err(Error::Declassify(paths)) => assert_eq!(paths, ["`api_secret`"]),
         other => panic!("{:?}", other.map(|_| ())),
     }
+    // The same from a working copy decrypted for editing (found by review: the check looked
+    // only at the working copy, where every value is plaintext).
+    let working = block(kmseal_config::decrypt(
+        &sealed,
+        Format::Yaml,
+        &Decryptor::new(k.clone()),
+        true,
+    ))
+    .unwrap();
+    match block(narrower.seal(&working, Format::Yaml)) {
+        Err(Error::Declassify(paths)) => assert_eq!(paths, ["`api_secret`"]),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
     let declassified = block(narrower.declassify(true).seal(&sealed, Format::Yaml)).unwrap();
     assert!(declassified.contains("s3cr3t-api-key"));
     assert!(!declassified.contains("correct-horse"));

@@ -33,7 +33,7 @@
 
 mod sys;
 
-pub(crate) use sys::{advise_huge_pages, effective_uid, fork_generation};
+pub(crate) use sys::{ForkLocal, advise_huge_pages, effective_uid, fork_generation};
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -18,8 +18,9 @@
 //! aliases another slot or another owner.
 #![allow(unsafe_code)]
 
+use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use zeroize::Zeroize;
@@ -96,6 +97,69 @@ pub(crate) fn fork_generation() -> u64 {
         }
     });
     FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// A value of which every fork generation has its own. In the child of a `fork()` the
+/// parent's value, and any lock inside it that a thread of the parent (which does not exist
+/// in the child) may have held at the fork, is left behind (leaked, once per fork) and a fresh
+/// one is built on first use. Locks shared by all threads of kmseal (the secret pool, the
+/// region cache, the data-key caches' maps) live in one, so a child never blocks on them.
+pub(crate) struct ForkLocal<T> {
+    /// Null, or a pointer from `Box::into_raw` to (generation, value).
+    current: AtomicPtr<(u64, T)>,
+    /// Send and Sync exactly when a `Box<T>` would be.
+    _owns: PhantomData<Box<T>>,
+}
+
+impl<T> ForkLocal<T> {
+    pub(crate) const fn new() -> Self {
+        ForkLocal {
+            current: AtomicPtr::new(std::ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// This generation's value, made by `init` on first use in this process.
+    pub(crate) fn get(&self, init: impl Fn() -> T) -> &T {
+        let generation = fork_generation();
+        loop {
+            let p = self.current.load(Ordering::Acquire);
+            // SAFETY: a non-null pointer stored here came from Box::into_raw below and is
+            // never freed while `self` lives (replaced values are leaked, the current one is
+            // freed only by Drop, which has `&mut self`), so it points to a live pair that is
+            // never mutated.
+            if let Some(cell) = unsafe { p.as_ref() }
+                && cell.0 == generation
+            {
+                return &cell.1;
+            }
+            let fresh = Box::into_raw(Box::new((generation, init())));
+            match self
+                .current
+                .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // The old value (another generation's) is leaked on purpose: a thread of this
+                // process may still hold a reference obtained before the swap.
+                // SAFETY: `fresh` was just published and is never freed while `self` lives.
+                Ok(_) => return unsafe { &(*fresh).1 },
+                Err(_) => {
+                    // SAFETY: `fresh` was never published, so this is its only owner.
+                    drop(unsafe { Box::from_raw(fresh) });
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for ForkLocal<T> {
+    fn drop(&mut self) {
+        let p = *self.current.get_mut();
+        if !p.is_null() {
+            // SAFETY: the pointer came from Box::into_raw and `&mut self` means no reference
+            // handed out by `get` is alive any more.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
 }
 
 /// Ends the process: a secret made before `fork()` was about to be read in the child, where
@@ -300,9 +364,11 @@ struct Pool {
     classes: [Vec<Chunk>; CLASSES],
 }
 
+/// The small-secret pool of this process (a forked child starts a new one: the parent's
+/// pages are wiped and unlocked there, and its lock may be held by a thread that is gone).
 fn pool() -> &'static Mutex<Pool> {
-    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| {
+    static POOL: ForkLocal<Mutex<Pool>> = ForkLocal::new();
+    POOL.get(|| {
         Mutex::new(Pool {
             classes: std::array::from_fn(|_| Vec::new()),
         })
@@ -483,9 +549,10 @@ struct RegionCache {
     bytes: usize,
 }
 
+/// The region cache of this process (per fork generation, like [`pool`]).
 fn region_cache() -> &'static Mutex<RegionCache> {
-    static CACHE: OnceLock<Mutex<RegionCache>> = OnceLock::new();
-    CACHE.get_or_init(|| {
+    static CACHE: ForkLocal<Mutex<RegionCache>> = ForkLocal::new();
+    CACHE.get(|| {
         Mutex::new(RegionCache {
             regions: Vec::new(),
             bytes: 0,
@@ -517,16 +584,6 @@ fn cache_budget() -> usize {
 fn take_region(min_len: usize, policy: LockPolicy) -> Result<Region, AllocError> {
     {
         let mut cache = region_cache().lock().unwrap_or_else(|p| p.into_inner());
-        // Regions parked before a fork are unlocked and worthless in the child: drop them.
-        let stale = cache.regions.iter().filter(|r| !r.is_current()).count();
-        if stale > 0 {
-            let (keep, old): (Vec<Region>, Vec<Region>) = std::mem::take(&mut cache.regions)
-                .into_iter()
-                .partition(Region::is_current);
-            cache.regions = keep;
-            cache.bytes = cache.regions.iter().map(|r| r.len).sum();
-            drop(old);
-        }
         let fits = |r: &Region| r.len >= min_len && r.len / 2 <= min_len;
         if let Some(i) = cache.regions.iter().position(fits) {
             let region = cache.regions.swap_remove(i);
