@@ -33,7 +33,7 @@ mod exit {
     name = "kmseal",
     version,
     about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
-    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error, 6 refused without an explicit flag (--accept-changes, --declassify)."
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error, 6 refused without an explicit flag (--accept-changes, --declassify)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -90,7 +90,7 @@ enum Command {
     },
     /// Decrypt a file or stdin. Plaintext goes to -o FILE or to stdout.
     #[command(
-        after_help = "Examples:\n  kmseal decrypt -c app=billing config.yaml.kmseal | my-service --config -\n  kmseal decrypt -k local://dr.key backup.tar.kmseal -o backup.tar   # mode 0600, atomic\n\nOnly the given keys are asked, in order; -c pairs must be in the message's context."
+        after_help = "Examples:\n  kmseal decrypt -k local://dr.key backup.tar.kmseal -o backup.tar   # mode 0600, atomic\n  kmseal exec app.env.kmseal -- my-service                           # values into its environment\n\nWith -o the output appears only once the whole message verified. To stdout (a pipe), each\nframe is written as soon as it verifies: if the message is truncated or tampered further on,\nthe reader has already consumed the verified part when kmseal exits with status 3. Use -o or\n`kmseal exec` when a service must never act on a partial input.\n\nOnly the given keys are asked, in order; -c pairs must be in the message's context."
     )]
     Decrypt {
         #[command(flatten)]
