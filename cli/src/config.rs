@@ -87,7 +87,8 @@ pub enum ConfigCommand {
         #[arg(short, long)]
         force: bool,
     },
-    /// Set one value of a sealed document in place (`-` reads the value from stdin).
+    /// Set one value of a sealed document in place. Prefer `-` (the value from stdin): a value
+    /// on the command line shows in `ps` and in shell history.
     Set {
         #[command(flatten)]
         doc: DocArgs,
@@ -229,6 +230,15 @@ pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 io::stdin().read_to_string(&mut v)?;
                 v.trim_end_matches(['\n', '\r']).to_owned()
             } else {
+                if !crate::progress::quiet() {
+                    use std::io::Write;
+                    let _ = writeln!(
+                        io::stderr(),
+                        "kmseal: warning: a value on the command line is visible to other users \
+                         (ps, /proc/PID/cmdline) and lands in shell history; pass `-` and give \
+                         it on stdin instead"
+                    );
+                }
                 value
             };
             let dec = decryptor(&doc.keys)?;

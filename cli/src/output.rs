@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
 
 use crate::{Failure, usage};
 
@@ -35,20 +36,56 @@ pub fn write_atomically(
         )));
     }
     let (tmp_path, file) = create_temp(path, mode)?;
-    let guard = TempGuard(Some(tmp_path.clone()));
+    let guard = TempGuard::new(tmp_path.clone());
     let mut file = file;
     job(&mut file)?;
     file.sync_all()?;
     std::fs::rename(&tmp_path, path)?;
     guard.disarm();
+    // The rename is durable only once the directory is on disk too.
+    File::open(parent_of(path))?.sync_all()?;
     Ok(())
 }
 
-fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Failure> {
-    let dir = path
-        .parent()
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// Temporary files being written, removed by the signal watcher if SIGINT, SIGTERM or SIGHUP
+/// arrives before they are renamed: a half-written plaintext file is never left behind.
+static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts (once) a thread that, on SIGINT, SIGTERM or SIGHUP, removes every temporary file
+/// still in flight and then ends the process as the signal's default action would.
+fn watch_signals() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            tracing::warn!("cannot watch signals; an interrupted write may leave a temporary file");
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                for p in in_flight().drain(..) {
+                    let _ = std::fs::remove_file(p);
+                }
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
+fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Failure> {
+    watch_signals();
+    let dir = parent_of(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -80,19 +117,28 @@ fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Failure> {
     )))
 }
 
-/// Removes the temporary file unless disarmed.
+/// Removes the temporary file unless disarmed (and, while armed, lets the signal watcher
+/// remove it).
 struct TempGuard(Option<PathBuf>);
 
 impl TempGuard {
+    fn new(path: PathBuf) -> TempGuard {
+        in_flight().push(path.clone());
+        TempGuard(Some(path))
+    }
+
     fn disarm(mut self) {
-        self.0 = None;
+        if let Some(p) = self.0.take() {
+            in_flight().retain(|q| *q != p);
+        }
     }
 }
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_file(&p);
+            in_flight().retain(|q| *q != p);
         }
     }
 }

@@ -541,6 +541,40 @@ fn config_encrypt_set_decrypt_rotate_and_exec() {
         Some(b"a-new-password-value\n"),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // A value on argv works but is warned about (audit finding 16).
+    let argv = "argv-password-value";
+    let o = env.run(
+        &[
+            "config",
+            "set",
+            "-k",
+            &ka,
+            s(&cfg),
+            "database.password",
+            argv,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("visible to other users") && !stderr(&o).contains(argv),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(
+        &[
+            "config",
+            "set",
+            "-k",
+            &ka,
+            s(&cfg),
+            "database.password",
+            "-",
+        ],
+        Some(b"a-new-password-value\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = env.run(&["config", "decrypt", "-k", &ka, s(&cfg)], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let plain = String::from_utf8(o.stdout).unwrap();
@@ -939,4 +973,61 @@ fn terminal_manners_under_a_pseudo_terminal() {
     let (code, out) = in_pty(&env, &["encrypt", "-k", &k, s(&big)]);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("refusing to write binary ciphertext to a terminal"));
+}
+
+/// Audit finding 16: an interrupted decrypt (SIGINT, SIGTERM) leaves no partial plaintext file
+/// behind: the temporary file is removed before the process ends.
+#[test]
+fn an_interrupted_decrypt_leaves_no_temporary_file() {
+    use std::io::Write;
+    let env = Env::new("sigint");
+    let key = env.path("k.key");
+    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
+    let k = format!("local://{}", s(&key));
+    let (plain_in, sealed) = (env.path("in.bin"), env.path("in.kmseal"));
+    std::fs::write(&plain_in, vec![5u8; 8 << 20]).unwrap();
+    let o = env.run(&["encrypt", "-k", &k, s(&plain_in), "-o", s(&sealed)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let msg = std::fs::read(&sealed).unwrap();
+    for signal in ["-INT", "-TERM"] {
+        let out = env.path("plain.bin");
+        let mut child = env
+            .command(&["decrypt", "-k", &k, "-o", s(&out)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // Half the message: frames are written to the temporary file, then the input stalls.
+        stdin.write_all(&msg[..msg.len() / 2]).unwrap();
+        stdin.flush().unwrap();
+        let temp_exists = || {
+            std::fs::read_dir(&env.dir).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".kmseal-tmp-")
+            })
+        };
+        let start = std::time::Instant::now();
+        while !temp_exists() && start.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(temp_exists(), "no temporary file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        drop(stdin);
+        assert!(!status.success(), "{signal}");
+        assert!(
+            !temp_exists(),
+            "{signal}: a partial plaintext file was left behind"
+        );
+        assert!(!out.exists(), "{signal}");
+    }
 }
