@@ -126,9 +126,12 @@ struct Slots<V> {
     /// One map per fork generation: in a forked child every entry holds a wiped key, and the
     /// parent's lock may be held by a thread that does not exist there, so the child starts
     /// with an empty map of its own.
-    map: ForkLocal<Mutex<HashMap<[u8; 32], Arc<Slot<V>>>>>,
+    map: ForkLocal<Mutex<SlotMap<V>>>,
     last_sweep: AtomicU64,
 }
+
+/// Slots by their 32-byte key.
+type SlotMap<V> = HashMap<[u8; 32], Arc<Slot<V>>>;
 
 struct Slot<V> {
     value: async_lock::Mutex<Option<V>>,
@@ -220,7 +223,7 @@ impl<V> Slots<V> {
     }
 
     /// This process's map (a forked child's starts empty).
-    fn map(&self) -> MutexGuard<'_, HashMap<[u8; 32], Arc<Slot<V>>>> {
+    fn map(&self) -> MutexGuard<'_, SlotMap<V>> {
         lock(self.map.get(|| Mutex::new(HashMap::new())))
     }
 

@@ -171,7 +171,8 @@ impl Dotenv {
             let rest = &v[vlen..];
             let after = rest.trim();
             let spaced = rest.starts_with(|c: char| c.is_whitespace());
-            if !after.is_empty() && !(spaced && after.starts_with('#')) {
+            let clean = after.is_empty() || (spaced && after.starts_with('#'));
+            if !clean {
                 return Err(err(
                     line_no,
                     "unexpected text after the value (a comment needs a space before `#`)",

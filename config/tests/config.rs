@@ -842,7 +842,6 @@ fn audit_16_json_is_strict() {
             other => panic!("{bad}: {:?}", other.map(|_| ())),
         }
     }
-    for good in [r#"{"a": "\u0041", "b": 0, "c": -0.5, "d": 10, "e": 0e1}"#] {
-        block(sealer(&k).seal(good, Format::Json)).unwrap();
-    }
+    let good = r#"{"a": "\u0041", "b": 0, "c": -0.5, "d": 10, "e": 0e1}"#;
+    block(sealer(&k).seal(good, Format::Json)).unwrap();
 }
