@@ -58,6 +58,14 @@ impl EncryptionContext {
         Ok(self)
     }
 
+    /// A copy without `key` (rotation drops a signed message's public key before signing
+    /// anew).
+    pub(crate) fn without(&self, key: &str) -> EncryptionContext {
+        let mut c = self.clone();
+        c.map.remove(key);
+        c
+    }
+
     /// The value for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)

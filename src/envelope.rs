@@ -14,6 +14,9 @@ use crate::error::{Error, KekFailure};
 use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len};
 use crate::kek::{DataKey, Kek, WrappedKey};
 use crate::secret::SecretBytes;
+use crate::signature::{
+    MessageSigner, MessageVerifier, SIGNED_FLAG, SIGNING_KEY_CONTEXT, TRAILER_LEN,
+};
 use crate::stream::{DecryptReader, EncryptWriter, open_all, seal_all};
 use crate::suite::{KEY_LEN, MessageKeys, Suite, fill_random};
 
@@ -50,6 +53,7 @@ pub struct Encryptor {
     frame_size: u32,
     kms_data_key: bool,
     cache: Option<EncryptCache>,
+    signed: bool,
     pub(crate) max_threads: Option<usize>,
 }
 
@@ -63,6 +67,7 @@ impl Encryptor {
             frame_size: DEFAULT_FRAME_SIZE,
             kms_data_key: false,
             cache: None,
+            signed: false,
             max_threads: None,
         }
     }
@@ -101,6 +106,31 @@ impl Encryptor {
     /// Chooses the payload suite.
     pub fn suite(mut self, suite: Suite) -> Encryptor {
         self.suite = suite;
+        self
+    }
+
+    /// Signs every message (a signed suite, ids `0x0101`/`0x0102`): a fresh Ed25519 key per
+    /// message, its public key in the encryption context (so every KEK binds it to the
+    /// wrapped key) and a signature after the final frame. With several KEKs, this is what
+    /// stops a recipient who can decrypt with one KEK from forging messages to the others
+    /// (SECURITY.md). Costs one key pair and signature per message (BENCHMARKS.md) and a
+    /// fresh data key per message: the public key is part of what the KEKs wrap under, so an
+    /// [`EncryptCache`] cannot share keys between signed messages.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let sealed = Encryptor::new(kek.clone()).signed(true).encrypt_blocking(b"record")?;
+    /// let dec = Decryptor::new(kek).require_signed(true);
+    /// let (header, plain) = kmseal::blocking::block_on(dec.decrypt_with_header(&sealed))?;
+    /// assert!(header.is_signed());
+    /// assert_eq!(plain.expose_secret(), b"record");
+    /// # Ok::<(), kmseal::Error>(())
+    /// ```
+    pub fn signed(mut self, signed: bool) -> Encryptor {
+        self.signed = signed;
         self
     }
 
@@ -151,36 +181,50 @@ impl Encryptor {
         self.cache.as_ref().map(EncryptCache::stats)
     }
 
-    /// A fresh data key, wrapped under every KEK.
+    /// A fresh data key, wrapped under every KEK with this encryptor's context.
     async fn fresh_key(&self) -> Result<(DataKey, Vec<WrappedKey>), Error> {
+        self.fresh_key_with(&self.context).await
+    }
+
+    /// A fresh data key, wrapped under every KEK with `context`.
+    async fn fresh_key_with(
+        &self,
+        context: &EncryptionContext,
+    ) -> Result<(DataKey, Vec<WrappedKey>), Error> {
         let mut wrapped = Vec::with_capacity(self.keks.len());
         let mut keks = self.keks.iter();
         let dek = if self.kms_data_key {
             let first = keks
                 .next()
                 .ok_or_else(|| Error::InvalidArgument("no KEK configured"))?;
-            let (dek, w) = first
-                .generate_data_key(&self.context)
-                .await?
-                .ok_or_else(|| {
-                    Error::InvalidArgument(
-                        "data_key_from_kms: the first KEK cannot generate data keys",
-                    )
-                })?;
+            let (dek, w) = first.generate_data_key(context).await?.ok_or_else(|| {
+                Error::InvalidArgument("data_key_from_kms: the first KEK cannot generate data keys")
+            })?;
             wrapped.push(w);
             dek
         } else {
             DataKey::generate()?
         };
         for kek in keks {
-            wrapped.push(kek.wrap(&dek, &self.context).await?);
+            wrapped.push(kek.wrap(&dek, context).await?);
         }
         Ok((dek, wrapped))
     }
 
     /// Gets a data key (cached when a cache is set and the length is known), draws a message
     /// id, derives the message keys and builds the header.
-    async fn start(&self, len: Option<u64>) -> Result<(Header, MessageKeys), Error> {
+    async fn start(
+        &self,
+        len: Option<u64>,
+    ) -> Result<(Header, MessageKeys, Option<MessageSigner>), Error> {
+        if self.context.get(SIGNING_KEY_CONTEXT).is_some() {
+            return Err(Error::InvalidContext(format!(
+                "`{SIGNING_KEY_CONTEXT}` is reserved for signed messages"
+            )));
+        }
+        if self.signed {
+            return self.start_signed().await;
+        }
         let (dek, wrapped) = match (&self.cache, len) {
             (Some(cache), Some(len)) => {
                 let lease = cache
@@ -201,12 +245,37 @@ impl Encryptor {
         let header = Header::seal(
             &keys,
             self.suite,
+            false,
             self.frame_size,
             message_id,
             self.context.clone(),
             wrapped,
         )?;
-        Ok((header, keys))
+        Ok((header, keys, None))
+    }
+
+    /// A signed message's start: a fresh key pair whose public key joins the context, and a
+    /// fresh data key wrapped under that context (never cached).
+    async fn start_signed(&self) -> Result<(Header, MessageKeys, Option<MessageSigner>), Error> {
+        let mut signer = MessageSigner::generate()?;
+        let mut context = self.context.clone();
+        context.insert(SIGNING_KEY_CONTEXT, signer.public_key_text())?;
+        let (dek, wrapped) = self.fresh_key_with(&context).await?;
+        let mut message_id = [0u8; KEY_LEN];
+        fill_random(&mut message_id)?;
+        let wire_id = self.suite.id() | SIGNED_FLAG;
+        let keys = MessageKeys::derive_with_id(&dek, &message_id, self.suite, wire_id);
+        let header = Header::seal(
+            &keys,
+            self.suite,
+            true,
+            self.frame_size,
+            message_id,
+            context,
+            wrapped,
+        )?;
+        header.signed_prefix(|b| signer.update(b));
+        Ok((header, keys, Some(signer)))
     }
 
     /// Makes a header (fresh data key wrapped under every KEK, this encryptor's context)
@@ -236,6 +305,7 @@ impl Encryptor {
         let header = Header::seal(
             &keys,
             self.suite,
+            false,
             self.frame_size,
             message_id,
             self.context.clone(),
@@ -280,11 +350,13 @@ impl Encryptor {
     }
 
     async fn encrypt_into_inner(&self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let (header, keys) = self.start(Some(plaintext.len() as u64)).await?;
+        let (header, keys, signer) = self.start(Some(plaintext.len() as u64)).await?;
         let head = header.encoded_len();
+        let trailer = if signer.is_some() { TRAILER_LEN } else { 0 };
         let total = body_len(plaintext.len() as u64, self.frame_size)
             .and_then(|b| usize::try_from(b).ok())
             .and_then(|b| b.checked_add(head))
+            .and_then(|b| b.checked_add(trailer))
             .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
         // Every byte of `out[..total]` is overwritten below, so avoid zero-filling what will
         // be overwritten: keep old bytes where they exist, and take a fresh allocation (whose
@@ -300,14 +372,20 @@ impl Encryptor {
         }
         let (head_out, body_out) = out.split_at_mut(head);
         header.write_to_slice(head_out)?;
+        let (frames_out, trailer_out) = body_out.split_at_mut(body_out.len() - trailer);
         seal_all(
             &keys,
             header.message_id(),
             self.frame_size,
             plaintext,
-            body_out,
+            frames_out,
             self.max_threads,
-        )
+        )?;
+        if let Some(mut signer) = signer {
+            signer.update(frames_out);
+            trailer_out.copy_from_slice(&signer.finish());
+        }
+        Ok(())
     }
 
     /// A streaming encryptor writing to `writer`. Call
@@ -334,8 +412,8 @@ impl Encryptor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn writer<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
-        let (header, keys) = self.start(None).await?;
-        EncryptWriter::new(writer, &header, keys, self.max_threads)
+        let (header, keys, signer) = self.start(None).await?;
+        EncryptWriter::new(writer, &header, keys, self.max_threads, signer)
     }
 
     /// Blocking form of [`encrypt`](Self::encrypt), for callers without an async runtime.
@@ -356,6 +434,7 @@ pub struct Decryptor {
     expected: EncryptionContext,
     limits: Limits,
     cache: Option<DecryptCache>,
+    require_signed: bool,
     pub(crate) max_threads: Option<usize>,
 }
 
@@ -367,6 +446,7 @@ impl Decryptor {
             expected: EncryptionContext::new(),
             limits: Limits::default(),
             cache: None,
+            require_signed: false,
             max_threads: None,
         }
     }
@@ -390,6 +470,15 @@ impl Decryptor {
     /// Requires the message's context to contain every pair of `context`.
     pub fn expect(mut self, context: EncryptionContext) -> Decryptor {
         self.expected = context;
+        self
+    }
+
+    /// Accept only signed messages ([`Encryptor::signed`]); unsigned ones fail with
+    /// [`Error::Unsigned`] before any KMS call. Use it wherever a message has several KEKs
+    /// whose holders must not be able to write messages for each other. (Signed messages are
+    /// always verified, required or not.)
+    pub fn require_signed(mut self, required: bool) -> Decryptor {
+        self.require_signed = required;
         self
     }
 
@@ -462,6 +551,7 @@ impl Decryptor {
         header: &Header,
     ) -> Result<(Arc<DataKey>, MessageKeys), Error> {
         header.context().require(&self.expected)?;
+        self.check_signing(header)?;
         let mut failures = Vec::new();
         for kek in &self.keks {
             // At most two attempts per trusted KEK per message: an attacker's message with many
@@ -546,9 +636,41 @@ impl Decryptor {
         out: &mut SecretBytes,
     ) -> Result<Header, Error> {
         let (header, used) = Header::parse(message, &self.limits)?;
+        let verifier = MessageVerifier::for_header(&header)?;
         let keys = self.open_header(&header).await?;
-        open_all(&keys, &header, &message[used..], out, self.max_threads)?;
+        let mut body = &message[used..];
+        if let Some(mut verifier) = verifier {
+            // The signature is checked before any frame is opened: nothing is decrypted for
+            // a message its sender did not sign.
+            let split = body
+                .len()
+                .checked_sub(TRAILER_LEN)
+                .ok_or(Error::Truncated("the message ends before its signature"))?;
+            let (frames, trailer) = body.split_at(split);
+            verifier.update(frames);
+            verifier.verify(trailer)?;
+            body = frames;
+        }
+        open_all(&keys, &header, body, out, self.max_threads)?;
         Ok(header)
+    }
+
+    /// The signing policy, before any KMS call: unsigned messages refused when signatures
+    /// are required, and an unsigned message whose context names a signing key (a signed
+    /// message that a co-recipient re-keyed as unsigned) always refused.
+    fn check_signing(&self, header: &Header) -> Result<(), Error> {
+        if header.is_signed() {
+            return Ok(());
+        }
+        if self.require_signed {
+            return Err(Error::Unsigned);
+        }
+        if header.context().get(SIGNING_KEY_CONTEXT).is_some() {
+            return Err(Error::Malformed(
+                "an unsigned message names a signing key (a signed message altered?)",
+            ));
+        }
+        Ok(())
     }
 
     /// Reads the header from `reader`, unwraps the data key, and returns a streaming
@@ -583,7 +705,9 @@ pub(crate) fn encrypt_deterministic(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
     let keys = MessageKeys::derive(dek, &message_id, suite);
-    let header = Header::seal(&keys, suite, frame_size, message_id, context, wrapped)?;
+    let header = Header::seal(
+        &keys, suite, false, frame_size, message_id, context, wrapped,
+    )?;
     let mut out = header.to_bytes();
     let head = out.len();
     let body = crate::format::body_len(plaintext.len() as u64, frame_size)
@@ -598,4 +722,54 @@ pub(crate) fn encrypt_deterministic(
         Some(1),
     )?;
     Ok(out)
+}
+
+/// A signed message from fixed randomness, for the frozen vectors: the context already names
+/// the public key of `context_seed`'s key, and `signer_seed` signs (the two differ only in a
+/// vector that a co-recipient forged).
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encrypt_deterministic_signed(
+    dek: &DataKey,
+    message_id: [u8; KEY_LEN],
+    suite: Suite,
+    frame_size: u32,
+    context: EncryptionContext,
+    wrapped: Vec<crate::kek::WrappedKey>,
+    plaintext: &[u8],
+    signer_seed: &[u8; KEY_LEN],
+) -> Result<Vec<u8>, Error> {
+    let mut signer = MessageSigner::from_seed(signer_seed);
+    let keys = MessageKeys::derive_with_id(dek, &message_id, suite, suite.id() | SIGNED_FLAG);
+    let header = Header::seal(&keys, suite, true, frame_size, message_id, context, wrapped)?;
+    header.signed_prefix(|b| signer.update(b));
+    let mut out = header.to_bytes();
+    let head = out.len();
+    let body = crate::format::body_len(plaintext.len() as u64, frame_size)
+        .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
+    out.resize(head + body as usize, 0);
+    seal_all(
+        &keys,
+        header.message_id(),
+        frame_size,
+        plaintext,
+        &mut out[head..],
+        Some(1),
+    )?;
+    signer.update(&out[head..]);
+    out.extend_from_slice(&signer.finish());
+    Ok(out)
+}
+
+/// The context of a signed message made with [`encrypt_deterministic_signed`]: `context`
+/// plus the public key of the key with `seed`.
+#[cfg(test)]
+pub(crate) fn signed_context(
+    context: &EncryptionContext,
+    seed: &[u8; KEY_LEN],
+) -> EncryptionContext {
+    let mut c = context.clone();
+    let pk = MessageSigner::from_seed(seed).public_key_text();
+    c.insert(SIGNING_KEY_CONTEXT, pk).ok();
+    c
 }

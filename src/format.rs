@@ -18,6 +18,7 @@ use std::io::Read;
 use crate::context::EncryptionContext;
 use crate::error::Error;
 use crate::kek::{WrappedKey, valid_provider_id};
+use crate::signature::SIGNED_FLAG;
 use crate::suite::{KEY_LEN, MessageKeys, Suite, TAG_LEN};
 
 /// The first bytes of every message.
@@ -67,6 +68,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     suite: Suite,
+    /// A signed suite (wire id with [`SIGNED_FLAG`]): a signature trailer follows the frames.
+    signed: bool,
     frame_size: u32,
     message_id: [u8; KEY_LEN],
     context: EncryptionContext,
@@ -81,6 +84,25 @@ impl Header {
     /// The payload suite.
     pub fn suite(&self) -> Suite {
         self.suite
+    }
+
+    /// Whether the message is signed (suite ids `0x0101`, `0x0102`): its encryption context
+    /// names an Ed25519 public key ([`SIGNING_KEY_CONTEXT`](crate::SIGNING_KEY_CONTEXT)) and a
+    /// signature follows the final frame.
+    pub fn is_signed(&self) -> bool {
+        self.signed
+    }
+
+    /// The suite id on the wire.
+    pub(crate) fn wire_suite_id(&self) -> u16 {
+        wire_id(self.suite, self.signed)
+    }
+
+    /// Feeds the bytes a signature covers from the header: the authenticated part and the
+    /// header tag (not the key section, so a rewrap keeps the signature valid).
+    pub(crate) fn signed_prefix(&self, mut put: impl FnMut(&[u8])) {
+        put(&self.authenticated);
+        put(&self.tag);
     }
 
     /// Plaintext bytes per non-final frame.
@@ -112,6 +134,7 @@ impl Header {
     pub(crate) fn seal(
         keys: &MessageKeys,
         suite: Suite,
+        signed: bool,
         frame_size: u32,
         message_id: [u8; KEY_LEN],
         context: EncryptionContext,
@@ -122,7 +145,7 @@ impl Header {
         let mut authenticated = Vec::with_capacity(FIXED_LEN + context.encoded_len() + KEY_LEN);
         authenticated.extend_from_slice(&MAGIC);
         authenticated.push(VERSION);
-        authenticated.extend_from_slice(&suite.id().to_be_bytes());
+        authenticated.extend_from_slice(&wire_id(suite, signed).to_be_bytes());
         authenticated.extend_from_slice(&frame_size.to_be_bytes());
         authenticated.extend_from_slice(&message_id);
         context.encode_into(&mut authenticated);
@@ -130,6 +153,7 @@ impl Header {
         let tag = keys.header_tag(&authenticated);
         Ok(Header {
             suite,
+            signed,
             frame_size,
             message_id,
             context,
@@ -143,8 +167,13 @@ impl Header {
     /// Derives the message keys from a candidate data key, checks the commitment and then the
     /// header tag. Either failure is the opaque [`Error::Decrypt`].
     pub(crate) fn open(&self, dek: &crate::DataKey) -> Result<MessageKeys, Error> {
-        let keys =
-            MessageKeys::derive_committed(dek, &self.message_id, self.suite, &self.commitment)?;
+        let keys = MessageKeys::derive_committed(
+            dek,
+            &self.message_id,
+            self.suite,
+            self.wire_suite_id(),
+            &self.commitment,
+        )?;
         keys.verify_header_tag(&self.authenticated, &self.tag)?;
         Ok(keys)
     }
@@ -214,6 +243,24 @@ impl Header {
     pub fn read_from<R: Read>(reader: &mut R, limits: &Limits) -> Result<Header, Error> {
         parse(&mut ReadInput { reader, pos: 0 }, limits)
     }
+}
+
+/// The wire suite id: the AEAD's id, with [`SIGNED_FLAG`] for a signed suite.
+fn wire_id(suite: Suite, signed: bool) -> u16 {
+    if signed {
+        suite.id() | SIGNED_FLAG
+    } else {
+        suite.id()
+    }
+}
+
+/// The suite and signedness of a wire suite id: `0x0001`, `0x0002`, or either with the
+/// signed flag (`0x0101`, `0x0102`); anything else is [`Error::UnknownSuite`].
+fn suite_of(id: u16) -> Result<(Suite, bool), Error> {
+    let signed = id & SIGNED_FLAG != 0;
+    Suite::from_id(id & !SIGNED_FLAG)
+        .map(|s| (s, signed))
+        .map_err(|_| Error::UnknownSuite(id))
 }
 
 fn check_frame_size(frame_size: u32) -> Result<(), Error> {
@@ -366,7 +413,7 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
     if fixed[6] != VERSION {
         return Err(Error::UnsupportedVersion(fixed[6]));
     }
-    let suite = Suite::from_id(u16::from_be_bytes([fixed[7], fixed[8]]))?;
+    let (suite, signed) = suite_of(u16::from_be_bytes([fixed[7], fixed[8]]))?;
     let frame_size = u32::from_be_bytes([fixed[9], fixed[10], fixed[11], fixed[12]]);
     if frame_size == 0 {
         return Err(Error::Malformed("frame size is zero"));
@@ -477,6 +524,7 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
     }
     Ok(Header {
         suite,
+        signed,
         frame_size,
         message_id,
         context,
@@ -581,7 +629,8 @@ mod tests {
             key_id: "k".into(),
             ciphertext: vec![1, 2, 3],
         }];
-        let header = Header::seal(&keys, Suite::Aes256Gcm, 4096, id, context, wrapped).unwrap();
+        let header =
+            Header::seal(&keys, Suite::Aes256Gcm, false, 4096, id, context, wrapped).unwrap();
         let bytes = header.to_bytes();
         let parsed = parse_both(&bytes).unwrap();
         assert_eq!(parsed, header);

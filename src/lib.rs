@@ -42,6 +42,7 @@ pub mod kek;
 pub mod local;
 pub mod rotate;
 pub mod secret;
+mod signature;
 pub mod stream;
 mod suite;
 #[cfg(any(test, feature = "testing"))]
@@ -57,5 +58,6 @@ pub use format::{Header, Limits};
 pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 pub use local::LocalKek;
 pub use secret::{LockPolicy, SecretBytes, SecretString};
+pub use signature::SIGNING_KEY_CONTEXT;
 pub use stream::{DecryptReader, EncryptWriter};
 pub use suite::{Backend, Suite};

@@ -251,8 +251,11 @@ impl Rotator {
         let first = keks
             .next()
             .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
+        // A signed message is re-encrypted signed, under a new key pair: its old public key
+        // leaves the context.
         let mut enc = Encryptor::new(first.clone())
-            .with_context(header.context().clone())
+            .with_context(header.context().without(crate::SIGNING_KEY_CONTEXT))
+            .signed(header.is_signed())
             .suite(self.suite.unwrap_or(header.suite()))
             .frame_size(self.frame_size.unwrap_or(header.frame_size()))?;
         for k in keks {

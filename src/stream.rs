@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use crate::error::Error;
 use crate::format::{Header, plaintext_len};
 use crate::secret::SecretBytes;
+use crate::signature::{MessageSigner, MessageVerifier, TRAILER_LEN};
 use crate::suite::{KEY_LEN, MessageKeys, TAG_LEN, frame_aad, frame_nonce, scrub_stack};
 
 /// Most worker threads one message uses when the caller sets no limit.
@@ -360,8 +361,8 @@ fn next_batch_size(batch: usize, max: usize) -> usize {
 /// default: all cores) frames are sealed in batches (growing up to 8 MiB) on several
 /// threads; on one thread a frame at a time. The output is the same either way.
 pub struct EncryptWriter<W: Write> {
-    /// `None` only after `finish` has taken it.
-    inner: Option<W>,
+    /// The inner writer (and the signer of a signed message, which sees every byte written).
+    sink: Sink<W>,
     keys: MessageKeys,
     message_id: [u8; KEY_LEN],
     frame_size: usize,
@@ -397,12 +398,18 @@ impl<W: Write> EncryptWriter<W> {
         header: &Header,
         keys: MessageKeys,
         max_threads: Option<usize>,
+        signer: Option<MessageSigner>,
     ) -> Result<Self, Error> {
+        // The signer has already seen the header's signed bytes (the key section is not
+        // signed).
         inner.write_all(&header.to_bytes())?;
         let frame_size = header.frame_size() as usize;
         let max_batch = stream_batch(frame_size, max_threads);
         Ok(EncryptWriter {
-            inner: Some(inner),
+            sink: Sink {
+                inner: Some(inner),
+                signer,
+            },
             keys,
             message_id: *header.message_id(),
             frame_size,
@@ -428,7 +435,7 @@ impl<W: Write> EncryptWriter<W> {
 
     /// Seals `plaintext` (from the buffer or the caller) as the next frames and writes them.
     fn emit(
-        inner: &mut Option<W>,
+        sink: &mut Sink<W>,
         frames: &Frames<'_>,
         sealed: &mut Vec<u8>,
         index: &mut u64,
@@ -436,9 +443,6 @@ impl<W: Write> EncryptWriter<W> {
         plaintext: &[u8],
         with_final: bool,
     ) -> Result<(), Error> {
-        let inner = inner
-            .as_mut()
-            .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
         let len = frames.sealed_len(plaintext.len(), with_final);
         if sealed.len() < len {
             sealed.resize(len, 0);
@@ -446,7 +450,7 @@ impl<W: Write> EncryptWriter<W> {
         let count = plaintext.len() / frames.frame_size + usize::from(with_final);
         let threads = threads_for(plaintext.len(), count, max_threads);
         frames.seal(*index, plaintext, with_final, &mut sealed[..len], threads)?;
-        inner.write_all(&sealed[..len])?;
+        sink.write_all(&sealed[..len])?;
         *index = index
             .checked_add(count as u64)
             .ok_or_else(|| Error::InvalidArgument("too many frames"))?;
@@ -462,7 +466,7 @@ impl<W: Write> EncryptWriter<W> {
         };
         let plaintext = &self.buf.expose_secret()[..self.fill];
         Self::emit(
-            &mut self.inner,
+            &mut self.sink,
             &frames,
             &mut self.sealed,
             &mut self.index,
@@ -486,9 +490,13 @@ impl<W: Write> EncryptWriter<W> {
             return Err(e);
         }
         let mut inner = self
+            .sink
             .inner
             .take()
             .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
+        if let Some(signer) = self.sink.signer.take() {
+            inner.write_all(&signer.finish())?;
+        }
         inner.flush()?;
         Ok(inner)
     }
@@ -496,13 +504,99 @@ impl<W: Write> EncryptWriter<W> {
 
 impl<W: Write> Drop for EncryptWriter<W> {
     fn drop(&mut self) {
-        if self.inner.is_some() {
+        if self.sink.inner.is_some() {
             tracing::warn!(
                 frames_written = self.index,
                 "kmseal: EncryptWriter dropped without finish(); the output has no final frame \
                  and will fail to decrypt as truncated"
             );
         }
+    }
+}
+
+/// Where an [`EncryptWriter`]'s sealed bytes go: the inner writer (`None` only after
+/// `finish` took it) and, for a signed message, the signer, which sees exactly the bytes
+/// written.
+struct Sink<W> {
+    inner: Option<W>,
+    signer: Option<MessageSigner>,
+}
+
+impl<W: Write> Sink<W> {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
+        if let Some(signer) = &mut self.signer {
+            signer.update(bytes);
+        }
+        inner.write_all(bytes)?;
+        Ok(())
+    }
+}
+
+/// The end of a signed message as a [`DecryptReader`] reads it: every byte but the last
+/// [`TRAILER_LEN`] goes to the frames (and the verifier); those last bytes, the signature
+/// trailer, are held back until the input ends.
+struct SignedTail {
+    verifier: MessageVerifier,
+    /// The last bytes read, not yet handed on: at most `TRAILER_LEN` between reads.
+    held: Vec<u8>,
+}
+
+impl SignedTail {
+    /// Reads from `inner` into `out`, holding back the last `TRAILER_LEN` bytes of the input;
+    /// `Ok(0)` only at the end of the input.
+    fn read<R: Read>(&mut self, inner: &mut R, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let start = self.held.len();
+            self.held.resize(start + out.len(), 0);
+            let n = loop {
+                match inner.read(&mut self.held[start..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    self.held.truncate(start);
+                    return Err(e);
+                }
+            };
+            self.held.truncate(start + n);
+            if n == 0 {
+                return Ok(0);
+            }
+            if self.held.len() > TRAILER_LEN {
+                let give = self.held.len() - TRAILER_LEN;
+                out[..give].copy_from_slice(&self.held[..give]);
+                self.verifier.update(&self.held[..give]);
+                self.held.drain(..give);
+                return Ok(give);
+            }
+        }
+    }
+
+    /// At the end of the input: checks the signature over everything handed on.
+    fn finish(self) -> Result<(), Error> {
+        self.verifier.verify(&self.held)
+    }
+}
+
+/// One read of a [`DecryptReader`]'s input: through the signed tail when there is one.
+fn read_input<R: Read>(
+    inner: &mut R,
+    tail: &mut Option<SignedTail>,
+    out: &mut [u8],
+) -> io::Result<usize> {
+    match tail {
+        Some(t) => t.read(inner, out),
+        None => inner.read(out),
     }
 }
 
@@ -607,7 +701,7 @@ impl<W: Write> Write for EncryptWriter<W> {
     /// Flushes the inner writer. Plaintext still buffered stays in locked memory until its
     /// batch fills or [`finish`](Self::finish): a partial frame cannot be sealed early.
     fn flush(&mut self) -> io::Result<()> {
-        match self.inner.as_mut() {
+        match self.sink.inner.as_mut() {
             Some(inner) => inner.flush(),
             None => Ok(()),
         }
@@ -627,7 +721,7 @@ impl<W: Write> EncryptWriter<W> {
                 frame_size: fs,
             };
             Self::emit(
-                &mut self.inner,
+                &mut self.sink,
                 &frames,
                 &mut self.sealed,
                 &mut self.index,
@@ -673,6 +767,8 @@ enum ReadState {
 /// every further read fails.
 pub struct DecryptReader<R: Read> {
     inner: R,
+    /// A signed message's verifier and held-back trailer (`None`: unsigned, or verified).
+    signed: Option<SignedTail>,
     keys: MessageKeys,
     message_id: [u8; KEY_LEN],
     frame_size: usize,
@@ -712,8 +808,13 @@ impl<R: Read> DecryptReader<R> {
     ) -> Result<Self, Error> {
         let frame_size = header.frame_size() as usize;
         let max_batch = stream_batch(frame_size, max_threads);
+        let signed = MessageVerifier::for_header(header)?.map(|verifier| SignedTail {
+            verifier,
+            held: Vec::with_capacity(TRAILER_LEN),
+        });
         Ok(DecryptReader {
             inner,
+            signed,
             keys,
             message_id: *header.message_id(),
             frame_size,
@@ -751,7 +852,11 @@ impl<R: Read> DecryptReader<R> {
         }
         let mut got = 0;
         while got < cap {
-            match self.inner.read(&mut self.sealed[got..cap]) {
+            match read_input(
+                &mut self.inner,
+                &mut self.signed,
+                &mut self.sealed[got..cap],
+            ) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -787,7 +892,17 @@ impl<R: Read> DecryptReader<R> {
         if good < count {
             pending = Some(Error::Decrypt);
         }
-        let released = (good * fs).min(plain);
+        let mut released = (good * fs).min(plain);
+        if at_end
+            && pending.is_none()
+            && let Some(tail) = self.signed.take()
+            && let Err(e) = tail.finish()
+        {
+            // A signed stream's last batch is released only once its signature verified.
+            zeroize::Zeroize::zeroize(&mut dst[..plain]);
+            released = 0;
+            pending = Some(e);
+        }
         self.index = self
             .index
             .checked_add(good as u64)
@@ -878,8 +993,16 @@ mod tests {
                     key_id: "k".into(),
                     ciphertext: vec![1],
                 }];
-                let header =
-                    Header::seal(&keys, suite, fs, id, EncryptionContext::new(), wrapped).unwrap();
+                let header = Header::seal(
+                    &keys,
+                    suite,
+                    false,
+                    fs,
+                    id,
+                    EncryptionContext::new(),
+                    wrapped,
+                )
+                .unwrap();
                 let pt: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
                 let body = crate::format::body_len(len as u64, fs).unwrap() as usize;
                 let mut seq = vec![0u8; body];
@@ -920,13 +1043,22 @@ mod tests {
                     key_id: "k".into(),
                     ciphertext: vec![1],
                 }];
-                Header::seal(keys, suite, fs, id, EncryptionContext::new(), wrapped).unwrap()
+                Header::seal(
+                    keys,
+                    suite,
+                    false,
+                    fs,
+                    id,
+                    EncryptionContext::new(),
+                    wrapped,
+                )
+                .unwrap()
             };
             let mut outputs = Vec::new();
             for threads in [1, 2, 5] {
                 let keys = MessageKeys::derive(&dek, &id, suite);
                 let h = header(&keys);
-                let mut w = EncryptWriter::new(Vec::new(), &h, keys, Some(threads)).unwrap();
+                let mut w = EncryptWriter::new(Vec::new(), &h, keys, Some(threads), None).unwrap();
                 for chunk in pt.chunks(4093) {
                     w.write_all(chunk).unwrap();
                 }

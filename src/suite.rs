@@ -142,6 +142,17 @@ pub(crate) struct MessageKeys {
 impl MessageKeys {
     /// Runs the key schedule for `suite` and `message_id`.
     pub(crate) fn derive(dek: &DataKey, message_id: &[u8; KEY_LEN], suite: Suite) -> MessageKeys {
+        MessageKeys::derive_with_id(dek, message_id, suite, suite.id())
+    }
+
+    /// The key schedule under the wire suite id `wire_id` (the suite's id, or for a signed
+    /// suite that id with the signed flag): signed and unsigned messages get different keys.
+    pub(crate) fn derive_with_id(
+        dek: &DataKey,
+        message_id: &[u8; KEY_LEN],
+        suite: Suite,
+        wire_id: u16,
+    ) -> MessageKeys {
         let hk = Kdf::new(message_id, dek.expose_secret());
         let mut payload_key = Zeroizing::new([0u8; KEY_LEN]);
         let mut commitment = [0u8; KEY_LEN];
@@ -149,7 +160,7 @@ impl MessageKeys {
         // Expanding 32 bytes from SHA-256 (limit 255 * 32) cannot fail; ignoring the Ok(())
         // keeps the function infallible without an unwrap.
         // info = label || suite id, passed in parts: no allocation per message.
-        let id = suite.id().to_be_bytes();
+        let id = wire_id.to_be_bytes();
         let _ = hk.expand(&[b"kmseal/v1 payload key", &id], &mut payload_key[..]);
         let _ = hk.expand(&[b"kmseal/v1 commitment", &id], &mut commitment);
         let _ = hk.expand(&[b"kmseal/v1 header key", &id], &mut header_key[..]);
@@ -197,9 +208,10 @@ impl MessageKeys {
         dek: &DataKey,
         message_id: &[u8; KEY_LEN],
         suite: Suite,
+        wire_id: u16,
         expected_commitment: &[u8; KEY_LEN],
     ) -> Result<MessageKeys, Error> {
-        let keys = MessageKeys::derive(dek, message_id, suite);
+        let keys = MessageKeys::derive_with_id(dek, message_id, suite, wire_id);
         if bool::from(keys.commitment.ct_eq(expected_commitment)) {
             Ok(keys)
         } else {
@@ -501,11 +513,11 @@ mod tests {
         let id = [5u8; 32];
         let right = MessageKeys::derive(&dek(1), &id, Suite::Aes256Gcm);
         assert!(
-            MessageKeys::derive_committed(&dek(1), &id, Suite::Aes256Gcm, &right.commitment)
+            MessageKeys::derive_committed(&dek(1), &id, Suite::Aes256Gcm, 1, &right.commitment)
                 .is_ok()
         );
         assert!(matches!(
-            MessageKeys::derive_committed(&dek(2), &id, Suite::Aes256Gcm, &right.commitment),
+            MessageKeys::derive_committed(&dek(2), &id, Suite::Aes256Gcm, 1, &right.commitment),
             Err(Error::Decrypt)
         ));
     }

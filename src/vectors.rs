@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use crate::context::EncryptionContext;
-use crate::envelope::encrypt_deterministic;
+use crate::envelope::{encrypt_deterministic, encrypt_deterministic_signed, signed_context};
 use crate::format::{Header, Limits};
 use crate::kek::{DataKey, WrappedKey};
 use crate::local::LocalKek;
@@ -55,11 +55,13 @@ fn message(suite: Suite, frame_size: u32, wrapped: Vec<WrappedKey>, pt: &[u8]) -
 }
 
 /// (name, bytes, plaintext for valid vectors).
-fn all_vectors() -> Vec<(String, Vec<u8>, Option<Vec<u8>>)> {
+type Vector = (String, Vec<u8>, Option<Vec<u8>>);
+
+fn all_vectors() -> Vec<Vector> {
     let (a, b) = (kek(0x00), kek(0x20));
     let d = dek(0x40);
     let wa = || vec![wrap(&a, &d, 0xC0)];
-    let mut v: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut v: Vec<Vector> = Vec::new();
     let mut valid =
         |name: &str, bytes: Vec<u8>, pt: &[u8]| v.push((name.into(), bytes, Some(pt.to_vec())));
 
@@ -192,7 +194,128 @@ fn all_vectors() -> Vec<(String, Vec<u8>, Option<Vec<u8>>)> {
         ]
         .concat(),
     );
+    signed_vectors(&mut v);
     v
+}
+
+/// Signed suites (0x0101, 0x0102): valid messages, and what a co-recipient who can open the
+/// data key (with KEK A) but holds no signing key can try against the holder of KEK B.
+fn signed_vectors(v: &mut Vec<Vector>) {
+    let (a, b) = (kek(0x00), kek(0x20));
+    let d = dek(0x40);
+    let seed = seq::<32>(0xA0);
+    let ctx = signed_context(&context(), &seed);
+    let wrap_ctx = |k: &LocalKek, n: u8| k.wrap_with_nonce(&d, &ctx, seq::<12>(n)).unwrap();
+    let signed = |suite: Suite, fs: u32, wrapped: Vec<WrappedKey>, pt: &[u8], signer: [u8; 32]| {
+        encrypt_deterministic_signed(
+            &d,
+            seq::<32>(0x80),
+            suite,
+            fs,
+            ctx.clone(),
+            wrapped,
+            pt,
+            &signer,
+        )
+        .unwrap()
+    };
+    let mut valid =
+        |name: &str, bytes: Vec<u8>, pt: &[u8]| v.push((name.into(), bytes, Some(pt.to_vec())));
+    let frames = signed(Suite::Aes256Gcm, 16, vec![wrap_ctx(&a, 0xC0)], TEXT, seed);
+    valid("v1_aes256gcm_ed25519_frames", frames.clone(), TEXT);
+    valid(
+        "v1_aes256gcm_ed25519_empty",
+        signed(Suite::Aes256Gcm, 16, vec![wrap_ctx(&a, 0xC0)], b"", seed),
+        b"",
+    );
+    valid(
+        "v1_chacha20poly1305_ed25519_frames",
+        signed(
+            Suite::ChaCha20Poly1305,
+            16,
+            vec![wrap_ctx(&a, 0xC0)],
+            TEXT,
+            seed,
+        ),
+        TEXT,
+    );
+    let multi = signed(
+        Suite::Aes256Gcm,
+        32,
+        vec![wrap_ctx(&a, 0xC0), wrap_ctx(&b, 0xD0)],
+        TEXT,
+        seed,
+    );
+    valid("v1_ed25519_multi_kek", multi.clone(), TEXT);
+    // A rewrap keeps the signature valid: it covers the authenticated header and the frames,
+    // not the key section.
+    let (h, hl) = Header::parse(&multi, &Limits::default()).unwrap();
+    valid(
+        "v1_ed25519_rewrapped",
+        [
+            h.with_wrapped_keys(vec![wrap_ctx(&b, 0xE0)])
+                .unwrap()
+                .to_bytes(),
+            multi[hl..].to_vec(),
+        ]
+        .concat(),
+        TEXT,
+    );
+
+    let mut fail = |name: &str, bytes: Vec<u8>| v.push((format!("fail_{name}"), bytes, None));
+    let flip = |at: usize| {
+        let mut m = frames.clone();
+        m[at] ^= 0x01;
+        m
+    };
+    fail("signature_flipped", flip(frames.len() - 1));
+    fail("signature_length_changed", flip(frames.len() - 65));
+    fail("signature_truncated", frames[..frames.len() - 1].to_vec());
+    fail("signature_missing", frames[..frames.len() - 66].to_vec());
+    fail("signed_trailing_byte", [&frames[..], &[0]].concat());
+    // The co-recipient's forgeries, with B's wrapped key (and so the context B's wrap binds,
+    // naming the real signing key): other frames signed with another key ...
+    let other = seq::<32>(0x10);
+    fail(
+        "signed_by_another_key",
+        signed(
+            Suite::Aes256Gcm,
+            32,
+            vec![wrap_ctx(&b, 0xD0)],
+            b"forged by a co-recipient",
+            other,
+        ),
+    );
+    // ... or the same message re-keyed as unsigned (suite 0x0001), which needs no signature.
+    fail(
+        "signed_downgraded_to_unsigned",
+        encrypt_deterministic(
+            &d,
+            seq::<32>(0x80),
+            Suite::Aes256Gcm,
+            32,
+            ctx.clone(),
+            vec![wrap_ctx(&b, 0xD0)],
+            b"forged by a co-recipient",
+        )
+        .unwrap(),
+    );
+    // A context naming a public key for another signer: the wrap no longer matches (the
+    // forger cannot re-wrap for B).
+    fail(
+        "signed_key_replaced",
+        encrypt_deterministic_signed(
+            &d,
+            seq::<32>(0x80),
+            Suite::Aes256Gcm,
+            32,
+            signed_context(&context(), &other),
+            vec![wrap_ctx(&b, 0xD0)],
+            b"forged by a co-recipient",
+            &other,
+        )
+        .unwrap(),
+    );
 }
 
 fn data_dir() -> PathBuf {

@@ -71,7 +71,15 @@ fn context_text(h: &Header) -> String {
 }
 
 fn header_text(h: &Header, out: &mut String) {
-    out.push_str(&format!("suite:        {}\n", h.suite()));
+    out.push_str(&format!(
+        "suite:        {}{}\n",
+        h.suite(),
+        if h.is_signed() {
+            " + ed25519 signature"
+        } else {
+            ""
+        }
+    ));
     out.push_str(&format!("frame size:   {} bytes\n", h.frame_size()));
     out.push_str(&format!("message id:   {}\n", hex(h.message_id())));
     out.push_str(&format!("context:      {}\n", context_text(h)));
@@ -198,13 +206,16 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
 
 fn print_message(h: &Header, total: u64, json: bool) -> Result<(), Failure> {
     let header_len = h.encoded_len() as u64;
-    let body = total.saturating_sub(header_len);
+    // A signed message ends with a 66-byte signature trailer after its frames.
+    let trailer = if h.is_signed() { 66 } else { 0 };
+    let body = total.saturating_sub(header_len).saturating_sub(trailer);
     let pt = plaintext_len(body, u64::from(h.frame_size()));
     let mut out = String::new();
     if json {
         out.push_str(&format!(
-            r#"{{"type":"message","version":1,"suite":{},"frame_size":{},"message_id":"{}","context":{},"wrapped_keys":[{}],"header_bytes":{header_len},"payload_bytes":{body},"frames":{},"plaintext_bytes":{},"total_bytes":{total}}}"#,
+            r#"{{"type":"message","version":1,"suite":{},"signed":{},"frame_size":{},"message_id":"{}","context":{},"wrapped_keys":[{}],"header_bytes":{header_len},"payload_bytes":{body},"frames":{},"plaintext_bytes":{},"total_bytes":{total}}}"#,
             json_string(&h.suite().to_string()),
+            h.is_signed(),
             h.frame_size(),
             hex(h.message_id()),
             context_json(h),

@@ -73,6 +73,10 @@ enum Command {
         /// Plaintext bytes per frame (default 65536).
         #[arg(long)]
         frame_size: Option<u32>,
+        /// Sign the message (a fresh Ed25519 key per message, bound to every key's wrap):
+        /// with several keys, a holder of one cannot forge messages to the others.
+        #[arg(long)]
+        signed: bool,
     },
     /// Show a message's header (suite, frame size, context, wrapped keys, sizes) or a config
     /// document's metadata and values, without any key.
@@ -95,6 +99,10 @@ enum Command {
     Decrypt {
         #[command(flatten)]
         common: Common,
+        /// Refuse messages that are not signed (encrypted without --signed), before any key
+        /// is used. Signed messages are always verified.
+        #[arg(long)]
+        require_signed: bool,
     },
     /// Value-level config documents (YAML, JSON, TOML, .env): encrypt, decrypt, set, rotate.
     #[command(
@@ -180,7 +188,8 @@ fn exit_code(e: &Error) -> u8 {
         | Error::UnsupportedVersion(_)
         | Error::UnknownSuite(_)
         | Error::LimitExceeded { .. }
-        | Error::ContextMismatch { .. } => exit::DECRYPT,
+        | Error::ContextMismatch { .. }
+        | Error::Unsigned => exit::DECRYPT,
         Error::Kms { .. }
         | Error::NoMatchingKek { .. }
         | Error::UnwrapFailed { .. }
@@ -262,8 +271,12 @@ fn run(command: Command) -> Result<(), Failure> {
             common,
             suite,
             frame_size,
-        } => encrypt(common, suite, frame_size),
-        Command::Decrypt { common } => decrypt(common),
+            signed,
+        } => encrypt(common, suite, frame_size, signed),
+        Command::Decrypt {
+            common,
+            require_signed,
+        } => decrypt(common, require_signed),
         Command::Config(cmd) => config::run(cmd),
         Command::Inspect { args } => inspect::run(args),
         Command::Completions { shell } => {
@@ -423,7 +436,12 @@ fn open_input(input: &Option<PathBuf>, label: &str) -> Result<Box<dyn Read>, Fai
     }
 }
 
-fn encrypt(common: Common, suite: Option<Suite>, frame_size: Option<u32>) -> Result<(), Failure> {
+fn encrypt(
+    common: Common,
+    suite: Option<Suite>,
+    frame_size: Option<u32>,
+    signed: bool,
+) -> Result<(), Failure> {
     let settings = settings::get()?;
     let suite = suite.or(settings.suite).unwrap_or_default();
     let frame_size = frame_size
@@ -435,6 +453,7 @@ fn encrypt(common: Common, suite: Option<Suite>, frame_size: Option<u32>) -> Res
     let mut enc = Encryptor::new(first)
         .with_context(context(common.context)?)
         .suite(suite)
+        .signed(signed)
         .frame_size(frame_size)?;
     for k in keks {
         enc = enc.add_kek(k);
@@ -454,11 +473,13 @@ fn encrypt(common: Common, suite: Option<Suite>, frame_size: Option<u32>) -> Res
     })
 }
 
-fn decrypt(common: Common) -> Result<(), Failure> {
+fn decrypt(common: Common, require_signed: bool) -> Result<(), Failure> {
     let keks = keks(&common.keys, false)?;
     let mut keks = keks.into_iter();
     let first = keks.next().ok_or_else(|| usage("no key given"))?;
-    let mut dec = Decryptor::new(first).expect(context(common.context)?);
+    let mut dec = Decryptor::new(first)
+        .expect(context(common.context)?)
+        .require_signed(require_signed);
     for k in keks {
         dec = dec.add_kek(k);
     }

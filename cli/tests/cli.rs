@@ -1031,3 +1031,47 @@ fn an_interrupted_decrypt_leaves_no_temporary_file() {
         assert!(!out.exists(), "{signal}");
     }
 }
+
+/// Audit finding 4: `--signed` messages, `--require-signed` decryption, and inspect showing it.
+#[test]
+fn signed_messages_from_the_command_line() {
+    let env = Env::new("signed");
+    let key = env.path("k.key");
+    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
+    let k = format!("local://{}", s(&key));
+    let (plain, signed, unsigned) = (env.path("p"), env.path("s.kmseal"), env.path("u.kmseal"));
+    std::fs::write(&plain, b"signed payload").unwrap();
+    for (out, extra) in [(&signed, Some("--signed")), (&unsigned, None)] {
+        let mut args = vec!["encrypt", "-k", &k, s(&plain), "-o", s(out)];
+        args.extend(extra);
+        let o = env.run(&args, None);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = env.run(&["inspect", s(&signed)], None);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("aes-256-gcm + ed25519 signature"), "{text}");
+    assert!(text.contains("kmseal:signing-key="), "{text}");
+    assert!(text.contains("plaintext 14 bytes"), "{text}");
+    let o = env.run(&["inspect", "--json", s(&signed)], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["signed"], true);
+    let o = env.run(&["decrypt", "-k", &k, "--require-signed", s(&signed)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"signed payload");
+    let o = env.run(
+        &["decrypt", "-k", &k, "--require-signed", s(&unsigned)],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not signed"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    // A flipped signature byte: refused, nothing written.
+    let mut bad = std::fs::read(&signed).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&signed, &bad).unwrap();
+    let out = env.path("out");
+    let o = env.run(&["decrypt", "-k", &k, s(&signed), "-o", s(&out)], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(!out.exists());
+}
