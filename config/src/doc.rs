@@ -18,6 +18,10 @@ pub(crate) struct Leaf {
     pub(crate) value: String,
     /// Where the value's source text is (span-edited formats).
     pub(crate) span: Range<usize>,
+    /// A plain YAML scalar that YAML 1.2 reads as a string but YAML 1.1 (PyYAML, many older
+    /// parsers) as a boolean or number (`no`, `yes`, `on`, `1_000`, `1:20`): encrypting it
+    /// would bring it back quoted, a string for both, silently changing what 1.1 readers see.
+    pub(crate) yaml11_ambiguous: bool,
 }
 
 impl Leaf {
@@ -27,6 +31,7 @@ impl Leaf {
             kind,
             value,
             span,
+            yaml11_ambiguous: false,
         }
     }
 }

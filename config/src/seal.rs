@@ -235,6 +235,16 @@ fn plan(keys: &DocKeys, policy: &Policy, leaves: &[Leaf]) -> Result<Plan, Error>
                 out.reprs.push(Some(Repr::Plain(kind, text)));
             }
         } else if leaf.kind != Kind::Other && policy.selects(&leaf.path) {
+            if leaf.yaml11_ambiguous {
+                // Encrypted and decrypted, it would come back quoted: a string to every reader,
+                // where YAML 1.1 readers (PyYAML) read a boolean or a number today.
+                return Err(Error::Unsupported(format!(
+                    "the plain YAML value at `{}` is a string in YAML 1.2 but a boolean or number \
+                     in YAML 1.1 (PyYAML); quote it, or write true/false or the plain number, so \
+                     that it means the same to every reader after decryption",
+                    leaf.path
+                )));
+            }
             let enc = keys.encrypt(&leaf.path, leaf.kind, leaf.value.as_bytes())?;
             out.items.push((path, Kind::Str, enc.clone()));
             out.reprs.push(Some(Repr::Encrypted(enc)));

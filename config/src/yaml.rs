@@ -58,6 +58,48 @@ fn plain_kind(v: &str) -> Kind {
     }
 }
 
+/// Whether YAML 1.1 resolves the plain scalar `v` (a string under YAML 1.2's core schema) to a
+/// boolean or a number: its yes/no/on/off booleans, numbers with `_`, sexagesimal and binary
+/// integers. The one-letter booleans `y` and `n` of the 1.1 type repository are left out, as
+/// PyYAML and ruamel.yaml leave them out.
+fn yaml11_non_string(v: &str) -> bool {
+    const BOOLS: [&str; 18] = [
+        "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "true",
+        "True", "TRUE", "false", "False", "FALSE",
+    ];
+    if BOOLS.contains(&v) {
+        return true;
+    }
+    let s = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let digitish = |t: &str| {
+        !t.is_empty()
+            && t.bytes().any(|b| b.is_ascii_digit())
+            && t.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    };
+    if let Some(b) = s.strip_prefix("0b") {
+        return !b.is_empty() && b.bytes().all(|c| matches!(c, b'0' | b'1' | b'_'));
+    }
+    // Integers and floats with underscores: 1_000, 1_000.5
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    if s.contains('_') && digitish(int) && frac.is_none_or(|f| f.is_empty() || digitish(f)) {
+        return true;
+    }
+    // Sexagesimal: 190:20:30 (an integer), 1:20.5 (a float).
+    let mut parts = int.split(':');
+    let first = parts.next().unwrap_or("");
+    let rest: Vec<&str> = parts.collect();
+    !rest.is_empty()
+        && digitish(first)
+        && !first.starts_with('0')
+        && rest
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+        && frac.is_none_or(|f| f.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+}
+
 /// A double-quoted YAML scalar.
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -274,7 +316,12 @@ impl Yaml {
                     } else {
                         Kind::Str
                     };
-                    leaves.push(Leaf::new(path, kind, value.to_string(), byte(s)..byte(e)));
+                    let mut leaf = Leaf::new(path, kind, value.to_string(), byte(s)..byte(e));
+                    leaf.yaml11_ambiguous = style == ScalarStyle::Plain
+                        && tag.is_none()
+                        && kind == Kind::Str
+                        && yaml11_non_string(&value);
+                    leaves.push(leaf);
                 }
                 Event::Alias(_) => {
                     let path = value_path(&mut stack)?

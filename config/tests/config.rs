@@ -845,3 +845,53 @@ fn audit_16_json_is_strict() {
     let good = r#"{"a": "\u0041", "b": 0, "c": -0.5, "d": 10, "e": 0e1}"#;
     block(sealer(&k).seal(good, Format::Json)).unwrap();
 }
+
+/// Audit finding 8: YAML 1.1 scalars (`no`, `yes`, `1_000`, ...) would come back quoted after
+/// encryption, turning PyYAML's `False` into the string "no". Sealing them encrypted is refused
+/// with the path (never the value); quoted, or kept plain by the policy, they are fine.
+#[test]
+fn audit_8_yaml11_scalars_are_not_silently_retyped() {
+    let k = kek();
+    for (yaml, path) in [
+        ("allow_anonymous: no\n", "allow_anonymous"),
+        ("verify_tls: yes\n", "verify_tls"),
+        ("feature: on\n", "feature"),
+        ("retries: 1_000\n", "retries"),
+        ("timeout: 1:20\n", "timeout"),
+        ("mask: 0b1010\n", "mask"),
+        ("a:\n  b: Off\n", "a.b"),
+    ] {
+        match block(sealer(&k).seal(yaml, Format::Yaml)) {
+            Err(Error::Unsupported(m)) => {
+                assert!(
+                    m.contains(&format!("`{path}`")) && m.contains("YAML 1.1"),
+                    "{m}"
+                );
+                let value = yaml.split(": ").last().unwrap().trim();
+                assert!(!m.contains(&format!(" {value} ")), "{m}");
+            }
+            other => panic!("{yaml:?}: {:?}", other.map(|_| ())),
+        }
+    }
+    // Unambiguous values, quoted ones and ones kept plain by the policy seal and round-trip.
+    let ok = "a: \"no\"\nb: false\nc: 1000\nd: nope\ne: 10:20:30:x\nf: 2024-01-01\n";
+    let sealed = block(sealer(&k).seal(ok, Format::Yaml)).unwrap();
+    let plain = block(kmseal_config::decrypt(
+        &sealed,
+        Format::Yaml,
+        &Decryptor::new(k.clone()),
+        false,
+    ))
+    .unwrap();
+    assert!(
+        plain.contains("b: false") && plain.contains("c: 1000"),
+        "{plain}"
+    );
+    let kept = block(
+        sealer(&k)
+            .policy(Policy::only(["*password"]).unwrap())
+            .seal("enabled: no\ndb_password: x\n", Format::Yaml),
+    )
+    .unwrap();
+    assert!(kept.contains("enabled: no"), "{kept}");
+}
