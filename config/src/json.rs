@@ -11,6 +11,7 @@ const MAX_DEPTH: usize = 128;
 pub(crate) struct Json {
     text: String,
     leaves: Vec<Leaf>,
+    shape: Vec<(Path, String)>,
     /// Root members: (key, key start, value start, value end).
     members: Vec<(String, usize, usize, usize)>,
     root_open: usize,
@@ -21,6 +22,8 @@ pub(crate) struct Json {
 struct P<'a> {
     s: &'a [u8],
     i: usize,
+    /// Empty objects and arrays, by path (structure the MAC covers from version 3).
+    shape: Vec<(Path, String)>,
 }
 
 fn err(at: usize, text: &str, what: &str) -> Error {
@@ -178,6 +181,7 @@ impl<'a> P<'a> {
                 self.ws();
                 if self.peek() == Some(b'}') {
                     self.i += 1;
+                    self.shape.push((path.clone(), "{}".into()));
                     return Ok(());
                 }
                 loop {
@@ -217,6 +221,7 @@ impl<'a> P<'a> {
                 self.ws();
                 if self.peek() == Some(b']') {
                     self.i += 1;
+                    self.shape.push((path.clone(), "[]".into()));
                     return Ok(());
                 }
                 let mut n = 0;
@@ -287,6 +292,7 @@ impl Json {
         let mut p = P {
             s: text.as_bytes(),
             i: 0,
+            shape: Vec::new(),
         };
         p.ws();
         if p.peek() != Some(b'{') {
@@ -310,6 +316,8 @@ impl Json {
                 true
             }
         });
+        let mut shape = std::mem::take(&mut p.shape);
+        shape.retain(|(path, _)| path.0.first() != meta_path.0.first());
         let meta = if members.iter().any(|m| m.0 == crate::doc::META_KEY) {
             Some(MetaFields::from_leaves(&meta_leaves)?)
         } else {
@@ -318,6 +326,7 @@ impl Json {
         Ok(Json {
             text: text.to_owned(),
             leaves,
+            shape,
             members,
             root_open,
             meta,
@@ -327,6 +336,10 @@ impl Json {
 
     pub(crate) fn into_parts(self) -> (Vec<Leaf>, String) {
         (self.leaves, self.text)
+    }
+
+    pub(crate) fn shape(&self) -> &[(Path, String)] {
+        &self.shape
     }
 
     pub(crate) fn leaves(&self) -> &[Leaf] {

@@ -286,6 +286,27 @@ impl Codec {
         }
     }
 
+    /// Structure beyond the values, which the MAC covers from version 3: empty maps and
+    /// lists (`{}`, `[]`), YAML tags (`!tag`) and what each YAML alias points at (`*` and the
+    /// target's path), each by path.
+    fn shape(&self) -> &[(Path, String)] {
+        match self {
+            Codec::Yaml(c) => c.shape(),
+            Codec::Json(c) => c.shape(),
+            Codec::Toml(c) => c.shape(),
+            Codec::Dotenv(_) => &[],
+        }
+    }
+
+    /// The structure as MAC items (kind `Other`, text starting with a NUL byte, which no
+    /// value of kind `Other` contains), for documents of version 3 and later.
+    fn shape_items(&self) -> Vec<meta::Item> {
+        self.shape()
+            .iter()
+            .map(|(p, s)| (p.clone(), Kind::Other, format!("\u{0}{s}")))
+            .collect()
+    }
+
     fn meta(&self) -> Option<&MetaFields> {
         match self {
             Codec::Yaml(c) => c.meta(),
@@ -346,10 +367,16 @@ async fn open_doc(text: &str, format: Format, dec: &Decryptor) -> Result<Opened,
     let app_key = dec.open_application_key(&meta.header, LABEL).await?;
     let keys = DocKeys::derive(&app_key);
     meta.verify_metadata(&keys)?;
+    let shape = if meta.covers_shape() {
+        codec.shape_items()
+    } else {
+        Vec::new()
+    };
     let items = codec
         .leaves()
         .iter()
-        .map(|l| (&l.path, l.kind, l.value.as_str()));
+        .map(|l| (&l.path, l.kind, l.value.as_str()))
+        .chain(shape.iter().map(|(p, k, v)| (p, *k, v.as_str())));
     if !meta.document_mac_matches(&keys, items) {
         return Err(Error::Tampered(
             "the document MAC does not match (a value, path or the metadata was changed, \

@@ -4,6 +4,10 @@
 //!
 //! * Version 1: one document MAC over the metadata (version, policy, message id, context) and
 //!   every value as sealed. Read forever; never written any more.
+//! * Version 3: as version 2, and the items the MACs and manifest cover include the
+//!   document's structure: empty maps and lists, YAML tags and what each YAML alias points
+//!   at (so moving an `&anchor` onto a secret, retyping `{}` as `[]` or adding `!!int` is
+//!   detected).
 //! * Version 2: the same document MAC (its metadata bytes now include the manifest), plus a
 //!   **metadata MAC** over the metadata alone and a **manifest** (per value: 8 bytes naming
 //!   the path, 8 naming the value as sealed). Seal always checks the metadata MAC, so a
@@ -22,7 +26,7 @@ use crate::path::Path;
 use crate::{Error, Policy};
 
 /// The version every seal writes.
-pub(crate) const CURRENT: u8 = 2;
+pub(crate) const CURRENT: u8 = 3;
 
 /// A value as sealed: its path, its kind ([`Kind::Str`] for an encrypted value) and its text
 /// (the ciphertext string of an encrypted value).
@@ -54,9 +58,10 @@ impl Meta {
         let version = match m.version.as_str() {
             "1" => 1,
             "2" => 2,
+            "3" => 3,
             v => {
                 return Err(Error::Metadata(format!(
-                    "version `{v}` is not supported (this build reads versions 1 and 2)"
+                    "version `{v}` is not supported (this build reads versions 1 to 3)"
                 )));
             }
         };
@@ -65,7 +70,7 @@ impl Meta {
         let mac = b64("mac", &m.mac)?;
         let (manifest, meta_mac) = match (version, &m.manifest, &m.meta_mac) {
             (1, None, None) => (None, None),
-            (2, Some(manifest), Some(meta_mac)) => {
+            (2 | 3, Some(manifest), Some(meta_mac)) => {
                 let raw = b64("manifest", manifest)?;
                 if raw.len() % 16 != 0 {
                     return Err(Error::Metadata(
@@ -89,7 +94,7 @@ impl Meta {
             }
             _ => {
                 return Err(Error::Metadata(
-                    "a version-2 block needs `manifest` and `meta_mac`".into(),
+                    "a version-2 or -3 block needs `manifest` and `meta_mac`".into(),
                 ));
             }
         };
@@ -101,6 +106,12 @@ impl Meta {
             meta_mac,
             mac,
         })
+    }
+
+    /// Whether the MACs cover the document's structure (empty maps and lists, YAML tags and
+    /// alias targets) as well as its values: from version 3.
+    pub(crate) fn covers_shape(&self) -> bool {
+        self.version >= 3
     }
 
     fn bytes(&self) -> Vec<u8> {

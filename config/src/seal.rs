@@ -124,7 +124,10 @@ impl Sealer {
                     .await?;
                 let keys = DocKeys::derive(&app_key);
                 meta.verify_metadata(&keys)?;
-                let as_stored = plan(&keys, &meta.policy, &leaves)?;
+                let mut as_stored = plan(&keys, &meta.policy, &leaves)?;
+                if meta.covers_shape() {
+                    as_stored.items.extend(codec.shape_items());
+                }
                 check_changes(meta.changes(&keys, &as_stored.items), allowed)?;
                 was_encrypted = as_stored
                     .items
@@ -160,7 +163,16 @@ impl Sealer {
                 codec.set(i, repr)?;
             }
         }
-        write_back(codec, format, &policy, &header, &keys, &planned.items)
+        let shape = codec.shape_items();
+        write_back(
+            codec,
+            format,
+            &policy,
+            &header,
+            &keys,
+            &planned.items,
+            &shape,
+        )
     }
 
     /// Sets the value at `path` (which must exist) to the string `value` in a sealed
@@ -265,8 +277,10 @@ fn write_back(
     header: &Header,
     keys: &DocKeys,
     items: &[Item],
+    shape: &[Item],
 ) -> Result<String, Error> {
-    let fields = meta::sealed_fields(policy, header, keys, items);
+    let all: Vec<Item> = items.iter().chain(shape).cloned().collect();
+    let fields = meta::sealed_fields(policy, header, keys, &all);
     let sealed = codec.render(Some(&fields));
     let check = Codec::parse(&sealed, format).map_err(|e| {
         Error::Unsupported(format!(
@@ -278,7 +292,8 @@ fn write_back(
             .leaves()
             .iter()
             .zip(items)
-            .all(|(l, (p, k, v))| l.path == *p && l.kind == *k && l.value == *v);
+            .all(|(l, (p, k, v))| l.path == *p && l.kind == *k && l.value == *v)
+        && check.shape_items() == shape;
     if !same {
         return Err(Error::Unsupported(
             "this document's layout cannot be rewritten safely (a value did not read back \

@@ -12,6 +12,8 @@ use crate::path::{Path, Seg};
 pub(crate) struct Toml {
     doc: DocumentMut,
     leaves: Vec<Leaf>,
+    /// Empty tables and arrays, by path (structure the MAC covers from version 3).
+    shape: Vec<(Path, String)>,
     meta: Option<MetaFields>,
 }
 
@@ -26,36 +28,57 @@ fn kind_and_text(v: &Value) -> (Kind, String) {
     }
 }
 
-fn walk_value(v: &Value, path: &Path, out: &mut Vec<Leaf>) {
+/// What a walk collects: the values, and the empty tables and arrays.
+struct Walk {
+    leaves: Vec<Leaf>,
+    shape: Vec<(Path, String)>,
+}
+
+fn walk_value(v: &Value, path: &Path, out: &mut Walk) {
     match v {
         Value::Array(a) => {
+            if a.is_empty() {
+                out.shape.push((path.clone(), "[]".into()));
+            }
             for (i, x) in a.iter().enumerate() {
                 walk_value(x, &path.index(i), out);
             }
         }
         Value::InlineTable(t) => {
+            if t.is_empty() {
+                out.shape.push((path.clone(), "{}".into()));
+            }
             for (k, x) in t.iter() {
                 walk_value(x, &path.key(k), out);
             }
         }
         scalar => {
             let (kind, text) = kind_and_text(scalar);
-            out.push(Leaf::new(path.clone(), kind, text, 0..0));
+            out.leaves.push(Leaf::new(path.clone(), kind, text, 0..0));
         }
     }
 }
 
-fn walk_item(item: &Item, path: &Path, out: &mut Vec<Leaf>) {
+fn walk_item(item: &Item, path: &Path, out: &mut Walk) {
     match item {
         Item::None => {}
         Item::Value(v) => walk_value(v, path, out),
         Item::Table(t) => {
+            if t.is_empty() {
+                out.shape.push((path.clone(), "{}".into()));
+            }
             for (k, x) in t.iter() {
                 walk_item(x, &path.key(k), out);
             }
         }
         Item::ArrayOfTables(a) => {
+            if a.is_empty() {
+                out.shape.push((path.clone(), "[]".into()));
+            }
             for (i, t) in a.iter().enumerate() {
+                if t.is_empty() {
+                    out.shape.push((path.index(i), "{}".into()));
+                }
                 for (k, x) in t.iter() {
                     walk_item(x, &path.index(i).key(k), out);
                 }
@@ -111,22 +134,37 @@ impl Toml {
                 message: e.message().to_owned(),
             }
         })?;
-        let mut all = Vec::new();
-        walk_item(doc.as_item(), &Path::root(), &mut all);
+        let mut walk = Walk {
+            leaves: Vec::new(),
+            shape: Vec::new(),
+        };
+        walk_item(doc.as_item(), &Path::root(), &mut walk);
         let meta_first = Seg::Key(META_KEY.to_owned());
-        let (meta_leaves, leaves): (Vec<Leaf>, Vec<Leaf>) = all
+        let (meta_leaves, leaves): (Vec<Leaf>, Vec<Leaf>) = walk
+            .leaves
             .into_iter()
             .partition(|l| l.path.0.first() == Some(&meta_first));
+        let mut shape = walk.shape;
+        shape.retain(|(p, _)| p.0.first() != Some(&meta_first));
         let meta = if doc.contains_key(META_KEY) {
             Some(MetaFields::from_leaves(&meta_leaves)?)
         } else {
             None
         };
-        Ok(Toml { doc, leaves, meta })
+        Ok(Toml {
+            doc,
+            leaves,
+            shape,
+            meta,
+        })
     }
 
     pub(crate) fn into_parts(self) -> (Vec<Leaf>, String) {
         (self.leaves, String::new())
+    }
+
+    pub(crate) fn shape(&self) -> &[(Path, String)] {
+        &self.shape
     }
 
     pub(crate) fn leaves(&self) -> &[Leaf] {

@@ -12,6 +12,8 @@ use crate::path::{Path, Seg};
 pub(crate) struct Yaml {
     text: String,
     leaves: Vec<Leaf>,
+    /// Structure the MAC covers from version 3 (see [`crate::doc::Shape`]).
+    shape: Vec<(Path, String)>,
     meta: Option<MetaFields>,
     /// Byte range of the metadata block (whole lines), if present.
     meta_range: Option<std::ops::Range<usize>>,
@@ -21,8 +23,39 @@ pub(crate) struct Yaml {
 }
 
 enum Frame {
-    Map { key: Option<String>, path: Path },
-    Seq { next: usize, path: Path },
+    Map {
+        key: Option<String>,
+        path: Path,
+        children: usize,
+    },
+    Seq {
+        next: usize,
+        path: Path,
+    },
+}
+
+fn tag_text(tag: &saphyr_parser::Tag) -> String {
+    format!("!{}{}", tag.handle, tag.suffix)
+}
+
+/// Refuses `%YAML` and `%TAG` directives: they change how the whole document is read (a
+/// `%YAML 1.1` line turns `no` into false) and no MAC covers them.
+fn check_no_directives(text: &str) -> Result<(), Error> {
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim_start_matches('\u{feff}');
+        if t.starts_with('%') {
+            return Err(err(
+                n + 1,
+                "YAML directives (%YAML, %TAG) are not supported: they change how the document \
+                 is read and are not authenticated",
+            ));
+        }
+        let trimmed = t.trim();
+        if !(trimmed.is_empty() || trimmed.starts_with('#')) {
+            break; // directives may only precede the document
+        }
+    }
+    Ok(())
 }
 
 fn err(line: usize, what: impl Into<String>) -> Error {
@@ -219,8 +252,11 @@ impl Yaml {
         byte_at.push(b);
         let byte = |ci: usize| byte_at[ci.min(chars.len())];
 
+        check_no_directives(text)?;
         let mut stack: Vec<Frame> = Vec::new();
         let mut leaves = Vec::new();
+        let mut shape: Vec<(Path, String)> = Vec::new();
+        let mut anchors: std::collections::HashMap<usize, Path> = std::collections::HashMap::new();
         let mut documents = 0;
         let mut top_keys: Vec<(String, usize)> = Vec::new(); // key, char index of its line start
         let mut root_is_block_map = false;
@@ -237,7 +273,7 @@ impl Yaml {
                         *next += 1;
                         Ok(Some(p))
                     }
-                    Some(Frame::Map { key, path }) => match key.take() {
+                    Some(Frame::Map { key, path, .. }) => match key.take() {
                         Some(k) => Ok(Some(path.key(k))),
                         None => Ok(None),
                     },
@@ -250,8 +286,9 @@ impl Yaml {
                         return Err(err(line, "one YAML document per file"));
                     }
                 }
-                Event::MappingStart(_, _) | Event::SequenceStart(_, _) => {
+                Event::MappingStart(anchor, ref tag) | Event::SequenceStart(anchor, ref tag) => {
                     let is_map = matches!(ev, Event::MappingStart(..));
+                    let tag = tag.as_ref().map(|t| tag_text(t));
                     let path = match value_path(&mut stack)? {
                         Some(p) => p,
                         None => return Err(err(line, "only scalar mapping keys are supported")),
@@ -262,16 +299,30 @@ impl Yaml {
                         }
                         root_is_block_map = chars.get(span.start.index()) != Some(&'{');
                     }
+                    if anchor > 0 {
+                        anchors.insert(anchor, path.clone());
+                    }
+                    if let Some(t) = tag {
+                        shape.push((path.clone(), t));
+                    }
                     stack.push(if is_map {
-                        Frame::Map { key: None, path }
+                        Frame::Map {
+                            key: None,
+                            path,
+                            children: 0,
+                        }
                     } else {
                         Frame::Seq { next: 0, path }
                     });
                 }
-                Event::MappingEnd | Event::SequenceEnd => {
-                    stack.pop();
-                }
-                Event::Scalar(value, style, _anchor, tag) => {
+                Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
+                    Some(Frame::Map {
+                        path, children: 0, ..
+                    }) => shape.push((path, "{}".into())),
+                    Some(Frame::Seq { path, next: 0 }) => shape.push((path, "[]".into())),
+                    _ => {}
+                },
+                Event::Scalar(value, style, anchor, tag) => {
                     if let Some(Frame::Map { key, .. }) = stack.last_mut()
                         && key.is_none()
                     {
@@ -292,8 +343,9 @@ impl Yaml {
                             }
                             top_keys.push((value.to_string(), ls));
                         }
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                        if let Some(Frame::Map { key, children, .. }) = stack.last_mut() {
                             *key = Some(value.to_string());
+                            *children += 1;
                         }
                         continue;
                     }
@@ -316,6 +368,12 @@ impl Yaml {
                     } else {
                         Kind::Str
                     };
+                    if anchor > 0 {
+                        anchors.insert(anchor, path.clone());
+                    }
+                    if let Some(t) = &tag {
+                        shape.push((path.clone(), tag_text(t)));
+                    }
                     let mut leaf = Leaf::new(path, kind, value.to_string(), byte(s)..byte(e));
                     leaf.yaml11_ambiguous = style == ScalarStyle::Plain
                         && tag.is_none()
@@ -323,9 +381,16 @@ impl Yaml {
                         && yaml11_non_string(&value);
                     leaves.push(leaf);
                 }
-                Event::Alias(_) => {
+                Event::Alias(id) => {
                     let path = value_path(&mut stack)?
                         .ok_or_else(|| err(line, "aliases as mapping keys are not supported"))?;
+                    // What the alias points at, by path: moving an anchor onto another node
+                    // (a secret) changes this.
+                    let target: String = anchors
+                        .get(&id)
+                        .map(|p| p.encode().iter().map(|b| format!("{b:02x}")).collect())
+                        .unwrap_or_default();
+                    shape.push((path.clone(), format!("*{target}")));
                     let (s, e) = (span.start.index(), span.end.index());
                     leaves.push(Leaf::new(
                         path,
@@ -343,6 +408,7 @@ impl Yaml {
         let (meta_leaves, leaves): (Vec<Leaf>, Vec<Leaf>) = leaves
             .into_iter()
             .partition(|l| l.path.0.first() == Some(&meta_first));
+        shape.retain(|(p, _)| p.0.first() != Some(&meta_first));
         let meta_pos = top_keys.iter().position(|(k, _)| k == META_KEY);
         let (meta, meta_range) = match meta_pos {
             Some(i) => {
@@ -361,6 +427,7 @@ impl Yaml {
         Ok(Yaml {
             text: text.to_owned(),
             leaves,
+            shape,
             meta,
             meta_range,
             root_indent: if root_indent.chars().all(|c| c == ' ') {
@@ -381,6 +448,10 @@ impl Yaml {
 
     pub(crate) fn leaves(&self) -> &[Leaf] {
         &self.leaves
+    }
+
+    pub(crate) fn shape(&self) -> &[(Path, String)] {
+        &self.shape
     }
 
     pub(crate) fn meta(&self) -> Option<&MetaFields> {

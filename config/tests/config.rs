@@ -895,3 +895,61 @@ fn audit_8_yaml11_scalars_are_not_silently_retyped() {
     .unwrap();
     assert!(kept.contains("enabled: no"), "{kept}");
 }
+
+/// Audit findings 3 and 6 (format version 3): the structure is authenticated, not only the
+/// values. Empty maps and lists cannot be added, removed or retyped; a YAML anchor cannot be
+/// moved onto a secret (redirecting an alias); a tag cannot be added. Each is refused by
+/// `open` and named by a routine re-seal.
+#[test]
+fn audit_3_and_6_structure_is_authenticated() {
+    let k = kek();
+    type Edits = &'static [(&'static str, &'static str)];
+    let cases: [(Format, &str, Edits); 4] = [
+        (
+            Format::Json,
+            r#"{"a": {}, "b": [], "c": {"d": "secret"}, "e": "x"}"#,
+            &[
+                (r#""a": {}"#, r#""a": []"#),
+                (r#""b": [], "#, ""),
+                (r#""e": "#, r#""z": {}, "e": "#),
+            ],
+        ),
+        (
+            Format::Toml,
+            "e = \"x\"\na = {}\nb = []\n",
+            &[
+                ("a = {}", "a = []"),
+                ("b = []\n", ""),
+                ("e = ", "z = []\ne = "),
+            ],
+        ),
+        (
+            Format::Yaml,
+            "e: x\na: {}\nb: []\n",
+            &[("a: {}", "a: []"), ("b: []\n", ""), ("e: x", "e: !!str x")],
+        ),
+        (
+            Format::Yaml,
+            "host: &h db.internal\npassword: hunter2-hunter2\nbackup_host: *h\n",
+            &[(
+                "host: &h db.internal\npassword: ",
+                "host: db.internal\npassword: &h ",
+            )],
+        ),
+    ];
+    for (f, text, edits) in cases {
+        let s = sealer(&k).policy(Policy::only(["password", "d"]).unwrap());
+        let sealed = block(s.seal(text, f)).unwrap();
+        open(&sealed, f, &k).unwrap();
+        for (from, to) in edits {
+            assert!(sealed.contains(from), "{f:?}: {from:?} not in {sealed}");
+            let tampered = sealed.replacen(from, to, 1);
+            assert_tampered(open(&tampered, f, &k), to);
+            match block(sealer(&k).seal(&tampered, f)) {
+                Err(Error::Changed(list)) => assert!(!list.is_empty()),
+                Err(Error::Tampered(_)) => {}
+                other => panic!("{f:?} {to:?}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+}

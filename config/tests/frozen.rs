@@ -75,10 +75,10 @@ fn reseal(frozen: &str, f: Format) -> String {
 }
 
 #[test]
-fn frozen_v2_documents_open_and_reseal_byte_for_byte() {
+fn frozen_v3_documents_open_and_reseal_byte_for_byte() {
     for (ext, f) in FORMATS {
         let frozen =
-            std::fs::read_to_string(dir().join(format!("frozen/v2_service.{ext}"))).unwrap();
+            std::fs::read_to_string(dir().join(format!("frozen/v3_service.{ext}"))).unwrap();
         assert_eq!(values(&frozen, f), fixture_values(ext, f), "{ext}");
         // Decrypt keeping the metadata, seal again (no flags: nothing changed): the very same
         // bytes.
@@ -87,13 +87,16 @@ fn frozen_v2_documents_open_and_reseal_byte_for_byte() {
 }
 
 #[test]
-fn frozen_v1_documents_open_and_reseal_as_v2_with_the_same_ciphertexts() {
-    for (ext, f) in FORMATS {
+fn frozen_v1_and_v2_documents_open_and_reseal_as_v3_with_the_same_ciphertexts() {
+    for (version, ext, f) in FORMATS
+        .iter()
+        .flat_map(|(e, f)| [("v1", *e, *f), ("v2", *e, *f)])
+    {
         let frozen =
-            std::fs::read_to_string(dir().join(format!("frozen/v1_service.{ext}"))).unwrap();
+            std::fs::read_to_string(dir().join(format!("frozen/{version}_service.{ext}"))).unwrap();
         assert_eq!(values(&frozen, f), fixture_values(ext, f), "{ext}");
-        // A verified version-1 document re-seals (no flags: its document MAC vouches that
-        // nothing changed) into version 2: same values and ciphertexts, new metadata.
+        // A verified older document re-seals (no flags: its MACs vouch that nothing changed)
+        // into version 3: same values and ciphertexts, new metadata.
         let resealed = reseal(&frozen, f);
         assert_eq!(values(&resealed, f), fixture_values(ext, f), "{ext}");
         let ciphertexts = |t: &str| -> Vec<String> {
@@ -109,11 +112,11 @@ fn frozen_v1_documents_open_and_reseal_as_v2_with_the_same_ciphertexts() {
         assert_eq!(ciphertexts(&resealed), ciphertexts(&frozen), "{ext}");
         assert!(!ciphertexts(&frozen).is_empty());
         assert!(
-            resealed.contains("version: \"2\"")
-                || resealed.contains("version=2")
-                || resealed.contains("version = \"2\"")
-                || resealed.contains("\"version\": \"2\""),
-            "{ext}: {resealed}"
+            resealed.contains("version: \"3\"")
+                || resealed.contains("version=3")
+                || resealed.contains("version = \"3\"")
+                || resealed.contains("\"version\": \"3\""),
+            "{version} {ext}: {resealed}"
         );
     }
 }
@@ -128,6 +131,9 @@ fn frozen_failure_vectors_are_refused() {
         "fail_v2_swapped",
         "fail_v2_policy_plain_star",
         "fail_v2_macs_from_other",
+        "fail_v3_anchor_moved",
+        "fail_v3_empty_map_added",
+        "fail_v3_tag_added",
     ] {
         let text = std::fs::read_to_string(dir().join(format!("frozen/{name}.yaml"))).unwrap();
         let r = block(kmseal_config::open(
@@ -168,4 +174,23 @@ fn tampered_v1_policy_is_not_laundered_by_a_reseal() {
         "{:?}",
         r.map(|t| t.contains("kmseal:v1:s:"))
     );
+}
+
+/// Audit finding 3: a `%YAML 1.1` directive changes how every plain scalar is read and no MAC
+/// covers it: refused when opening and when sealing.
+#[test]
+fn yaml_directives_are_refused() {
+    let text = std::fs::read_to_string(dir().join("frozen/fail_v3_directive.yaml")).unwrap();
+    let r = block(kmseal_config::open(
+        &text,
+        Format::Yaml,
+        &Decryptor::new(kek_a()),
+    ));
+    assert!(
+        matches!(&r, Err(kmseal_config::Error::Parse { line: 1, message, .. }) if message.contains("directives")),
+        "{:?}",
+        r.map(|_| ())
+    );
+    let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
+    assert!(block(sealer.seal(&text, Format::Yaml)).is_err());
 }
