@@ -708,20 +708,30 @@ pub(crate) fn encrypt_deterministic(
     let header = Header::seal(
         &keys, suite, false, frame_size, message_id, context, wrapped,
     )?;
+    Ok(deterministic_frames(&keys, &header, plaintext)?.0)
+}
+
+/// `header || frames` on one thread, and where the frames start.
+#[cfg(test)]
+fn deterministic_frames(
+    keys: &MessageKeys,
+    header: &Header,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, usize), Error> {
     let mut out = header.to_bytes();
     let head = out.len();
-    let body = crate::format::body_len(plaintext.len() as u64, frame_size)
+    let body = crate::format::body_len(plaintext.len() as u64, header.frame_size())
         .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
     out.resize(head + body as usize, 0);
     seal_all(
-        &keys,
+        keys,
         header.message_id(),
-        frame_size,
+        header.frame_size(),
         plaintext,
         &mut out[head..],
         Some(1),
     )?;
-    Ok(out)
+    Ok((out, head))
 }
 
 /// A signed message from fixed randomness, for the frozen vectors: the context already names
@@ -743,19 +753,7 @@ pub(crate) fn encrypt_deterministic_signed(
     let keys = MessageKeys::derive_with_id(dek, &message_id, suite, suite.id() | SIGNED_FLAG);
     let header = Header::seal(&keys, suite, true, frame_size, message_id, context, wrapped)?;
     header.signed_prefix(|b| signer.update(b));
-    let mut out = header.to_bytes();
-    let head = out.len();
-    let body = crate::format::body_len(plaintext.len() as u64, frame_size)
-        .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
-    out.resize(head + body as usize, 0);
-    seal_all(
-        &keys,
-        header.message_id(),
-        frame_size,
-        plaintext,
-        &mut out[head..],
-        Some(1),
-    )?;
+    let (mut out, head) = deterministic_frames(&keys, &header, plaintext)?;
     signer.update(&out[head..]);
     out.extend_from_slice(&signer.finish());
     Ok(out)

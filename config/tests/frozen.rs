@@ -23,8 +23,8 @@ fn dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-fn values(text: &str, f: Format) -> Vec<(String, String)> {
-    let s = block(kmseal_config::open(text, f, &Decryptor::new(kek_a()))).unwrap();
+/// (path, value) of every entry, secrets exposed (test only).
+fn pairs(s: &kmseal_config::Secrets) -> Vec<(String, String)> {
     s.iter()
         .map(|(p, e)| {
             let v = match e {
@@ -36,6 +36,10 @@ fn values(text: &str, f: Format) -> Vec<(String, String)> {
         .collect()
 }
 
+fn values(text: &str, f: Format) -> Vec<(String, String)> {
+    pairs(&block(kmseal_config::open(text, f, &Decryptor::new(kek_a()))).unwrap())
+}
+
 /// The fixture's values, read in whole-blob mode as the reference.
 fn fixture_values(ext: &str, f: Format) -> Vec<(String, String)> {
     let fixture = std::fs::read_to_string(dir().join(format!("service.{ext}"))).unwrap();
@@ -43,16 +47,7 @@ fn fixture_values(ext: &str, f: Format) -> Vec<(String, String)> {
         .encrypt_blocking(fixture.as_bytes())
         .unwrap();
     let reference = block(kmseal_config::open_blob(&msg, f, &Decryptor::new(kek_a()))).unwrap();
-    reference
-        .iter()
-        .map(|(p, e)| {
-            let v = match e {
-                Entry::Secret { value, .. } => value.expose_secret().to_owned(),
-                Entry::Plain { value, .. } => value.clone(),
-            };
-            (p.to_string(), v)
-        })
-        .collect()
+    pairs(&reference)
 }
 
 const FORMATS: [(&str, Format); 4] = [
