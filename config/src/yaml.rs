@@ -27,6 +27,9 @@ enum Frame {
         key: Option<String>,
         path: Path,
         children: usize,
+        /// Keys seen so far: a key twice is refused at every level (parsers disagree on
+        /// which one wins, and two values would share one path).
+        seen: std::collections::HashSet<String>,
     },
     Seq {
         next: usize,
@@ -310,6 +313,7 @@ impl Yaml {
                             key: None,
                             path,
                             children: 0,
+                            seen: std::collections::HashSet::new(),
                         }
                     } else {
                         Frame::Seq { next: 0, path }
@@ -343,7 +347,16 @@ impl Yaml {
                             }
                             top_keys.push((value.to_string(), ls));
                         }
-                        if let Some(Frame::Map { key, children, .. }) = stack.last_mut() {
+                        if let Some(Frame::Map {
+                            key,
+                            children,
+                            seen,
+                            ..
+                        }) = stack.last_mut()
+                        {
+                            if !seen.insert(value.to_string()) {
+                                return Err(err(line, format!("duplicate key `{value}`")));
+                            }
                             *key = Some(value.to_string());
                             *children += 1;
                         }

@@ -953,3 +953,18 @@ fn audit_3_and_6_structure_is_authenticated() {
         }
     }
 }
+
+/// Found by the `config` fuzz target (long run, issue 17): a key repeated in a nested YAML
+/// mapping gave two values one path (parsers disagree on which wins), and a re-seal then saw an
+/// encrypted value turning plain. Duplicate keys are refused at every level.
+#[test]
+fn regression_yaml_duplicate_nested_keys_are_refused() {
+    let k = kek();
+    let text = "svc:\n  name: a\n  name: b\n";
+    match block(sealer(&k).seal(text, Format::Yaml)) {
+        Err(Error::Parse {
+            line: 3, message, ..
+        }) => assert!(message.contains("duplicate key")),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
