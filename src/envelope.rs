@@ -594,6 +594,15 @@ impl Decryptor {
         header: &Header,
         label: &str,
     ) -> Result<SecretBytes, Error> {
+        // An application header is never signed (`application_key` makes none): a signed
+        // message's header carries wrapped keys for recipients who were promised signed
+        // content, and a co-recipient must not reuse it to build, say, a config document
+        // they accept.
+        if header.is_signed() || header.context().get(SIGNING_KEY_CONTEXT).is_some() {
+            return Err(Error::Malformed(
+                "a signed message's header cannot be used for an application format",
+            ));
+        }
         let (dek, _) = self.open_data_key(header).await?;
         MessageKeys::application_key(&dek, header.message_id(), label)
     }

@@ -316,8 +316,15 @@ impl Json {
                 true
             }
         });
-        let mut shape = std::mem::take(&mut p.shape);
-        shape.retain(|(path, _)| path.0.first() != meta_path.0.first());
+        let shape = std::mem::take(&mut p.shape);
+        if shape
+            .iter()
+            .any(|(path, _)| path.0.first() == meta_path.0.first())
+        {
+            return Err(Error::Metadata(
+                "the kmseal block holds something other than its string fields".into(),
+            ));
+        }
         let meta = if members.iter().any(|m| m.0 == crate::doc::META_KEY) {
             Some(MetaFields::from_leaves(&meta_leaves)?)
         } else {

@@ -126,7 +126,8 @@ impl Sealer {
                 meta.verify_metadata(&keys)?;
                 let mut as_stored = plan(&keys, &meta.policy, &leaves)?;
                 if meta.covers_shape() {
-                    as_stored.items.extend(codec.shape_items());
+                    let shape = sealed_shape(&codec, &as_stored.items);
+                    as_stored.items.extend(shape);
                 }
                 check_changes(meta.changes(&keys, &as_stored.items), allowed)?;
                 was_encrypted = as_stored
@@ -163,7 +164,7 @@ impl Sealer {
                 codec.set(i, repr)?;
             }
         }
-        let shape = codec.shape_items();
+        let shape = sealed_shape(&codec, &planned.items);
         write_back(
             codec,
             format,
@@ -202,6 +203,21 @@ impl Sealer {
         self.seal_allowing(&edited, format, Allowed::Everything)
             .await
     }
+}
+
+/// The document's structure items as they will be once sealed: a plain scalar's style item
+/// goes where the value is encrypted (a ciphertext is always quoted).
+fn sealed_shape(codec: &Codec, items: &[Item]) -> Vec<Item> {
+    let encrypted = |path: &Path| {
+        items
+            .iter()
+            .any(|(p, k, v)| p == path && *k == Kind::Str && crypto::is_encrypted(v))
+    };
+    codec
+        .shape_items()
+        .into_iter()
+        .filter(|(p, _, v)| !(v == "\u{0}plain" && encrypted(p)))
+        .collect()
 }
 
 fn check_changes(changes: Changes, allowed: Allowed) -> Result<(), Error> {

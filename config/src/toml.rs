@@ -144,8 +144,12 @@ impl Toml {
             .leaves
             .into_iter()
             .partition(|l| l.path.0.first() == Some(&meta_first));
-        let mut shape = walk.shape;
-        shape.retain(|(p, _)| p.0.first() != Some(&meta_first));
+        let shape = walk.shape;
+        if shape.iter().any(|(p, _)| p.0.first() == Some(&meta_first)) {
+            return Err(Error::Metadata(
+                "the kmseal block holds something other than its string fields".into(),
+            ));
+        }
         let meta = if doc.contains_key(META_KEY) {
             Some(MetaFields::from_leaves(&meta_leaves)?)
         } else {

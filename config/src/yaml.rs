@@ -43,22 +43,41 @@ fn tag_text(tag: &saphyr_parser::Tag) -> String {
 
 /// Refuses `%YAML` and `%TAG` directives: they change how the whole document is read (a
 /// `%YAML 1.1` line turns `no` into false) and no MAC covers them.
+///
+/// Also refuses NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR (U+0085, U+2028, U+2029): YAML 1.1
+/// readers (PyYAML) end a line, and so a comment, there, while YAML 1.2 (our parser) does not,
+/// so `# note<U+2028>password: x` would be a comment to us and a new value to them. Inside a
+/// double-quoted value they can be written as `\N`, `\L`, `\P`.
 fn check_no_directives(text: &str) -> Result<(), Error> {
-    for (n, line) in text.lines().enumerate() {
-        let t = line.trim_start_matches('\u{feff}');
-        if t.starts_with('%') {
+    if let Some(at) = text.find(['\u{85}', '\u{2028}', '\u{2029}']) {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(err(
+            line,
+            "a NEL, LINE SEPARATOR or PARAGRAPH SEPARATOR character: YAML 1.1 and 1.2 readers \
+             split lines differently there; write it as \\N, \\L or \\P in double quotes",
+        ));
+    }
+    // Every YAML line break (LF, CR LF, a lone CR); a `%` starting any line is a directive
+    // (or not YAML at all).
+    for (n, line) in text.split(['\n', '\r']).enumerate() {
+        if line.trim_start_matches('\u{feff}').starts_with('%') {
             return Err(err(
                 n + 1,
                 "YAML directives (%YAML, %TAG) are not supported: they change how the document \
                  is read and are not authenticated",
             ));
         }
-        let trimmed = t.trim();
-        if !(trimmed.is_empty() || trimmed.starts_with('#')) {
-            break; // directives may only precede the document
-        }
     }
     Ok(())
+}
+
+/// Whether YAML 1.1 gives the plain scalar `v` a type of its own where YAML 1.2 reads a string
+/// (its booleans including `y`/`n`, numbers, timestamps, `<<` and `=`): such a value means
+/// something else quoted than plain, so its style is authenticated (version 3).
+fn yaml11_typed(v: &str) -> bool {
+    let timestamp =
+        v.len() >= 8 && v.as_bytes()[..4].iter().all(u8::is_ascii_digit) && v.as_bytes()[4] == b'-';
+    yaml11_non_string(v) || matches!(v, "y" | "Y" | "n" | "N" | "<<" | "=") || timestamp
 }
 
 fn err(line: usize, what: impl Into<String>) -> Error {
@@ -147,6 +166,9 @@ pub(crate) fn quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
@@ -351,9 +373,19 @@ impl Yaml {
                             key,
                             children,
                             seen,
-                            ..
+                            path,
                         }) = stack.last_mut()
                         {
+                            // How a key is written can change what it means (`<<` merges,
+                            // `"<<"` does not; a tag retypes it): quoted or tagged keys are
+                            // structure (version 3).
+                            if style != ScalarStyle::Plain || tag.is_some() || anchor > 0 {
+                                let how = format!(
+                                    "key {style:?} {}",
+                                    tag.as_ref().map(|t| tag_text(t)).unwrap_or_default()
+                                );
+                                shape.push((path.key(value.to_string()), how));
+                            }
                             if !seen.insert(value.to_string()) {
                                 return Err(err(line, format!("duplicate key `{value}`")));
                             }
@@ -386,6 +418,10 @@ impl Yaml {
                     }
                     if let Some(t) = &tag {
                         shape.push((path.clone(), tag_text(t)));
+                    }
+                    if style == ScalarStyle::Plain && kind == Kind::Str && yaml11_typed(&value) {
+                        // Quoting it would change what YAML 1.1 reads (`no` vs "no").
+                        shape.push((path.clone(), "plain".into()));
                     }
                     let mut leaf = Leaf::new(path, kind, value.to_string(), byte(s)..byte(e));
                     leaf.yaml11_ambiguous = style == ScalarStyle::Plain
@@ -421,7 +457,11 @@ impl Yaml {
         let (meta_leaves, leaves): (Vec<Leaf>, Vec<Leaf>) = leaves
             .into_iter()
             .partition(|l| l.path.0.first() == Some(&meta_first));
-        shape.retain(|(p, _)| p.0.first() != Some(&meta_first));
+        if shape.iter().any(|(p, _)| p.0.first() == Some(&meta_first)) {
+            return Err(Error::Metadata(
+                "the kmseal block holds something other than its string fields".into(),
+            ));
+        }
         let meta_pos = top_keys.iter().position(|(k, _)| k == META_KEY);
         let (meta, meta_range) = match meta_pos {
             Some(i) => {

@@ -968,3 +968,100 @@ fn regression_yaml_duplicate_nested_keys_are_refused() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// From the second adversarial review (issue 17): YAML edits without the key that still
+/// opened and changed what PyYAML reads: a comment ended by U+2028/U+2029/U+0085 (a new value
+/// to YAML 1.1, a comment to 1.2), a merge key quoted or tagged (`"<<"` merges nothing), the
+/// quoting of a YAML 1.1-typed value, directives hidden after a lone CR or a document end,
+/// and extra structure in the kmseal block. Every one is refused now.
+#[test]
+fn review_yaml_edits_that_change_what_yaml11_reads_are_refused() {
+    let k = kek();
+    let original = "defaults: &defaults\n  sslmode: require\n  verify: true\ndb:\n  <<: *defaults\n  host: db.internal # primary\n  password: hunter2-hunter2 # rotate\n  enabled: \"no\"\n  tls: off\n";
+    let s = sealer(&k).policy(Policy::only(["password"]).unwrap());
+    let sealed = block(s.seal(original, Format::Yaml)).unwrap();
+    open(&sealed, Format::Yaml, &k).unwrap();
+    for (name, from, to) in [
+        (
+            "LS in a comment",
+            "# rotate",
+            "# rotate\u{2028}  password: attacker",
+        ),
+        (
+            "PS in a comment",
+            "# primary",
+            "# primary\u{2029}  host: evil",
+        ),
+        (
+            "NEL in a comment",
+            "# primary",
+            "# primary\u{85}  host: evil",
+        ),
+        ("merge key quoted", "  <<: *defaults", "  \"<<\": *defaults"),
+        (
+            "merge key tagged",
+            "  <<: *defaults",
+            "  !!str <<: *defaults",
+        ),
+        ("anchor on a key", "  host: db", "  &k host: db"),
+        ("1.1 value unquoted", "enabled: \"no\"", "enabled: no"),
+        ("1.1 value quoted", "tls: off", "tls: \"off\""),
+        (
+            "directive after a document end",
+            "defaults: &defaults",
+            "...\n%YAML 1.1\n---\ndefaults: &defaults",
+        ),
+        (
+            "directive after a lone CR",
+            "defaults: &defaults",
+            "# c\r%YAML 1.1\r---\ndefaults: &defaults",
+        ),
+        (
+            "empty map in the kmseal block",
+            "kmseal:\n",
+            "kmseal:\n  extra: {}\n",
+        ),
+        ("tag on the kmseal block", "kmseal:\n", "kmseal: !!map\n"),
+    ] {
+        assert!(sealed.contains(from), "{name}");
+        let edited = sealed.replacen(from, to, 1);
+        match open(&edited, Format::Yaml, &k) {
+            Err(Error::Tampered(_) | Error::Parse { .. } | Error::Metadata(_)) => {}
+            other => panic!("{name}: {:?}", other.map(|_| ())),
+        }
+    }
+    // Such characters in a value are written escaped, so the document stays readable.
+    let sealed = block(sealer(&k).seal("a: \"x\\Ly\"\n", Format::Yaml)).unwrap();
+    let plain = block(kmseal_config::decrypt(
+        &sealed,
+        Format::Yaml,
+        &Decryptor::new(k.clone()),
+        false,
+    ))
+    .unwrap();
+    assert!(plain.contains("a: \"x\\Ly\""), "{plain}");
+}
+
+/// From the second adversarial review (issue 17): the header of a *signed* message (wrapped
+/// for B, with a signing key in its context) was accepted as a config document's header, so a
+/// co-recipient holding only A could build a document B's `require_signed` decryptor opened.
+#[test]
+fn review_a_signed_message_header_is_not_a_config_header() {
+    use base64::Engine;
+    let (a, b) = (kek(), kek());
+    let m = Encryptor::new(a.clone())
+        .add_kek(b.clone())
+        .signed(true)
+        .encrypt_blocking(b"honest")
+        .unwrap();
+    let (_, used) = kmseal::Header::parse(&m, &kmseal::Limits::default()).unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&m[..used]);
+    let doc = format!(
+        "db_password: attacker-chosen\nkmseal:\n  version: \"1\"\n  encrypt: \"*\"\n  plain: \"\"\n  header: \"{header}\"\n  mac: \"AAAA\"\n"
+    );
+    let forger = Sealer::new(Encryptor::new(a.clone()), Decryptor::new(a.clone()));
+    match block(forger.accept_changes(true).seal(&doc, Format::Yaml)) {
+        Err(Error::Kmseal(kmseal::Error::Malformed(m))) => assert!(m.contains("signed"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
