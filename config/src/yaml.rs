@@ -12,7 +12,8 @@ use crate::path::{Path, Seg};
 pub(crate) struct Yaml {
     text: String,
     leaves: Vec<Leaf>,
-    /// Structure the MAC covers from version 3 (see [`crate::doc::Shape`]).
+    /// Structure the MAC covers from version 3 (empty containers, tags, alias targets, key
+    /// spellings, the style of YAML 1.1-typed values).
     shape: Vec<(Path, String)>,
     meta: Option<MetaFields>,
     /// Byte range of the metadata block (whole lines), if present.
