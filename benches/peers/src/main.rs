@@ -7,6 +7,8 @@
 //!   committing suite without signature (`AlgAes256GcmHkdfSha512CommitKey`), 4 KiB frames
 //!   (its default), one encryption-context pair like kmseal's.
 //! * age: X25519 recipient, `age::encrypt` / `age::decrypt` (64 KiB chunks).
+//! * `--signed`: kmseal's signed suite (Ed25519, RustCrypto) against the ESDK's signed
+//!   default (`AlgAes256GcmHkdfSha512CommitKeyEcdsaP384`), encrypt + decrypt per message.
 //!
 //! Every round times each contender back to back on the same buffer; ratios are taken within
 //! the round and the median over rounds is printed, so load that comes and goes on a noisy
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use aws_esdk::client as esdk_client;
 use aws_esdk::material_providers::client as mpl_client;
 use aws_esdk::material_providers::types::AesWrappingAlg;
+use aws_esdk::material_providers::types::EsdkAlgorithmSuiteId;
 use aws_esdk::material_providers::types::EsdkAlgorithmSuiteId::AlgAes256GcmHkdfSha512CommitKey;
 use aws_esdk::material_providers::types::material_providers_config::MaterialProvidersConfig;
 use aws_esdk::types::aws_encryption_sdk_config::AwsEncryptionSdkConfig;
@@ -119,6 +122,7 @@ struct Esdk {
     client: esdk_client::Client,
     keyring: aws_esdk::material_providers::types::keyring::KeyringRef,
     context: std::collections::HashMap<String, String>,
+    suite: EsdkAlgorithmSuiteId,
 }
 
 impl Esdk {
@@ -149,6 +153,7 @@ impl Esdk {
             client,
             keyring,
             context,
+            suite: AlgAes256GcmHkdfSha512CommitKey,
         }
     }
 
@@ -161,7 +166,7 @@ impl Esdk {
                     .plaintext(pt.to_vec())
                     .keyring(self.keyring.clone())
                     .encryption_context(self.context.clone())
-                    .algorithm_suite_id(AlgAes256GcmHkdfSha512CommitKey)
+                    .algorithm_suite_id(self.suite.clone())
                     .frame_length(4096)
                     .send(),
             )
@@ -185,11 +190,67 @@ impl Esdk {
     }
 }
 
+/// kmseal's signed suite against the ESDK's signed default, encrypt + decrypt per message.
+fn signed(rounds: usize, target: Duration) {
+    let kek: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
+    let enc = Encryptor::new(kek.clone())
+        .context("app", "bench")
+        .unwrap()
+        .threads(1)
+        .signed(true);
+    let dec = Decryptor::new(kek)
+        .expect_context("app", "bench")
+        .unwrap()
+        .threads(1)
+        .require_signed(true);
+    let mut esdk = Esdk::new();
+    esdk.suite = EsdkAlgorithmSuiteId::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384;
+    println!("## Signed messages: kmseal vs the AWS Encryption SDK's signed default\n");
+    println!("Encrypt + decrypt of one message, one thread, medians of {rounds} interleaved rounds.\n");
+    println!("| size | kmseal signed (Ed25519, RustCrypto) | AWS ESDK signed default (ECDSA P-384) | kmseal vs ESDK |");
+    println!("| --- | --- | --- | --- |");
+    for size in [1usize << 10, 1 << 20] {
+        let pt: Vec<u8> = (0..size).map(|i| (i * 31) as u8).collect();
+        let mut cs = vec![
+            Contender::new(
+                "kmseal signed",
+                Some(Backend::RustCrypto),
+                Box::new(|| {
+                    let m = enc.encrypt_blocking(black_box(&pt)).unwrap();
+                    black_box(dec.decrypt_blocking(&m).unwrap());
+                }),
+            ),
+            Contender::new(
+                "esdk signed",
+                None,
+                Box::new(|| {
+                    let c = esdk.encrypt(black_box(&pt));
+                    black_box(esdk.decrypt(&c));
+                }),
+            ),
+        ];
+        race(&mut cs, rounds, target);
+        let t = |c: &Contender<'_>| fmt_time(median(c.times.clone()));
+        println!(
+            "| {} | {} | {} | **{:.1}×** |",
+            fmt_size(size),
+            t(&cs[0]),
+            t(&cs[1]),
+            speedup(&cs[0], &cs[1])
+        );
+    }
+    println!();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let rounds = if quick { 3 } else { 11 };
     let target = Duration::from_millis(if quick { 20 } else { 60 });
+    if args.iter().any(|a| a == "--signed") {
+        signed(rounds, target);
+        return;
+    }
     let sizes: &[usize] = &[64, 1 << 10, 64 << 10, 1 << 20, 64 << 20];
 
     let kek: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
