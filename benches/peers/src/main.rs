@@ -206,8 +206,12 @@ fn signed(rounds: usize, target: Duration) {
     let mut esdk = Esdk::new();
     esdk.suite = EsdkAlgorithmSuiteId::AlgAes256GcmHkdfSha512CommitKeyEcdsaP384;
     println!("## Signed messages: kmseal vs the AWS Encryption SDK's signed default\n");
-    println!("Encrypt + decrypt of one message, one thread, medians of {rounds} interleaved rounds.\n");
-    println!("| size | kmseal signed (Ed25519, RustCrypto) | AWS ESDK signed default (ECDSA P-384) | kmseal vs ESDK |");
+    println!(
+        "Encrypt + decrypt of one message, one thread, medians of {rounds} interleaved rounds.\n"
+    );
+    println!(
+        "| size | kmseal signed (Ed25519, RustCrypto) | AWS ESDK signed default (ECDSA P-384) | kmseal vs ESDK |"
+    );
     println!("| --- | --- | --- | --- |");
     for size in [1usize << 10, 1 << 20] {
         let pt: Vec<u8> = (0..size).map(|i| (i * 31) as u8).collect();

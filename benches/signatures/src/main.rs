@@ -74,7 +74,9 @@ fn main() {
         ("sha-256 alone (one pass)", hash_only_sha256),
         ("sha-384 alone (one pass)", hash_only_sha384),
     ];
-    println!("per message: key pair + hash + sign + hash + verify; median of {rounds} interleaved rounds");
+    println!(
+        "per message: key pair + hash + sign + hash + verify; median of {rounds} interleaved rounds"
+    );
     for size in [1usize << 10, 1 << 20] {
         let msg = vec![0x5au8; size];
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
