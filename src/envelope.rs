@@ -11,12 +11,10 @@ use std::sync::Arc;
 use crate::cache::{CacheStats, DecryptCache, EncryptCache};
 use crate::context::EncryptionContext;
 use crate::error::{Error, KekFailure};
-use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len};
+use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len, wire_id};
 use crate::kek::{DataKey, Kek, WrappedKey};
 use crate::secret::SecretBytes;
-use crate::signature::{
-    MessageSigner, MessageVerifier, SIGNED_FLAG, SIGNING_KEY_CONTEXT, TRAILER_LEN,
-};
+use crate::signature::{MessageSigner, MessageVerifier, SIGNING_KEY_CONTEXT, TRAILER_LEN};
 use crate::stream::{DecryptReader, EncryptWriter, open_all, seal_all};
 use crate::suite::{KEY_LEN, MessageKeys, Suite, fill_random};
 
@@ -239,19 +237,33 @@ impl Encryptor {
                 (Arc::new(dek), wrapped)
             }
         };
+        let (header, keys) = self.seal_header(&dek, wrapped, self.context.clone(), false)?;
+        Ok((header, keys, None))
+    }
+
+    /// Draws a message id, derives the message keys from `dek` under the wire suite id, and
+    /// builds the authenticated header.
+    fn seal_header(
+        &self,
+        dek: &DataKey,
+        wrapped: Vec<WrappedKey>,
+        context: EncryptionContext,
+        signed: bool,
+    ) -> Result<(Header, MessageKeys), Error> {
         let mut message_id = [0u8; KEY_LEN];
         fill_random(&mut message_id)?;
-        let keys = MessageKeys::derive(&dek, &message_id, self.suite);
+        let wire = wire_id(self.suite, signed);
+        let keys = MessageKeys::derive_with_id(dek, &message_id, self.suite, wire);
         let header = Header::seal(
             &keys,
             self.suite,
-            false,
+            signed,
             self.frame_size,
             message_id,
-            self.context.clone(),
+            context,
             wrapped,
         )?;
-        Ok((header, keys, None))
+        Ok((header, keys))
     }
 
     /// A signed message's start: a fresh key pair whose public key joins the context, and a
@@ -261,19 +273,7 @@ impl Encryptor {
         let mut context = self.context.clone();
         context.insert(SIGNING_KEY_CONTEXT, signer.public_key_text())?;
         let (dek, wrapped) = self.fresh_key_with(&context).await?;
-        let mut message_id = [0u8; KEY_LEN];
-        fill_random(&mut message_id)?;
-        let wire_id = self.suite.id() | SIGNED_FLAG;
-        let keys = MessageKeys::derive_with_id(&dek, &message_id, self.suite, wire_id);
-        let header = Header::seal(
-            &keys,
-            self.suite,
-            true,
-            self.frame_size,
-            message_id,
-            context,
-            wrapped,
-        )?;
+        let (header, keys) = self.seal_header(&dek, wrapped, context, true)?;
         header.signed_prefix(|b| signer.update(b));
         Ok((header, keys, Some(signer)))
     }
@@ -299,19 +299,8 @@ impl Encryptor {
     /// ```
     pub async fn application_key(&self, label: &str) -> Result<(Header, SecretBytes), Error> {
         let (dek, wrapped) = self.fresh_key().await?;
-        let mut message_id = [0u8; KEY_LEN];
-        fill_random(&mut message_id)?;
-        let keys = MessageKeys::derive(&dek, &message_id, self.suite);
-        let header = Header::seal(
-            &keys,
-            self.suite,
-            false,
-            self.frame_size,
-            message_id,
-            self.context.clone(),
-            wrapped,
-        )?;
-        let key = MessageKeys::application_key(&dek, &message_id, label)?;
+        let (header, _) = self.seal_header(&dek, wrapped, self.context.clone(), false)?;
+        let key = MessageKeys::application_key(&dek, header.message_id(), label)?;
         Ok((header, key))
     }
 
@@ -743,9 +732,9 @@ fn deterministic_frames(
     Ok((out, head))
 }
 
-/// A signed message from fixed randomness, for the frozen vectors: the context already names
-/// the public key of `context_seed`'s key, and `signer_seed` signs (the two differ only in a
-/// vector that a co-recipient forged).
+/// A signed message from fixed randomness, for the frozen vectors: `context` already names a
+/// public key (see [`signed_context`]) and `signer_seed`'s key signs (the two differ only in
+/// the vectors a co-recipient forged).
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encrypt_deterministic_signed(
@@ -759,7 +748,7 @@ pub(crate) fn encrypt_deterministic_signed(
     signer_seed: &[u8; KEY_LEN],
 ) -> Result<Vec<u8>, Error> {
     let mut signer = MessageSigner::from_seed(signer_seed);
-    let keys = MessageKeys::derive_with_id(dek, &message_id, suite, suite.id() | SIGNED_FLAG);
+    let keys = MessageKeys::derive_with_id(dek, &message_id, suite, wire_id(suite, true));
     let header = Header::seal(&keys, suite, true, frame_size, message_id, context, wrapped)?;
     header.signed_prefix(|b| signer.update(b));
     let (mut out, head) = deterministic_frames(&keys, &header, plaintext)?;

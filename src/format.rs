@@ -246,7 +246,7 @@ impl Header {
 }
 
 /// The wire suite id: the AEAD's id, with [`SIGNED_FLAG`] for a signed suite.
-fn wire_id(suite: Suite, signed: bool) -> u16 {
+pub(crate) fn wire_id(suite: Suite, signed: bool) -> u16 {
     if signed {
         suite.id() | SIGNED_FLAG
     } else {

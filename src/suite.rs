@@ -140,7 +140,9 @@ pub(crate) struct MessageKeys {
 }
 
 impl MessageKeys {
-    /// Runs the key schedule for `suite` and `message_id`.
+    /// Runs the key schedule for an unsigned `suite` and `message_id` (tests; callers use
+    /// [`derive_with_id`](Self::derive_with_id) with the header's wire id).
+    #[cfg(test)]
     pub(crate) fn derive(dek: &DataKey, message_id: &[u8; KEY_LEN], suite: Suite) -> MessageKeys {
         MessageKeys::derive_with_id(dek, message_id, suite, suite.id())
     }
