@@ -541,50 +541,67 @@ impl<W: Write> Sink<W> {
 /// trailer, are held back until the input ends.
 struct SignedTail {
     verifier: MessageVerifier,
-    /// The last bytes read, not yet handed on: at most `TRAILER_LEN` between reads.
-    held: Vec<u8>,
+    /// The last `held_len` bytes read, not yet handed on (the trailer, once the input ends).
+    held: [u8; TRAILER_LEN],
+    held_len: usize,
 }
 
 impl SignedTail {
-    /// Reads from `inner` into `out`, holding back the last `TRAILER_LEN` bytes of the input;
-    /// `Ok(0)` only at the end of the input.
+    fn new(verifier: MessageVerifier) -> SignedTail {
+        SignedTail {
+            verifier,
+            held: [0; TRAILER_LEN],
+            held_len: 0,
+        }
+    }
+
+    /// Reads from `inner` straight into `out`, holding back the last `TRAILER_LEN` bytes of
+    /// the input; `Ok(0)` only at the end of the input.
     fn read<R: Read>(&mut self, inner: &mut R, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
         loop {
-            let start = self.held.len();
-            self.held.resize(start + out.len(), 0);
             let n = loop {
-                match inner.read(&mut self.held[start..]) {
+                match inner.read(out) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
+                    other => break other?,
                 }
             };
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    self.held.truncate(start);
-                    return Err(e);
-                }
-            };
-            self.held.truncate(start + n);
             if n == 0 {
                 return Ok(0);
             }
-            if self.held.len() > TRAILER_LEN {
-                let give = self.held.len() - TRAILER_LEN;
-                out[..give].copy_from_slice(&self.held[..give]);
-                self.verifier.update(&self.held[..give]);
-                self.held.drain(..give);
-                return Ok(give);
+            let h = self.held_len;
+            if h + n <= TRAILER_LEN {
+                self.held[h..h + n].copy_from_slice(&out[..n]);
+                self.held_len = h + n;
+                continue;
             }
+            // The input so far ends `held[..h] || out[..n]`: its last TRAILER_LEN bytes stay
+            // held, the `give` bytes before them go to the caller, in order, in `out`.
+            let give = h + n - TRAILER_LEN;
+            let mut tail = [0u8; TRAILER_LEN];
+            if n >= TRAILER_LEN {
+                tail.copy_from_slice(&out[n - TRAILER_LEN..n]);
+                out.copy_within(..n - TRAILER_LEN, h);
+                out[..h].copy_from_slice(&self.held[..h]);
+            } else {
+                // Fewer new bytes than a trailer: only held bytes go out.
+                let keep = h - give;
+                tail[..keep].copy_from_slice(&self.held[give..h]);
+                tail[keep..].copy_from_slice(&out[..n]);
+                out[..give].copy_from_slice(&self.held[..give]);
+            }
+            self.held = tail;
+            self.held_len = TRAILER_LEN;
+            self.verifier.update(&out[..give]);
+            return Ok(give);
         }
     }
 
     /// At the end of the input: checks the signature over everything handed on.
     fn finish(self) -> Result<(), Error> {
-        self.verifier.verify(&self.held)
+        self.verifier.verify(&self.held[..self.held_len])
     }
 }
 
@@ -808,10 +825,7 @@ impl<R: Read> DecryptReader<R> {
     ) -> Result<Self, Error> {
         let frame_size = header.frame_size() as usize;
         let max_batch = stream_batch(frame_size, max_threads);
-        let signed = MessageVerifier::for_header(header)?.map(|verifier| SignedTail {
-            verifier,
-            held: Vec::with_capacity(TRAILER_LEN),
-        });
+        let signed = MessageVerifier::for_header(header)?.map(SignedTail::new);
         Ok(DecryptReader {
             inner,
             signed,

@@ -259,3 +259,50 @@ fn rewrap_keeps_the_signature_and_reencrypt_signs_anew() {
         b"rotate me"
     );
 }
+
+/// An inner reader that returns at most `chunk` bytes per read.
+struct Trickle<'a> {
+    data: &'a [u8],
+    chunk: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.chunk.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn the_held_back_trailer_is_exact_whatever_the_inner_read_sizes() {
+    let kek = Arc::new(LocalKek::generate().unwrap());
+    let enc = Encryptor::new(kek.clone())
+        .signed(true)
+        .frame_size(100)
+        .unwrap();
+    for threads in [1, 3] {
+        let dec = Decryptor::new(kek.clone()).threads(threads);
+        for len in [0, 1, 99, 100, 101, 1000, 30_000] {
+            let pt: Vec<u8> = (0..len).map(|i| (i * 11) as u8).collect();
+            let msg = enc.encrypt_blocking(&pt).unwrap();
+            let mut bad = msg.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            for chunk in [1, 2, 65, 66, 67, 100, 116, 131, 4096] {
+                let read = |m: &[u8]| {
+                    let mut r = dec.reader_blocking(Trickle { data: m, chunk }).unwrap();
+                    let mut out = Vec::new();
+                    r.read_to_end(&mut out).map(|_| out)
+                };
+                assert_eq!(read(&msg).unwrap(), pt, "len {len} chunk {chunk}");
+                assert!(read(&bad).is_err(), "len {len} chunk {chunk}");
+                assert!(
+                    read(&msg[..msg.len() - 1]).is_err(),
+                    "len {len} chunk {chunk}"
+                );
+            }
+        }
+    }
+}
