@@ -149,24 +149,20 @@ impl LocalKek {
             source_name: path.display().to_string(),
             reason,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    err(
-                        "is a symbolic link; point at the key file itself (a link could be \
+        let mut file = open_no_follow(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                err(
+                    "is a symbolic link; point at the key file itself (a link could be \
                          redirected by whoever controls its target)"
-                            .into(),
-                    )
-                } else {
-                    err(format!(
-                        "cannot open: {e}; create one with `kmseal keygen -o {}`",
-                        path.display()
-                    ))
-                }
-            })?;
+                        .into(),
+                )
+            } else {
+                err(format!(
+                    "cannot open: {e}; create one with `kmseal keygen -o {}`",
+                    path.display()
+                ))
+            }
+        })?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(err("is not a regular file".into()));
@@ -385,6 +381,16 @@ impl Kek for LocalKek {
         opened.map_err(|_| Error::Decrypt)?;
         DataKey::from_secret(key)
     }
+}
+
+/// Opens `path` for reading without following a symbolic link at it (`ELOOP` if it is one)
+/// and without blocking on a FIFO: what the caller checks next is the open descriptor's
+/// metadata, so nothing can be swapped in between. Used for local key files and rotation.
+pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Decodes base64 of exactly 32 bytes straight into locked memory.

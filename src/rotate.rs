@@ -542,18 +542,13 @@ fn temp_path(path: &Path) -> Result<PathBuf, Error> {
 /// Opens `path` for reading without following a symbolic link there, and without blocking
 /// on a FIFO.
 fn open_no_follow(path: &Path) -> Result<File, Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                Error::InvalidArgument("a symbolic link is not rotated; rotate the file it names")
-            } else {
-                e.into()
-            }
-        })
+    crate::local::open_no_follow(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            Error::InvalidArgument("a symbolic link is not rotated; rotate the file it names")
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// The temporary file: created exclusively (never through a link), owned like the original

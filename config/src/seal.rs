@@ -27,13 +27,6 @@ pub struct Sealer {
     declassify: bool,
 }
 
-/// Whether values of a sealed document may differ from its last verified state.
-#[derive(Clone, Copy)]
-enum Allowed {
-    Nothing,
-    Everything,
-}
-
 impl Sealer {
     /// New documents get a data key from `encryptor` (its KEKs and context); documents that
     /// already have metadata (edits, re-encryption) keep theirs, opened with `decryptor`.
@@ -97,24 +90,23 @@ impl Sealer {
     /// # }).unwrap();
     /// ```
     pub async fn seal(&self, text: &str, format: Format) -> Result<String, Error> {
-        let allowed = if self.accept_changes {
-            Allowed::Everything
-        } else {
-            Allowed::Nothing
-        };
-        self.seal_allowing(text, format, allowed).await
+        self.seal_with(text, format, self.accept_changes).await
     }
 
-    async fn seal_allowing(
+    /// [`seal`](Self::seal), with `accept_changes` saying whether values may differ from the
+    /// last verified state.
+    async fn seal_with(
         &self,
         text: &str,
         format: Format,
-        allowed: Allowed,
+        accept_changes: bool,
     ) -> Result<String, Error> {
         let mut codec = Codec::parse(text, format)?;
         let leaves: Vec<Leaf> = codec.leaves().to_vec();
         // Values sealed encrypted last time, by the stored policy (empty for a new document).
         let mut was_encrypted: Vec<Path> = Vec::new();
+        // The plan under the stored policy, reused when the caller gives no other.
+        let mut stored_plan = None;
         let (header, keys, policy) = match codec.meta().cloned() {
             Some(fields) => {
                 let meta = Meta::parse(&fields)?;
@@ -124,18 +116,23 @@ impl Sealer {
                     .await?;
                 let keys = DocKeys::derive(&app_key);
                 meta.verify_metadata(&keys)?;
-                let mut as_stored = plan(&keys, &meta.policy, &leaves)?;
-                if meta.covers_shape() {
-                    let shape = sealed_shape(&codec, &as_stored.items);
-                    as_stored.items.extend(shape);
+                let as_stored = plan(&keys, &meta.policy, &leaves)?;
+                if !accept_changes {
+                    let mut items = as_stored.items.clone();
+                    if meta.covers_shape() {
+                        items.extend(sealed_shape(&codec, &as_stored.items));
+                    }
+                    refuse_changes(meta.changes(&keys, &items))?;
                 }
-                check_changes(meta.changes(&keys, &as_stored.items), allowed)?;
                 was_encrypted = as_stored
                     .items
-                    .into_iter()
+                    .iter()
                     .filter(|(_, k, v)| *k == Kind::Str && crypto::is_encrypted(v))
-                    .map(|(p, _, _)| p)
+                    .map(|(p, _, _)| p.clone())
                     .collect();
+                if self.policy.is_none() {
+                    stored_plan = Some(as_stored);
+                }
                 let policy = self.policy.clone().unwrap_or(meta.policy);
                 (meta.header, keys, policy)
             }
@@ -145,7 +142,10 @@ impl Sealer {
                 (header, DocKeys::derive(&app_key), policy)
             }
         };
-        let mut planned = plan(&keys, &policy, &leaves)?;
+        let mut planned = match stored_plan {
+            Some(p) => p,
+            None => plan(&keys, &policy, &leaves)?,
+        };
         // Declassifying is judged against the last seal, not against how the working copy
         // looks: a value decrypted for editing (`config decrypt --keep-metadata`) that the new
         // policy leaves plain is declassified just the same.
@@ -200,8 +200,7 @@ impl Sealer {
         let meta = opened.codec.meta().cloned();
         let edited = opened.codec.render(meta.as_ref());
         // The document was verified before this one edit, so the edit is the only change.
-        self.seal_allowing(&edited, format, Allowed::Everything)
-            .await
+        self.seal_with(&edited, format, true).await
     }
 }
 
@@ -220,11 +219,12 @@ fn sealed_shape(codec: &Codec, items: &[Item]) -> Vec<Item> {
         .collect()
 }
 
-fn check_changes(changes: Changes, allowed: Allowed) -> Result<(), Error> {
-    match (changes, allowed) {
-        (Changes::None, _) | (_, Allowed::Everything) => Ok(()),
-        (Changes::Named(list), Allowed::Nothing) => Err(Error::Changed(list)),
-        (Changes::Unknown, Allowed::Nothing) => Err(Error::Changed(vec![
+/// `Err(Error::Changed)` naming every difference from the last seal, if there is one.
+fn refuse_changes(changes: Changes) -> Result<(), Error> {
+    match changes {
+        Changes::None => Ok(()),
+        Changes::Named(list) => Err(Error::Changed(list)),
+        Changes::Unknown => Err(Error::Changed(vec![
             "values differ from the last seal (a version-1 document cannot say which; review \
              `git diff`)"
                 .into(),
