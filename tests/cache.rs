@@ -3,72 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use common::Counting;
 use kmseal::{
-    CacheLimits, DataKey, DecryptCache, Decryptor, EncryptCache, EncryptionContext, Encryptor,
-    Error, Header, Kek, Limits, LocalKek, WrappedKey,
+    CacheLimits, DecryptCache, Decryptor, EncryptCache, Encryptor, Error, Header, Limits, LocalKek,
 };
-
-/// A local KEK that counts its calls and can be told to fail the next N of them.
-#[derive(Debug)]
-struct Counting {
-    inner: LocalKek,
-    wraps: AtomicU32,
-    unwraps: AtomicU32,
-    fail_next: AtomicU32,
-}
-
-impl Counting {
-    fn new() -> Arc<Counting> {
-        Arc::new(Counting {
-            inner: LocalKek::generate().unwrap(),
-            wraps: AtomicU32::new(0),
-            unwraps: AtomicU32::new(0),
-            fail_next: AtomicU32::new(0),
-        })
-    }
-
-    fn maybe_fail(&self) -> Result<(), Error> {
-        let failing = self
-            .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(Error::Kms {
-                provider: "local",
-                kind: kmseal::KmsErrorKind::Unavailable,
-                message: "injected failure".into(),
-                source: None,
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Kek for Counting {
-    fn provider(&self) -> &str {
-        self.inner.provider()
-    }
-    fn key_id(&self) -> &str {
-        self.inner.key_id()
-    }
-    async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
-        self.wraps.fetch_add(1, Ordering::SeqCst);
-        self.maybe_fail()?;
-        self.inner.wrap(key, context).await
-    }
-    async fn unwrap(&self, w: &WrappedKey, context: &EncryptionContext) -> Result<DataKey, Error> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.maybe_fail()?;
-        self.inner.unwrap(w, context).await
-    }
-}
 
 fn limits(max_messages: u64, max_bytes: u64, max_age: Duration) -> CacheLimits {
     CacheLimits {

@@ -6,49 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
+use common::Counting;
 use kmseal::rotate::{Outcome, Rotator};
 use kmseal::{
-    CacheLimits, DataKey, Decryptor, EncryptCache, EncryptionContext, Encryptor, Error, Header,
-    Kek, Limits, LocalKek, SIGNING_KEY_CONTEXT, Suite, WrappedKey,
+    CacheLimits, Decryptor, EncryptCache, Encryptor, Error, Header, Limits, LocalKek,
+    SIGNING_KEY_CONTEXT, Suite,
 };
-
-#[derive(Debug)]
-struct Counting {
-    inner: LocalKek,
-    wraps: AtomicU32,
-    unwraps: AtomicU32,
-}
-
-#[async_trait]
-impl Kek for Counting {
-    fn provider(&self) -> &str {
-        self.inner.provider()
-    }
-    fn key_id(&self) -> &str {
-        self.inner.key_id()
-    }
-    async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
-        self.wraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.wrap(key, context).await
-    }
-    async fn unwrap(&self, w: &WrappedKey, context: &EncryptionContext) -> Result<DataKey, Error> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.inner.unwrap(w, context).await
-    }
-}
-
-fn counting() -> Arc<Counting> {
-    Arc::new(Counting {
-        inner: LocalKek::generate().unwrap(),
-        wraps: AtomicU32::new(0),
-        unwraps: AtomicU32::new(0),
-    })
-}
 
 fn stream_open(dec: &Decryptor, msg: &[u8]) -> Result<Vec<u8>, std::io::Error> {
     let mut r = dec
@@ -159,7 +128,7 @@ fn a_stream_never_releases_its_final_batch_before_the_signature_verified() {
 
 #[test]
 fn unsigned_messages_are_refused_before_any_kms_call_when_signatures_are_required() {
-    let kek = counting();
+    let kek = Counting::new();
     let unsigned = Encryptor::new(kek.clone()).encrypt_blocking(b"x").unwrap();
     let dec = Decryptor::new(kek.clone()).require_signed(true);
     assert!(matches!(
@@ -195,7 +164,7 @@ fn the_signing_key_context_entry_is_reserved() {
 
 #[test]
 fn signed_messages_get_a_fresh_data_key_each_even_with_a_cache() {
-    let kek = counting();
+    let kek = Counting::new();
     let enc = Encryptor::new(kek.clone())
         .signed(true)
         .cache(EncryptCache::new(CacheLimits::default()));
@@ -208,7 +177,7 @@ fn signed_messages_get_a_fresh_data_key_each_even_with_a_cache() {
 
 #[test]
 fn rewrap_keeps_the_signature_and_reencrypt_signs_anew() {
-    let (old, new) = (counting(), counting());
+    let (old, new) = (Counting::new(), Counting::new());
     let sealed = Encryptor::new(old.clone())
         .signed(true)
         .context("app", "x")

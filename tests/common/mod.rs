@@ -4,8 +4,13 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use kmseal::{Decryptor, Encryptor, Error, Kek, LocalKek, SecretBytes, Suite};
+use async_trait::async_trait;
+use kmseal::{
+    DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KmsErrorKind, LocalKek,
+    SecretBytes, Suite, WrappedKey,
+};
 
 pub fn kek() -> Arc<LocalKek> {
     Arc::new(LocalKek::generate().unwrap())
@@ -117,4 +122,60 @@ pub fn scan(masked: &[u8]) -> usize {
     // Zero the scan buffer so its last chunk does not hold a copy into the next scan.
     buf.iter_mut().for_each(|b| *b = 0);
     hits
+}
+
+/// A local KEK that counts its calls and can be told to fail the next N of them.
+#[derive(Debug)]
+pub struct Counting {
+    pub inner: LocalKek,
+    pub wraps: AtomicU32,
+    pub unwraps: AtomicU32,
+    pub fail_next: AtomicU32,
+}
+
+impl Counting {
+    pub fn new() -> Arc<Counting> {
+        Arc::new(Counting {
+            inner: LocalKek::generate().unwrap(),
+            wraps: AtomicU32::new(0),
+            unwraps: AtomicU32::new(0),
+            fail_next: AtomicU32::new(0),
+        })
+    }
+
+    fn maybe_fail(&self) -> Result<(), Error> {
+        let failing = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(Error::Kms {
+                provider: "local",
+                kind: KmsErrorKind::Unavailable,
+                message: "injected failure".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Kek for Counting {
+    fn provider(&self) -> &str {
+        self.inner.provider()
+    }
+    fn key_id(&self) -> &str {
+        self.inner.key_id()
+    }
+    async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
+        self.wraps.fetch_add(1, Ordering::SeqCst);
+        self.maybe_fail()?;
+        self.inner.wrap(key, context).await
+    }
+    async fn unwrap(&self, w: &WrappedKey, context: &EncryptionContext) -> Result<DataKey, Error> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.maybe_fail()?;
+        self.inner.unwrap(w, context).await
+    }
 }
