@@ -27,6 +27,17 @@ fn sealer(k: &Arc<LocalKek>) -> Sealer {
     Sealer::new(Encryptor::new(k.clone()), Decryptor::new(k.clone()))
 }
 
+/// The decrypted text of a sealed document (keeping its metadata block when `keep`).
+fn decrypt_text(sealed: &str, f: Format, k: &Arc<LocalKek>, keep: bool) -> String {
+    block(kmseal_config::decrypt(
+        sealed,
+        f,
+        &Decryptor::new(k.clone()),
+        keep,
+    ))
+    .unwrap()
+}
+
 fn open(text: &str, f: Format, k: &Arc<LocalKek>) -> Result<Secrets, Error> {
     block(kmseal_config::open(text, f, &Decryptor::new(k.clone())))
 }
@@ -144,13 +155,7 @@ fn every_format_round_trips_with_comments_and_order_kept() {
         }
 
         // Decrypting restores the same values and types.
-        let plain = block(kmseal_config::decrypt(
-            &sealed,
-            f,
-            &Decryptor::new(k.clone()),
-            false,
-        ))
-        .unwrap();
+        let plain = decrypt_text(&sealed, f, &k, false);
         assert!(!plain.contains("kmseal:v1:"), "{name}");
         let again = block(sealer(&k).seal(&plain, f)).unwrap();
         let reopened = values(&open(&again, f, &k).unwrap());
@@ -172,13 +177,7 @@ fn unchanged_values_keep_their_ciphertexts() {
         // Sealing a sealed document changes nothing.
         assert_eq!(block(s.seal(&sealed, f)).unwrap(), sealed, "{name}");
         // Decrypt (keeping the metadata), edit one value, seal: one line differs.
-        let plain = block(kmseal_config::decrypt(
-            &sealed,
-            f,
-            &Decryptor::new(k.clone()),
-            true,
-        ))
-        .unwrap();
+        let plain = decrypt_text(&sealed, f, &k, true);
         let (old, new) = match f {
             Format::Dotenv => ("APP_NAME=billing", "APP_NAME=invoicing"),
             Format::Toml => ("port = 5432", "port = 6543"),
@@ -351,13 +350,7 @@ fn policies_select_values_and_are_kept_in_the_document() {
     assert!(secrets.secret("db_password").is_some() && secrets.secret("api_secret").is_some());
     assert_eq!(secrets.plain("host"), Some("db.internal"));
     // A new secret added later follows the stored policy (no policy given this time).
-    let plain = block(kmseal_config::decrypt(
-        &sealed,
-        Format::Yaml,
-        &Decryptor::new(k.clone()),
-        true,
-    ))
-    .unwrap();
+    let plain = decrypt_text(&sealed, Format::Yaml, &k, true);
     let edited = plain.replacen("port: 5432", "port: 5432\nnew_secret: fresh-value", 1);
     let resealed = block(sealer(&k).accept_changes(true).seal(&edited, Format::Yaml)).unwrap();
     assert!(!resealed.contains("fresh-value"));
@@ -620,13 +613,7 @@ fn regression_dotenv_comment_right_after_a_quoted_value() {
         "literal $NOT_EXPANDED"
     );
     assert_eq!(s.secret("A").unwrap().expose_secret(), "x");
-    let plain = block(kmseal_config::decrypt(
-        &sealed,
-        Format::Dotenv,
-        &Decryptor::new(k.clone()),
-        false,
-    ))
-    .unwrap();
+    let plain = decrypt_text(&sealed, Format::Dotenv, &k, false);
     let again = block(sealer(&k).seal(&plain, Format::Dotenv)).unwrap();
     assert!(open(&again, Format::Dotenv, &k).is_ok(), "{plain}");
 }
@@ -770,13 +757,7 @@ fn audit_1_reseal_never_launders_tampering() {
     }
     // The same from a working copy decrypted for editing (found by review: the check looked
     // only at the working copy, where every value is plaintext).
-    let working = block(kmseal_config::decrypt(
-        &sealed,
-        Format::Yaml,
-        &Decryptor::new(k.clone()),
-        true,
-    ))
-    .unwrap();
+    let working = decrypt_text(&sealed, Format::Yaml, &k, true);
     match block(narrower.seal(&working, Format::Yaml)) {
         Err(Error::Declassify(paths)) => assert_eq!(paths, ["`api_secret`"]),
         other => panic!("{:?}", other.map(|_| ())),
@@ -816,13 +797,7 @@ fn audit_7_dotenv_refuses_what_a_shell_reads_differently() {
     let s = open(&sealed, Format::Dotenv, &k).unwrap();
     assert_eq!(s.secret("A").unwrap().expose_secret(), "pa$`s");
     assert_eq!(s.secret("B").unwrap().expose_secret(), "$(x)");
-    let plain = block(kmseal_config::decrypt(
-        &sealed,
-        Format::Dotenv,
-        &Decryptor::new(k.clone()),
-        false,
-    ))
-    .unwrap();
+    let plain = decrypt_text(&sealed, Format::Dotenv, &k, false);
     assert!(plain.contains("A=\"pa\\$\\`s\""), "{plain}");
 }
 
@@ -876,13 +851,7 @@ fn audit_8_yaml11_scalars_are_not_silently_retyped() {
     // Unambiguous values, quoted ones and ones kept plain by the policy seal and round-trip.
     let ok = "a: \"no\"\nb: false\nc: 1000\nd: nope\ne: 10:20:30:x\nf: 2024-01-01\n";
     let sealed = block(sealer(&k).seal(ok, Format::Yaml)).unwrap();
-    let plain = block(kmseal_config::decrypt(
-        &sealed,
-        Format::Yaml,
-        &Decryptor::new(k.clone()),
-        false,
-    ))
-    .unwrap();
+    let plain = decrypt_text(&sealed, Format::Yaml, &k, false);
     assert!(
         plain.contains("b: false") && plain.contains("c: 1000"),
         "{plain}"
@@ -1032,13 +1001,7 @@ fn review_yaml_edits_that_change_what_yaml11_reads_are_refused() {
     }
     // Such characters in a value are written escaped, so the document stays readable.
     let sealed = block(sealer(&k).seal("a: \"x\\Ly\"\n", Format::Yaml)).unwrap();
-    let plain = block(kmseal_config::decrypt(
-        &sealed,
-        Format::Yaml,
-        &Decryptor::new(k.clone()),
-        false,
-    ))
-    .unwrap();
+    let plain = decrypt_text(&sealed, Format::Yaml, &k, false);
     assert!(plain.contains("a: \"x\\Ly\""), "{plain}");
 }
 
