@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::format::Header;
-use crate::suite::fill_random;
+use crate::suite::{fill_random, scrub_stack};
 
 /// The encryption-context key under which a signed message records its public key
 /// (base64url, no padding, of the 32-byte Ed25519 key). Reserved: an [`Encryptor`] refuses
@@ -83,6 +83,8 @@ impl MessageSigner {
     pub(crate) fn finish(self) -> [u8; TRAILER_LEN] {
         let digest = self.hash.finalize();
         let signature = self.key.sign(&digest);
+        // Signing expands the key on the stack; wipe what the callee frames left there.
+        scrub_stack();
         let mut out = [0u8; TRAILER_LEN];
         out[..2].copy_from_slice(&(SIGNATURE_LEN as u16).to_be_bytes());
         out[2..].copy_from_slice(&signature.to_bytes());

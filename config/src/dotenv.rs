@@ -151,16 +151,16 @@ impl Dotenv {
                     // and `~`, removes quotes and backslashes, and ends the command at `;&|<>()`
                     // (it does not glob). Refuse those rather than authenticate one reading and
                     // hand a shell another.
-                    if let Some(c) = bare
+                    // The message does not name the character: it is part of a value.
+                    if bare
                         .chars()
-                        .find(|c| c.is_whitespace() || "$`\"'\\;&|<>()~".contains(*c))
+                        .any(|c| c.is_whitespace() || "$`\"'\\;&|<>()~".contains(c))
                     {
                         return Err(err(
                             line_no,
-                            &format!(
-                                "a bare value cannot contain {c:?} (a shell would read it \
-                                 differently); quote the value"
-                            ),
+                            "a bare value cannot contain white space, quotes, backslashes, `$`, \
+                             backquotes, `~` or `;&|<>()` (a shell would read it differently); \
+                             quote the value",
                         ));
                     }
                     (bare.to_owned(), bare.len())

@@ -122,7 +122,9 @@ impl Sealer {
                     if meta.covers_shape() {
                         items.extend(sealed_shape(&codec, &as_stored.items));
                     }
-                    refuse_changes(meta.changes(&keys, &items))?;
+                    let changes = meta.changes(&keys, &items);
+                    wipe(&mut items);
+                    refuse_changes(changes)?;
                 }
                 was_encrypted = as_stored
                     .items
@@ -157,7 +159,7 @@ impl Sealer {
             }
         }
         if !planned.declassified.is_empty() && !self.declassify {
-            return Err(Error::Declassify(planned.declassified));
+            return Err(Error::Declassify(std::mem::take(&mut planned.declassified)));
         }
         for (i, repr) in planned.reprs.iter().enumerate() {
             if let Some(repr) = repr {
@@ -242,6 +244,28 @@ struct Plan {
     declassified: Vec<String>,
 }
 
+impl Drop for Plan {
+    /// A declassified value's plaintext is a `String` here (it is about to be written in the
+    /// clear, or refused): wipe every text when the plan goes, refused or not.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        wipe(&mut self.items);
+        for r in self.reprs.iter_mut().flatten() {
+            if let Repr::Plain(_, text) = r {
+                text.zeroize();
+            }
+        }
+    }
+}
+
+/// Zeroizes the texts of `items` (ciphertexts, plain values, declassified plaintexts).
+fn wipe(items: &mut [Item]) {
+    use zeroize::Zeroize;
+    for (_, _, text) in items {
+        text.zeroize();
+    }
+}
+
 fn plan(keys: &DocKeys, policy: &Policy, leaves: &[Leaf]) -> Result<Plan, Error> {
     let mut out = Plan {
         items: Vec::with_capacity(leaves.len()),
@@ -295,8 +319,9 @@ fn write_back(
     items: &[Item],
     shape: &[Item],
 ) -> Result<String, Error> {
-    let all: Vec<Item> = items.iter().chain(shape).cloned().collect();
+    let mut all: Vec<Item> = items.iter().chain(shape).cloned().collect();
     let fields = meta::sealed_fields(policy, header, keys, &all);
+    wipe(&mut all);
     let sealed = codec.render(Some(&fields));
     let check = Codec::parse(&sealed, format).map_err(|e| {
         Error::Unsupported(format!(

@@ -1028,3 +1028,39 @@ fn review_a_signed_message_header_is_not_a_config_header() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// Malformed metadata of versions 2 and 3 is a typed error, never a panic: an unknown
+/// version, a manifest that is not base64url or not whole entries, a missing or extra MAC
+/// field for the version.
+#[test]
+fn malformed_v3_metadata_is_a_typed_error() {
+    let k = kek();
+    let sealed = block(sealer(&k).seal("a: 1\nb: secret\n", Format::Yaml)).unwrap();
+    let field = |name: &str| {
+        let start = sealed.find(&format!("  {name}: ")).unwrap();
+        let end = start + sealed[start..].find('\n').unwrap();
+        sealed[start..end].to_owned()
+    };
+    let manifest = field("manifest");
+    for (from, to) in [
+        ("  version: \"3\"".to_owned(), "  version: \"4\"".to_owned()),
+        ("  version: \"3\"".to_owned(), "  version: \"1\"".to_owned()),
+        (manifest.clone(), "  manifest: \"!!!\"".to_owned()),
+        (manifest.clone(), "  manifest: \"AAAA\"".to_owned()),
+        (manifest.clone(), String::new()),
+        (field("meta_mac"), String::new()),
+        (field("meta_mac"), "  meta_mac: \"***\"".to_owned()),
+    ] {
+        let edited = sealed.replacen(&format!("{from}\n"), &format!("{to}\n"), 1);
+        assert_ne!(edited, sealed);
+        for r in [
+            open(&edited, Format::Yaml, &k).map(|_| ()),
+            block(sealer(&k).seal(&edited, Format::Yaml)).map(|_| ()),
+        ] {
+            match r {
+                Err(Error::Metadata(_) | Error::Tampered(_)) => {}
+                other => panic!("{to:?}: {other:?}"),
+            }
+        }
+    }
+}
