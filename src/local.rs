@@ -33,7 +33,8 @@ use crate::context::EncryptionContext;
 use crate::error::Error;
 use crate::kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 use crate::secret::SecretBytes;
-use crate::suite::{KEY_LEN, TAG_LEN, fill_random, scrub_stack};
+use crate::secret::{fill_random, scrub_stack};
+use crate::suite::{KEY_LEN, TAG_LEN};
 
 const FILE_MAGIC: &str = "kmseal-local-key v1";
 const WRAP_AAD_LABEL: &[u8] = b"kmseal/v1 local wrap";

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::format::Header;
-use crate::suite::{fill_random, scrub_stack};
+use crate::secret::{fill_random, scrub_stack};
 
 /// The encryption-context key under which a signed message records its public key
 /// (base64url, no padding, of the 32-byte Ed25519 key). Reserved: an [`Encryptor`] refuses
@@ -35,9 +35,6 @@ use crate::suite::{fill_random, scrub_stack};
 ///
 /// [`Encryptor`]: crate::Encryptor
 pub const SIGNING_KEY_CONTEXT: &str = "kmseal:signing-key";
-
-/// Set in the wire suite id of signed suites (`0x0101`, `0x0102`).
-pub(crate) const SIGNED_FLAG: u16 = 0x0100;
 
 const SIGNATURE_LEN: usize = 64;
 

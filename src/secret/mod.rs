@@ -31,8 +31,10 @@
 //! # Ok::<(), kmseal::Error>(())
 //! ```
 
+mod random;
 mod sys;
 
+pub(crate) use random::{fill_random, scrub_stack};
 pub(crate) use sys::{ForkLocal, advise_huge_pages, effective_uid, fork_generation};
 
 use std::fmt;
@@ -136,7 +138,7 @@ impl SecretBytes {
     /// `len` bytes from the operating system's CSPRNG, generated straight into locked memory.
     pub fn random(len: usize) -> Result<SecretBytes, Error> {
         let mut s = SecretBytes::zeroed(len)?;
-        crate::suite::fill_random(s.expose_secret_mut())?;
+        fill_random(s.expose_secret_mut())?;
         Ok(s)
     }
 
