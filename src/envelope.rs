@@ -488,8 +488,25 @@ impl Decryptor {
         self
     }
 
-    pub(crate) fn limits_ref(&self) -> &Limits {
+    /// The limits this decryptor applies to untrusted messages (set with
+    /// [`limits`](Self::limits)).
+    pub fn configured_limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Parses the header at the start of `message` under this decryptor's limits, and returns
+    /// it with the rest of the message (the body: frames, and a signed message's trailer).
+    /// Nothing is verified yet: decide what to do with it (inspect, apply a policy, choose
+    /// KEKs), then [`open_header`](Self::open_header).
+    pub fn parse_header<'m>(&self, message: &'m [u8]) -> Result<(Header, &'m [u8]), Error> {
+        let (header, used) = Header::parse(message, &self.limits)?;
+        Ok((header, &message[used..]))
+    }
+
+    /// Reads the header from `reader` under this decryptor's limits, leaving the reader at
+    /// the body. Like [`parse_header`](Self::parse_header), nothing is verified yet.
+    pub fn read_header<R: Read>(&self, reader: &mut R) -> Result<Header, Error> {
+        Header::read_from(reader, &self.limits)
     }
 
     /// Remembers unwrapped data keys in `cache` (shared with its clones), so messages that
@@ -530,28 +547,52 @@ impl Decryptor {
         Ok((dek, keys))
     }
 
-    /// Checks the context and unwraps the data key with the first trusted KEK that can,
-    /// returning the verified message keys.
-    pub(crate) async fn open_header(&self, header: &Header) -> Result<MessageKeys, Error> {
-        Ok(self.open_data_key(header).await?.1)
-    }
-
-    /// Like [`open_header`](Self::open_header), also returning the verified data key (for
-    /// rewrapping).
-    pub(crate) async fn open_data_key(
-        &self,
-        header: &Header,
-    ) -> Result<(Arc<DataKey>, MessageKeys), Error> {
+    /// Opens a parsed header: checks the expected context and the signing policy, unwraps
+    /// the data key with the first trusted KEK that can (at most two attempts per KEK), and
+    /// checks the key commitment and header tag. The result decrypts the body
+    /// ([`OpenedHeader::decrypt`], [`OpenedHeader::reader`]), derives an application key, or
+    /// rewraps the header ([`OpenedHeader::rewrap`]).
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let sealed = Encryptor::new(kek.clone()).context("tenant", "acme")?.encrypt(b"row").await?;
+    ///
+    /// let dec = Decryptor::new(kek);
+    /// let (header, body) = dec.parse_header(&sealed)?;
+    /// // Decide before any KMS call: here, only this tenant's messages.
+    /// assert_eq!(header.context().get("tenant"), Some("acme"));
+    /// let opened = dec.open_header(&header).await?;
+    /// assert_eq!(opened.decrypt(body)?.expose_secret(), b"row");
+    /// # Ok::<(), kmseal::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open_header<'h>(&self, header: &'h Header) -> Result<OpenedHeader<'h>, Error> {
         header.context().require(&self.expected)?;
         self.check_signing(header)?;
         let mut failures = Vec::new();
         for kek in &self.keks {
             // At most two attempts per trusted KEK per message: an attacker's message with many
             // junk wrapped keys naming our KEK costs two KMS calls, not one per entry.
-            let candidates = header.wrapped_keys().iter().filter(|w| kek.matches(w));
-            for wrapped in candidates.take(MAX_FAILED_UNWRAPS_PER_KEK) {
+            let candidates = header
+                .wrapped_keys()
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| kek.matches(w));
+            for (at, wrapped) in candidates.take(MAX_FAILED_UNWRAPS_PER_KEK) {
                 match self.try_open(kek, wrapped, header).await {
-                    Ok(opened) => return Ok(opened),
+                    Ok((dek, keys)) => {
+                        return Ok(OpenedHeader {
+                            header,
+                            dek,
+                            keys,
+                            opened_with: at,
+                            max_threads: self.max_threads,
+                        });
+                    }
                     // Not a property of this KEK or this message: this process forked after
                     // the key was loaded. Say so, rather than list it as a failed unwrap.
                     Err(Error::ForkedSecret) => return Err(Error::ForkedSecret),
@@ -586,17 +627,9 @@ impl Decryptor {
         header: &Header,
         label: &str,
     ) -> Result<SecretBytes, Error> {
-        // An application header is never signed (`application_key` makes none): a signed
-        // message's header carries wrapped keys for recipients who were promised signed
-        // content, and a co-recipient must not reuse it to build, say, a config document
-        // they accept.
-        if header.is_signed() || header.context().get(SIGNING_KEY_CONTEXT).is_some() {
-            return Err(Error::Malformed(
-                "a signed message's header cannot be used for an application format",
-            ));
-        }
-        let (dek, _) = self.open_data_key(header).await?;
-        MessageKeys::application_key(&dek, header.message_id(), label)
+        // Refused before any KMS call (and again by `application_key`).
+        refuse_signed_application_header(header)?;
+        self.open_header(header).await?.application_key(label)
     }
 
     /// Decrypts a complete message into locked memory.
@@ -636,30 +669,8 @@ impl Decryptor {
         message: &[u8],
         out: &mut SecretBytes,
     ) -> Result<Header, Error> {
-        let (header, used) = Header::parse(message, &self.limits)?;
-        let verifier = MessageVerifier::for_header(&header)?;
-        let keys = self.open_header(&header).await?;
-        let mut body = &message[used..];
-        if let Some(mut verifier) = verifier {
-            // The signature is checked before any frame is opened: nothing is decrypted for
-            // a message its sender did not sign.
-            let split = body
-                .len()
-                .checked_sub(TRAILER_LEN)
-                .ok_or(Error::Truncated("the message ends before its signature"))?;
-            let (frames, trailer) = body.split_at(split);
-            verifier.update(frames);
-            verifier.verify(trailer)?;
-            body = frames;
-        }
-        open_all(
-            &keys,
-            header.message_id(),
-            header.frame_size(),
-            body,
-            out,
-            self.max_threads,
-        )?;
+        let (header, body) = self.parse_header(message)?;
+        self.open_header(&header).await?.decrypt_into(body, out)?;
         Ok(header)
     }
 
@@ -668,6 +679,8 @@ impl Decryptor {
     /// message that a co-recipient re-keyed as unsigned) always refused.
     fn check_signing(&self, header: &Header) -> Result<(), Error> {
         if header.is_signed() {
+            // A signed header must name a well-formed signing key.
+            MessageVerifier::for_header(header)?;
             return Ok(());
         }
         if self.require_signed {
@@ -684,9 +697,8 @@ impl Decryptor {
     /// Reads the header from `reader`, unwraps the data key, and returns a streaming
     /// decryptor over the rest.
     pub async fn reader<R: Read>(&self, mut reader: R) -> Result<DecryptReader<R>, Error> {
-        let header = Header::read_from(&mut reader, &self.limits)?;
-        let keys = self.open_header(&header).await?;
-        DecryptReader::new(reader, &header, keys, self.max_threads)
+        let header = self.read_header(&mut reader)?;
+        self.open_header(&header).await?.reader(reader)
     }
 
     /// Blocking form of [`decrypt`](Self::decrypt).
@@ -698,6 +710,147 @@ impl Decryptor {
     pub fn reader_blocking<R: Read>(&self, reader: R) -> Result<DecryptReader<R>, Error> {
         crate::blocking::block_on(self.reader(reader))
     }
+}
+
+/// A header whose data key a trusted KEK unwrapped and whose key commitment and header tag
+/// verified ([`Decryptor::open_header`]). It holds the data key (locked memory) until dropped.
+pub struct OpenedHeader<'h> {
+    header: &'h Header,
+    dek: Arc<DataKey>,
+    keys: MessageKeys,
+    /// Index in `header.wrapped_keys()` of the wrapped key that opened it.
+    opened_with: usize,
+    max_threads: Option<usize>,
+}
+
+impl std::fmt::Debug for OpenedHeader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedHeader")
+            .field("header", self.header)
+            .field("opened_with", &self.opened_with())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'h> OpenedHeader<'h> {
+    /// The verified header.
+    pub fn header(&self) -> &'h Header {
+        self.header
+    }
+
+    /// The wrapped key that opened it (one of `header().wrapped_keys()`).
+    pub fn opened_with(&self) -> &'h WrappedKey {
+        &self.header.wrapped_keys()[self.opened_with]
+    }
+
+    /// Decrypts a complete body (everything after the header: the frames and, for a signed
+    /// message, its signature) into locked memory. Nothing is returned unless every frame
+    /// (and the signature) verified.
+    pub fn decrypt(&self, body: &[u8]) -> Result<SecretBytes, Error> {
+        let mut out = SecretBytes::new();
+        self.decrypt_into(body, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`decrypt`](Self::decrypt), into `out` (replacing its contents, reusing its
+    /// allocation). On error `out` is left empty, any partial plaintext zeroized.
+    pub fn decrypt_into(&self, body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
+        let result = self.decrypt_into_inner(body, out);
+        if result.is_err() {
+            out.clear();
+        }
+        result
+    }
+
+    fn decrypt_into_inner(&self, mut body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
+        if let Some(mut verifier) = MessageVerifier::for_header(self.header)? {
+            // The signature is checked before any frame is opened: nothing is decrypted for
+            // a message its sender did not sign.
+            let split = body
+                .len()
+                .checked_sub(TRAILER_LEN)
+                .ok_or(Error::Truncated("the message ends before its signature"))?;
+            let (frames, trailer) = body.split_at(split);
+            verifier.update(frames);
+            verifier.verify(trailer)?;
+            body = frames;
+        }
+        open_all(
+            &self.keys,
+            self.header.message_id(),
+            self.header.frame_size(),
+            body,
+            out,
+            self.max_threads,
+        )
+    }
+
+    /// A streaming decryptor over the body, `reader` positioned just after the header.
+    pub fn reader<R: Read>(self, reader: R) -> Result<DecryptReader<R>, Error> {
+        DecryptReader::new(reader, self.header, self.keys, self.max_threads)
+    }
+
+    /// The application key [`Encryptor::application_key`] derived under `label` from this
+    /// header's data key. Refused for a signed message's header.
+    pub fn application_key(&self, label: &str) -> Result<SecretBytes, Error> {
+        refuse_signed_application_header(self.header)?;
+        MessageKeys::application_key(&self.dek, self.header.message_id(), label)
+    }
+
+    /// The same header with its wrapped keys replaced by one per `targets` KEK, wrapping
+    /// this data key under the header's context: the body (frames, signature) stays valid
+    /// byte for byte. A target that is the KEK of the wrapped key that opened the header
+    /// rewraps that key ([`Kek::rewrap`]: server-side where the KMS has it, such as Vault
+    /// transit); the others wrap the verified data key.
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, Kek, LocalKek};
+    ///
+    /// let (old, new) = (Arc::new(LocalKek::generate()?), Arc::new(LocalKek::generate()?));
+    /// let sealed = Encryptor::new(old.clone()).encrypt(b"payload").await?;
+    /// let dec = Decryptor::new(old);
+    /// let (header, body) = dec.parse_header(&sealed)?;
+    /// let targets: [Arc<dyn Kek>; 1] = [new.clone()];
+    /// let rewrapped = dec.open_header(&header).await?.rewrap(&targets).await?;
+    ///
+    /// let mut moved = rewrapped.to_bytes();
+    /// moved.extend_from_slice(body);
+    /// assert_eq!(Decryptor::new(new).decrypt(&moved).await?.expose_secret(), b"payload");
+    /// # Ok::<(), kmseal::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn rewrap(&self, targets: &[Arc<dyn Kek>]) -> Result<Header, Error> {
+        if targets.is_empty() {
+            return Err(Error::InvalidArgument(
+                "rewrap needs at least one target KEK",
+            ));
+        }
+        let opened_with = self.opened_with();
+        let context = self.header.context();
+        let mut wrapped = Vec::with_capacity(targets.len());
+        for kek in targets {
+            wrapped.push(if kek.matches(opened_with) {
+                kek.rewrap(opened_with, context).await?
+            } else {
+                kek.wrap(&self.dek, context).await?
+            });
+        }
+        self.header.with_wrapped_keys(wrapped)
+    }
+}
+
+/// An application header is never signed (`application_key` makes none): a signed message's
+/// header carries wrapped keys for recipients who were promised signed content, and a
+/// co-recipient must not reuse it to build, say, a config document they accept.
+fn refuse_signed_application_header(header: &Header) -> Result<(), Error> {
+    if header.is_signed() || header.context().get(SIGNING_KEY_CONTEXT).is_some() {
+        return Err(Error::Malformed(
+            "a signed message's header cannot be used for an application format",
+        ));
+    }
+    Ok(())
 }
 
 /// Builds a message from fixed randomness: used by the frozen-vector tests to check that the

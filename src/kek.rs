@@ -153,6 +153,22 @@ pub trait Kek: Send + Sync + fmt::Debug {
         context: &EncryptionContext,
     ) -> Result<DataKey, Error>;
 
+    /// Wraps again a key this KEK wrapped earlier, under the same `context` (after a KEK
+    /// version change, the new version). Used by [`OpenedHeader::rewrap`] for the wrapped key
+    /// that opened a message, whose content the commitment check verified. The default
+    /// unwraps and wraps again; a KMS with a server-side rewrap (Vault transit's `rewrap`)
+    /// overrides it so the data key need not travel again.
+    ///
+    /// [`OpenedHeader::rewrap`]: crate::OpenedHeader::rewrap
+    async fn rewrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, Error> {
+        let key = self.unwrap(wrapped, context).await?;
+        self.wrap(&key, context).await
+    }
+
     /// Optionally has the KMS generate a data key and return it with its wrapped form (AWS
     /// `GenerateDataKey`). Used only when the caller asks for it with
     /// [`Encryptor::data_key_from_kms`](crate::Encryptor::data_key_from_kms); by default kmseal

@@ -57,7 +57,7 @@ mod vectors;
 pub use aead::Backend;
 pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
-pub use envelope::{Decryptor, Encryptor};
+pub use envelope::{Decryptor, Encryptor, OpenedHeader};
 pub use error::{Error, KekFailure, KmsErrorKind, escape_untrusted};
 pub use format::{Header, Limits};
 pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};

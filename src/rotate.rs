@@ -39,8 +39,9 @@ use std::time::{Duration, SystemTime};
 use crate::envelope::{Decryptor, Encryptor};
 use crate::error::Error;
 use crate::format::Header;
-use crate::kek::{Kek, WrappedKey};
+use crate::kek::Kek;
 use crate::stream::copy_locked_with;
+
 use crate::suite::Suite;
 
 /// What rotation does to a message.
@@ -233,19 +234,6 @@ impl Rotator {
         None
     }
 
-    /// The new wrapped keys for a verified data key.
-    async fn new_wrapped_keys(
-        &self,
-        header: &Header,
-        dek: &crate::kek::DataKey,
-    ) -> Result<Vec<WrappedKey>, Error> {
-        let mut out = Vec::with_capacity(self.target.len());
-        for kek in &self.target {
-            out.push(kek.wrap(dek, header.context()).await?);
-        }
-        Ok(out)
-    }
-
     fn encryptor_for(&self, header: &Header) -> Result<Encryptor, Error> {
         let mut keks = self.target.iter();
         let first = keks
@@ -276,38 +264,51 @@ impl Rotator {
                 "rotation needs at least one target KEK",
             ));
         }
-        let header = Header::read_from(&mut input, self.open_with.limits_ref())?;
+        let header = self.open_with.read_header(&mut input)?;
         if let Some(skip) = self.select(&header) {
             return Ok(Outcome::Skipped(skip));
         }
         if self.dry_run {
             return Ok(Outcome::WouldRotate);
         }
+        let opened = self.open_with.open_header(&header).await?;
+        let mut output = output;
         match self.mode {
             Mode::Rewrap => {
-                let (dek, _) = self.open_with.open_data_key(&header).await?;
-                let wrapped = self.new_wrapped_keys(&header, &dek).await?;
-                drop(dek);
-                let new_header = header.with_wrapped_keys(wrapped)?;
-                let mut output = output;
+                let new_header = opened.rewrap(&self.target).await?;
+                drop(opened);
                 output.write_all(&new_header.to_bytes())?;
                 io::copy(&mut input, &mut output)?;
                 output.flush()?;
                 Ok(Outcome::Rotated(output))
             }
             Mode::Reencrypt => {
-                let keys = self.open_with.open_header(&header).await?;
-                let mut reader = crate::stream::DecryptReader::new(
-                    input,
-                    &header,
-                    keys,
-                    self.open_with.max_threads,
-                )?;
+                let mut reader = opened.reader(input)?;
                 let mut writer = self.encryptor_for(&header)?.writer(output).await?;
                 copy_locked_with(&mut reader, &mut writer, ROTATE_CHUNK)?;
                 Ok(Outcome::Rotated(writer.finish()?))
             }
         }
+    }
+
+    /// Rewraps a bare header (one with no body, such as the header of a value-level config
+    /// document, or a message's header read on its own): the same selection, dry run and
+    /// targets as [`rotate_stream`](Self::rotate_stream), in [`Mode::Rewrap`] only (a header
+    /// alone cannot be re-encrypted).
+    pub async fn rotate_header(&self, header: &Header) -> Result<Outcome<Header>, Error> {
+        if self.mode != Mode::Rewrap {
+            return Err(Error::InvalidArgument(
+                "only a rewrap rotates a header on its own; re-encryption needs the message",
+            ));
+        }
+        if let Some(skip) = self.select(header) {
+            return Ok(Outcome::Skipped(skip));
+        }
+        if self.dry_run {
+            return Ok(Outcome::WouldRotate);
+        }
+        let opened = self.open_with.open_header(header).await?;
+        Ok(Outcome::Rotated(opened.rewrap(&self.target).await?))
     }
 
     /// Rotates one message held in memory.
@@ -380,7 +381,7 @@ impl Rotator {
         // Classify without consuming: peek the header, then rotate from the start.
         let header = {
             let mut input = BufReader::with_capacity(64 << 10, &original);
-            match Header::read_from(&mut input, self.open_with.limits_ref()) {
+            match self.open_with.read_header(&mut input) {
                 Ok(h) => h,
                 Err(Error::NotKmseal) => return Ok(Outcome::Skipped(Skip::NotKmseal)),
                 Err(e) => return Err(e),
@@ -457,7 +458,7 @@ impl Rotator {
             .target
             .first()
             .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
-        let dec = Decryptor::new(first.clone()).limits(*self.open_with.limits_ref());
+        let dec = Decryptor::new(first.clone()).limits(*self.open_with.configured_limits());
         let mut reader = dec
             .reader(BufReader::with_capacity(256 << 10, File::open(temp)?))
             .await?;

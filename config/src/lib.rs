@@ -481,8 +481,8 @@ pub async fn rewrap(text: &str, format: Format, rotator: &Rotator) -> Result<Str
         .cloned()
         .ok_or_else(|| Error::Metadata("the document has no kmseal metadata block".into()))?;
     let header = Meta::parse(&meta)?.header;
-    match rotator.rotate_message(&header.to_bytes()).await? {
-        Outcome::Rotated(bytes) => meta.header = B64URL.encode(bytes),
+    match rotator.rotate_header(&header).await? {
+        Outcome::Rotated(header) => meta.header = B64URL.encode(header.to_bytes()),
         Outcome::WouldRotate | Outcome::Skipped(_) => return Ok(text.to_owned()),
     }
     Ok(codec.render(Some(&meta)))

@@ -130,6 +130,7 @@ pub struct Counting {
     pub inner: LocalKek,
     pub wraps: AtomicU32,
     pub unwraps: AtomicU32,
+    pub rewraps: AtomicU32,
     pub fail_next: AtomicU32,
 }
 
@@ -139,6 +140,7 @@ impl Counting {
             inner: LocalKek::generate().unwrap(),
             wraps: AtomicU32::new(0),
             unwraps: AtomicU32::new(0),
+            rewraps: AtomicU32::new(0),
             fail_next: AtomicU32::new(0),
         })
     }
@@ -177,5 +179,15 @@ impl Kek for Counting {
         self.unwraps.fetch_add(1, Ordering::SeqCst);
         self.maybe_fail()?;
         self.inner.unwrap(w, context).await
+    }
+    /// Counted apart from wraps and unwraps (the default behind it calls neither of ours).
+    async fn rewrap(
+        &self,
+        w: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, Error> {
+        self.rewraps.fetch_add(1, Ordering::SeqCst);
+        self.maybe_fail()?;
+        self.inner.rewrap(w, context).await
     }
 }

@@ -604,14 +604,14 @@ impl VaultKek {
         rest.split_once(':')?.0.parse().ok()
     }
 
-    /// Rewraps a wrapped key under the newest key version. For the rotation code.
+    /// [`Kek::rewrap`]: rewraps a wrapped key under the newest key version.
     ///
     /// For a **derived** key this is transit's `MOUNT/rewrap/NAME`: the data key never leaves
     /// Vault. For other keys the context is bound as `associated_data`, which transit's rewrap
     /// endpoint does not accept (it decrypts with no associated data; see OpenBao
     /// `builtin/logical/transit/path_rewrap.go`), so the data key is unwrapped into locked
     /// memory here and wrapped again.
-    pub async fn rewrap(
+    async fn rewrap_newest(
         &self,
         wrapped: &WrappedKey,
         context: &EncryptionContext,
@@ -719,6 +719,14 @@ impl Kek for VaultKek {
 
     fn describe(&self) -> String {
         self.uri.to_string()
+    }
+
+    async fn rewrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, Error> {
+        self.rewrap_newest(wrapped, context).await
     }
 
     async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {
