@@ -2,6 +2,8 @@
 //! decrypt, stream, derive an application key or rewrap, with the same checks as the
 //! one-call paths.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Read;

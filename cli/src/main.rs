@@ -14,9 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use kmseal::{
-    Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, LocalKek, Provider, Suite,
-};
+use kmseal::{Decryptor, EncryptionContext, Encryptor, Error, Kek, LocalKek, Suite};
 
 /// Exit codes (documented in README.md).
 mod exit {
@@ -351,65 +349,7 @@ fn keks(uris: &[String], create_default: bool) -> Result<Vec<Arc<dyn Kek>>, Fail
         }
         return Ok(vec![Arc::new(LocalKek::from_file(&path)?)]);
     }
-    uris.iter()
-        .map(|u| {
-            let uri: KeyUri = u.parse()?;
-            match uri.provider() {
-                Provider::Local => Ok(Arc::new(LocalKek::from_uri(&uri)?) as Arc<dyn Kek>),
-                #[cfg(feature = "vault")]
-                Provider::Vault => {
-                    Ok(Arc::new(kmseal_vault::VaultKek::from_uri(&uri)?) as Arc<dyn Kek>)
-                }
-                #[cfg(feature = "aws")]
-                Provider::AwsKms => Ok(Arc::new(kmseal::blocking::block_on(
-                    kmseal_aws::AwsKek::from_uri(&uri),
-                )?) as Arc<dyn Kek>),
-                #[cfg(feature = "gcp")]
-                Provider::GcpKms => {
-                    let mut b = kmseal_gcp::GcpKek::builder(&uri)?;
-                    if let Some(url) = std::env::var("KMSEAL_GCP_ENDPOINT")
-                        .ok()
-                        .filter(|v| !v.is_empty())
-                    {
-                        b = b.endpoint(url);
-                    }
-                    if std::env::var_os("KMSEAL_GCP_DANGEROUS_ANONYMOUS").is_some() {
-                        b = b.dangerous_anonymous_credentials();
-                    }
-                    Ok(Arc::new(kmseal::blocking::block_on(b.build())?) as Arc<dyn Kek>)
-                }
-                #[cfg(feature = "azure")]
-                Provider::AzureKv => azure_kek(&uri),
-                other => Err(usage(format!(
-                    "{} keys are not supported by this build of kmseal yet",
-                    other.scheme()
-                ))),
-            }
-        })
-        .collect()
-}
-
-/// An Azure Key Vault KEK with the default credential chain, and the environment's
-/// KMSEAL_AZURE_ALGORITHM, KMSEAL_AZURE_CA_FILE and KMSEAL_AZURE_CONNECT_TO.
-#[cfg(feature = "azure")]
-fn azure_kek(uri: &KeyUri) -> Result<Arc<dyn Kek>, Failure> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut b = kmseal_azure::AzureKek::builder(uri)?;
-    if let Some(alg) = var("KMSEAL_AZURE_ALGORITHM") {
-        b = b.algorithm(alg.parse()?);
-    }
-    if let Some(path) = var("KMSEAL_AZURE_CA_FILE") {
-        let pem = std::fs::read(&path)
-            .map_err(|e| usage(format!("cannot read KMSEAL_AZURE_CA_FILE {path}: {e}")))?;
-        b = b.add_root_certificate_pem(pem);
-    }
-    if let Some(ip) = var("KMSEAL_AZURE_CONNECT_TO") {
-        let ip = ip
-            .parse()
-            .map_err(|_| usage(format!("KMSEAL_AZURE_CONNECT_TO={ip} is not an IP address")))?;
-        b = b.connect_to(ip);
-    }
-    Ok(Arc::new(kmseal::blocking::block_on(b.build())?))
+    Ok(kmseal::blocking::block_on(kmseal_keys::from_uris(uris))?)
 }
 
 fn context(pairs: Vec<(String, String)>) -> Result<EncryptionContext, Failure> {

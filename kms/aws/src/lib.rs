@@ -37,9 +37,12 @@ use aws_sdk_kms::config::{Credentials, Region};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use kmseal::{
-    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
+    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, SecretBytes, WrappedKey,
 };
 use kmseal_kms_common::on_runtime;
+
+mod uri;
+pub use uri::AwsKeyArn;
 
 const PROVIDER: &str = "aws-kms";
 
@@ -70,7 +73,7 @@ where
             let status = se.raw().status().as_u16();
             let kind = match code_kind(code) {
                 // An error body the SDK could not read: fall back to the HTTP status.
-                KmsErrorKind::Other => status_kind(status),
+                KmsErrorKind::Other => kmseal_kms_common::status_kind(status),
                 kind => kind,
             };
             (
@@ -81,17 +84,6 @@ where
         _ => (KmsErrorKind::Other, err.to_string()),
     };
     kms_error(kind, format!("{op} failed: {detail}"))
-}
-
-/// HTTP status to kind, for errors without a recognised code.
-fn status_kind(status: u16) -> KmsErrorKind {
-    match status {
-        401 | 403 => KmsErrorKind::AccessDenied,
-        404 => KmsErrorKind::NotFound,
-        429 => KmsErrorKind::Throttled,
-        500..=599 => KmsErrorKind::Unavailable,
-        _ => KmsErrorKind::Other,
-    }
 }
 
 /// KMS error codes to kinds.
@@ -123,7 +115,7 @@ fn code_kind(code: &str) -> KmsErrorKind {
 /// Settings for an [`AwsKek`].
 #[derive(Debug)]
 pub struct AwsBuilder {
-    uri: KeyUri,
+    key: AwsKeyArn,
     endpoint_url: Option<String>,
     timeout: Duration,
     retries: u32,
@@ -171,10 +163,9 @@ impl AwsBuilder {
     }
 
     async fn build_here(self) -> Result<AwsKek, Error> {
-        let arn = self.uri.body().to_owned();
-        let region = arn.split(':').nth(3).unwrap_or_default().to_owned();
+        let arn = self.key.arn().to_owned();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region))
+            .region(Region::new(self.key.region().to_owned()))
             .retry_config(RetryConfig::standard().with_max_attempts(self.retries + 1))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -199,7 +190,7 @@ impl AwsBuilder {
             )
             .build();
         let client = Client::from_conf(conf);
-        let key_arn = if arn.contains(":alias/") {
+        let key_arn = if self.key.is_alias() {
             let out = client
                 .describe_key()
                 .key_id(&arn)
@@ -220,7 +211,7 @@ impl AwsBuilder {
         Ok(AwsKek {
             client,
             key_arn,
-            uri: self.uri,
+            uri: self.key,
         })
     }
 }
@@ -229,7 +220,7 @@ impl AwsBuilder {
 pub struct AwsKek {
     client: Client,
     key_arn: String,
-    uri: KeyUri,
+    uri: AwsKeyArn,
 }
 
 impl std::fmt::Debug for AwsKek {
@@ -258,19 +249,18 @@ impl AwsKek {
 
     /// Settings for a KEK; finish with [`AwsBuilder::build`].
     pub fn builder(uri: &KeyUri) -> Result<AwsBuilder, Error> {
-        if uri.provider() != Provider::AwsKms {
-            return Err(Error::InvalidKeyUri {
-                uri: uri.to_string(),
-                reason: "not an aws-kms:// URI".into(),
-            });
-        }
-        Ok(AwsBuilder {
-            uri: uri.clone(),
+        Ok(AwsKek::builder_for(AwsKeyArn::try_from(uri)?))
+    }
+
+    /// Settings for a KEK on a parsed key ARN.
+    pub fn builder_for(key: AwsKeyArn) -> AwsBuilder {
+        AwsBuilder {
+            key,
             endpoint_url: None,
             timeout: Duration::from_secs(10),
             retries: 3,
             credentials: None,
-        })
+        }
     }
 
     /// The key ARN this KEK wraps under and names in every `Decrypt`.
@@ -429,9 +419,6 @@ mod tests {
         assert_eq!(code_kind("ThrottlingException"), KmsErrorKind::Throttled);
         assert_eq!(code_kind("KMSInternalException"), KmsErrorKind::Unavailable);
         assert_eq!(code_kind("Whatever"), KmsErrorKind::Other);
-        assert_eq!(status_kind(403), KmsErrorKind::AccessDenied);
-        assert_eq!(status_kind(503), KmsErrorKind::Unavailable);
-        assert_eq!(status_kind(400), KmsErrorKind::Other);
     }
 
     #[test]

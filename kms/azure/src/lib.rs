@@ -48,12 +48,15 @@ use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kmseal::{
-    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
+    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, SecretBytes, WrappedKey,
 };
 use kmseal_kms_common::{locked_bytes, on_runtime, retry};
 use tokio::sync::OnceCell;
 
+mod uri;
 pub use credential::ChainCredential;
+pub use uri::AzureKeyId;
+use uri::is_version;
 
 const PROVIDER: &str = "azure-kv";
 
@@ -124,13 +127,8 @@ fn map_error(op: &str, e: &azure_core::Error) -> Error {
                 || e.to_string().to_ascii_lowercase().contains("disabled");
             match u16::from(*status) {
                 401 | 403 if disabled => KmsErrorKind::Disabled,
-                401 | 403 => KmsErrorKind::AccessDenied,
-                404 => KmsErrorKind::NotFound,
-                429 => KmsErrorKind::Throttled,
                 400 if op == "unwrapKey" => KmsErrorKind::InvalidCiphertext,
-                408 => KmsErrorKind::Timeout,
-                500..=599 => KmsErrorKind::Unavailable,
-                _ => KmsErrorKind::Other,
+                status => kmseal_kms_common::status_kind(status),
             }
         }
         ErrorKind::Credential => KmsErrorKind::AccessDenied,
@@ -142,10 +140,7 @@ fn map_error(op: &str, e: &azure_core::Error) -> Error {
 
 /// Settings for an [`AzureKek`].
 pub struct AzureBuilder {
-    uri: KeyUri,
-    host: String,
-    name: String,
-    version: Option<String>,
+    key: AzureKeyId,
     credential: Option<Arc<dyn TokenCredential>>,
     algorithm: Option<WrapAlgorithm>,
     extra_roots: Vec<Vec<u8>>,
@@ -157,7 +152,7 @@ pub struct AzureBuilder {
 impl std::fmt::Debug for AzureBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureBuilder")
-            .field("uri", &self.uri.to_string())
+            .field("uri", &self.key.to_string())
             .field("algorithm", &self.algorithm)
             .field("connect_to", &self.connect_to)
             .field("timeout", &self.timeout)
@@ -222,8 +217,7 @@ impl AzureBuilder {
             http = http.tls_certs_merge([cert]);
         }
         if let Some(ip) = self.connect_to {
-            let host = self.host.split(':').next().unwrap_or_default();
-            http = http.resolve(host, std::net::SocketAddr::new(ip, 443));
+            http = http.resolve(self.key.host_name(), std::net::SocketAddr::new(ip, 443));
         }
         let http = http.build().map_err(|e| setup("HTTP client", &e))?;
         let client_options = ClientOptions {
@@ -239,7 +233,7 @@ impl AzureBuilder {
             ),
         };
         let client = KeyClient::new(
-            &format!("https://{}", self.host),
+            &format!("https://{}", self.key.host()),
             credential,
             Some(KeyClientOptions {
                 client_options,
@@ -251,11 +245,7 @@ impl AzureBuilder {
         Ok(AzureKek {
             inner: Arc::new(Inner {
                 client,
-                key_id: self.uri.body().to_owned(),
-                uri: self.uri,
-                host: self.host,
-                name: self.name,
-                version: self.version,
+                key: self.key,
                 algorithm,
                 timeout: self.timeout,
                 retries: self.retries,
@@ -266,11 +256,7 @@ impl AzureBuilder {
 
 struct Inner {
     client: KeyClient,
-    uri: KeyUri,
-    key_id: String,
-    host: String,
-    name: String,
-    version: Option<String>,
+    key: AzureKeyId,
     algorithm: OnceCell<WrapAlgorithm>,
     timeout: Duration,
     retries: u32,
@@ -285,14 +271,10 @@ pub struct AzureKek {
 impl std::fmt::Debug for AzureKek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureKek")
-            .field("uri", &self.inner.uri.to_string())
+            .field("uri", &self.inner.key.to_string())
             .field("algorithm", &self.inner.algorithm.get())
             .finish_non_exhaustive()
     }
-}
-
-fn is_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl AzureKek {
@@ -304,38 +286,20 @@ impl AzureKek {
 
     /// Settings for a KEK; finish with [`AzureBuilder::build`].
     pub fn builder(uri: &KeyUri) -> Result<AzureBuilder, Error> {
-        let bad = |reason: &str| Error::InvalidKeyUri {
-            uri: uri.to_string(),
-            reason: reason.into(),
-        };
-        if uri.provider() != Provider::AzureKv {
-            return Err(bad("not an azure-kv:// URI"));
-        }
-        let parts: Vec<&str> = uri.body().split('/').collect();
-        let (host, name, version) = match parts[..] {
-            [host, "keys", name] => (host, name, None),
-            [host, "keys", name, version] => (host, name, Some(version)),
-            _ => {
-                return Err(bad(
-                    "expected azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]",
-                ));
-            }
-        };
-        if version.is_some_and(|v| !is_version(v)) {
-            return Err(bad("a key version is letters and digits"));
-        }
-        Ok(AzureBuilder {
-            uri: uri.clone(),
-            host: host.to_owned(),
-            name: name.to_owned(),
-            version: version.map(str::to_owned),
+        Ok(AzureKek::builder_for(AzureKeyId::try_from(uri)?))
+    }
+
+    /// Settings for a KEK on a parsed key id.
+    pub fn builder_for(key: AzureKeyId) -> AzureBuilder {
+        AzureBuilder {
+            key,
             credential: None,
             algorithm: None,
             extra_roots: Vec::new(),
             connect_to: None,
             timeout: Duration::from_secs(10),
             retries: 3,
-        })
+        }
     }
 
     /// Runs `op` with retries on retryable kinds, each attempt within the timeout. The whole
@@ -386,9 +350,9 @@ impl Inner {
         let key = self
             .client
             .get_key(
-                &self.name,
+                self.key.name(),
                 Some(KeyClientGetKeyOptions {
-                    key_version: self.version.clone(),
+                    key_version: self.key.version().map(str::to_owned),
                     ..Default::default()
                 }),
             )
@@ -403,7 +367,7 @@ impl Inner {
                 KmsErrorKind::Other,
                 format!(
                     "key {} has type {other:?}, which cannot wrap keys (use an RSA or oct-HSM key)",
-                    self.name
+                    self.key.name()
                 ),
             )),
         }
@@ -415,14 +379,13 @@ impl Inner {
         let url = kid
             .and_then(|k| Url::parse(k).ok())
             .ok_or_else(|| integrity("no key id in the answer"))?;
-        let our_host = self.host.split(':').next().unwrap_or_default();
-        if url.host_str() != Some(our_host) {
+        if url.host_str() != Some(self.key.host_name()) {
             return Err(integrity("answered by another vault"));
         }
         let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
         match segments[..] {
-            ["keys", name, version] if name == self.name && is_version(version) => {
-                if self.version.as_deref().is_some_and(|v| v != version) {
+            ["keys", name, version] if name == self.key.name() && is_version(version) => {
+                if self.key.version().is_some_and(|v| v != version) {
                     return Err(integrity("answered by another key version"));
                 }
                 Ok(version.to_owned())
@@ -439,10 +402,10 @@ impl Inner {
         let resp = self
             .client
             .wrap_key(
-                &self.name,
+                self.key.name(),
                 Body::Bytes(body).into(),
                 Some(KeyClientWrapKeyOptions {
-                    key_version: self.version.clone(),
+                    key_version: self.key.version().map(str::to_owned),
                     ..Default::default()
                 }),
             )
@@ -486,7 +449,7 @@ impl Inner {
         let resp = self
             .client
             .unwrap_key(
-                &self.name,
+                self.key.name(),
                 &version,
                 Body::Bytes(bytes::Bytes::from(body)).into(),
                 None,
@@ -533,11 +496,11 @@ impl Kek for AzureKek {
     }
 
     fn key_id(&self) -> &str {
-        &self.inner.key_id
+        self.inner.key.id()
     }
 
     fn describe(&self) -> String {
-        self.inner.uri.to_string()
+        self.inner.key.to_string()
     }
 
     /// Key Vault's wrapKey takes no associated data.
@@ -550,11 +513,11 @@ impl Kek for AzureKek {
         if wrapped.provider != PROVIDER {
             return false;
         }
-        match &self.inner.version {
-            Some(_) => wrapped.key_id == self.inner.key_id,
+        match self.inner.key.version() {
+            Some(_) => wrapped.key_id == self.inner.key.id(),
             None => wrapped
                 .key_id
-                .strip_prefix(self.inner.key_id.as_str())
+                .strip_prefix(self.inner.key.id())
                 .and_then(|rest| rest.strip_prefix('/'))
                 .is_some_and(is_version),
         }
@@ -573,7 +536,7 @@ impl Kek for AzureKek {
         let mut ciphertext = Vec::with_capacity(1 + wrapped.len());
         ciphertext.push(algorithm.tag());
         ciphertext.extend_from_slice(&wrapped);
-        let base = format!("{}/keys/{}", self.inner.host, self.inner.name);
+        let base = format!("{}/keys/{}", self.inner.key.host(), self.inner.key.name());
         Ok(WrappedKey {
             provider: PROVIDER.to_owned(),
             key_id: format!("{base}/{version}"),
@@ -591,7 +554,7 @@ impl Kek for AzureKek {
                 KmsErrorKind::InvalidCiphertext,
                 format!(
                     "wrapped key {wrapped} was not made by {}",
-                    self.inner.key_id
+                    self.inner.key.id()
                 ),
             ));
         }
@@ -641,7 +604,7 @@ mod tests {
             .unwrap();
         let b = AzureKek::builder(&uri).unwrap();
         assert_eq!(
-            (b.host.as_str(), b.name.as_str(), b.version.as_deref()),
+            (b.key.host(), b.key.name(), b.key.version()),
             ("v.vault.azure.net", "k", Some("0123abc"))
         );
     }

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "testing")]
 pub mod fault_proxy;
+pub mod uri;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -19,6 +20,20 @@ pub fn kms_error(provider: &'static str, kind: KmsErrorKind, message: impl Into<
         kind,
         message: message.into(),
         source: None,
+    }
+}
+
+/// The error kind an HTTP status says, for an error response the provider could not classify
+/// by its body (a proxy or load balancer answered, or the body was unreadable): the one
+/// mapping every provider uses.
+pub fn status_kind(status: u16) -> KmsErrorKind {
+    match status {
+        401 | 403 => KmsErrorKind::AccessDenied,
+        404 => KmsErrorKind::NotFound,
+        408 => KmsErrorKind::Timeout,
+        429 => KmsErrorKind::Throttled,
+        500..=599 => KmsErrorKind::Unavailable,
+        _ => KmsErrorKind::Other,
     }
 }
 
@@ -122,6 +137,17 @@ pub fn locked_bytes(secret: SecretBytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_map_to_what_the_caller_does_next() {
+        assert_eq!(status_kind(401), KmsErrorKind::AccessDenied);
+        assert_eq!(status_kind(403), KmsErrorKind::AccessDenied);
+        assert_eq!(status_kind(404), KmsErrorKind::NotFound);
+        assert_eq!(status_kind(408), KmsErrorKind::Timeout);
+        assert_eq!(status_kind(429), KmsErrorKind::Throttled);
+        assert_eq!(status_kind(503), KmsErrorKind::Unavailable);
+        assert_eq!(status_kind(400), KmsErrorKind::Other);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

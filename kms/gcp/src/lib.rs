@@ -39,9 +39,12 @@ use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_kms_v1::client::KeyManagementService;
 use kmseal::{
-    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
+    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, SecretBytes, WrappedKey,
 };
 use kmseal_kms_common::{locked_bytes, on_runtime, retry};
+
+mod uri;
+pub use uri::GcpKeyName;
 
 const PROVIDER: &str = "gcp-kms";
 
@@ -88,19 +91,13 @@ fn map_error(op: &str, e: &google_cloud_kms_v1::Error) -> Error {
 }
 
 fn status_kind(status: Option<u16>) -> KmsErrorKind {
-    match status {
-        Some(401 | 403) => KmsErrorKind::AccessDenied,
-        Some(404) => KmsErrorKind::NotFound,
-        Some(429) => KmsErrorKind::Throttled,
-        Some(500..=599) => KmsErrorKind::Unavailable,
-        _ => KmsErrorKind::Other,
-    }
+    status.map_or(KmsErrorKind::Other, kmseal_kms_common::status_kind)
 }
 
 /// Settings for a [`GcpKek`].
 #[derive(Debug)]
 pub struct GcpBuilder {
-    uri: KeyUri,
+    key: GcpKeyName,
     endpoint: Option<String>,
     anonymous: bool,
     timeout: Duration,
@@ -153,8 +150,8 @@ impl GcpBuilder {
             })?;
             Ok(GcpKek {
                 client,
-                name: self.uri.body().to_owned(),
-                uri: self.uri,
+                name: self.key.name().to_owned(),
+                key: self.key,
                 timeout: self.timeout,
                 retries: self.retries,
             })
@@ -168,7 +165,7 @@ impl GcpBuilder {
 pub struct GcpKek {
     client: KeyManagementService,
     name: String,
-    uri: KeyUri,
+    key: GcpKeyName,
     timeout: Duration,
     retries: u32,
 }
@@ -176,7 +173,7 @@ pub struct GcpKek {
 impl std::fmt::Debug for GcpKek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GcpKek")
-            .field("uri", &self.uri.to_string())
+            .field("uri", &self.key.to_string())
             .finish_non_exhaustive()
     }
 }
@@ -189,19 +186,18 @@ impl GcpKek {
 
     /// Settings for a KEK; finish with [`GcpBuilder::build`].
     pub fn builder(uri: &KeyUri) -> Result<GcpBuilder, Error> {
-        if uri.provider() != Provider::GcpKms {
-            return Err(Error::InvalidKeyUri {
-                uri: uri.to_string(),
-                reason: "not a gcp-kms:// URI".into(),
-            });
-        }
-        Ok(GcpBuilder {
-            uri: uri.clone(),
+        Ok(GcpKek::builder_for(GcpKeyName::try_from(uri)?))
+    }
+
+    /// Settings for a KEK on a parsed key name.
+    pub fn builder_for(key: GcpKeyName) -> GcpBuilder {
+        GcpBuilder {
+            key,
             endpoint: None,
             anonymous: false,
             timeout: Duration::from_secs(10),
             retries: 3,
-        })
+        }
     }
 
     /// Runs `op` with retries on retryable kinds and integrity failures. The whole loop,
@@ -294,7 +290,7 @@ impl Kek for GcpKek {
     }
 
     fn describe(&self) -> String {
-        self.uri.to_string()
+        self.key.to_string()
     }
 
     async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {

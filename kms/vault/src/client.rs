@@ -128,10 +128,6 @@ fn transport_error(e: reqwest::Error) -> Error {
 pub(crate) fn status_error(status: u16, messages: &str) -> Error {
     let m = messages.to_ascii_lowercase();
     let kind = match status {
-        401 | 403 => KmsErrorKind::AccessDenied,
-        404 => KmsErrorKind::NotFound,
-        429 => KmsErrorKind::Throttled,
-        500..=599 => KmsErrorKind::Unavailable,
         400 if m.contains("encryption key not found") => KmsErrorKind::NotFound,
         400 if m.contains("disallowed by policy") || m.contains("too old") => {
             KmsErrorKind::Disabled
@@ -144,7 +140,7 @@ pub(crate) fn status_error(status: u16, messages: &str) -> Error {
         {
             KmsErrorKind::InvalidCiphertext
         }
-        _ => KmsErrorKind::Other,
+        status => kmseal_kms_common::status_kind(status),
     };
     let detail: String = messages.chars().take(300).collect();
     kms_error(kind, format!("HTTP {status}: {detail}"))

@@ -52,6 +52,9 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod uri;
+
+pub use uri::VaultKeyPath;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -124,7 +127,7 @@ enum Auth {
 /// Settings for a [`VaultKek`].
 #[derive(Debug)]
 pub struct VaultBuilder {
-    uri: KeyUri,
+    key: VaultKeyPath,
     token: TokenSource,
     namespace: Option<String>,
     ca_file: Option<PathBuf>,
@@ -179,24 +182,6 @@ impl VaultBuilder {
 
     /// Builds the KEK (reads the token and CA file; no network I/O yet).
     pub fn build(self) -> Result<VaultKek, Error> {
-        let (host, path) = self
-            .uri
-            .body()
-            .split_once('/')
-            .ok_or_else(|| bad_uri(&self.uri))?;
-        let (mount, name) = path
-            .rsplit_once("/keys/")
-            .ok_or_else(|| bad_uri(&self.uri))?;
-        let scheme = if self.uri.plain_http() {
-            "http"
-        } else {
-            "https"
-        };
-        let host = if host.contains(':') {
-            host.to_owned()
-        } else {
-            format!("{host}:8200")
-        };
         let auth = match self.token {
             TokenSource::Kubernetes {
                 role,
@@ -218,7 +203,7 @@ impl VaultBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-            .https_only(!self.uri.plain_http());
+            .https_only(!self.key.plain_http());
         if let Some(ca) = self
             .ca_file
             .or_else(|| std::env::var_os("VAULT_CACERT").map(PathBuf::from))
@@ -235,28 +220,21 @@ impl VaultBuilder {
         Ok(VaultKek {
             http: Http {
                 client,
-                addr: format!("{scheme}://{host}"),
+                addr: self.key.address(),
                 namespace: self
                     .namespace
                     .or_else(|| std::env::var("VAULT_NAMESPACE").ok()),
                 retries: self.retries,
             },
-            mount: mount.to_owned(),
-            name: name.to_owned(),
-            key_id: format!("{mount}/keys/{name}"),
-            uri: self.uri,
+            mount: self.key.mount().to_owned(),
+            name: self.key.name().to_owned(),
+            key_id: self.key.key_id(),
+            key: self.key,
             auth,
             check_key: self.check_key,
             derived: OnceLock::new(),
             assume_derived: self.assume_derived,
         })
-    }
-}
-
-fn bad_uri(uri: &KeyUri) -> Error {
-    Error::InvalidKeyUri {
-        uri: uri.to_string(),
-        reason: "expected vault://HOST[:PORT]/MOUNT/keys/NAME".into(),
     }
 }
 
@@ -317,7 +295,7 @@ pub struct VaultKek {
     mount: String,
     name: String,
     key_id: String,
-    uri: KeyUri,
+    key: VaultKeyPath,
     auth: Auth,
     check_key: bool,
     /// Whether the key is derived, learned from its metadata on first use.
@@ -328,7 +306,7 @@ pub struct VaultKek {
 impl std::fmt::Debug for VaultKek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultKek")
-            .field("uri", &self.uri.to_string())
+            .field("uri", &self.key.to_string())
             .field("namespace", &self.http.namespace)
             .finish_non_exhaustive()
     }
@@ -385,14 +363,13 @@ impl VaultKek {
 
     /// Settings for a KEK; finish with [`VaultBuilder::build`].
     pub fn builder(uri: &KeyUri) -> Result<VaultBuilder, Error> {
-        if uri.provider() != Provider::Vault {
-            return Err(Error::InvalidKeyUri {
-                uri: uri.to_string(),
-                reason: "not a vault:// URI".into(),
-            });
-        }
-        Ok(VaultBuilder {
-            uri: uri.clone(),
+        Ok(VaultKek::builder_for(VaultKeyPath::try_from(uri)?))
+    }
+
+    /// Settings for a KEK on a parsed key path.
+    pub fn builder_for(key: VaultKeyPath) -> VaultBuilder {
+        VaultBuilder {
+            key,
             token: TokenSource::Default,
             namespace: None,
             ca_file: None,
@@ -400,7 +377,7 @@ impl VaultKek {
             retries: 3,
             check_key: true,
             assume_derived: false,
-        })
+        }
     }
 
     /// The current token (logging in with Kubernetes auth first if needed).
@@ -718,7 +695,7 @@ impl Kek for VaultKek {
     }
 
     fn describe(&self) -> String {
-        self.uri.to_string()
+        self.key.to_string()
     }
 
     async fn rewrap(

@@ -1,0 +1,136 @@
+//! `vault://` and `vault+http://` key URIs, parsed once into their parts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use kmseal::{Error, KeyUri, Provider};
+use kmseal_kms_common::uri::{body_for, invalid, is_host, is_name};
+
+const FORM: &str =
+    "expected vault://HOST[:PORT]/MOUNT/keys/NAME (https; vault+http:// for plain http)";
+
+/// A parsed `vault://HOST[:PORT]/MOUNT/keys/NAME` (https) or `vault+http://…` (plain http,
+/// only when asked for explicitly). The port defaults to 8200; the mount may have several
+/// segments (`team/transit`).
+///
+/// ```
+/// use kmseal_vault::VaultKeyPath;
+/// let key: VaultKeyPath = "vault://vault.internal/team/transit/keys/app".parse()?;
+/// assert_eq!(key.address(), "https://vault.internal:8200");
+/// assert_eq!((key.mount(), key.name()), ("team/transit", "app"));
+/// # Ok::<(), kmseal::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VaultKeyPath {
+    uri: String,
+    host: String,
+    mount: String,
+    name: String,
+    plain_http: bool,
+}
+
+impl VaultKeyPath {
+    /// `http(s)://HOST:PORT`, the server's address.
+    pub fn address(&self) -> String {
+        let scheme = if self.plain_http { "http" } else { "https" };
+        if self.host.contains(':') {
+            format!("{scheme}://{}", self.host)
+        } else {
+            format!("{scheme}://{}:8200", self.host)
+        }
+    }
+
+    /// The transit mount (`transit`, `team/transit`).
+    pub fn mount(&self) -> &str {
+        &self.mount
+    }
+
+    /// The key's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `MOUNT/keys/NAME`: the key id recorded in wrapped keys.
+    pub fn key_id(&self) -> String {
+        format!("{}/keys/{}", self.mount, self.name)
+    }
+
+    /// Whether plain HTTP was asked for (`vault+http://`).
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+}
+
+impl TryFrom<&KeyUri> for VaultKeyPath {
+    type Error = Error;
+
+    fn try_from(uri: &KeyUri) -> Result<VaultKeyPath, Error> {
+        let body = body_for(uri, Provider::Vault)?;
+        let (host, path) = body.split_once('/').ok_or_else(|| invalid(uri, FORM))?;
+        let (mount, name) = path
+            .rsplit_once("/keys/")
+            .ok_or_else(|| invalid(uri, FORM))?;
+        let mount_ok = !mount.is_empty() && mount.split('/').all(is_name);
+        if !is_host(host) || !mount_ok || !is_name(name) {
+            return Err(invalid(uri, FORM));
+        }
+        Ok(VaultKeyPath {
+            uri: uri.to_string(),
+            host: host.to_owned(),
+            mount: mount.to_owned(),
+            name: name.to_owned(),
+            plain_http: uri.plain_http(),
+        })
+    }
+}
+
+impl FromStr for VaultKeyPath {
+    type Err = Error;
+
+    /// Parses `vault://…` or `vault+http://…`.
+    fn from_str(s: &str) -> Result<VaultKeyPath, Error> {
+        VaultKeyPath::try_from(&s.parse::<KeyUri>()?)
+    }
+}
+
+impl fmt::Display for VaultKeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_their_parts_and_bad_ones_say_why() {
+        let k: VaultKeyPath = "vault+http://127.0.0.1:18200/team/transit/keys/app"
+            .parse()
+            .unwrap();
+        assert_eq!(k.address(), "http://127.0.0.1:18200");
+        assert_eq!(k.key_id(), "team/transit/keys/app");
+        assert!(k.plain_http());
+        assert_eq!(
+            k.to_string(),
+            "vault+http://127.0.0.1:18200/team/transit/keys/app"
+        );
+        for bad in [
+            "vault://h:1/transit/app",
+            "vault://h:1/keys/app",
+            "vault://h:0/transit/keys/app",
+            "vault://h:1/transit/keys/",
+            "vault://h:1/tran sit/keys/app",
+            "vault://h:1//keys/app",
+            "aws-kms://arn:aws:kms:us-east-1:111122223333:key/x",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<VaultKeyPath>(),
+                    Err(Error::InvalidKeyUri { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
