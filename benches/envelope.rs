@@ -311,8 +311,7 @@ fn frame_sizes(c: &mut Criterion) {
     g.sample_size(20);
     for fs in [4u32 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20] {
         let enc = Encryptor::new(kek.clone())
-            .frame_size(fs)
-            .unwrap()
+            .frame_size(kmseal::FrameSize::new(fs).unwrap())
             .threads(1);
         g.bench_with_input(BenchmarkId::new("stream_encrypt_16MiB", fs), &fs, |b, _| {
             b.iter(|| {

@@ -118,9 +118,7 @@ impl PayloadCipher {
         #[cfg(feature = "aws-lc")]
         if let PayloadCipher::AwsLc(k) = self {
             if plaintext.len() != out.len() {
-                return Err(Error::InvalidArgument(
-                    "output length differs from input length",
-                ));
+                return Err(Error::Internal("output length differs from input length"));
             }
             // One pass: encrypt from the input straight into the output.
             let mut tag = [0u8; TAG_LEN];
@@ -132,18 +130,20 @@ impl PayloadCipher {
                 &[],
                 &mut tag,
             )
-            .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
+            .map_err(|_| Error::Internal("frame too long for the AEAD"))?;
             return Ok(tag);
         }
         let buf = aes_gcm::aead::inout::InOutBuf::new(plaintext, out)
-            .map_err(|_| Error::InvalidArgument("output length differs from input length"))?;
+            .map_err(|_| Error::Internal("output length differs from input length"))?;
         let tag = match self {
             PayloadCipher::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
             PayloadCipher::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
             #[cfg(feature = "aws-lc")]
-            PayloadCipher::AwsLc(_) => return Err(Error::InvalidArgument("unreachable")),
+            PayloadCipher::AwsLc(_) => {
+                return Err(Error::Internal("aws-lc key on the RustCrypto path"));
+            }
         }
-        .map_err(|_| Error::InvalidArgument("frame too long for the AEAD"))?;
+        .map_err(|_| Error::Internal("frame too long for the AEAD"))?;
         Ok(tag.into())
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::cache::{CacheStats, DecryptCache, EncryptCache};
 use crate::context::EncryptionContext;
 use crate::error::{Error, KekFailure};
-use crate::format::{DEFAULT_FRAME_SIZE, Header, Limits, MAX_FRAME_SIZE, body_len, wire_id};
+use crate::format::{FrameSize, Header, Limits, body_len, wire_id};
 use crate::frame::{open_all, seal_all};
 use crate::kek::{DataKey, Kek, WrappedKey};
 use crate::key_schedule::MessageKeys;
@@ -51,7 +51,7 @@ pub struct Encryptor {
     keks: Vec<Arc<dyn Kek>>,
     context: EncryptionContext,
     suite: Suite,
-    frame_size: u32,
+    frame_size: FrameSize,
     kms_data_key: bool,
     cache: Option<EncryptCache>,
     signed: bool,
@@ -65,12 +65,35 @@ impl Encryptor {
             keks: vec![kek],
             context: EncryptionContext::new(),
             suite: Suite::default(),
-            frame_size: DEFAULT_FRAME_SIZE,
+            frame_size: FrameSize::DEFAULT,
             kms_data_key: false,
             cache: None,
             signed: false,
             max_threads: None,
         }
+    }
+
+    /// An encryptor wrapping every message under each of `keks`, in order: a keyring, any one
+    /// of which opens the message (two regions and a break-glass key). An empty set is
+    /// [`Error::InvalidArgument`]: a message nobody can open is never what the caller meant.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, Kek, LocalKek};
+    ///
+    /// let (a, b) = (Arc::new(LocalKek::generate()?), Arc::new(LocalKek::generate()?));
+    /// let ring: Vec<Arc<dyn Kek>> = vec![a, b.clone()];
+    /// let sealed = Encryptor::with_keks(ring)?.encrypt_blocking(b"either opens it")?;
+    /// assert_eq!(Decryptor::new(b).decrypt_blocking(&sealed)?.expose_secret(), b"either opens it");
+    /// assert!(Encryptor::with_keks(Vec::new()).is_err());
+    /// # Ok::<(), kmseal::Error>(())
+    /// ```
+    pub fn with_keks(keks: impl IntoIterator<Item = Arc<dyn Kek>>) -> Result<Encryptor, Error> {
+        let mut keks = keks.into_iter();
+        let first = keks.next().ok_or(Error::InvalidArgument(
+            "an encryptor needs at least one KEK",
+        ))?;
+        Ok(keks.fold(Encryptor::new(first), Encryptor::add_kek))
     }
 
     /// Has the first KEK's KMS generate each data key (AWS `GenerateDataKey`) instead of the
@@ -135,16 +158,11 @@ impl Encryptor {
         self
     }
 
-    /// Plaintext bytes per frame, 1 byte to 64 MiB (default 64 KiB). Decryptors refuse frames
-    /// above their [`Limits::max_frame_size`] (default 4 MiB).
-    pub fn frame_size(mut self, frame_size: u32) -> Result<Encryptor, Error> {
-        if frame_size == 0 || frame_size > MAX_FRAME_SIZE {
-            return Err(Error::InvalidArgument(
-                "frame size must be between 1 byte and 64 MiB",
-            ));
-        }
+    /// Plaintext bytes per frame (default 64 KiB). Decryptors refuse frames above their
+    /// [`Limits::max_frame_size`] (default 4 MiB).
+    pub fn frame_size(mut self, frame_size: FrameSize) -> Encryptor {
         self.frame_size = frame_size;
-        Ok(self)
+        self
     }
 
     /// At most `threads` threads seal one message, one-shot or streamed. Frames are
@@ -197,7 +215,7 @@ impl Encryptor {
         let dek = if self.kms_data_key {
             let first = keks
                 .next()
-                .ok_or_else(|| Error::InvalidArgument("no KEK configured"))?;
+                .ok_or(Error::Internal("an encryptor without a KEK"))?;
             let (dek, w) = first.generate_data_key(context).await?.ok_or_else(|| {
                 Error::InvalidArgument("data_key_from_kms: the first KEK cannot generate data keys")
             })?;
@@ -261,7 +279,7 @@ impl Encryptor {
             &keys,
             self.suite,
             signed,
-            self.frame_size,
+            self.frame_size.get(),
             message_id,
             context,
             wrapped,
@@ -345,7 +363,7 @@ impl Encryptor {
         let (header, keys, signer) = self.start(Some(plaintext.len() as u64)).await?;
         let head = header.encoded_len();
         let trailer = if signer.is_some() { TRAILER_LEN } else { 0 };
-        let total = body_len(plaintext.len() as u64, self.frame_size)
+        let total = body_len(plaintext.len() as u64, self.frame_size.get())
             .and_then(|b| usize::try_from(b).ok())
             .and_then(|b| b.checked_add(head))
             .and_then(|b| b.checked_add(trailer))
@@ -368,7 +386,7 @@ impl Encryptor {
         seal_all(
             &keys,
             header.message_id(),
-            self.frame_size,
+            self.frame_size.get(),
             plaintext,
             frames_out,
             self.max_threads,
@@ -443,6 +461,16 @@ impl Decryptor {
         }
     }
 
+    /// A decryptor trusting each of `keks`, tried in order. An empty set is
+    /// [`Error::InvalidArgument`].
+    pub fn with_keks(keks: impl IntoIterator<Item = Arc<dyn Kek>>) -> Result<Decryptor, Error> {
+        let mut keks = keks.into_iter();
+        let first = keks
+            .next()
+            .ok_or(Error::InvalidArgument("a decryptor needs at least one KEK"))?;
+        Ok(keks.fold(Decryptor::new(first), Decryptor::add_kek))
+    }
+
     /// Also trusts `kek`; KEKs are tried in the order added.
     pub fn add_kek(mut self, kek: Arc<dyn Kek>) -> Decryptor {
         self.keks.push(kek);
@@ -459,8 +487,9 @@ impl Decryptor {
         Ok(self)
     }
 
-    /// Requires the message's context to contain every pair of `context`.
-    pub fn expect(mut self, context: EncryptionContext) -> Decryptor {
+    /// Requires the message's context to contain every pair of `context` (replacing the
+    /// pairs required so far): the counterpart of [`Encryptor::with_context`].
+    pub fn with_expected_context(mut self, context: EncryptionContext) -> Decryptor {
         self.expected = context;
         self
     }

@@ -146,9 +146,31 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 
-    /// An argument is out of range (frame size 0, and the like).
+    /// The caller asked for something this API does not do (a frame size of 0, a data key of
+    /// the wrong length, a rotation with no target KEK, a symbolic link to rotate). Fix the
+    /// call; retrying it unchanged fails the same way.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+
+    /// A stream can no longer be used: it was finished, or an earlier error left its output
+    /// incomplete (a poisoned [`EncryptWriter`](crate::EncryptWriter)). Start a new message.
+    #[error("{0}")]
+    Finished(&'static str),
+
+    /// A file changed (or was replaced) while it was being rotated; it was left alone. Rerun
+    /// to rotate it as it is now.
+    #[error("{path} {what}; left alone (rerun to rotate it as it is now)")]
+    FileChanged {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What changed.
+        what: &'static str,
+    },
+
+    /// An internal invariant failed: a bug in kmseal, never the caller's input. Please report
+    /// it with the message.
+    #[error("internal error (a bug in kmseal; please report it): {0}")]
+    Internal(&'static str),
 
     /// The decryptor requires signed messages ([`Decryptor::require_signed`]) and this one is
     /// not signed. Checked before any KMS call.

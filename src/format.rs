@@ -30,6 +30,68 @@ pub const VERSION: u8 = 1;
 pub const MAX_FRAME_SIZE: u32 = 64 << 20;
 /// Default frame size (64 KiB; see BENCHMARKS.md for the measurement behind it).
 pub const DEFAULT_FRAME_SIZE: u32 = 64 << 10;
+/// Plaintext bytes per frame: from 1 byte to [`MAX_FRAME_SIZE`] (64 MiB). Checked once, when
+/// made, so an [`Encryptor`](crate::Encryptor) or [`Rotator`](crate::rotate::Rotator) given one
+/// cannot hold an invalid size.
+///
+/// ```
+/// use kmseal::FrameSize;
+/// assert_eq!(FrameSize::default().get(), 64 << 10);
+/// assert_eq!(FrameSize::new(4096)?.get(), 4096);
+/// assert!(FrameSize::new(0).is_err() && FrameSize::new((64 << 20) + 1).is_err());
+/// # Ok::<(), kmseal::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FrameSize(u32);
+
+impl FrameSize {
+    /// The default, 64 KiB ([`DEFAULT_FRAME_SIZE`]).
+    pub const DEFAULT: FrameSize = FrameSize(DEFAULT_FRAME_SIZE);
+    /// The largest the format allows, 64 MiB ([`MAX_FRAME_SIZE`]).
+    pub const MAX: FrameSize = FrameSize(MAX_FRAME_SIZE);
+
+    /// `bytes` per frame, or [`Error::InvalidArgument`] outside 1 byte to 64 MiB.
+    pub fn new(bytes: u32) -> Result<FrameSize, Error> {
+        if bytes == 0 || bytes > MAX_FRAME_SIZE {
+            return Err(Error::InvalidArgument(
+                "frame size must be between 1 byte and 64 MiB",
+            ));
+        }
+        Ok(FrameSize(bytes))
+    }
+
+    /// The size in bytes.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for FrameSize {
+    fn default() -> Self {
+        FrameSize::DEFAULT
+    }
+}
+
+impl TryFrom<u32> for FrameSize {
+    type Error = Error;
+
+    fn try_from(bytes: u32) -> Result<FrameSize, Error> {
+        FrameSize::new(bytes)
+    }
+}
+
+impl From<FrameSize> for u32 {
+    fn from(f: FrameSize) -> u32 {
+        f.0
+    }
+}
+
+impl std::fmt::Display for FrameSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0)
+    }
+}
+
 /// Bytes of the fixed part before the context: magic, version, suite, frame size, message id.
 const FIXED_LEN: usize = 6 + 1 + 2 + 4 + KEY_LEN;
 /// Initial capacity of a parsed header's authenticated bytes: the fixed part, the commitment
@@ -201,7 +263,7 @@ impl Header {
         let len = self.encoded_len();
         let mut rest = out
             .get_mut(..len)
-            .ok_or_else(|| Error::InvalidArgument("output buffer too small for the header"))?;
+            .ok_or_else(|| Error::Internal("output buffer too small for the header"))?;
         self.encode(|bytes| {
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(bytes.len());
             dst.copy_from_slice(bytes);
@@ -268,12 +330,7 @@ fn suite_of(id: u16) -> Result<(Suite, bool), Error> {
 }
 
 fn check_frame_size(frame_size: u32) -> Result<(), Error> {
-    if frame_size == 0 || frame_size > MAX_FRAME_SIZE {
-        return Err(Error::InvalidArgument(
-            "frame size must be between 1 byte and 64 MiB",
-        ));
-    }
-    Ok(())
+    FrameSize::new(frame_size).map(|_| ())
 }
 
 fn check_key_section(keys: &[WrappedKey]) -> Result<(), Error> {

@@ -147,7 +147,7 @@ impl Frames<'_> {
         if (!with_final && !plaintext.len().is_multiple_of(fs))
             || out.len() != self.sealed_len(plaintext.len(), with_final)
         {
-            return Err(Error::InvalidArgument(
+            return Err(Error::Internal(
                 "output buffer does not match the message size",
             ));
         }
@@ -362,7 +362,7 @@ impl FrameSealer {
         self.next = self
             .next
             .checked_add(count as u64)
-            .ok_or(Error::InvalidArgument("too many frames"))?;
+            .ok_or(Error::Internal("frame index overflow"))?;
         Ok(&self.sealed[..len])
     }
 }

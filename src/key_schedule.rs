@@ -40,7 +40,7 @@ impl Kdf {
     pub(crate) fn expand(&self, info: &[&[u8]], out: &mut [u8]) -> Result<(), Error> {
         self.0
             .expand_multi_info(info, out)
-            .map_err(|_| Error::InvalidArgument("HKDF output too long"))
+            .map_err(|_| Error::Internal("HKDF output too long"))
     }
 }
 

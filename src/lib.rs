@@ -59,7 +59,7 @@ pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor, OpenedHeader};
 pub use error::{Error, KekFailure, KmsErrorKind, escape_untrusted};
-pub use format::{Header, Limits};
+pub use format::{FrameSize, Header, Limits};
 pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 pub use local::LocalKek;
 pub use secret::{LockPolicy, SecretBytes, SecretString};

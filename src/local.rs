@@ -253,7 +253,7 @@ impl LocalKek {
         let mut b64 = SecretBytes::zeroed(44)?;
         let n = STANDARD
             .encode_slice(master.expose_secret(), b64.expose_secret_mut())
-            .map_err(|_| Error::InvalidArgument("base64 buffer too small"))?;
+            .map_err(|_| Error::Internal("base64 buffer too small"))?;
         b64.truncate(n);
         write!(
             text,
@@ -283,7 +283,7 @@ impl LocalKek {
         let mut b64 = SecretBytes::zeroed(44)?;
         STANDARD
             .encode_slice(master.expose_secret(), b64.expose_secret_mut())
-            .map_err(|_| Error::InvalidArgument("base64 buffer too small"))?;
+            .map_err(|_| Error::Internal("base64 buffer too small"))?;
         Ok(b64)
     }
 
@@ -310,7 +310,7 @@ impl LocalKek {
                 &wrap_aad(context),
                 (&mut out[NONCE_LEN..]).into(),
             )
-            .map_err(|_| Error::InvalidArgument("wrap failed"))?;
+            .map_err(|_| Error::Internal("wrap failed"))?;
         out.extend_from_slice(&tag);
         Ok(WrappedKey {
             provider: Provider::Local.scheme().to_owned(),
@@ -324,7 +324,7 @@ impl LocalKek {
         // all-zero AES key.
         self.wrap_key.check_process()?;
         Aes256Gcm::new_from_slice(self.wrap_key.expose_secret())
-            .map_err(|_| Error::InvalidArgument("bad local wrap key length"))
+            .map_err(|_| Error::Internal("bad local wrap key length"))
     }
 }
 

@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::envelope::{Decryptor, Encryptor};
 use crate::error::Error;
-use crate::format::Header;
+use crate::format::{FrameSize, Header};
 use crate::kek::Kek;
 use crate::stream::copy_locked_with;
 
@@ -104,7 +104,7 @@ pub struct Summary {
     /// Files left alone by the selection, or not kmseal messages, with the reason.
     pub skipped: Vec<(PathBuf, Skip)>,
     /// Files that could not be rotated, with the error (the original is untouched).
-    pub failed: Vec<(PathBuf, String)>,
+    pub failed: Vec<(PathBuf, Error)>,
 }
 
 type StepHook = Arc<dyn Fn(&Path, Step) + Send + Sync>;
@@ -116,7 +116,7 @@ pub struct Rotator {
     target: Vec<Arc<dyn Kek>>,
     mode: Mode,
     suite: Option<Suite>,
-    frame_size: Option<u32>,
+    frame_size: Option<FrameSize>,
     only_wrapped_by: Option<Arc<dyn Kek>>,
     older_than: Option<Duration>,
     dry_run: bool,
@@ -172,7 +172,7 @@ impl Rotator {
     }
 
     /// Re-encrypt with this frame size.
-    pub fn frame_size(mut self, frame_size: u32) -> Rotator {
+    pub fn frame_size(mut self, frame_size: FrameSize) -> Rotator {
         self.frame_size = Some(frame_size);
         self
     }
@@ -235,20 +235,17 @@ impl Rotator {
     }
 
     fn encryptor_for(&self, header: &Header) -> Result<Encryptor, Error> {
-        let mut keks = self.target.iter();
-        let first = keks
-            .next()
-            .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
         // A signed message is re-encrypted signed, under a new key pair: its old public key
         // leaves the context.
-        let mut enc = Encryptor::new(first.clone())
+        let enc = Encryptor::with_keks(self.target.iter().cloned())
+            .map_err(|_| Error::InvalidArgument("rotation needs at least one target KEK"))?
             .with_context(header.context().without(crate::SIGNING_KEY_CONTEXT))
             .signed(header.is_signed())
             .suite(self.suite.unwrap_or(header.suite()))
-            .frame_size(self.frame_size.unwrap_or(header.frame_size()))?;
-        for k in keks {
-            enc = enc.add_kek(k.clone());
-        }
+            .frame_size(match self.frame_size {
+                Some(f) => f,
+                None => FrameSize::new(header.frame_size())?,
+            });
         Ok(enc)
     }
 
@@ -350,7 +347,7 @@ impl Rotator {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
             .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::InvalidArgument("rotation worker stopped"))))
+            .map(|r| r.unwrap_or(Err(Error::Internal("a rotation worker stopped"))))
             .collect()
     }
 
@@ -423,7 +420,12 @@ impl Rotator {
         let out = BufWriter::with_capacity(256 << 10, file);
         let file = match self.rotate_stream(input, out).await? {
             Outcome::Rotated(w) => w.into_inner().map_err(|e| e.into_error())?,
-            _ => return Err(Error::InvalidArgument("the file changed during rotation")),
+            _ => {
+                return Err(Error::FileChanged {
+                    path: path.to_path_buf(),
+                    what: "changed during rotation",
+                });
+            }
         };
         self.step(path, Step::Written);
         file.sync_all()?;
@@ -434,9 +436,10 @@ impl Rotator {
         // Replace only the file that was read: not one swapped in at `path` meanwhile.
         let now = fs::symlink_metadata(path)?;
         if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
-            return Err(Error::InvalidArgument(
-                "the file was replaced during rotation; left alone",
-            ));
+            return Err(Error::FileChanged {
+                path: path.to_path_buf(),
+                what: "was replaced during rotation",
+            });
         }
         fs::rename(temp, path)?;
         self.step(path, Step::Renamed);
@@ -502,7 +505,7 @@ impl Rotator {
                                 sum.already_current.push(path.clone())
                             }
                             Ok(Outcome::Skipped(skip)) => sum.skipped.push((path.clone(), skip)),
-                            Err(e) => sum.failed.push((path.clone(), e.to_string())),
+                            Err(e) => sum.failed.push((path.clone(), e)),
                         }
                     }
                 });
@@ -566,10 +569,11 @@ fn create_temp(temp: &Path, meta: &fs::Metadata) -> Result<File, Error> {
         drop(file);
         let _ = fs::remove_file(temp);
         tracing::warn!(error = %e, uid = meta.uid(), gid = meta.gid(), "cannot keep the owner");
-        return Err(Error::InvalidArgument(
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::PermissionDenied,
             "cannot give the rotated file the original's owner and group (rotate as that user, \
              or as root); left alone",
-        ));
+        )));
     }
     // Same permissions as the original (set explicitly: the umask applied at creation).
     file.set_permissions(fs::Permissions::from_mode(mode))?;

@@ -77,7 +77,7 @@ impl<W: Write> EncryptWriter<W> {
 
     fn check_poisoned(&self) -> Result<(), Error> {
         if self.poisoned {
-            return Err(Error::InvalidArgument(
+            return Err(Error::Finished(
                 "this EncryptWriter failed earlier and its output is incomplete; start a new message",
             ));
         }
@@ -109,7 +109,7 @@ impl<W: Write> EncryptWriter<W> {
             .sink
             .inner
             .take()
-            .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
+            .ok_or(Error::Finished("the stream is already finished"))?;
         if let Some(signer) = self.sink.signer.take() {
             inner.write_all(&signer.finish())?;
         }
@@ -143,7 +143,7 @@ impl<W: Write> Sink<W> {
         let inner = self
             .inner
             .as_mut()
-            .ok_or_else(|| Error::InvalidArgument("the stream is already finished"))?;
+            .ok_or(Error::Finished("the stream is already finished"))?;
         if let Some(signer) = &mut self.signer {
             signer.update(bytes);
         }

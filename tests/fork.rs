@@ -211,8 +211,7 @@ fn secrets_made_before_fork_are_never_used_in_the_child() {
     //    its AEAD key schedule is in ordinary memory, and parent and child would both seal
     //    frame 0 under one key: GCM nonce reuse).
     let mut w = Encryptor::new(heap.clone())
-        .frame_size(4096)
-        .unwrap()
+        .frame_size(kmseal::FrameSize::new(4096).unwrap())
         .writer_blocking(Vec::new())
         .unwrap();
     let code = in_child(|| {

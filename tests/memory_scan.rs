@@ -69,8 +69,7 @@ fn decrypted_plaintext_leaves_no_copy_after_drop_but_a_vec_does() {
             // Encryption copies the plaintext into the output and encrypts it in place.
             Encryptor::new(kek.clone())
                 .suite(suite)
-                .frame_size(1024)
-                .unwrap()
+                .frame_size(kmseal::FrameSize::new(1024).unwrap())
                 .encrypt_blocking(pt.expose_secret())
                 .unwrap()
         };

@@ -20,8 +20,7 @@ fn sealed(kek: Arc<dyn Kek>, signed: bool, pt: &[u8]) -> Vec<u8> {
         .context("tenant", "acme")
         .unwrap()
         .signed(signed)
-        .frame_size(1000)
-        .unwrap()
+        .frame_size(kmseal::FrameSize::new(1000).unwrap())
         .encrypt_blocking(pt)
         .unwrap()
 }

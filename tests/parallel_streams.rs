@@ -30,8 +30,7 @@ fn pattern(len: usize) -> Vec<u8> {
 fn encryptor(k: &Arc<kmseal::LocalKek>, suite: Suite, threads: usize) -> Encryptor {
     Encryptor::new(k.clone() as Arc<dyn Kek>)
         .suite(suite)
-        .frame_size(FS as u32)
-        .unwrap()
+        .frame_size(kmseal::FrameSize::new(FS as u32).unwrap())
         .threads(threads)
 }
 

@@ -29,8 +29,7 @@ fn encrypt_into_overwrites_whatever_the_buffer_held() {
     for suite in Suite::ALL {
         let enc = Encryptor::new(k.clone() as Arc<dyn Kek>)
             .suite(suite)
-            .frame_size(1000)
-            .unwrap();
+            .frame_size(kmseal::FrameSize::new(1000).unwrap());
         let expected_len = enc.encrypt_blocking(&pattern(5000, 0)).unwrap().len();
         // Longer than needed, shorter with spare capacity, shorter without, and empty.
         let mut with_spare = Vec::with_capacity(1 << 16);
@@ -147,8 +146,7 @@ fn any_thread_count_opens_any_other() {
         for threads in [1, 2] {
             let enc = Encryptor::new(k.clone() as Arc<dyn Kek>)
                 .suite(suite)
-                .frame_size(64 * 1024)
-                .unwrap()
+                .frame_size(kmseal::FrameSize::new(64 * 1024).unwrap())
                 .threads(threads);
             sealed.push(enc.encrypt_blocking(&pt).unwrap());
         }

@@ -44,8 +44,7 @@ fn rewrap_changes_only_the_header_and_reencrypt_changes_everything() {
     let msg = Encryptor::new(old.clone())
         .context("app", "rot")
         .unwrap()
-        .frame_size(4096)
-        .unwrap()
+        .frame_size(kmseal::FrameSize::new(4096).unwrap())
         .encrypt_blocking(&pt)
         .unwrap();
     let (h0, frames0) = split(&msg);
@@ -66,7 +65,7 @@ fn rewrap_changes_only_the_header_and_reencrypt_changes_everything() {
     let again = rotated(
         Rotator::reencrypt(Decryptor::new(new.clone()), vec![new.clone()])
             .suite(Suite::ChaCha20Poly1305)
-            .frame_size(1000)
+            .frame_size(kmseal::FrameSize::new(1000).unwrap())
             .rotate_message_blocking(&re)
             .unwrap(),
     );
@@ -172,8 +171,7 @@ fn tree(dir: &Path, kek: &Arc<LocalKek>, n: usize) -> Vec<(PathBuf, Vec<u8>)> {
                 .map(|b| (b * (i + 1)) as u8)
                 .collect();
             let msg = Encryptor::new(kek.clone())
-                .frame_size(1024)
-                .unwrap()
+                .frame_size(kmseal::FrameSize::new(1024).unwrap())
                 .encrypt_blocking(&pt)
                 .unwrap();
             std::fs::write(&path, msg).unwrap();

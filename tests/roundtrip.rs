@@ -33,8 +33,7 @@ fn encrypt_stream(
         .context("app", "test")
         .unwrap()
         .suite(suite)
-        .frame_size(fs)
-        .unwrap();
+        .frame_size(kmseal::FrameSize::new(fs).unwrap());
     let mut w = enc.writer_blocking(Vec::new()).unwrap();
     let mut rest = pt;
     let mut i = 0;
@@ -171,8 +170,7 @@ fn a_writer_dropped_without_finish_yields_a_truncated_message() {
     let mut out = Vec::new();
     {
         let mut w = Encryptor::new(k.clone() as Arc<dyn Kek>)
-            .frame_size(8)
-            .unwrap()
+            .frame_size(kmseal::FrameSize::new(8).unwrap())
             .writer_blocking(&mut out)
             .unwrap();
         w.write_all(b"sixteen bytes!!!").unwrap();

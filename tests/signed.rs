@@ -37,8 +37,7 @@ fn signed_messages_round_trip_one_shot_and_streamed() {
             let enc = Encryptor::new(kek.clone())
                 .signed(true)
                 .suite(suite)
-                .frame_size(1000)
-                .unwrap()
+                .frame_size(kmseal::FrameSize::new(1000).unwrap())
                 .threads(threads)
                 .context("app", "billing")
                 .unwrap();
@@ -76,8 +75,7 @@ fn every_bit_flip_and_truncation_of_a_signed_message_fails() {
     let kek = Arc::new(LocalKek::generate().unwrap());
     let enc = Encryptor::new(kek.clone())
         .signed(true)
-        .frame_size(16)
-        .unwrap();
+        .frame_size(kmseal::FrameSize::new(16).unwrap());
     let msg = enc
         .encrypt_blocking(b"forty bytes of signed plaintext, two frames")
         .unwrap();
@@ -249,8 +247,7 @@ fn the_held_back_trailer_is_exact_whatever_the_inner_read_sizes() {
     let kek = Arc::new(LocalKek::generate().unwrap());
     let enc = Encryptor::new(kek.clone())
         .signed(true)
-        .frame_size(100)
-        .unwrap();
+        .frame_size(kmseal::FrameSize::new(100).unwrap());
     for threads in [1, 3] {
         let dec = Decryptor::new(kek.clone()).threads(threads);
         for len in [0, 1, 99, 100, 101, 1000, 30_000] {

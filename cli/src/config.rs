@@ -140,9 +140,7 @@ fn read_text(file: &Path) -> Result<String, Failure> {
 }
 
 fn decryptor(uris: &[String]) -> Result<Decryptor, Failure> {
-    let mut keks = keks(uris, false)?.into_iter();
-    let first = keks.next().ok_or_else(|| usage("no key given"))?;
-    Ok(keks.fold(Decryptor::new(first), Decryptor::add_kek))
+    Ok(Decryptor::with_keks(keks(uris, false)?)?)
 }
 
 fn mode_of(file: &Path) -> u32 {
@@ -170,13 +168,8 @@ pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
             let keks = keks(&doc.keys, true)?;
-            let mut it = keks.iter().cloned();
-            let first = it.next().ok_or_else(|| usage("no key given"))?;
-            let enc = it
-                .clone()
-                .fold(Encryptor::new(first.clone()), Encryptor::add_kek)
-                .with_context(context(pairs)?);
-            let dec = it.fold(Decryptor::new(first), Decryptor::add_kek);
+            let enc = Encryptor::with_keks(keks.iter().cloned())?.with_context(context(pairs)?);
+            let dec = Decryptor::with_keks(keks)?;
             let mut sealer = Sealer::new(enc, dec)
                 .accept_changes(accept_changes)
                 .declassify(declassify);

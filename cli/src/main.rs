@@ -24,6 +24,8 @@ mod exit {
     pub const KMS: u8 = 4;
     /// A seal that would bless unreviewed changes or declassify values (needs a flag).
     pub const REFUSED: u8 = 6;
+    /// A file changed while it was being rotated and was left alone: rerun.
+    pub const CHANGED: u8 = 7;
 }
 
 #[derive(Parser)]
@@ -31,7 +33,7 @@ mod exit {
     name = "kmseal",
     version,
     about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
-    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error, 6 refused without an explicit flag (--accept-changes, --declassify)."
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error, 6 refused without an explicit flag (--accept-changes, --declassify), 7 a file changed while it was rotated (left alone; rerun)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -194,6 +196,7 @@ fn exit_code(e: &Error) -> u8 {
         | Error::LocalKey { .. }
         | Error::InvalidKeyUri { .. } => exit::KMS,
         Error::InvalidArgument(_) | Error::InvalidContext(_) => exit::USAGE,
+        Error::FileChanged { .. } => exit::CHANGED,
         _ => exit::OTHER,
     }
 }
@@ -384,20 +387,15 @@ fn encrypt(
 ) -> Result<(), Failure> {
     let settings = settings::get()?;
     let suite = suite.or(settings.suite).unwrap_or_default();
-    let frame_size = frame_size
-        .or(settings.frame_size)
-        .unwrap_or(kmseal::format::DEFAULT_FRAME_SIZE);
-    let keks = keks(&common.keys, true)?;
-    let mut keks = keks.into_iter();
-    let first = keks.next().ok_or_else(|| usage("no key given"))?;
-    let mut enc = Encryptor::new(first)
+    let frame_size = match frame_size {
+        Some(f) => kmseal::FrameSize::new(f)?,
+        None => settings.frame_size.unwrap_or_default(),
+    };
+    let enc = Encryptor::with_keks(keks(&common.keys, true)?)?
         .with_context(context(common.context)?)
         .suite(suite)
         .signed(signed)
-        .frame_size(frame_size)?;
-    for k in keks {
-        enc = enc.add_kek(k);
-    }
+        .frame_size(frame_size);
     if common.output.is_none() && io::stdout().is_terminal() && !common.force {
         return Err(usage(
             "refusing to write binary ciphertext to a terminal; use -o FILE or --force",
@@ -414,15 +412,9 @@ fn encrypt(
 }
 
 fn decrypt(common: Common, require_signed: bool) -> Result<(), Failure> {
-    let keks = keks(&common.keys, false)?;
-    let mut keks = keks.into_iter();
-    let first = keks.next().ok_or_else(|| usage("no key given"))?;
-    let mut dec = Decryptor::new(first)
-        .expect(context(common.context)?)
+    let dec = Decryptor::with_keks(keks(&common.keys, false)?)?
+        .with_expected_context(context(common.context)?)
         .require_signed(require_signed);
-    for k in keks {
-        dec = dec.add_kek(k);
-    }
     if common.output.is_none() && io::stdout().is_terminal() && !common.force {
         return Err(usage(
             "refusing to write decrypted plaintext to a terminal (scrollback, screen recordings); \
@@ -437,4 +429,25 @@ fn decrypt(common: Common, require_signed: bool) -> Result<(), Failure> {
         kmseal::stream::copy_locked(&mut reader, out)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_exit_codes_by_what_the_caller_does_next() {
+        assert_eq!(exit_code(&Error::InvalidArgument("x")), exit::USAGE);
+        assert_eq!(
+            exit_code(&Error::FileChanged {
+                path: "f".into(),
+                what: "changed"
+            }),
+            exit::CHANGED
+        );
+        assert_eq!(exit_code(&Error::Internal("x")), exit::OTHER);
+        assert_eq!(exit_code(&Error::Finished("x")), exit::OTHER);
+        assert_eq!(exit_code(&Error::Decrypt), exit::DECRYPT);
+        assert_eq!(exit_code(&Error::Unsigned), exit::DECRYPT);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use kmseal::rotate::{Outcome, Rotator, Skip, Summary};
-use kmseal::{Decryptor, Suite};
+use kmseal::{Decryptor, Error, FrameSize, Suite};
 
 use crate::{Failure, exit, keks, parse_suite, usage};
 
@@ -70,12 +70,7 @@ pub struct ReencryptArgs {
 }
 
 pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Failure> {
-    let mut from = keks(&args.from, false)?.into_iter();
-    let first = from.next().ok_or_else(|| usage("no --from key"))?;
-    let mut open_with = Decryptor::new(first);
-    for k in from {
-        open_with = open_with.add_kek(k);
-    }
+    let open_with = Decryptor::with_keks(keks(&args.from, false)?)?;
     let to = keks(&args.to, false)?;
     let mut rotator = match reencrypt {
         None => Rotator::rewrap(open_with, to),
@@ -85,9 +80,8 @@ pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Fai
                 rot = rot.suite(s);
             }
             if let Some(f) = r.frame_size {
-                if f == 0 || f > kmseal::format::MAX_FRAME_SIZE {
-                    return Err(usage("--frame-size must be between 1 byte and 64 MiB"));
-                }
+                let f = FrameSize::new(f)
+                    .map_err(|_| usage("--frame-size must be between 1 byte and 64 MiB"))?;
                 rot = rot.frame_size(f);
             }
             rot
@@ -158,8 +152,17 @@ pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Fai
     if total.failed.is_empty() {
         Ok(())
     } else {
+        // Only files that changed under us: a rerun is all it takes.
+        let all_changed = total
+            .failed
+            .iter()
+            .all(|(_, e)| matches!(e, Error::FileChanged { .. }));
         Err(Failure {
-            code: exit::OTHER,
+            code: if all_changed {
+                exit::CHANGED
+            } else {
+                exit::OTHER
+            },
             message: format!(
                 "{} file(s) could not be rotated and were left as they were; rerun to retry",
                 total.failed.len()
@@ -213,7 +216,13 @@ fn json_summary(s: &Summary, dry_run: bool) -> String {
     let failed = s
         .failed
         .iter()
-        .map(|(p, e)| format!(r#"{{"path":{},"error":{}}}"#, json_path(p), json_string(e)))
+        .map(|(p, e)| {
+            format!(
+                r#"{{"path":{},"error":{}}}"#,
+                json_path(p),
+                json_string(&e.to_string())
+            )
+        })
         .collect::<Vec<_>>()
         .join(",");
     format!(

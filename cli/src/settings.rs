@@ -19,7 +19,7 @@ use crate::{Failure, usage};
 pub struct Settings {
     pub keys: Vec<String>,
     pub suite: Option<Suite>,
-    pub frame_size: Option<u32>,
+    pub frame_size: Option<kmseal::FrameSize>,
 }
 
 pub fn path() -> Option<PathBuf> {
@@ -65,7 +65,7 @@ fn load() -> Result<Settings, Failure> {
                 let n = v
                     .as_integer()
                     .and_then(|n| u32::try_from(n).ok())
-                    .filter(|n| *n > 0 && *n <= kmseal::format::MAX_FRAME_SIZE)
+                    .and_then(|n| kmseal::FrameSize::new(n).ok())
                     .ok_or_else(|| bad("`frame_size` is 1 to 67108864"))?;
                 s.frame_size = Some(n);
             }

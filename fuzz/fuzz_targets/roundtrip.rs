@@ -20,8 +20,7 @@ fuzz_target!(|input: (u16, bool, bool, Vec<(String, String)>, Vec<u8>)| {
         .suite(suite)
         .signed(signed)
         .with_context(context.clone())
-        .frame_size(u32::from(frame_size).max(1))
-        .unwrap();
+        .frame_size(kmseal::FrameSize::new(u32::from(frame_size).max(1)).unwrap());
     let msg = match enc.encrypt_blocking(&data) {
         Ok(msg) => msg,
         Err(_) => {
@@ -30,7 +29,7 @@ fuzz_target!(|input: (u16, bool, bool, Vec<(String, String)>, Vec<u8>)| {
             return;
         }
     };
-    let dec = Decryptor::new(kek()).expect(context).require_signed(signed);
+    let dec = Decryptor::new(kek()).with_expected_context(context).require_signed(signed);
     let pt = dec.decrypt_blocking(&msg).unwrap();
     assert_eq!(pt.expose_secret(), &data[..]);
     let mut streamed = Vec::new();

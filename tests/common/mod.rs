@@ -21,8 +21,7 @@ pub fn encrypt(kek: &Arc<LocalKek>, suite: Suite, frame_size: u32, pt: &[u8]) ->
         .context("app", "test")
         .unwrap()
         .suite(suite)
-        .frame_size(frame_size)
-        .unwrap()
+        .frame_size(kmseal::FrameSize::new(frame_size).unwrap())
         .encrypt_blocking(pt)
         .unwrap()
 }

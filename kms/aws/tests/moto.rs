@@ -206,7 +206,7 @@ async fn generate_data_key_is_an_opt_in_data_key_source() {
         .unwrap();
     for k in [aws.clone(), local.clone()] {
         let pt = Decryptor::new(k)
-            .expect(ctx.clone())
+            .with_expected_context(ctx.clone())
             .decrypt(&msg)
             .await
             .unwrap();

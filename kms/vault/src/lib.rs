@@ -257,9 +257,7 @@ fn read_token(source: &TokenSource) -> Result<SecretString, Error> {
     match source {
         TokenSource::Token(t) => t.try_clone(),
         TokenSource::File(path) => from_file(path),
-        TokenSource::Kubernetes { .. } => {
-            Err(Error::InvalidArgument("Kubernetes auth logs in lazily"))
-        }
+        TokenSource::Kubernetes { .. } => Err(Error::Internal("Kubernetes auth logs in lazily")),
         TokenSource::Default => {
             for var in ["VAULT_TOKEN", "BAO_TOKEN"] {
                 if let Ok(v) = std::env::var(var) {
@@ -660,7 +658,7 @@ fn push_base64(body: &mut SecretBytes, bytes: &[u8]) -> Result<(), Error> {
     body.resize(start + bytes.len().div_ceil(3) * 4)?;
     let n = STANDARD
         .encode_slice(bytes, &mut body.expose_secret_mut()[start..])
-        .map_err(|_| Error::InvalidArgument("base64 buffer too small"))?;
+        .map_err(|_| Error::Internal("base64 buffer too small"))?;
     body.truncate(start + n);
     Ok(())
 }
