@@ -100,11 +100,17 @@ fn kek() -> Arc<dyn Kek> {
 fn envelope_vs_raw(c: &mut Criterion) {
     let kek = kek();
     for backend in backends() {
-        Backend::set(backend).unwrap();
         for suite in Suite::ALL {
             let mut g = c.benchmark_group(format!("{}/{}", backend_name(backend), suite.name()));
-            let enc = Encryptor::new(kek.clone()).suite(suite).threads(1);
-            let dec = Decryptor::new(kek.clone()).threads(1);
+            let enc = Encryptor::new(kek.clone())
+                .backend(backend)
+                .unwrap()
+                .suite(suite)
+                .threads(1);
+            let dec = Decryptor::new(kek.clone())
+                .backend(backend)
+                .unwrap()
+                .threads(1);
             let raw = raw_sealer(backend, suite);
             for size in SIZES {
                 g.throughput(Throughput::Bytes(size as u64));
@@ -142,11 +148,10 @@ fn cached_small(c: &mut Criterion) {
     let kek = kek();
     let pt = vec![0x42u8; 1024];
     for backend in backends() {
-        Backend::set(backend).unwrap();
         let mut g = c.benchmark_group(format!("cached_1KiB/{}", backend_name(backend)));
         g.throughput(Throughput::Elements(1));
-        let plain_enc = Encryptor::new(kek.clone());
-        let plain_dec = Decryptor::new(kek.clone());
+        let plain_enc = Encryptor::new(kek.clone()).backend(backend).unwrap();
+        let plain_dec = Decryptor::new(kek.clone()).backend(backend).unwrap();
         let enc = plain_enc
             .clone()
             .cache(EncryptCache::new(CacheLimits::default()));
@@ -177,18 +182,22 @@ fn parallel(c: &mut Criterion) {
     let size = 64usize << 20;
     let pt = vec![0x5Au8; size];
     for backend in backends() {
-        Backend::set(backend).unwrap();
         let mut g = c.benchmark_group(format!("parallel_64MiB/{}", backend_name(backend)));
         g.throughput(Throughput::Bytes(size as u64));
         g.sample_size(10);
         for suite in Suite::ALL {
             let msg = Encryptor::new(kek.clone())
+                .backend(backend)
+                .unwrap()
                 .suite(suite)
                 .encrypt_blocking(&pt)
                 .unwrap();
             for (label, threads) in [("1_thread", Some(1)), ("default", None)] {
-                let mut enc = Encryptor::new(kek.clone()).suite(suite);
-                let mut dec = Decryptor::new(kek.clone());
+                let mut enc = Encryptor::new(kek.clone())
+                    .backend(backend)
+                    .unwrap()
+                    .suite(suite);
+                let mut dec = Decryptor::new(kek.clone()).backend(backend).unwrap();
                 if let Some(t) = threads {
                     enc = enc.threads(t);
                     dec = dec.threads(t);
@@ -226,13 +235,12 @@ fn stream(c: &mut Criterion) {
     let total = 1usize << 30;
     let chunk = vec![0x5Au8; 1 << 20];
     for backend in backends() {
-        Backend::set(backend).unwrap();
         let mut g = c.benchmark_group(format!("stream_1GiB/{}", backend_name(backend)));
         g.throughput(Throughput::Bytes(total as u64));
         g.sample_size(10);
         g.measurement_time(Duration::from_secs(10));
-        let enc = Encryptor::new(kek.clone());
-        let dec = Decryptor::new(kek.clone());
+        let enc = Encryptor::new(kek.clone()).backend(backend).unwrap();
+        let dec = Decryptor::new(kek.clone()).backend(backend).unwrap();
         g.bench_function("stream_encrypt", |b| {
             b.iter(|| {
                 let mut w = enc.writer_blocking(Sink(0)).unwrap();

@@ -121,13 +121,19 @@ fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for &backend in &backends {
-        Backend::set(backend).unwrap();
         for suite in Suite::ALL {
             let raw_seal = raw_sealer(backend, suite);
             for size in [64usize, 1 << 10, 64 << 10, 1 << 20, 64 << 20] {
                 let iters = iters_for(size);
-                let enc = Encryptor::new(kek.clone()).suite(suite).threads(1);
-                let dec = Decryptor::new(kek.clone()).threads(1);
+                let enc = Encryptor::new(kek.clone())
+                    .backend(backend)
+                    .unwrap()
+                    .suite(suite)
+                    .threads(1);
+                let dec = Decryptor::new(kek.clone())
+                    .backend(backend)
+                    .unwrap()
+                    .threads(1);
                 let pt = vec![0x5Au8; size];
                 let msg = enc.encrypt_blocking(&pt).unwrap();
                 let mut buf = pt.clone();
@@ -183,12 +189,13 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- |");
     let size = 64usize << 20;
     for &backend in &backends {
-        Backend::set(backend).unwrap();
         for suite in Suite::ALL {
-            let one = Encryptor::new(kek.clone()).suite(suite).threads(1);
-            let all = Encryptor::new(kek.clone()).suite(suite);
-            let dec1 = Decryptor::new(kek.clone()).threads(1);
-            let decn = Decryptor::new(kek.clone());
+            let enc = Encryptor::new(kek.clone()).backend(backend).unwrap();
+            let dec = Decryptor::new(kek.clone()).backend(backend).unwrap();
+            let one = enc.clone().suite(suite).threads(1);
+            let all = enc.suite(suite);
+            let dec1 = dec.clone().threads(1);
+            let decn = dec;
             let pt = vec![0x5Au8; size];
             let msg = one.encrypt_blocking(&pt).unwrap();
             assert_eq!(

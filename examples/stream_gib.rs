@@ -66,7 +66,6 @@ fn main() {
         Some("aws-lc") => Backend::AwsLc,
         _ => Backend::RustCrypto,
     };
-    Backend::set(backend).unwrap();
     let mode = args.get(2).map_or("stream-encrypt", String::as_str);
     let mib: usize = args.get(3).map_or(1024, |s| s.parse().unwrap());
     let file = args
@@ -77,8 +76,8 @@ fn main() {
         .map_or("/tmp/kmseal-stream-gib.plain", String::as_str);
     let master = kmseal::SecretBytes::from_slice(&[0x42; 32]).unwrap();
     let kek: Arc<dyn Kek> = Arc::new(LocalKek::from_key_bytes(&master).unwrap());
-    let enc = Encryptor::new(kek.clone());
-    let dec = Decryptor::new(kek);
+    let enc = Encryptor::new(kek.clone()).backend(backend).unwrap();
+    let dec = Decryptor::new(kek).backend(backend).unwrap();
     let len = (mib as u64) << 20;
 
     let t;

@@ -8,43 +8,74 @@ use chacha20poly1305::ChaCha20Poly1305;
 use crate::error::Error;
 use crate::suite::{KEY_LEN, Suite, TAG_LEN};
 
-/// Which implementation runs the payload AEADs. Both produce byte-identical messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which implementation runs the payload AEADs. Both produce byte-identical messages, so a
+/// message sealed by one opens with the other.
+///
+/// Enabling the `aws-lc` feature only makes [`Backend::AwsLc`] available: nothing changes
+/// until a caller chooses it, per [`Encryptor::backend`](crate::Encryptor::backend) /
+/// [`Decryptor::backend`](crate::Decryptor::backend), or once for the whole process with
+/// [`Backend::set_process_default`] (at the start of `main`, before any message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Backend {
     /// RustCrypto `aes-gcm` and `chacha20poly1305` (pure Rust; the default).
     RustCrypto,
-    /// aws-lc-rs (AWS-LC's assembly; feature `aws-lc`, the default when enabled).
+    /// aws-lc-rs (AWS-LC's assembly; needs the `aws-lc` feature).
     AwsLc,
 }
 
-static BACKEND: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+static PROCESS_DEFAULT: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
 
 impl Backend {
-    /// The backend new messages use: [`set`](Self::set)'s choice, else aws-lc when the
-    /// `aws-lc` feature is compiled in, else RustCrypto.
-    pub fn current() -> Backend {
-        match BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => Backend::RustCrypto,
-            1 => Backend::AwsLc,
-            _ if cfg!(feature = "aws-lc") => Backend::AwsLc,
-            _ => Backend::RustCrypto,
+    /// The backends this build has.
+    pub fn available() -> &'static [Backend] {
+        if cfg!(feature = "aws-lc") {
+            &[Backend::RustCrypto, Backend::AwsLc]
+        } else {
+            &[Backend::RustCrypto]
         }
     }
 
-    /// Selects the backend for the whole process (for comparisons and measurements).
-    /// [`Backend::AwsLc`] needs the `aws-lc` feature.
-    pub fn set(backend: Backend) -> Result<(), Error> {
-        if backend == Backend::AwsLc && !cfg!(feature = "aws-lc") {
-            return Err(Error::InvalidArgument(
+    /// `Ok(self)` if this build has it, else [`Error::InvalidArgument`].
+    pub fn check_available(self) -> Result<Backend, Error> {
+        if Backend::available().contains(&self) {
+            Ok(self)
+        } else {
+            Err(Error::InvalidArgument(
                 "the aws-lc backend is not compiled in (feature `aws-lc`)",
-            ));
+            ))
         }
-        let v = match backend {
-            Backend::RustCrypto => 0,
-            Backend::AwsLc => 1,
-        };
-        BACKEND.store(v, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+    }
+
+    /// The backend of encryptors and decryptors that chose none: RustCrypto, unless
+    /// [`set_process_default`](Self::set_process_default) chose another first. Reading it
+    /// fixes it for the life of the process.
+    pub fn process_default() -> Backend {
+        *PROCESS_DEFAULT.get_or_init(|| Backend::RustCrypto)
+    }
+
+    /// Sets the process default, once, before the first message (the start of `main`).
+    /// Fails with [`Error::InvalidArgument`] if the default is already fixed to another
+    /// backend (set before, or read by a message), or if this build lacks `backend`.
+    ///
+    /// ```
+    /// use kmseal::Backend;
+    /// // A build without the `aws-lc` feature has only RustCrypto.
+    /// let best = *Backend::available().last().unwrap();
+    /// Backend::set_process_default(best)?;
+    /// assert_eq!(Backend::process_default(), best);
+    /// Backend::set_process_default(best)?; // the same choice again is fine
+    /// # Ok::<(), kmseal::Error>(())
+    /// ```
+    pub fn set_process_default(backend: Backend) -> Result<(), Error> {
+        backend.check_available()?;
+        if *PROCESS_DEFAULT.get_or_init(|| backend) == backend {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "the process default backend is already fixed (set it once, before any message)",
+            ))
+        }
     }
 }
 
@@ -70,10 +101,6 @@ fn aws_lc_key(suite: Suite, key: &[u8; KEY_LEN]) -> Option<aws_lc_rs::aead::Less
 }
 
 impl PayloadCipher {
-    pub(crate) fn new(suite: Suite, key: &[u8; KEY_LEN]) -> PayloadCipher {
-        PayloadCipher::with_backend(Backend::current(), suite, key)
-    }
-
     pub(crate) fn with_backend(
         backend: Backend,
         suite: Suite,

@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use crate::aead::Backend;
 use crate::cache::{CacheStats, DecryptCache, EncryptCache};
 use crate::context::EncryptionContext;
 use crate::error::{Error, KekFailure};
@@ -55,6 +56,7 @@ pub struct Encryptor {
     kms_data_key: bool,
     cache: Option<EncryptCache>,
     signed: bool,
+    backend: Option<Backend>,
     pub(crate) max_threads: Option<usize>,
 }
 
@@ -69,6 +71,7 @@ impl Encryptor {
             kms_data_key: false,
             cache: None,
             signed: false,
+            backend: None,
             max_threads: None,
         }
     }
@@ -131,6 +134,14 @@ impl Encryptor {
     pub fn suite(mut self, suite: Suite) -> Encryptor {
         self.suite = suite;
         self
+    }
+
+    /// Runs the payload AEAD on `backend` (default: [`Backend::process_default`], RustCrypto
+    /// unless the process chose otherwise). Messages are byte-identical either way.
+    /// [`Error::InvalidArgument`] if this build lacks `backend`.
+    pub fn backend(mut self, backend: Backend) -> Result<Encryptor, Error> {
+        self.backend = Some(backend.check_available()?);
+        Ok(self)
     }
 
     /// Signs every message (a signed suite, ids `0x0101`/`0x0102`): a fresh Ed25519 key per
@@ -274,7 +285,8 @@ impl Encryptor {
         let mut message_id = [0u8; KEY_LEN];
         fill_random(&mut message_id)?;
         let wire = wire_id(self.suite, signed);
-        let keys = MessageKeys::derive_with_id(dek, &message_id, self.suite, wire);
+        let backend = self.backend.unwrap_or_else(Backend::process_default);
+        let keys = MessageKeys::derive_with_id(dek, &message_id, self.suite, wire, backend);
         let header = Header::seal(
             &keys,
             self.suite,
@@ -445,6 +457,7 @@ pub struct Decryptor {
     limits: Limits,
     cache: Option<DecryptCache>,
     require_signed: bool,
+    backend: Option<Backend>,
     pub(crate) max_threads: Option<usize>,
 }
 
@@ -457,6 +470,7 @@ impl Decryptor {
             limits: Limits::default(),
             cache: None,
             require_signed: false,
+            backend: None,
             max_threads: None,
         }
     }
@@ -501,6 +515,13 @@ impl Decryptor {
     pub fn require_signed(mut self, required: bool) -> Decryptor {
         self.require_signed = required;
         self
+    }
+
+    /// Runs the payload AEAD on `backend` (default: [`Backend::process_default`]). Any
+    /// backend opens any message. [`Error::InvalidArgument`] if this build lacks `backend`.
+    pub fn backend(mut self, backend: Backend) -> Result<Decryptor, Error> {
+        self.backend = Some(backend.check_available()?);
+        Ok(self)
     }
 
     /// Sets the limits applied to untrusted messages.
@@ -559,20 +580,21 @@ impl Decryptor {
         wrapped: &WrappedKey,
         header: &Header,
     ) -> Result<(Arc<DataKey>, MessageKeys), Error> {
+        let backend = self.backend.unwrap_or_else(Backend::process_default);
         let unwrap_and_check = || async {
             let dek = kek.unwrap(wrapped, header.context()).await?;
-            header.open(&dek)?;
+            header.open(&dek, backend)?;
             Ok(dek)
         };
         let Some(cache) = &self.cache else {
             let dek = kek.unwrap(wrapped, header.context()).await?;
-            let keys = header.open(&dek)?;
+            let keys = header.open(&dek, backend)?;
             return Ok((Arc::new(dek), keys));
         };
         let dek = cache
             .get_or_unwrap(kek, wrapped, header.context(), unwrap_and_check)
             .await?;
-        let keys = header.open(&dek)?;
+        let keys = header.open(&dek, backend)?;
         Ok((dek, keys))
     }
 
@@ -940,7 +962,13 @@ pub(crate) fn encrypt_deterministic_signed(
     signer_seed: &[u8; KEY_LEN],
 ) -> Result<Vec<u8>, Error> {
     let mut signer = MessageSigner::from_seed(signer_seed);
-    let keys = MessageKeys::derive_with_id(dek, &message_id, suite, wire_id(suite, true));
+    let keys = MessageKeys::derive_with_id(
+        dek,
+        &message_id,
+        suite,
+        wire_id(suite, true),
+        Backend::process_default(),
+    );
     let header = Header::seal(&keys, suite, true, frame_size, message_id, context, wrapped)?;
     header.signed_prefix(|b| signer.update(b));
     let (mut out, head) = deterministic_frames(&keys, &header, plaintext)?;

@@ -15,6 +15,7 @@
 
 use std::io::Read;
 
+use crate::aead::Backend;
 use crate::context::EncryptionContext;
 use crate::error::Error;
 pub use crate::frame::body_len;
@@ -229,13 +230,18 @@ impl Header {
 
     /// Derives the message keys from a candidate data key, checks the commitment and then the
     /// header tag. Either failure is the opaque [`Error::Decrypt`].
-    pub(crate) fn open(&self, dek: &crate::DataKey) -> Result<MessageKeys, Error> {
+    pub(crate) fn open(
+        &self,
+        dek: &crate::DataKey,
+        backend: Backend,
+    ) -> Result<MessageKeys, Error> {
         let keys = MessageKeys::derive_committed(
             dek,
             &self.message_id,
             self.suite,
             self.wire_suite_id(),
             &self.commitment,
+            backend,
         )?;
         keys.verify_header_tag(&self.authenticated, &self.tag)?;
         Ok(keys)

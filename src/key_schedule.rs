@@ -21,7 +21,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::aead::PayloadCipher;
+use crate::aead::{Backend, PayloadCipher};
 use crate::error::Error;
 use crate::kek::DataKey;
 use crate::secret::{SecretBytes, fork_generation, scrub_stack};
@@ -60,16 +60,24 @@ impl MessageKeys {
     /// [`derive_with_id`](Self::derive_with_id) with the header's wire id).
     #[cfg(test)]
     pub(crate) fn derive(dek: &DataKey, message_id: &[u8; KEY_LEN], suite: Suite) -> MessageKeys {
-        MessageKeys::derive_with_id(dek, message_id, suite, suite.id())
+        MessageKeys::derive_with_id(
+            dek,
+            message_id,
+            suite,
+            suite.id(),
+            Backend::process_default(),
+        )
     }
 
     /// The key schedule under the wire suite id `wire_id` (the suite's id, or for a signed
     /// suite that id with the signed flag): signed and unsigned messages get different keys.
+    /// `backend` runs the payload AEAD.
     pub(crate) fn derive_with_id(
         dek: &DataKey,
         message_id: &[u8; KEY_LEN],
         suite: Suite,
         wire_id: u16,
+        backend: Backend,
     ) -> MessageKeys {
         let hk = Kdf::new(message_id, dek.expose_secret());
         let mut payload_key = Zeroizing::new([0u8; KEY_LEN]);
@@ -83,7 +91,7 @@ impl MessageKeys {
         let _ = hk.expand(&[b"kmseal/v1 commitment", &id], &mut commitment);
         let _ = hk.expand(&[b"kmseal/v1 header key", &id], &mut header_key[..]);
         let keys = MessageKeys {
-            cipher: PayloadCipher::new(suite, &payload_key),
+            cipher: PayloadCipher::with_backend(backend, suite, &payload_key),
             commitment,
             header_key,
             generation: fork_generation(),
@@ -128,8 +136,9 @@ impl MessageKeys {
         suite: Suite,
         wire_id: u16,
         expected_commitment: &[u8; KEY_LEN],
+        backend: Backend,
     ) -> Result<MessageKeys, Error> {
-        let keys = MessageKeys::derive_with_id(dek, message_id, suite, wire_id);
+        let keys = MessageKeys::derive_with_id(dek, message_id, suite, wire_id, backend);
         if bool::from(keys.commitment.ct_eq(expected_commitment)) {
             Ok(keys)
         } else {
@@ -191,11 +200,25 @@ mod tests {
         let id = [5u8; 32];
         let right = MessageKeys::derive(&dek(1), &id, Suite::Aes256Gcm);
         assert!(
-            MessageKeys::derive_committed(&dek(1), &id, Suite::Aes256Gcm, 1, &right.commitment)
-                .is_ok()
+            MessageKeys::derive_committed(
+                &dek(1),
+                &id,
+                Suite::Aes256Gcm,
+                1,
+                &right.commitment,
+                Backend::RustCrypto
+            )
+            .is_ok()
         );
         assert!(matches!(
-            MessageKeys::derive_committed(&dek(2), &id, Suite::Aes256Gcm, 1, &right.commitment),
+            MessageKeys::derive_committed(
+                &dek(2),
+                &id,
+                Suite::Aes256Gcm,
+                1,
+                &right.commitment,
+                Backend::RustCrypto
+            ),
             Err(Error::Decrypt)
         ));
     }

@@ -1,6 +1,6 @@
 //! With the `aws-lc` feature: messages made with one AEAD backend open with the other, across
-//! sizes and suites, and the frozen vectors open with both. (One test: it switches the
-//! process-wide backend.)
+//! sizes and suites, and the frozen vectors open with both. The backend is chosen per
+//! encryptor and decryptor; enabling the feature alone changes nothing.
 
 #![cfg(feature = "aws-lc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,13 +19,14 @@ fn each_backend_opens_the_others_messages() {
                 (Backend::RustCrypto, Backend::AwsLc),
                 (Backend::AwsLc, Backend::RustCrypto),
             ] {
-                Backend::set(enc).unwrap();
                 let msg = Encryptor::new(kek.clone())
+                    .backend(enc)
+                    .unwrap()
                     .suite(suite)
                     .encrypt_blocking(&pt)
                     .unwrap();
-                Backend::set(dec).unwrap();
-                let out = Decryptor::new(kek.clone()).decrypt_blocking(&msg).unwrap();
+                let d = Decryptor::new(kek.clone()).backend(dec).unwrap();
+                let out = d.decrypt_blocking(&msg).unwrap();
                 assert!(
                     out.expose_secret() == &pt[..],
                     "{suite} {len} {enc:?}->{dec:?}"
@@ -33,7 +34,7 @@ fn each_backend_opens_the_others_messages() {
                 let mut bad = msg.clone();
                 let n = bad.len();
                 bad[n - 20] ^= 1;
-                assert!(Decryptor::new(kek.clone()).decrypt_blocking(&bad).is_err());
+                assert!(d.decrypt_blocking(&bad).is_err());
             }
         }
     }
@@ -44,7 +45,6 @@ fn each_backend_opens_the_others_messages() {
         LocalKek::from_key_bytes(&kmseal::SecretBytes::from_slice(&key).unwrap()).unwrap(),
     );
     for b in [Backend::RustCrypto, Backend::AwsLc] {
-        Backend::set(b).unwrap();
         for name in [
             "v1_aes256gcm_frames",
             "v1_chacha20poly1305_frames",
@@ -52,9 +52,20 @@ fn each_backend_opens_the_others_messages() {
         ] {
             let msg = std::fs::read(dir.join(format!("{name}.kmseal"))).unwrap();
             let want = std::fs::read(dir.join(format!("{name}.plaintext"))).unwrap();
-            let out = Decryptor::new(a.clone()).decrypt_blocking(&msg).unwrap();
+            let d = Decryptor::new(a.clone()).backend(b).unwrap();
+            let out = d.decrypt_blocking(&msg).unwrap();
             assert_eq!(out.expose_secret(), &want[..], "{b:?} {name}");
         }
     }
-    Backend::set(Backend::RustCrypto).unwrap();
+}
+
+#[test]
+fn the_feature_alone_changes_no_default_and_the_default_is_set_once() {
+    assert_eq!(Backend::available(), [Backend::RustCrypto, Backend::AwsLc]);
+    // Compiled in, yet not chosen: the process default stays RustCrypto, and once read it
+    // is fixed.
+    assert_eq!(Backend::process_default(), Backend::RustCrypto);
+    assert!(Backend::set_process_default(Backend::AwsLc).is_err());
+    assert!(Backend::set_process_default(Backend::RustCrypto).is_ok());
+    assert_eq!(Backend::process_default(), Backend::RustCrypto);
 }

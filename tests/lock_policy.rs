@@ -148,21 +148,24 @@ fn child_under_constrained_memlock() {
     );
     assert!(log.contains("WARN"), "{log}");
 
-    // 5. The envelope honours the global policy: a 1 MiB decrypt under Strict fails cleanly,
-    //    and succeeds under BestEffort.
+    // 5. The envelope honours the process policy, set once before any secret: a 1 MiB
+    //    decrypt under Strict fails cleanly; the policy cannot change afterwards; and a
+    //    buffer that chose BestEffort for itself keeps it through decrypt_into.
     drop(keys);
+    LockPolicy::set_process_default(LockPolicy::Strict).unwrap();
     let kek: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
     let msg = Encryptor::new(kek.clone())
         .encrypt_blocking(&vec![7u8; 1 << 20])
         .unwrap();
-    LockPolicy::set_global(LockPolicy::Strict);
     let strict = Decryptor::new(kek.clone()).decrypt_blocking(&msg);
     assert!(
         matches!(strict, Err(Error::MemoryLock { .. })),
         "{strict:?}"
     );
-    LockPolicy::set_global(LockPolicy::BestEffort);
-    let pt = Decryptor::new(kek).decrypt_blocking(&msg).unwrap();
+    assert!(LockPolicy::set_process_default(LockPolicy::BestEffort).is_err());
+    assert_eq!(LockPolicy::process_default(), LockPolicy::Strict);
+    let mut pt = SecretBytes::with_capacity_and_policy(0, LockPolicy::BestEffort).unwrap();
+    kmseal::blocking::block_on(Decryptor::new(kek).decrypt_into(&msg, &mut pt)).unwrap();
     assert_eq!(pt.len(), 1 << 20);
 
     println!("LOCK-POLICY-CHILD-OK");

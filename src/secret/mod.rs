@@ -38,7 +38,6 @@ pub(crate) use random::{fill_random, scrub_stack};
 pub(crate) use sys::{ForkLocal, advise_huge_pages, effective_uid, fork_generation};
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
@@ -60,24 +59,31 @@ pub enum LockPolicy {
     BestEffort,
 }
 
-static DEFAULT_POLICY: AtomicU8 = AtomicU8::new(0);
+static DEFAULT_POLICY: std::sync::OnceLock<LockPolicy> = std::sync::OnceLock::new();
 
 impl LockPolicy {
     /// The process-wide policy used by constructors that do not take one.
-    pub fn global() -> LockPolicy {
-        match DEFAULT_POLICY.load(Ordering::Relaxed) {
-            1 => LockPolicy::Strict,
-            _ => LockPolicy::BestEffort,
-        }
+    /// [`BestEffort`](LockPolicy::BestEffort) unless
+    /// [`set_process_default`](Self::set_process_default) chose otherwise first. The first
+    /// secret allocated reads it, and from then on it is fixed.
+    pub fn process_default() -> LockPolicy {
+        *DEFAULT_POLICY.get_or_init(|| LockPolicy::BestEffort)
     }
 
-    /// Sets the process-wide policy (for example `Strict` at the start of `main`).
-    pub fn set_global(policy: LockPolicy) {
-        let v = match policy {
-            LockPolicy::Strict => 1,
-            LockPolicy::BestEffort => 0,
-        };
-        DEFAULT_POLICY.store(v, Ordering::Relaxed);
+    /// Sets the process-wide policy once, before the first secret (for example `Strict` at
+    /// the start of `main`). Fails with [`Error::InvalidArgument`] if the policy is already
+    /// fixed to another one (set before, or read by an allocation): buffers made under one
+    /// policy and then another would make the guarantee depend on timing. A buffer can
+    /// always choose its own ([`SecretBytes::with_capacity_and_policy`]; a buffer keeps its
+    /// policy when it grows or is reused by `decrypt_into`).
+    pub fn set_process_default(policy: LockPolicy) -> Result<(), Error> {
+        if *DEFAULT_POLICY.get_or_init(|| policy) == policy {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "the process lock policy is already fixed (set it once, before any secret)",
+            ))
+        }
     }
 }
 
@@ -107,13 +113,13 @@ impl SecretBytes {
         SecretBytes {
             buf: sys::Buf::Empty,
             len: 0,
-            policy: LockPolicy::global(),
+            policy: LockPolicy::process_default(),
         }
     }
 
     /// An empty buffer with room for `capacity` bytes, under the global [`LockPolicy`].
     pub fn with_capacity(capacity: usize) -> Result<SecretBytes, Error> {
-        SecretBytes::with_capacity_and_policy(capacity, LockPolicy::global())
+        SecretBytes::with_capacity_and_policy(capacity, LockPolicy::process_default())
     }
 
     /// An empty buffer with room for `capacity` bytes, under an explicit [`LockPolicy`].
