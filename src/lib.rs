@@ -49,8 +49,6 @@ pub mod secret;
 mod signature;
 pub mod stream;
 mod suite;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 #[cfg(test)]
 mod vectors;
 

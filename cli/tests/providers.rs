@@ -125,7 +125,7 @@ fn ten_mib_file_through_the_cli_with_aws_kms_on_moto() {
 fn ten_mib_file_through_the_cli_with_gcp_kms_on_the_stand_in() {
     // The protocol-faithful Cloud KMS stand-in (no emulator exists), on a runtime of its own.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let fake = rt.block_on(kmseal_gcp::testing::FakeKms::start());
+    let fake = rt.block_on(kmseal_test_support::fake_gcp::FakeKms::start());
     let name = "projects/p/locations/global/keyRings/r/cryptoKeys/e2e";
     fake.create_key(name);
     let d = dir("gcp");
@@ -148,7 +148,7 @@ fn ten_mib_file_through_the_cli_with_azure_key_vault_and_workload_identity_on_th
     // The HTTPS Key Vault stand-in (no emulator exists), which also plays Entra ID's token
     // endpoint: the CLI's default credential chain runs the real workload identity flow.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let fake = rt.block_on(kmseal_azure::testing::FakeVault::start(
+    let fake = rt.block_on(kmseal_test_support::fake_azure::FakeVault::start(
         "kmseal-e2e.vault.azure.net",
     ));
     fake.create_rsa_key("e2e");
@@ -163,7 +163,7 @@ fn ten_mib_file_through_the_cli_with_azure_key_vault_and_workload_identity_on_th
         ("AZURE_TOKEN_CREDENTIALS", "WorkloadIdentityCredential"),
         ("AZURE_FEDERATED_TOKEN_FILE", s(&token)),
         ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
-        ("AZURE_TENANT_ID", kmseal_azure::testing::TENANT),
+        ("AZURE_TENANT_ID", kmseal_test_support::fake_azure::TENANT),
         ("AZURE_AUTHORITY_HOST", authority.as_str()),
         ("KMSEAL_AZURE_CA_FILE", s(&ca)),
         ("KMSEAL_AZURE_CONNECT_TO", "127.0.0.1"),
@@ -189,9 +189,9 @@ fn ten_mib_file_through_the_cli_with_azure_key_vault_and_workload_identity_on_th
 
 #[test]
 fn a_kms_failing_mid_response_leaves_no_output_file() {
-    use kmseal_kms_common::fault_proxy::{Fault, FaultProxy};
+    use kmseal_test_support::fault_proxy::{Fault, FaultProxy};
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let fake = rt.block_on(kmseal_gcp::testing::FakeKms::start());
+    let fake = rt.block_on(kmseal_test_support::fake_gcp::FakeKms::start());
     let name = "projects/p/locations/global/keyRings/r/cryptoKeys/faults";
     fake.create_key(name);
     let upstream = fake

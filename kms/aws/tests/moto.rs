@@ -55,7 +55,7 @@ async fn kek(arn: &str) -> AwsKek {
 async fn conformance_suite_on_moto() {
     let a = kek(&new_key().await).await;
     let b = kek(&new_key().await).await;
-    kmseal::testing::run(Arc::new(a), Arc::new(b)).await;
+    kmseal_test_support::conformance::run(Arc::new(a), Arc::new(b)).await;
 }
 
 #[tokio::test]
@@ -155,16 +155,7 @@ fn the_blocking_facade_works_without_a_runtime() {
         )
         .unwrap(),
     );
-    let msg = Encryptor::new(k.clone())
-        .encrypt_blocking(b"no runtime")
-        .unwrap();
-    assert_eq!(
-        Decryptor::new(k)
-            .decrypt_blocking(&msg)
-            .unwrap()
-            .expose_secret(),
-        b"no runtime"
-    );
+    kmseal_test_support::conformance::blocking_round_trip(k, || {}, || {});
 }
 
 #[tokio::test]
@@ -228,7 +219,7 @@ async fn generate_data_key_is_an_opt_in_data_key_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
-    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    use kmseal_test_support::fault_proxy::{FaultProxy, run_scenarios};
     let arn = new_key().await;
     let upstream = endpoint().trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;
@@ -293,24 +284,6 @@ fn recorded_decrypts(arn: &str) -> usize {
 async fn a_thousand_concurrent_decrypts_through_the_cache_cost_one_unwrap_per_data_key() {
     let arn = new_key().await;
     let k: Arc<dyn Kek> = Arc::new(kek(&arn).await);
-    let mut msgs = Vec::new();
-    for i in 0..10u8 {
-        msgs.push(Encryptor::new(k.clone()).encrypt(&[i; 256]).await.unwrap());
-    }
-    let dec =
-        Decryptor::new(k.clone()).cache(kmseal::DecryptCache::new(Duration::from_secs(60), 64));
-    let before = recorded_decrypts(&arn);
-    let tasks: Vec<_> = (0..1000)
-        .map(|i| {
-            let (dec, msg) = (dec.clone(), msgs[i % 10].clone());
-            tokio::spawn(async move { (i % 10, dec.decrypt(&msg).await) })
-        })
-        .collect();
-    for t in tasks {
-        let (i, r) = t.await.unwrap();
-        assert_eq!(r.unwrap().expose_secret(), &[i as u8; 256]);
-    }
-    let calls = recorded_decrypts(&arn) - before;
-    assert_eq!(calls, 10, "moto saw {calls} Decrypt calls for 10 data keys");
-    assert_eq!(dec.cache_stats().unwrap().kms_calls, 10);
+    kmseal_test_support::conformance::cached_concurrent_decrypts(k, || recorded_decrypts(&arn))
+        .await;
 }

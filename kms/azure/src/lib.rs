@@ -29,8 +29,6 @@
 #![forbid(unsafe_code)]
 
 pub mod credential;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::future::Future;
 use std::net::IpAddr;

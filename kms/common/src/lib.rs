@@ -2,8 +2,6 @@
 //! callers without a runtime, retry backoff, and request bodies held in locked memory.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "testing")]
-pub mod fault_proxy;
 pub mod uri;
 
 use std::future::Future;

@@ -26,9 +26,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "testing")]
-pub mod testing;
-
 use std::future::Future;
 use std::time::Duration;
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use kmseal::{DataKey, Decryptor, EncryptionContext, Encryptor, Kek, KeyUri, KmsErrorKind};
+use kmseal::{DataKey, EncryptionContext, Kek, KeyUri, KmsErrorKind};
 use kmseal_gcp::GcpKek;
-use kmseal_gcp::testing::{FakeKms, Fault};
+use kmseal_test_support::fake_gcp::{FakeKms, Fault};
 
 const KEY_A: &str = "projects/p/locations/europe-west1/keyRings/r/cryptoKeys/a";
 const KEY_B: &str = "projects/p/locations/europe-west1/keyRings/r/cryptoKeys/b";
@@ -36,7 +36,7 @@ async fn conformance_suite_on_the_stand_in() {
     fake.create_key(KEY_B);
     let a = kek(&fake, KEY_A, 3, Duration::from_secs(5)).await;
     let b = kek(&fake, KEY_B, 3, Duration::from_secs(5)).await;
-    kmseal::testing::run(Arc::new(a), Arc::new(b)).await;
+    kmseal_test_support::conformance::run(Arc::new(a), Arc::new(b)).await;
 }
 
 #[tokio::test]
@@ -143,31 +143,6 @@ async fn unknown_keys_hangs_and_closed_ports() {
     assert_eq!(err.kms_kind(), Some(KmsErrorKind::Unavailable), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envelope_round_trip_with_a_local_break_glass_key() {
-    let fake = FakeKms::start().await;
-    fake.create_key(KEY_A);
-    let gcp: Arc<dyn Kek> = Arc::new(kek(&fake, KEY_A, 3, Duration::from_secs(5)).await);
-    let local: Arc<dyn Kek> = Arc::new(kmseal::LocalKek::generate().unwrap());
-    let pt: Vec<u8> = (0..3u32 << 20).map(|i| i as u8).collect();
-    let msg = Encryptor::new(gcp.clone())
-        .add_kek(local.clone())
-        .context("app", "e2e")
-        .unwrap()
-        .encrypt(&pt)
-        .await
-        .unwrap();
-    for k in [gcp, local] {
-        let out = Decryptor::new(k)
-            .expect_context("app", "e2e")
-            .unwrap()
-            .decrypt(&msg)
-            .await
-            .unwrap();
-        assert!(out.expose_secret() == &pt[..]);
-    }
-}
-
 #[test]
 fn retries_work_from_the_blocking_facade_without_a_runtime() {
     // The stand-in runs on its own runtime; the caller below has none (kmseal's block_on).
@@ -186,24 +161,17 @@ fn retries_work_from_the_blocking_facade_without_a_runtime() {
         })
         .unwrap(),
     );
-    fake.set_fault(Fault::Status(503), 1);
-    let msg = Encryptor::new(k.clone())
-        .encrypt_blocking(b"retried")
-        .unwrap();
-    fake.set_fault(Fault::CorruptChecksum, 1);
-    assert_eq!(
-        Decryptor::new(k)
-            .decrypt_blocking(&msg)
-            .unwrap()
-            .expose_secret(),
-        b"retried"
+    kmseal_test_support::conformance::blocking_round_trip(
+        k,
+        || fake.set_fault(Fault::Status(503), 1),
+        || fake.set_fault(Fault::CorruptChecksum, 1),
     );
     drop(rt);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
-    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    use kmseal_test_support::fault_proxy::{FaultProxy, run_scenarios};
     let fake = FakeKms::start().await;
     fake.create_key(KEY_A);
     let upstream = fake

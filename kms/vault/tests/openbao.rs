@@ -7,9 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kmseal::{
-    DataKey, Decryptor, EncryptionContext, Encryptor, Kek, KeyUri, KmsErrorKind, SecretString,
-};
+use kmseal::{DataKey, EncryptionContext, Kek, KeyUri, KmsErrorKind, SecretString};
 use kmseal_vault::{TokenSource, VaultKek};
 
 fn server() -> (String, String) {
@@ -82,14 +80,14 @@ fn kek(name: &str) -> VaultKek {
 async fn conformance_suite_on_openbao() {
     let a = new_key(serde_json::json!({})).await;
     let b = new_key(serde_json::json!({})).await;
-    kmseal::testing::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
+    kmseal_test_support::conformance::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_on_a_derived_chacha_key() {
     let a = new_key(serde_json::json!({"derived": true, "type": "chacha20-poly1305"})).await;
     let b = new_key(serde_json::json!({"derived": true})).await;
-    kmseal::testing::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
+    kmseal_test_support::conformance::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
 }
 
 #[tokio::test]
@@ -237,12 +235,7 @@ fn the_blocking_facade_works_without_a_runtime() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(new_key(serde_json::json!({})))
     };
-    let k: Arc<dyn Kek> = Arc::new(kek(&name));
-    let msg = Encryptor::new(k.clone())
-        .encrypt_blocking(b"no runtime here")
-        .unwrap();
-    let pt = Decryptor::new(k).decrypt_blocking(&msg).unwrap();
-    assert_eq!(pt.expose_secret(), b"no runtime here");
+    kmseal_test_support::conformance::blocking_round_trip(Arc::new(kek(&name)), || {}, || {});
 }
 
 /// A fake Kubernetes API server answering TokenReview: `authenticated` only for `good_jwt`.
@@ -431,7 +424,7 @@ async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_key() {
-    use kmseal_kms_common::fault_proxy::{FaultProxy, run_scenarios};
+    use kmseal_test_support::fault_proxy::{FaultProxy, run_scenarios};
     let name = new_key(serde_json::json!({})).await;
     let (addr, token) = server();
     let proxy = FaultProxy::start(addr.parse().unwrap()).await;
@@ -476,30 +469,9 @@ fn audited_requests(path: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_decrypts_through_the_cache_cost_one_unwrap_per_data_key() {
     let name = new_key(serde_json::json!({})).await;
-    let k: Arc<dyn Kek> = Arc::new(kek(&name));
-    // Ten messages under ten data keys, each decrypted 100 times, all at once.
-    let mut msgs = Vec::new();
-    for i in 0..10u8 {
-        msgs.push(Encryptor::new(k.clone()).encrypt(&[i; 256]).await.unwrap());
-    }
-    let dec =
-        Decryptor::new(k.clone()).cache(kmseal::DecryptCache::new(Duration::from_secs(60), 64));
-    let before = audited_requests(&format!("transit/decrypt/{name}"));
-    let tasks: Vec<_> = (0..1000)
-        .map(|i| {
-            let (dec, msg) = (dec.clone(), msgs[i % 10].clone());
-            tokio::spawn(async move { (i % 10, dec.decrypt(&msg).await) })
-        })
-        .collect();
-    for t in tasks {
-        let (i, r) = t.await.unwrap();
-        assert_eq!(r.unwrap().expose_secret(), &[i as u8; 256]);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let calls = audited_requests(&format!("transit/decrypt/{name}")) - before;
-    assert_eq!(
-        calls, 10,
-        "OpenBao saw {calls} decrypt calls for 10 data keys"
-    );
-    assert_eq!(dec.cache_stats().unwrap().kms_calls, 10);
+    let path = format!("transit/decrypt/{name}");
+    kmseal_test_support::conformance::cached_concurrent_decrypts(Arc::new(kek(&name)), || {
+        audited_requests(&path)
+    })
+    .await;
 }

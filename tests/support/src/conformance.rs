@@ -1,7 +1,6 @@
-//! The provider conformance suite: one set of checks every [`Kek`] implementation must pass
-//! (feature `testing`). Provider crates call [`run`] from their integration tests against a
-//! real server or a faithful stand-in, the way object_store runs one integration suite against
-//! every store.
+//! The provider conformance suite: one set of checks every [`Kek`] implementation must pass.
+//! Provider crates call [`run`] from their integration tests against a real server or a
+//! faithful stand-in, the way object_store runs one integration suite against every store.
 //!
 //! The checks panic with a description on failure, like `assert!`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::{
+use kmseal::{
     DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KmsErrorKind, LocalKek,
     WrappedKey,
 };
@@ -308,13 +307,13 @@ pub async fn caches_and_rotation(kek: Arc<dyn Kek>) {
     let enc = Encryptor::new(counted.clone())
         .context("app", "cache")
         .unwrap()
-        .cache(crate::EncryptCache::new(crate::CacheLimits::default()));
+        .cache(kmseal::EncryptCache::new(kmseal::CacheLimits::default()));
     let mut msgs = Vec::new();
     for i in 0..5u8 {
         msgs.push(enc.encrypt(&[i; 100]).await.unwrap());
     }
     assert_eq!(counted.wraps.load(SeqCst), 1, "five messages, one wrap");
-    let dec = Decryptor::new(counted.clone()).cache(crate::DecryptCache::new(
+    let dec = Decryptor::new(counted.clone()).cache(kmseal::DecryptCache::new(
         std::time::Duration::from_secs(60),
         16,
     ));
@@ -327,18 +326,18 @@ pub async fn caches_and_rotation(kek: Arc<dyn Kek>) {
     assert_eq!(counted.unwraps.load(SeqCst), 1, "five messages, one unwrap");
 
     let local: Arc<dyn Kek> = Arc::new(LocalKek::generate().unwrap());
-    let out = crate::rotate::Rotator::rewrap(
+    let out = kmseal::rotate::Rotator::rewrap(
         Decryptor::new(counted.clone()),
         vec![local.clone(), counted.clone()],
     )
     .rotate_message(&msgs[0])
     .await
     .unwrap();
-    let crate::rotate::Outcome::Rotated(both) = out else {
+    let kmseal::rotate::Outcome::Rotated(both) = out else {
         panic!("rewrap did not rotate: {out:?}");
     };
     let frames = |m: &[u8]| {
-        let (_, used) = crate::Header::parse(m, &crate::Limits::default()).unwrap();
+        let (_, used) = kmseal::Header::parse(m, &kmseal::Limits::default()).unwrap();
         m[used..].to_vec()
     };
     assert_eq!(frames(&both), frames(&msgs[0]), "rewrap kept the frames");
@@ -346,6 +345,70 @@ pub async fn caches_and_rotation(kek: Arc<dyn Kek>) {
         let pt = Decryptor::new(k).decrypt(&both).await.unwrap();
         assert_eq!(pt.expose_secret(), &[0u8; 100]);
     }
+}
+
+/// Encrypts and decrypts through kmseal's blocking facade, on a thread with no tokio runtime
+/// (a CLI, a synchronous service): the provider must bring its own I/O runtime. Call it from
+/// a plain `#[test]`. `before_encrypt` and `before_decrypt` run just before each call (a
+/// stand-in's fault injection, to show retries work there too).
+pub fn blocking_round_trip(
+    kek: Arc<dyn Kek>,
+    before_encrypt: impl FnOnce(),
+    before_decrypt: impl FnOnce(),
+) {
+    assert!(
+        tokio::runtime::Handle::try_current().is_err(),
+        "call blocking_round_trip from a thread without a tokio runtime"
+    );
+    before_encrypt();
+    let msg = Encryptor::new(kek.clone())
+        .encrypt_blocking(b"no runtime here")
+        .unwrap();
+    before_decrypt();
+    let pt = Decryptor::new(kek).decrypt_blocking(&msg).unwrap();
+    assert_eq!(pt.expose_secret(), b"no runtime here");
+}
+
+/// Ten messages under ten data keys, each decrypted 100 times, all at once, through one
+/// [`DecryptCache`](kmseal::DecryptCache): the server must see exactly ten unwraps.
+/// `server_calls` counts the unwraps the server itself recorded (its request or audit log,
+/// not our counters); call it on a multi-threaded runtime.
+pub async fn cached_concurrent_decrypts(kek: Arc<dyn Kek>, server_calls: impl Fn() -> usize) {
+    let mut msgs = Vec::new();
+    for i in 0..10u8 {
+        msgs.push(
+            Encryptor::new(kek.clone())
+                .encrypt(&[i; 256])
+                .await
+                .unwrap(),
+        );
+    }
+    let dec = Decryptor::new(kek.clone()).cache(kmseal::DecryptCache::new(
+        std::time::Duration::from_secs(60),
+        64,
+    ));
+    let before = server_calls();
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let (dec, msg) = (dec.clone(), msgs[i % 10].clone());
+            tokio::spawn(async move { (i % 10, dec.decrypt(&msg).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.unwrap().expose_secret(), &[i as u8; 256]);
+    }
+    // A log written by another process may trail the answers by a moment.
+    let mut calls = server_calls() - before;
+    for _ in 0..10 {
+        if calls >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        calls = server_calls() - before;
+    }
+    assert_eq!(calls, 10, "the server saw {calls} unwraps for 10 data keys");
+    assert_eq!(dec.cache_stats().unwrap().kms_calls, 10);
 }
 
 /// Polls every future until all are done (no runtime needed beyond the caller's).
@@ -371,15 +434,5 @@ impl<T: Clone + Unpin> Future for JoinAll<T> {
         } else {
             Poll::Pending
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_local_kek_passes_the_conformance_suite() {
-        let a = std::sync::Arc::new(crate::LocalKek::generate().unwrap());
-        let b = std::sync::Arc::new(crate::LocalKek::generate().unwrap());
-        crate::blocking::block_on(super::run(a, b));
     }
 }

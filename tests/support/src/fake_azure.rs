@@ -1,4 +1,4 @@
-//! A protocol-faithful Azure Key Vault stand-in for tests (feature `testing`).
+//! A protocol-faithful Azure Key Vault stand-in for tests.
 //!
 //! HTTPS with a certificate chain made here (rcgen; [`FakeVault::ca_pem`] is the root to
 //! trust), the bearer challenge (`401` + `WWW-Authenticate: Bearer authorization=…,

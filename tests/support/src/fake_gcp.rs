@@ -1,4 +1,4 @@
-//! A protocol-faithful Cloud KMS stand-in for tests (feature `testing`): the documented
+//! A protocol-faithful Cloud KMS stand-in for tests: the documented
 //! REST/JSON protocol (`POST /v1/{name}:encrypt|:decrypt`, camelCase fields, base64 bytes,
 //! CRC32C values as decimal strings, `{"error": {code, message, status}}` bodies) with real
 //! AES-256-GCM inside, and fault modes. No Cloud KMS emulator exists.

@@ -1,4 +1,4 @@
-//! A fault-injecting TCP proxy for tests (feature `testing`): put it between a client and a
+//! A fault-injecting TCP proxy for tests: put it between a client and a
 //! KMS (moto, OpenBao, the stand-ins) and make the next requests fail in chosen ways.
 //!
 //! A "request" is the first bytes a client sends after the proxy last relayed a response on

@@ -1,0 +1,12 @@
+//! The embedded local KEK passes the provider conformance suite every KMS provider runs.
+
+use std::sync::Arc;
+
+use kmseal::LocalKek;
+
+#[test]
+fn the_local_kek_passes_the_conformance_suite() {
+    let a = Arc::new(LocalKek::generate().expect("key"));
+    let b = Arc::new(LocalKek::generate().expect("key"));
+    kmseal::blocking::block_on(kmseal_test_support::conformance::run(a, b));
+}
