@@ -309,7 +309,12 @@ fn rotation_survives_a_crash_at_every_step() {
             let files = tree(&dir.join("data"), &old, CRASH_FILES);
 
             let status = Command::new(std::env::current_exe().unwrap())
-                .args(["--ignored", "--exact", "crash_child", "--test-threads=1"])
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "rotation::crash_child",
+                    "--test-threads=1",
+                ])
                 .env("KMSEAL_CRASH_DIR", &dir)
                 .env("KMSEAL_CRASH_AT", at.to_string())
                 .env("KMSEAL_CRASH_MODE", mode)

@@ -3,14 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::Counting;
+use crate::common::Counting;
 use kmseal::{
     CacheLimits, DecryptCache, Decryptor, EncryptCache, Encryptor, Error, Header, Limits, LocalKek,
 };

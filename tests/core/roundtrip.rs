@@ -8,12 +8,11 @@
     clippy::print_stderr
 )]
 
-mod common;
 
 use std::io::Write;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use kmseal::{Decryptor, Encryptor, Header, Kek, Limits, Suite};
 use proptest::prelude::*;
 

@@ -8,11 +8,10 @@
     clippy::print_stderr
 )]
 
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use kmseal::{Decryptor, Error, Header, Kek, Limits, Suite};
 
 const FS: u32 = 16;

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use kmseal::{Decryptor, Encryptor, Error, Kek, Suite};
 
 const FS: usize = 4096;

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::*;
+use crate::common::*;
 use kmseal::blocking::block_on;
 use kmseal::{
     DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KmsErrorKind, LocalKek,

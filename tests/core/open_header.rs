@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::Counting;
+use crate::common::Counting;
 use kmseal::blocking::block_on;
 use kmseal::rotate::{Outcome, Rotator};
 use kmseal::{Decryptor, Encryptor, Error, Kek, LocalKek};

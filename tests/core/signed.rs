@@ -6,13 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::Counting;
+use crate::common::Counting;
 use kmseal::rotate::{Outcome, Rotator};
 use kmseal::{
     CacheLimits, Decryptor, EncryptCache, Encryptor, Error, Header, Limits, LocalKek,
