@@ -37,7 +37,7 @@ pub(crate) const FRAME_AAD_LEN: usize = 64;
 ///
 /// The padding is for speed: Poly1305's AVX2 backend only takes its four-blocks-at-a-time path
 /// when the data before the ciphertext fills whole groups of four blocks. Measured on 1 MiB in
-/// 64 KiB frames (examples/chacha_probe.rs): 842 µs with a 41-byte AAD, 687 µs with 64 bytes,
+/// 64 KiB frames (benches/probes/chacha_probe.rs): 842 µs with a 41-byte AAD, 687 µs with 64 bytes,
 /// 711 µs with none. AES-GCM is indifferent (one more GHASH block per frame).
 pub(crate) fn frame_aad(
     message_id: &[u8; KEY_LEN],

@@ -10,7 +10,7 @@ use crate::suite::TAG_LEN;
 pub(crate) const DEFAULT_MAX_THREADS: usize = 16;
 
 /// Smallest share of a message worth a thread of its own. Measured with
-/// `examples/envelope_loop` (BENCHMARKS.md): two threads gain nothing at 128 KiB each, 1.3x
+/// `benches/probes/envelope_loop.rs` (BENCHMARKS.md): two threads gain nothing at 128 KiB each, 1.3x
 /// (aws-lc AES-GCM, ~20 GB/s on one core) to 1.5x (ChaCha20-Poly1305) at 256 KiB each.
 pub(crate) const MIN_BYTES_PER_THREAD: usize = 256 << 10;
 

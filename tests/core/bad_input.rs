@@ -8,7 +8,6 @@
     clippy::print_stderr
 )]
 
-
 use std::sync::Arc;
 
 use crate::common::*;

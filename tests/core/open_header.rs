@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

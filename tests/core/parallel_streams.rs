@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use std::io::{Read, Write};
 use std::sync::Arc;
 

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use crate::common::*;
+use async_trait::async_trait;
 use kmseal::blocking::block_on;
 use kmseal::{
     DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KmsErrorKind, LocalKek,

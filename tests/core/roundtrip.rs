@@ -8,7 +8,6 @@
     clippy::print_stderr
 )]
 
-
 use std::io::Write;
 use std::sync::Arc;
 

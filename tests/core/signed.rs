@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
