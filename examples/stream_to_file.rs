@@ -23,7 +23,8 @@ fn main() -> Result<(), Error> {
     // Write: generated records, 1 MiB at a time (think: a database export).
     let mut writer = Encryptor::with_keks(keyring.iter().cloned())?
         .writer_blocking(BufWriter::new(File::create(&path)?))?;
-    let chunk: Vec<u8> = (0..1usize << 20).map(|i| (i % 251) as u8).collect();
+    let pattern = |i: usize| u8::try_from(i % 251).unwrap_or(0);
+    let chunk: Vec<u8> = (0..1usize << 20).map(pattern).collect();
     for _ in 0..mib {
         writer.write_all(&chunk)?;
     }
@@ -43,7 +44,7 @@ fn main() -> Result<(), Error> {
             buf[..n]
                 .iter()
                 .enumerate()
-                .all(|(i, &b)| b == ((total + i) % (1 << 20) % 251) as u8)
+                .all(|(i, &b)| b == pattern((total + i) % (1 << 20)))
         );
         total += n;
     }

@@ -51,6 +51,11 @@ use crate::error::Error;
 use crate::kek::{DataKey, Kek, WrappedKey};
 use crate::secret::ForkLocal;
 
+/// Whole milliseconds of `d`, saturating (585 million years fit).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// How long and how much one data key may be reused by an [`EncryptCache`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheLimits {
@@ -152,7 +157,7 @@ impl<V> Slots<V> {
     /// pushes others out once it holds a value ([`Slots::filled`]), so a failed computation
     /// (a junk wrapped key in an attacker's message) never evicts good entries.
     fn get(&self, key: [u8; 32]) -> Arc<Slot<V>> {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = millis(self.epoch.elapsed());
         let mut map = self.map();
         if let Some(slot) = map.get(&key) {
             slot.last_used.store(now, Ordering::Relaxed);
@@ -199,9 +204,9 @@ impl<V> Slots<V> {
     /// computation are skipped), so expired keys are wiped even if nobody asks for them again.
     /// Returns how many were dropped.
     fn sweep(&self, every: Duration, expired: impl Fn(&V) -> bool) -> u64 {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = millis(self.epoch.elapsed());
         let last = self.last_sweep.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < every.as_millis() as u64
+        if now.saturating_sub(last) < millis(every)
             || self
                 .last_sweep
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -280,7 +285,7 @@ impl Entry {
             why,
             messages = self.messages,
             bytes = self.bytes,
-            age_ms = self.created.elapsed().as_millis() as u64,
+            age_ms = millis(self.created.elapsed()),
             "cached data key retired"
         );
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::error::Error;
 
 /// Largest key or value (the wire format uses 16-bit lengths).
-pub const MAX_CONTEXT_STRING: usize = u16::MAX as usize;
+pub(crate) const MAX_CONTEXT_STRING: usize = u16::MAX as usize;
 
 /// Sorted, unique, non-empty UTF-8 keys mapped to UTF-8 values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -115,12 +115,14 @@ impl EncryptionContext {
     }
 
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
-        // Lengths fit in u16: `insert` is the only way in and it checks them.
-        out.extend_from_slice(&(self.map.len() as u16).to_be_bytes());
+        // Lengths fit in u16: `insert` is the only way in and it checks them (a length that
+        // did not would saturate: an encoding that fails to parse, never a different one).
+        let len16 = |n: usize| u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes();
+        out.extend_from_slice(&len16(self.map.len()));
         for (k, v) in &self.map {
-            out.extend_from_slice(&(k.len() as u16).to_be_bytes());
+            out.extend_from_slice(&len16(k.len()));
             out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            out.extend_from_slice(&len16(v.len()));
             out.extend_from_slice(v.as_bytes());
         }
     }

@@ -933,8 +933,9 @@ fn deterministic_frames(
     let mut out = header.to_bytes();
     let head = out.len();
     let body = crate::format::body_len(plaintext.len() as u64, header.frame_size())
+        .and_then(|b| usize::try_from(b).ok())
         .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
-    out.resize(head + body as usize, 0);
+    out.resize(head + body, 0);
     seal_all(
         keys,
         header.message_id(),

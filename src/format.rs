@@ -283,13 +283,20 @@ impl Header {
     fn encode(&self, mut put: impl FnMut(&[u8])) {
         put(&self.authenticated);
         put(&self.tag);
-        put(&[self.wrapped_keys.len() as u8]);
+        // Every length was bounded when the header was made (`check_key_section`); a length
+        // that did not fit would saturate, making a header that fails to parse, never one
+        // that parses as something else.
+        put(&[u8::try_from(self.wrapped_keys.len()).unwrap_or(u8::MAX)]);
         for w in &self.wrapped_keys {
-            put(&[w.provider.len() as u8]);
+            put(&[u8::try_from(w.provider.len()).unwrap_or(u8::MAX)]);
             put(w.provider.as_bytes());
-            put(&(w.key_id.len() as u16).to_be_bytes());
+            put(&u16::try_from(w.key_id.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes());
             put(w.key_id.as_bytes());
-            put(&(w.ciphertext.len() as u16).to_be_bytes());
+            put(&u16::try_from(w.ciphertext.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes());
             put(&w.ciphertext);
         }
     }

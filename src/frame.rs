@@ -422,6 +422,7 @@ impl FrameOpener {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test patterns
 mod tests {
     use super::*;
     use crate::kek::DataKey;

@@ -119,7 +119,10 @@ impl MessageKeys {
     ) -> Result<SecretBytes, Error> {
         let hk = Kdf::new(message_id, dek.expose_secret());
         let mut key = SecretBytes::zeroed(KEY_LEN)?;
-        let len = (label.len() as u16).to_be_bytes();
+        // A longer label would be encoded ambiguously: refuse it.
+        let len = u16::try_from(label.len())
+            .map_err(|_| Error::InvalidArgument("an application-key label is at most 65535 bytes"))?
+            .to_be_bytes();
         hk.expand(
             &[b"kmseal/v1 application key", &len, label.as_bytes()],
             key.expose_secret_mut(),

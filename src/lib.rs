@@ -37,6 +37,7 @@ mod context;
 mod envelope;
 mod error;
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test patterns
 mod external_vectors;
 pub mod format;
 mod frame;
@@ -50,6 +51,7 @@ mod signature;
 pub mod stream;
 mod suite;
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test patterns
 mod vectors;
 
 pub use aead::Backend;

@@ -209,7 +209,7 @@ impl LocalKek {
         if meta.len() > 4096 {
             return Err(err("is too large to be a kmseal key file".into()));
         }
-        let mut text = SecretBytes::with_capacity(meta.len() as usize)?;
+        let mut text = SecretBytes::with_capacity(usize::try_from(meta.len()).unwrap_or(4096))?;
         std::io::copy(&mut (&mut file).take(4096), &mut text)?;
         LocalKek::from_key_file_contents(text.expose_secret(), &path.display().to_string())
     }

@@ -36,7 +36,9 @@ use crate::secret::{fill_random, scrub_stack};
 /// [`Encryptor`]: crate::Encryptor
 pub const SIGNING_KEY_CONTEXT: &str = "kmseal:signing-key";
 
-const SIGNATURE_LEN: usize = 64;
+const SIGNATURE_LEN: usize = SIGNATURE_LEN_U16 as usize;
+/// The signature length as the trailer's u16 prefix writes it.
+const SIGNATURE_LEN_U16: u16 = 64;
 
 /// Bytes after the final frame of a signed message: `u16` length, then the signature.
 pub(crate) const TRAILER_LEN: usize = 2 + SIGNATURE_LEN;
@@ -83,7 +85,7 @@ impl MessageSigner {
         // Signing expands the key on the stack; wipe what the callee frames left there.
         scrub_stack();
         let mut out = [0u8; TRAILER_LEN];
-        out[..2].copy_from_slice(&(SIGNATURE_LEN as u16).to_be_bytes());
+        out[..2].copy_from_slice(&SIGNATURE_LEN_U16.to_be_bytes());
         out[2..].copy_from_slice(&signature.to_bytes());
         out
     }
@@ -123,7 +125,7 @@ impl MessageVerifier {
         if trailer.len() < TRAILER_LEN {
             return Err(Error::Truncated("the signature trailer is incomplete"));
         }
-        if trailer.len() > TRAILER_LEN || trailer[..2] != (SIGNATURE_LEN as u16).to_be_bytes() {
+        if trailer.len() > TRAILER_LEN || trailer[..2] != SIGNATURE_LEN_U16.to_be_bytes() {
             return Err(Error::Malformed("the signature trailer is malformed"));
         }
         let digest = self.hash.finalize();

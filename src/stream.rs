@@ -568,6 +568,7 @@ impl<R: Read> Read for DecryptReader<R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test patterns
 mod tests {
     use super::*;
     use crate::context::EncryptionContext;

@@ -6,9 +6,9 @@
 use crate::error::Error;
 
 /// AEAD tag length of both suites.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// Length of data keys, payload keys, message ids, commitments and header tags.
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 
 /// The AEAD used for the payload frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

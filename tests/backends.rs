@@ -2,6 +2,7 @@
 //! sizes and suites, and the frozen vectors open with both. The backend is chosen per
 //! encryptor and decryptor; enabling the feature alone changes nothing.
 
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![cfg(feature = "aws-lc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

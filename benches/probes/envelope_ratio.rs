@@ -10,6 +10,8 @@
 //! * Parallel frames: 64 MiB with `threads(1)` against the default (all cores), same backend.
 //!
 //! Run with `scripts/bench-ratio` (release build, `--features aws-lc` for both backends).
+
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::hint::black_box;

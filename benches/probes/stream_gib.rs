@@ -19,6 +19,8 @@
 //!
 //! Prints one line: `MODE seconds GB/s peak_rss_MiB bytes`. The key is fixed (a local KEK
 //! from a constant), so a file sealed by one process opens in another.
+
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::io::{Read, Write};

@@ -28,7 +28,7 @@ impl From<kmseal_config::Error> for Failure {
 }
 
 #[derive(Args)]
-pub struct DocArgs {
+pub(crate) struct DocArgs {
     /// The config document (format from its name, or --format).
     file: PathBuf,
     /// yaml, json, toml or env (default: from the file name).
@@ -41,7 +41,7 @@ pub struct DocArgs {
 }
 
 #[derive(Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Encrypt a document's values in place (or to -o); keys and comments stay readable.
     /// Already sealed documents keep their data key, so unchanged values keep their
     /// ciphertexts and diffs show only what changed.
@@ -154,7 +154,7 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
     kmseal::blocking::block_on(f)
 }
 
-pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
+pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
     match cmd {
         ConfigCommand::Encrypt {
             doc,
@@ -267,7 +267,7 @@ pub fn run(cmd: ConfigCommand) -> Result<(), Failure> {
 }
 
 #[derive(Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// A sealed config document, or a whole-file kmseal message of one (`app.env.kmseal`).
     file: PathBuf,
     /// yaml, json, toml or env (default: from the file name, without `.kmseal`).
@@ -283,7 +283,7 @@ pub struct ExecArgs {
 
 /// Decrypts in memory and replaces this process with the command, its environment extended
 /// with every value (`db.password` → `DB_PASSWORD`; .env names as they are).
-pub fn exec(args: ExecArgs) -> Result<(), Failure> {
+pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
     let format = format_of(&args.file, &args.format)?;
     let bytes = std::fs::read(&args.file)

@@ -10,7 +10,7 @@ use crate::rotate::json_string;
 use crate::{Failure, usage};
 
 #[derive(Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// A kmseal message or a sealed config document; `-` or nothing reads stdin.
     input: Option<PathBuf>,
     /// Config document format (default: from the file name).
@@ -94,7 +94,7 @@ fn header_text(h: &Header, out: &mut String) {
     }
 }
 
-pub fn run(args: InspectArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: InspectArgs) -> Result<(), Failure> {
     let mut bytes = Vec::new();
     match args.input.as_deref() {
         None => {
@@ -243,6 +243,7 @@ fn print_message(h: &Header, total: u64, json: bool) -> Result<(), Failure> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test patterns
 mod tests {
     use super::*;
 

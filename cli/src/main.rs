@@ -18,14 +18,14 @@ use kmseal::{Decryptor, EncryptionContext, Encryptor, Error, Kek, LocalKek, Suit
 
 /// Exit codes (documented in README.md).
 mod exit {
-    pub const OTHER: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const DECRYPT: u8 = 3;
-    pub const KMS: u8 = 4;
+    pub(crate) const OTHER: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const DECRYPT: u8 = 3;
+    pub(crate) const KMS: u8 = 4;
     /// A seal that would bless unreviewed changes or declassify values (needs a flag).
-    pub const REFUSED: u8 = 6;
+    pub(crate) const REFUSED: u8 = 6;
     /// A file changed while it was being rotated and was left alone: rerun.
-    pub const CHANGED: u8 = 7;
+    pub(crate) const CHANGED: u8 = 7;
 }
 
 #[derive(Parser)]

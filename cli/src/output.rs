@@ -13,7 +13,7 @@ use crate::{Failure, usage};
 /// Runs `job` against the output (stdout when `path` is `None`). The output is unbuffered,
 /// so plaintext never lingers in a buffer of ours: every job writes whole documents or
 /// 1 MiB chunks.
-pub fn write_atomically(
+pub(crate) fn write_atomically(
     path: Option<&Path>,
     force: bool,
     mode: u32,

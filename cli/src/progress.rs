@@ -7,11 +7,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
-pub fn set_quiet(q: bool) {
+pub(crate) fn set_quiet(q: bool) {
     QUIET.store(q, Ordering::Relaxed);
 }
 
-pub fn quiet() -> bool {
+pub(crate) fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
@@ -20,7 +20,7 @@ fn enabled() -> bool {
 }
 
 /// A byte-count bar for `len` bytes (a spinner when unknown), or a hidden one.
-pub fn bytes(len: Option<u64>, label: &str) -> ProgressBar {
+pub(crate) fn bytes(len: Option<u64>, label: &str) -> ProgressBar {
     if !enabled() {
         return ProgressBar::hidden();
     }
@@ -42,7 +42,7 @@ pub fn bytes(len: Option<u64>, label: &str) -> ProgressBar {
 }
 
 /// A file counter for bulk work (the total is not known in advance).
-pub fn files(label: &str) -> ProgressBar {
+pub(crate) fn files(label: &str) -> ProgressBar {
     if !enabled() {
         return ProgressBar::hidden();
     }
@@ -55,7 +55,7 @@ pub fn files(label: &str) -> ProgressBar {
 }
 
 /// `reader`, advancing `bar` as it is read.
-pub fn wrap<R: Read + 'static>(reader: R, bar: ProgressBar) -> Box<dyn Read> {
+pub(crate) fn wrap<R: Read + 'static>(reader: R, bar: ProgressBar) -> Box<dyn Read> {
     if bar.is_hidden() {
         Box::new(reader)
     } else {

@@ -11,7 +11,7 @@ use kmseal::{Decryptor, Error, FrameSize, Suite};
 use crate::{Failure, exit, keks, parse_suite, usage};
 
 #[derive(Args)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// Files or directories, rotated in place (directories recursively; symlinks not followed).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -42,7 +42,7 @@ pub struct RotateArgs {
     quiet: bool,
 }
 
-pub fn parse_age(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_age(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n
         .parse()
@@ -60,7 +60,7 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
 
 /// Re-encryption options.
 #[derive(Args)]
-pub struct ReencryptArgs {
+pub(crate) struct ReencryptArgs {
     /// Payload suite for the new messages (default: each message's own).
     #[arg(long, value_parser = parse_suite)]
     suite: Option<Suite>,
@@ -69,7 +69,7 @@ pub struct ReencryptArgs {
     frame_size: Option<u32>,
 }
 
-pub fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Failure> {
+pub(crate) fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Failure> {
     let open_with = Decryptor::with_keks(keks(&args.from, false)?)?;
     let to = keks(&args.to, false)?;
     let mut rotator = match reencrypt {

@@ -16,13 +16,13 @@ use kmseal::Suite;
 use crate::{Failure, usage};
 
 #[derive(Debug, Default)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub keys: Vec<String>,
     pub suite: Option<Suite>,
     pub frame_size: Option<kmseal::FrameSize>,
 }
 
-pub fn path() -> Option<PathBuf> {
+pub(crate) fn path() -> Option<PathBuf> {
     kmseal::local::default_key_path().map(|p| p.with_file_name("config.toml"))
 }
 
@@ -76,7 +76,7 @@ fn load() -> Result<Settings, Failure> {
 }
 
 /// The settings, read once.
-pub fn get() -> Result<&'static Settings, Failure> {
+pub(crate) fn get() -> Result<&'static Settings, Failure> {
     static S: OnceLock<Result<Settings, String>> = OnceLock::new();
     S.get_or_init(|| load().map_err(|f| f.message))
         .as_ref()

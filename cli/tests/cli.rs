@@ -1,6 +1,7 @@
 //! Real invocations of the `kmseal` binary: the README's flow, exit codes, and the promise
 //! that no partial output file is ever left behind.
 
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,7 @@
 //! break-glass key), decrypted with each, compared. These tests fail, never skip, when the
 //! server is not there.
 
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

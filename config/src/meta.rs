@@ -230,9 +230,9 @@ fn meta_bytes(
     let mut out = format!("version={version}\n").into_bytes();
     for (name, list) in [("encrypt", &policy.encrypt), ("plain", &policy.plain)] {
         out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+        out.extend_from_slice(&len32(list.len()));
         for p in list {
-            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            out.extend_from_slice(&len32(p.len()));
             out.extend_from_slice(p.as_bytes());
         }
     }
@@ -240,7 +240,7 @@ fn meta_bytes(
     out.extend_from_slice(&header.context().canonical_bytes());
     if let Some(m) = manifest {
         out.extend_from_slice(b"manifest");
-        out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        out.extend_from_slice(&len32(m.len()));
         for e in m {
             out.extend_from_slice(e);
         }
@@ -262,4 +262,9 @@ pub(crate) fn parse_header(text: &str) -> Result<Header, Error> {
         return Err(Error::Metadata("`header` has trailing bytes".into()));
     }
     Ok(header)
+}
+/// A length as the MAC input's u32 prefix. Documents are far below 4 GiB; a length that did
+/// not fit would saturate (an input that cannot match a real document's), never wrap.
+fn len32(n: usize) -> [u8; 4] {
+    u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
 }

@@ -48,12 +48,18 @@ impl Path {
     /// (1 key, 2 index) and its length-prefixed bytes. `a.b` and a key named "a.b" differ.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&(self.0.len() as u32).to_be_bytes());
+        out.extend_from_slice(
+            &u32::try_from(self.0.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         for s in &self.0 {
             match s {
                 Seg::Key(k) => {
                     out.push(1);
-                    out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                    out.extend_from_slice(
+                        &u32::try_from(k.len()).unwrap_or(u32::MAX).to_be_bytes(),
+                    );
                     out.extend_from_slice(k.as_bytes());
                 }
                 Seg::Index(i) => {

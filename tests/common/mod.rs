@@ -1,3 +1,4 @@
+#![allow(unreachable_pub, clippy::cast_possible_truncation)] // test patterns and helpers
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]

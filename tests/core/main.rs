@@ -4,6 +4,8 @@
 //! `cache_eviction_scan.rs` (scan this process's memory for plaintext, which other tests
 //! would leave behind), `backends.rs` (reads the process default backend).
 
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -7,6 +7,8 @@
 //! * [`fault_proxy`]: a TCP proxy that delays, drops, hangs or answers with a status;
 //! * [`fake_gcp`]: a protocol-faithful Cloud KMS stand-in (no emulator exists);
 //! * [`fake_azure`]: a protocol-faithful Key Vault stand-in with TLS and Entra ID tokens.
+
+#![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![forbid(unsafe_code)]
 
 pub mod conformance;
