@@ -1,4 +1,33 @@
-#![doc = include_str!("../README.md")]
+//! Envelope encryption with KMS key wrapping, key commitment, streaming, and decrypted keys
+//! and plaintext kept only in locked, zeroize-on-drop memory.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kmseal::{Decryptor, Encryptor, LocalKek};
+//!
+//! // A development KEK. In production: a KMS key, e.g.
+//! // `kmseal_keys::from_uri("aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/app")`.
+//! let kek = Arc::new(LocalKek::generate()?);
+//!
+//! let sealed: Vec<u8> = Encryptor::new(kek.clone())
+//!     .context("app", "billing")?          // authenticated, not secret
+//!     .encrypt_blocking(b"db password: correct horse battery staple")?;
+//!
+//! let plain = Decryptor::new(kek)
+//!     .expect_context("app", "billing")?   // refuse ciphertexts made for another purpose
+//!     .decrypt_blocking(&sealed)?;         // SecretBytes: locked, zeroized on drop
+//! assert_eq!(plain.expose_secret(), b"db password: correct horse battery staple");
+//! # Ok::<(), kmseal::Error>(())
+//! ```
+//!
+//! Async callers use [`Encryptor::encrypt`] / [`Decryptor::decrypt`]; large data goes through
+//! [`Encryptor::writer`] (an `io::Write`) and [`Decryptor::reader`] (an `io::Read` that
+//! releases only verified frames). To inspect a message before any KMS call (its context, its
+//! wrapped keys) and then decide, parse its header and open it:
+//! [`Decryptor::parse_header`], [`Decryptor::open_header`], [`OpenedHeader`].
+//! Key URIs (`aws-kms://…`, `gcp-kms://…`, `azure-kv://…`, `vault://…`, `local://…`) become
+//! KEKs in one call with the `kmseal-keys` crate; sealed config documents are
+//! `kmseal-config`.
 //!
 //! # The crate in one paragraph
 //!
@@ -16,7 +45,7 @@
 //!
 //! # Modules
 //! * [`secret`] holds locked memory ([`SecretBytes`], [`SecretString`], [`LockPolicy`]).
-//! * [`format`](mod@format) is the wire format ([`Header`], [`Limits`]).
+//! * [`format`](mod@format) is the wire format ([`Header`], [`Limits`], [`FrameSize`]).
 //! * [`stream`] has the streaming [`EncryptWriter`] and [`DecryptReader`].
 //! * [`kek`] has the [`Kek`] trait, [`DataKey`], [`WrappedKey`] and [`KeyUri`].
 //! * [`local`] is the embedded [`LocalKek`].
@@ -25,7 +54,10 @@
 //! * [`blocking`] is a tiny executor for synchronous callers.
 //!
 //! # Feature flags
-//! * `testing`: the provider conformance suite (`kmseal::testing`), for provider crates' tests.
+//! * `aws-lc`: makes [`Backend::AwsLc`] (aws-lc-rs) available for the payload AEADs. It
+//!   changes no default: choose it per [`Encryptor::backend`] / [`Decryptor::backend`], or
+//!   once per process with [`Backend::set_process_default`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -55,6 +87,11 @@ mod suite;
 mod vectors;
 
 pub use aead::Backend;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor, OpenedHeader};
