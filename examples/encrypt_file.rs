@@ -19,13 +19,13 @@ use kmseal::{Decryptor, Encryptor, Error, SecretBytes};
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let (input, output) = match (args.next(), args.next()) {
-        (Some(i), Some(o)) => (i, o),
+    let (input, output, scratch) = match (args.next(), args.next()) {
+        (Some(i), Some(o)) => (i, o, None),
         _ => {
-            // No arguments: encrypt this example's own source.
+            // No arguments: encrypt this example's own source into a scratch directory.
             let dir = kmseal_examples::scratch_dir("encrypt-file")?;
             let out = dir.join("encrypt_file.rs.kmseal");
-            (file!().to_owned(), out.display().to_string())
+            (file!().to_owned(), out.display().to_string(), Some(dir))
         }
     };
     let keyring = kmseal_examples::keyring_from_env_or_dev_key()?;
@@ -45,5 +45,8 @@ fn main() -> Result<(), Error> {
     copy_locked(&mut reader, &mut plain)?;
     assert!(plain.expose_secret() == std::fs::read(&input)?.as_slice());
     println!("{input} -> {output}: {} bytes, round trip OK", plain.len());
+    if let Some(dir) = scratch {
+        std::fs::remove_dir_all(dir)?;
+    }
     Ok(())
 }

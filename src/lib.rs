@@ -87,11 +87,6 @@ mod suite;
 mod vectors;
 
 pub use aead::Backend;
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
 pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
 pub use envelope::{Decryptor, Encryptor, OpenedHeader};

@@ -7,6 +7,12 @@ use std::sync::Arc;
 
 use kmseal::{Error, Kek, LocalKek};
 
+/// The README's Rust examples, compiled and run as doctests here, where every crate they use
+/// (core, kmseal-keys, kmseal-config) is a dependency.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// The keyring `KMSEAL_KEY` names (`aws-kms://…`, `vault://…`, a comma list), or, when it is
 /// unset, a development key made in a private temporary directory, so every example runs on
 /// a fresh clone with no cloud account.
