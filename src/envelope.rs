@@ -548,6 +548,7 @@ impl Decryptor {
     /// it with the rest of the message (the body: frames, and a signed message's trailer).
     /// Nothing is verified yet: decide what to do with it (inspect, apply a policy, choose
     /// KEKs), then [`open_header`](Self::open_header).
+    #[inline]
     pub fn parse_header<'m>(&self, message: &'m [u8]) -> Result<(Header, &'m [u8]), Error> {
         let (header, used) = Header::parse(message, &self.limits)?;
         Ok((header, &message[used..]))
@@ -805,6 +806,7 @@ impl<'h> OpenedHeader<'h> {
 
     /// Like [`decrypt`](Self::decrypt), into `out` (replacing its contents, reusing its
     /// allocation). On error `out` is left empty, any partial plaintext zeroized.
+    #[inline]
     pub fn decrypt_into(&self, body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
         let result = self.decrypt_into_inner(body, out);
         if result.is_err() {

@@ -12,7 +12,6 @@ mod common;
 mod audit;
 mod bad_input;
 mod cache;
-mod conformance;
 mod copy_locked;
 mod open_header;
 mod parallel_streams;
