@@ -722,7 +722,8 @@ impl Decryptor {
         out: &mut SecretBytes,
     ) -> Result<Header, Error> {
         let (header, body) = self.parse_header(message)?;
-        self.open_header(&header).await?.decrypt_into(body, out)?;
+        let keys = self.open_header(&header).await?.into_message_keys();
+        decrypt_body(&header, &keys, self.max_threads, body, out)?;
         Ok(header)
     }
 
@@ -815,27 +816,14 @@ impl<'h> OpenedHeader<'h> {
         result
     }
 
-    fn decrypt_into_inner(&self, mut body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
-        if let Some(mut verifier) = MessageVerifier::for_header(self.header)? {
-            // The signature is checked before any frame is opened: nothing is decrypted for
-            // a message its sender did not sign.
-            let split = body
-                .len()
-                .checked_sub(TRAILER_LEN)
-                .ok_or(Error::Truncated("the message ends before its signature"))?;
-            let (frames, trailer) = body.split_at(split);
-            verifier.update(frames);
-            verifier.verify(trailer)?;
-            body = frames;
-        }
-        open_all(
-            &self.keys,
-            self.header.message_id(),
-            self.header.frame_size(),
-            body,
-            out,
-            self.max_threads,
-        )
+    fn decrypt_into_inner(&self, body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
+        decrypt_body(self.header, &self.keys, self.max_threads, body, out)
+    }
+
+    /// The verified message keys, the data key dropped (wiped) now rather than after the
+    /// frames are opened: the one-call decrypt path needs nothing else.
+    fn into_message_keys(self) -> MessageKeys {
+        self.keys
     }
 
     /// A streaming decryptor over the body, `reader` positioned just after the header.
@@ -892,6 +880,36 @@ impl<'h> OpenedHeader<'h> {
         }
         self.header.with_wrapped_keys(wrapped)
     }
+}
+
+/// Checks a signed message's signature, then opens every frame of `body` into `out`.
+fn decrypt_body(
+    header: &Header,
+    keys: &MessageKeys,
+    max_threads: Option<usize>,
+    mut body: &[u8],
+    out: &mut SecretBytes,
+) -> Result<(), Error> {
+    if let Some(mut verifier) = MessageVerifier::for_header(header)? {
+        // The signature is checked before any frame is opened: nothing is decrypted for a
+        // message its sender did not sign.
+        let split = body
+            .len()
+            .checked_sub(TRAILER_LEN)
+            .ok_or(Error::Truncated("the message ends before its signature"))?;
+        let (frames, trailer) = body.split_at(split);
+        verifier.update(frames);
+        verifier.verify(trailer)?;
+        body = frames;
+    }
+    open_all(
+        keys,
+        header.message_id(),
+        header.frame_size(),
+        body,
+        out,
+        max_threads,
+    )
 }
 
 /// An application header is never signed (`application_key` makes none): a signed message's
