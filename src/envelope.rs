@@ -15,7 +15,7 @@ use crate::error::{Error, KekFailure};
 use crate::format::{FrameSize, Header, Limits, body_len, wire_id};
 use crate::frame::{open_all, seal_all};
 use crate::kek::{DataKey, Kek, WrappedKey};
-use crate::key_schedule::MessageKeys;
+use crate::key_schedule::{MessageKeys, application_label_len};
 use crate::secret::SecretBytes;
 use crate::secret::fill_random;
 use crate::signature::{MessageSigner, MessageVerifier, SIGNING_KEY_CONTEXT, TRAILER_LEN};
@@ -331,6 +331,7 @@ impl Encryptor {
     /// # }).unwrap();
     /// ```
     pub async fn application_key(&self, label: &str) -> Result<(Header, SecretBytes), Error> {
+        application_label_len(label)?;
         let (dek, wrapped) = self.fresh_key().await?;
         let (header, _) = self.seal_header(&dek, wrapped, self.context.clone(), false)?;
         let key = MessageKeys::application_key(&dek, header.message_id(), label)?;
@@ -642,6 +643,7 @@ impl Decryptor {
                             dek,
                             keys,
                             opened_with: at,
+                            opened_by: kek.clone(),
                             max_threads: self.max_threads,
                         });
                     }
@@ -681,6 +683,7 @@ impl Decryptor {
     ) -> Result<SecretBytes, Error> {
         // Refused before any KMS call (and again by `application_key`).
         refuse_signed_application_header(header)?;
+        application_label_len(label)?;
         self.open_header(header).await?.application_key(label)
     }
 
@@ -771,8 +774,10 @@ pub struct OpenedHeader<'h> {
     header: &'h Header,
     dek: Arc<DataKey>,
     keys: MessageKeys,
-    /// Index in `header.wrapped_keys()` of the wrapped key that opened it.
+    /// Index in `header.wrapped_keys()` of the wrapped key that opened it, and the trusted
+    /// KEK instance that unwrapped it.
     opened_with: usize,
+    opened_by: Arc<dyn Kek>,
     max_threads: Option<usize>,
 }
 
@@ -817,7 +822,16 @@ impl<'h> OpenedHeader<'h> {
     }
 
     fn decrypt_into_inner(&self, body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
+        self.check_process()?;
         decrypt_body(self.header, &self.keys, self.max_threads, body, out)
+    }
+
+    /// `Err(`[`Error::ForkedSecret`]`)` in the child of a `fork()` made after the header was
+    /// opened: its data key reads as zeros there, and its AEAD key schedule (ordinary memory)
+    /// is the parent's. Every method checks it first.
+    pub fn check_process(&self) -> Result<(), Error> {
+        self.dek.check_process()?;
+        self.keys.check_process()
     }
 
     /// The verified message keys, the data key dropped (wiped) now rather than after the
@@ -828,6 +842,7 @@ impl<'h> OpenedHeader<'h> {
 
     /// A streaming decryptor over the body, `reader` positioned just after the header.
     pub fn reader<R: Read>(self, reader: R) -> Result<DecryptReader<R>, Error> {
+        self.check_process()?;
         DecryptReader::new(reader, self.header, self.keys, self.max_threads)
     }
 
@@ -835,14 +850,16 @@ impl<'h> OpenedHeader<'h> {
     /// header's data key. Refused for a signed message's header.
     pub fn application_key(&self, label: &str) -> Result<SecretBytes, Error> {
         refuse_signed_application_header(self.header)?;
+        self.check_process()?;
         MessageKeys::application_key(&self.dek, self.header.message_id(), label)
     }
 
-    /// The same header with its wrapped keys replaced by one per `targets` KEK, wrapping
-    /// this data key under the header's context: the body (frames, signature) stays valid
-    /// byte for byte. A target that is the KEK of the wrapped key that opened the header
-    /// rewraps that key ([`Kek::rewrap`]: server-side where the KMS has it, such as Vault
-    /// transit); the others wrap the verified data key.
+    /// The same header with its wrapped keys replaced by one per `targets` KEK, each holding
+    /// this verified data key under the header's context: the body (frames, signature) stays
+    /// valid byte for byte. The target that is the very KEK instance that opened the header
+    /// goes through [`Kek::rewrap`] (server-side where the KMS has it, such as Vault transit
+    /// for derived keys; by default a fresh wrap); every other target wraps the data key.
+    /// No target is asked to unwrap anything.
     ///
     /// ```
     /// # kmseal::blocking::block_on(async {
@@ -868,12 +885,17 @@ impl<'h> OpenedHeader<'h> {
                 "rewrap needs at least one target KEK",
             ));
         }
+        self.check_process()?;
         let opened_with = self.opened_with();
         let context = self.header.context();
         let mut wrapped = Vec::with_capacity(targets.len());
         for kek in targets {
-            wrapped.push(if kek.matches(opened_with) {
-                kek.rewrap(opened_with, context).await?
+            // The same instance, not merely the same provider and key id: a KEK of another
+            // cluster or account can carry the same id and must not be asked to rewrap a key
+            // it never made.
+            let same = std::ptr::addr_eq(Arc::as_ptr(kek), Arc::as_ptr(&self.opened_by));
+            wrapped.push(if same && kek.matches(opened_with) {
+                kek.rewrap(opened_with, &self.dek, context).await?
             } else {
                 kek.wrap(&self.dek, context).await?
             });

@@ -408,6 +408,9 @@ impl FrameOpener {
     /// first that did not, with `plain` zeroized from that frame on (see [`Frames::open`]),
     /// and moves past the verified ones.
     pub(crate) fn open_next(&mut self, body: &[u8], plain: &mut [u8]) -> Result<usize, Error> {
+        // A reader carried across fork(): its AEAD key schedule is the parent's copy in
+        // ordinary memory. Refuse in the child, as sealing does.
+        self.keys.check_process()?;
         let frames = Frames {
             keys: &self.keys,
             message_id: &self.message_id,

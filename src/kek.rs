@@ -153,20 +153,24 @@ pub trait Kek: Send + Sync + fmt::Debug {
         context: &EncryptionContext,
     ) -> Result<DataKey, Error>;
 
-    /// Wraps again a key this KEK wrapped earlier, under the same `context` (after a KEK
-    /// version change, the new version). Used by [`OpenedHeader::rewrap`] for the wrapped key
-    /// that opened a message, whose content the commitment check verified. The default
-    /// unwraps and wraps again; a KMS with a server-side rewrap (Vault transit's `rewrap`)
-    /// overrides it so the data key need not travel again.
+    /// Wraps again, under the same `context` and this KEK's current key version, a data key
+    /// this KEK wrapped earlier: `wrapped` is that earlier wrapped key, `key` its plaintext,
+    /// which the caller has verified against the message's key commitment.
+    /// [`OpenedHeader::rewrap`] calls it only on the KEK instance that unwrapped `wrapped`.
+    ///
+    /// The default wraps `key` afresh: one KMS call, no unwrap, and the result holds the
+    /// verified key by construction. A KMS with a server-side rewrap may use `wrapped`
+    /// instead (Vault transit's `rewrap` for derived keys, so the server picks the version).
     ///
     /// [`OpenedHeader::rewrap`]: crate::OpenedHeader::rewrap
     async fn rewrap(
         &self,
         wrapped: &WrappedKey,
+        key: &DataKey,
         context: &EncryptionContext,
     ) -> Result<WrappedKey, Error> {
-        let key = self.unwrap(wrapped, context).await?;
-        self.wrap(&key, context).await
+        let _ = wrapped;
+        self.wrap(key, context).await
     }
 
     /// Optionally has the KMS generate a data key and return it with its wrapped form (AWS

@@ -55,6 +55,13 @@ pub(crate) struct MessageKeys {
     generation: u64,
 }
 
+/// The length prefix of an application-key label. A label over 65535 bytes would be encoded
+/// ambiguously: refused (callers check it before any KMS call).
+pub(crate) fn application_label_len(label: &str) -> Result<u16, Error> {
+    u16::try_from(label.len())
+        .map_err(|_| Error::InvalidArgument("an application-key label is at most 65535 bytes"))
+}
+
 impl MessageKeys {
     /// Runs the key schedule for an unsigned `suite` and `message_id` (tests; callers use
     /// [`derive_with_id`](Self::derive_with_id) with the header's wire id).
@@ -119,10 +126,7 @@ impl MessageKeys {
     ) -> Result<SecretBytes, Error> {
         let hk = Kdf::new(message_id, dek.expose_secret());
         let mut key = SecretBytes::zeroed(KEY_LEN)?;
-        // A longer label would be encoded ambiguously: refuse it.
-        let len = u16::try_from(label.len())
-            .map_err(|_| Error::InvalidArgument("an application-key label is at most 65535 bytes"))?
-            .to_be_bytes();
+        let len = application_label_len(label)?.to_be_bytes();
         hk.expand(
             &[b"kmseal/v1 application key", &len, label.as_bytes()],
             key.expose_secret_mut(),

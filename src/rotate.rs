@@ -298,6 +298,13 @@ impl Rotator {
                 "only a rewrap rotates a header on its own; re-encryption needs the message",
             ));
         }
+        if self.target.is_empty() {
+            return Err(Error::InvalidArgument(
+                "rotation needs at least one target KEK",
+            ));
+        }
+        // Under the decryptor's own limits, as a header read from a message would be.
+        self.open_with.parse_header(&header.to_bytes())?;
         if let Some(skip) = self.select(header) {
             return Ok(Outcome::Skipped(skip));
         }

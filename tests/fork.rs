@@ -234,6 +234,47 @@ fn secrets_made_before_fork_are_never_used_in_the_child() {
         4096
     );
 
+    // 6b. A header opened before the fork (the header-first seam holds its data key and AEAD
+    //     keys across calls) refuses every use in the child, with the typed error (found by
+    //     review: decrypt worked from the parent's key schedule, application_key aborted);
+    //     and a reader made before the fork refuses to open frames there.
+    let msg = Encryptor::new(heap.clone())
+        .encrypt_blocking(&[b'C'; 5000])
+        .unwrap();
+    let dec = Decryptor::new(heap.clone());
+    let (header, body) = dec.parse_header(&msg).unwrap();
+    let opened = block_on(dec.open_header(&header)).unwrap();
+    let mut reader = dec.reader_blocking(&msg[..]).unwrap();
+    let other: Arc<dyn Kek> = Arc::new(HeapKek {
+        pad: [0x33; 32],
+        wraps: AtomicU32::new(0),
+        unwraps: AtomicU32::new(0),
+    });
+    let code = in_child(|| {
+        use std::io::Read;
+        let forked = |r: Result<(), Error>| matches!(r, Err(Error::ForkedSecret));
+        let mut bits = 0;
+        bits |= i32::from(!forked(opened.decrypt(body).map(drop)));
+        bits |= 2 * i32::from(!forked(opened.application_key("l").map(drop)));
+        bits |= 4 * i32::from(!forked(
+            block_on(opened.rewrap(std::slice::from_ref(&other))).map(drop),
+        ));
+        let mut buf = [0u8; 100];
+        let read = reader.read(&mut buf).map_err(kmseal_error);
+        bits |= 8 * i32::from(!forked(read.map(drop)));
+        bits
+    });
+    assert_eq!(
+        code,
+        Ok(0),
+        "in the child: 1 = decrypt, 2 = application_key, 4 = rewrap, 8 = reader did not refuse"
+    );
+    assert_eq!(
+        opened.decrypt(body).unwrap().len(),
+        5000,
+        "the parent is unaffected"
+    );
+
     // 7. Rayon's workers (started by a large message before the fork) do not exist in the
     //    child: large messages there run on the calling thread instead of waiting forever.
     let big = vec![7u8; 8 << 20];
@@ -282,4 +323,12 @@ fn secrets_made_before_fork_are_never_used_in_the_child() {
     stop.store(true, Ordering::Relaxed);
     busy.join().unwrap();
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The kmseal error a stream reported inside an `io::Error`.
+fn kmseal_error(e: std::io::Error) -> Error {
+    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(err)) => *err,
+        _ => Error::Decrypt,
+    }
 }

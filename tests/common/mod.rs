@@ -184,10 +184,11 @@ impl Kek for Counting {
     async fn rewrap(
         &self,
         w: &WrappedKey,
+        key: &DataKey,
         context: &EncryptionContext,
     ) -> Result<WrappedKey, Error> {
         self.rewraps.fetch_add(1, Ordering::SeqCst);
         self.maybe_fail()?;
-        self.inner.rewrap(w, context).await
+        self.inner.rewrap(w, key, context).await
     }
 }

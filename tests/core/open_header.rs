@@ -139,12 +139,15 @@ fn rewrap_keeps_the_body_and_uses_kek_rewrap_for_the_opening_key() {
         let before = (
             old.wraps.load(Ordering::SeqCst),
             old.rewraps.load(Ordering::SeqCst),
+            old.unwraps.load(Ordering::SeqCst),
         );
         let targets: [Arc<dyn Kek>; 2] = [old.clone(), other.clone()];
         let new_header = block_on(opened.rewrap(&targets)).unwrap();
-        // The KEK that opened the header rewraps its own key; the other wraps the data key.
+        // The KEK that opened the header rewraps its own key; the other wraps the data key;
+        // nobody unwraps again (found by review: the first version unwrapped once more).
         assert_eq!(old.rewraps.load(Ordering::SeqCst), before.1 + 1);
         assert_eq!(old.wraps.load(Ordering::SeqCst), before.0);
+        assert_eq!(old.unwraps.load(Ordering::SeqCst), before.2);
         assert_eq!(new_header.wrapped_keys().len(), 2);
         let mut moved = new_header.to_bytes();
         moved.extend_from_slice(body);
@@ -191,6 +194,116 @@ fn rotation_reaches_kek_rewrap_and_rotates_bare_headers() {
     let reenc = Rotator::reencrypt(Decryptor::new(kek.clone()), vec![new]);
     assert!(matches!(
         block_on(reenc.rotate_header(&header)),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// A local KEK that claims a fixed key id: two of them with different keys stand for the same
+/// key path on two clusters (Vault ids carry no host).
+#[derive(Debug)]
+struct SameId(LocalKek);
+
+#[async_trait::async_trait]
+impl Kek for SameId {
+    fn provider(&self) -> &str {
+        "local"
+    }
+    fn key_id(&self) -> &str {
+        "shared/keys/app"
+    }
+    async fn wrap(
+        &self,
+        key: &kmseal::DataKey,
+        context: &kmseal::EncryptionContext,
+    ) -> Result<kmseal::WrappedKey, Error> {
+        let mut w = self.0.wrap(key, context).await?;
+        w.key_id = self.key_id().into();
+        Ok(w)
+    }
+    async fn unwrap(
+        &self,
+        w: &kmseal::WrappedKey,
+        context: &kmseal::EncryptionContext,
+    ) -> Result<kmseal::DataKey, Error> {
+        let mut w = w.clone();
+        w.key_id = self.0.key_id().into();
+        self.0.unwrap(&w, context).await
+    }
+    async fn rewrap(
+        &self,
+        _: &kmseal::WrappedKey,
+        _: &kmseal::DataKey,
+        _: &kmseal::EncryptionContext,
+    ) -> Result<kmseal::WrappedKey, Error> {
+        panic!("rewrap must only be asked of the KEK instance that opened the header")
+    }
+}
+
+#[test]
+fn rewrap_never_trusts_another_kek_with_the_same_id_and_never_unwraps_junk_again() {
+    // Found by review: the first version asked any target that `matches` the opening wrapped
+    // key to rewrap it, and its default unwrapped once more.
+    let old = Arc::new(SameId(LocalKek::generate().unwrap()));
+    let new = Arc::new(SameId(LocalKek::generate().unwrap()));
+    let msg = sealed(old.clone(), false, b"moved");
+    let dr = Arc::new(LocalKek::generate().unwrap());
+    let rot = Rotator::rewrap(Decryptor::new(old.clone()), vec![new.clone(), dr]);
+    let Outcome::Rotated(out) = rot.rotate_message_blocking(&msg).unwrap() else {
+        panic!("expected a rotation")
+    };
+    let got = Decryptor::new(new).decrypt_blocking(&out).unwrap();
+    assert_eq!(got.expose_secret(), b"moved");
+
+    // A junk entry naming our KEK before the real one: two unwrap attempts in all, none more.
+    let k = Counting::new();
+    let msg = sealed(k.clone(), false, b"x");
+    let (header, body) = Decryptor::new(k.clone()).parse_header(&msg).unwrap();
+    let mut junk = header.wrapped_keys()[0].clone();
+    junk.ciphertext = vec![0x41; junk.ciphertext.len()];
+    let mut with_junk = header
+        .with_wrapped_keys(vec![junk, header.wrapped_keys()[0].clone()])
+        .unwrap()
+        .to_bytes();
+    with_junk.extend_from_slice(body);
+    let before = k.unwraps.load(Ordering::SeqCst);
+    let local = Arc::new(LocalKek::generate().unwrap());
+    let rot = Rotator::rewrap(Decryptor::new(k.clone()), vec![k.clone(), local]);
+    assert!(matches!(
+        rot.rotate_message_blocking(&with_junk).unwrap(),
+        Outcome::Rotated(_)
+    ));
+    assert_eq!(k.unwraps.load(Ordering::SeqCst) - before, 2);
+}
+
+#[test]
+fn labels_too_long_to_encode_are_refused_before_any_kms_call() {
+    let k = Counting::new();
+    let label = "x".repeat(65536);
+    let e = block_on(Encryptor::new(k.clone()).application_key(&label)).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let (header, _) = block_on(Encryptor::new(k.clone()).application_key("ok")).unwrap();
+    let unwraps = k.unwraps.load(Ordering::SeqCst);
+    let e = block_on(Decryptor::new(k.clone()).open_application_key(&header, &label)).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(k.wraps.load(Ordering::SeqCst), 1);
+    assert_eq!(k.unwraps.load(Ordering::SeqCst), unwraps);
+}
+
+#[test]
+fn rotate_header_applies_the_decryptors_limits_and_needs_a_target() {
+    let kek = Arc::new(LocalKek::generate().unwrap());
+    let msg = sealed(kek.clone(), false, b"x");
+    let (header, _) = Decryptor::new(kek.clone()).parse_header(&msg).unwrap();
+    let strict = Decryptor::new(kek.clone()).limits(kmseal::Limits {
+        max_frame_size: 999,
+        ..Default::default()
+    });
+    let other = Arc::new(LocalKek::generate().unwrap());
+    let e = block_on(Rotator::rewrap(strict, vec![other]).rotate_header(&header)).unwrap_err();
+    assert!(matches!(e, Error::LimitExceeded { .. }), "{e}");
+    let none = Rotator::rewrap(Decryptor::new(kek), vec![]).dry_run(true);
+    assert!(matches!(
+        block_on(none.rotate_header(&header)),
         Err(Error::InvalidArgument(_))
     ));
 }

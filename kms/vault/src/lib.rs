@@ -579,22 +579,22 @@ impl VaultKek {
         rest.split_once(':')?.0.parse().ok()
     }
 
-    /// [`Kek::rewrap`]: rewraps a wrapped key under the newest key version.
+    /// [`Kek::rewrap`]: the data key under the newest key version.
     ///
-    /// For a **derived** key this is transit's `MOUNT/rewrap/NAME`: the data key never leaves
-    /// Vault. For other keys the context is bound as `associated_data`, which transit's rewrap
-    /// endpoint does not accept (it decrypts with no associated data; see OpenBao
-    /// `builtin/logical/transit/path_rewrap.go`), so the data key is unwrapped into locked
-    /// memory here and wrapped again.
+    /// For a **derived** key this is transit's `MOUNT/rewrap/NAME` on the wrapped key (the
+    /// server re-encrypts what it made; the data key does not travel again). For other keys
+    /// the context is bound as `associated_data`, which transit's rewrap endpoint does not
+    /// accept (it decrypts with no associated data; see OpenBao
+    /// `builtin/logical/transit/path_rewrap.go`), so the verified data key is wrapped afresh.
     async fn rewrap_newest(
         &self,
         wrapped: &WrappedKey,
+        key: &DataKey,
         context: &EncryptionContext,
     ) -> Result<WrappedKey, Error> {
         self.require_mine(wrapped)?;
         if !self.derived().await? {
-            let key = self.unwrap(wrapped, context).await?;
-            return self.wrap(&key, context).await;
+            return self.wrap(key, context).await;
         }
         let mut body = SecretBytes::new();
         json_field_start(&mut body, "ciphertext")?;
@@ -699,9 +699,10 @@ impl Kek for VaultKek {
     async fn rewrap(
         &self,
         wrapped: &WrappedKey,
+        key: &DataKey,
         context: &EncryptionContext,
     ) -> Result<WrappedKey, Error> {
-        self.rewrap_newest(wrapped, context).await
+        self.rewrap_newest(wrapped, key, context).await
     }
 
     async fn wrap(&self, key: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, Error> {

@@ -7,7 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kmseal::{DataKey, EncryptionContext, Kek, KeyUri, KmsErrorKind, SecretString};
+use kmseal::rotate::{Outcome, Rotator};
+use kmseal::{
+    DataKey, Decryptor, EncryptionContext, Encryptor, Kek, KeyUri, KmsErrorKind, SecretString,
+};
 use kmseal_vault::{TokenSource, VaultKek};
 
 fn server() -> (String, String) {
@@ -133,6 +136,7 @@ async fn rotation_with_a_derived_key_uses_the_server_rewrap() {
 }
 
 async fn rotation(key_options: serde_json::Value) {
+    let derived = key_options["derived"] == true;
     let name = new_key(key_options).await;
     let k = kek(&name);
     let ctx = EncryptionContext::new().with("app", "rot").unwrap();
@@ -152,7 +156,9 @@ async fn rotation(key_options: serde_json::Value) {
         k.unwrap(&v1, &ctx).await.unwrap() == dek,
         "old versions still decrypt"
     );
-    let rewrapped = k.rewrap(&v1, &ctx).await.unwrap();
+    let rewrap_path = format!("transit/rewrap/{name}");
+    let server_rewraps_before = audited_requests(&rewrap_path);
+    let rewrapped = k.rewrap(&v1, &dek, &ctx).await.unwrap();
     assert_eq!(VaultKek::key_version(&rewrapped), Some(2));
     assert!(k.unwrap(&rewrapped, &ctx).await.unwrap() == dek);
     assert_eq!(k.key_info().await.unwrap().latest_version, 2);
@@ -167,6 +173,31 @@ async fn rotation(key_options: serde_json::Value) {
     let err = k.unwrap(&v1, &ctx).await.unwrap_err();
     assert_eq!(err.kms_kind(), Some(KmsErrorKind::Disabled), "{err}");
     assert!(k.unwrap(&v2, &ctx).await.unwrap() == dek);
+
+    // Rotation reaches the server-side rewrap (derived keys) through Kek::rewrap, on the KEK
+    // instance that opened the message; the other target wraps the verified data key.
+    let k: Arc<dyn Kek> = Arc::new(k);
+    let msg = Encryptor::new(k.clone())
+        .with_context(ctx.clone())
+        .encrypt(b"rotated")
+        .await
+        .unwrap();
+    let local: Arc<dyn Kek> = Arc::new(kmseal::LocalKek::generate().unwrap());
+    let rot = Rotator::rewrap(Decryptor::new(k.clone()), vec![k.clone(), local.clone()]);
+    let Outcome::Rotated(out) = rot.rotate_message(&msg).await.unwrap() else {
+        panic!("expected a rotation")
+    };
+    for kek in [k, local] {
+        let pt = Decryptor::new(kek).decrypt(&out).await.unwrap();
+        assert_eq!(pt.expose_secret(), b"rotated");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server_rewraps = audited_requests(&rewrap_path) - server_rewraps_before;
+    assert_eq!(
+        server_rewraps,
+        if derived { 2 } else { 0 },
+        "transit/rewrap calls (derived: {derived})"
+    );
 }
 
 #[tokio::test]
