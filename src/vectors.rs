@@ -1,6 +1,6 @@
 //! Frozen format vectors in `tests/data/`: this test rebuilds every vector from fixed
 //! "randomness" and checks the encoder's output byte for byte against the committed files.
-//! `tests/vectors.rs` checks, through the public API only, that valid vectors decrypt to the
+//! `tests/core/vectors.rs` checks, through the public API only, that valid vectors decrypt to the
 //! recorded plaintext and every `fail_*` vector fails.
 //!
 //! A mismatch here is a format change. Never regenerate to make this pass; only a deliberate
