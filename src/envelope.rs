@@ -16,8 +16,7 @@ use crate::format::{FrameSize, Header, Limits, body_len, wire_id};
 use crate::frame::{open_all, seal_all};
 use crate::kek::{DataKey, Kek, WrappedKey};
 use crate::key_schedule::{MessageKeys, application_label_len};
-use crate::secret::SecretBytes;
-use crate::secret::fill_random;
+use crate::secret::{LockPolicy, SecretBytes, fill_random};
 use crate::signature::{MessageSigner, MessageVerifier, SIGNING_KEY_CONTEXT, TRAILER_LEN};
 use crate::stream::{DecryptReader, EncryptWriter};
 use crate::suite::{KEY_LEN, Suite};
@@ -57,6 +56,7 @@ pub struct Encryptor {
     cache: Option<EncryptCache>,
     signed: bool,
     backend: Option<Backend>,
+    lock_policy: Option<LockPolicy>,
     pub(crate) max_threads: Option<usize>,
 }
 
@@ -72,6 +72,7 @@ impl Encryptor {
             cache: None,
             signed: false,
             backend: None,
+            lock_policy: None,
             max_threads: None,
         }
     }
@@ -142,6 +143,15 @@ impl Encryptor {
     pub fn backend(mut self, backend: Backend) -> Result<Encryptor, Error> {
         self.backend = Some(backend.check_available()?);
         Ok(self)
+    }
+
+    /// Locks the plaintext buffers this encryptor's streams allocate under `policy` (default:
+    /// [`LockPolicy::process_default`]): `Strict` fails a stream whose buffer cannot be locked
+    /// rather than fall back to unlocked memory. Data keys and other small secrets stay in the
+    /// shared locked pool under the process default.
+    pub fn lock_policy(mut self, policy: LockPolicy) -> Encryptor {
+        self.lock_policy = Some(policy);
+        self
     }
 
     /// Signs every message (a signed suite, ids `0x0101`/`0x0102`): a fresh Ed25519 key per
@@ -436,7 +446,8 @@ impl Encryptor {
     /// ```
     pub async fn writer<W: Write>(&self, writer: W) -> Result<EncryptWriter<W>, Error> {
         let (header, keys, signer) = self.start(None).await?;
-        EncryptWriter::new(writer, &header, keys, self.max_threads, signer)
+        let policy = self.lock_policy.unwrap_or_else(LockPolicy::process_default);
+        EncryptWriter::new(writer, &header, keys, self.max_threads, signer, policy)
     }
 
     /// Blocking form of [`encrypt`](Self::encrypt), for callers without an async runtime.
@@ -459,6 +470,7 @@ pub struct Decryptor {
     cache: Option<DecryptCache>,
     require_signed: bool,
     backend: Option<Backend>,
+    lock_policy: Option<LockPolicy>,
     pub(crate) max_threads: Option<usize>,
 }
 
@@ -472,6 +484,7 @@ impl Decryptor {
             cache: None,
             require_signed: false,
             backend: None,
+            lock_policy: None,
             max_threads: None,
         }
     }
@@ -525,6 +538,15 @@ impl Decryptor {
         Ok(self)
     }
 
+    /// Locks the plaintext this decryptor returns ([`decrypt`](Self::decrypt), readers, opened
+    /// headers) under `policy` (default: [`LockPolicy::process_default`]); a buffer passed to
+    /// [`decrypt_into`](Self::decrypt_into) keeps its own. Data keys and other small secrets
+    /// stay in the shared locked pool under the process default.
+    pub fn lock_policy(mut self, policy: LockPolicy) -> Decryptor {
+        self.lock_policy = Some(policy);
+        self
+    }
+
     /// Sets the limits applied to untrusted messages.
     pub fn limits(mut self, limits: Limits) -> Decryptor {
         self.limits = limits;
@@ -559,6 +581,10 @@ impl Decryptor {
     /// the body. Like [`parse_header`](Self::parse_header), nothing is verified yet.
     pub fn read_header<R: Read>(&self, reader: &mut R) -> Result<Header, Error> {
         Header::read_from(reader, &self.limits)
+    }
+
+    fn policy(&self) -> LockPolicy {
+        self.lock_policy.unwrap_or_else(LockPolicy::process_default)
     }
 
     /// Remembers unwrapped data keys in `cache` (shared with its clones), so messages that
@@ -645,6 +671,7 @@ impl Decryptor {
                             opened_with: at,
                             opened_by: kek.clone(),
                             max_threads: self.max_threads,
+                            lock_policy: self.policy(),
                         });
                     }
                     // Not a property of this KEK or this message: this process forked after
@@ -698,7 +725,7 @@ impl Decryptor {
         &self,
         message: &[u8],
     ) -> Result<(Header, SecretBytes), Error> {
-        let mut plaintext = SecretBytes::new();
+        let mut plaintext = SecretBytes::with_capacity_and_policy(0, self.policy())?;
         let header = self.decrypt_into_inner(message, &mut plaintext).await?;
         Ok((header, plaintext))
     }
@@ -779,6 +806,7 @@ pub struct OpenedHeader<'h> {
     opened_with: usize,
     opened_by: Arc<dyn Kek>,
     max_threads: Option<usize>,
+    lock_policy: LockPolicy,
 }
 
 impl std::fmt::Debug for OpenedHeader<'_> {
@@ -805,7 +833,7 @@ impl<'h> OpenedHeader<'h> {
     /// message, its signature) into locked memory. Nothing is returned unless every frame
     /// (and the signature) verified.
     pub fn decrypt(&self, body: &[u8]) -> Result<SecretBytes, Error> {
-        let mut out = SecretBytes::new();
+        let mut out = SecretBytes::with_capacity_and_policy(0, self.lock_policy)?;
         self.decrypt_into(body, &mut out)?;
         Ok(out)
     }
@@ -843,7 +871,13 @@ impl<'h> OpenedHeader<'h> {
     /// A streaming decryptor over the body, `reader` positioned just after the header.
     pub fn reader<R: Read>(self, reader: R) -> Result<DecryptReader<R>, Error> {
         self.check_process()?;
-        DecryptReader::new(reader, self.header, self.keys, self.max_threads)
+        DecryptReader::new(
+            reader,
+            self.header,
+            self.keys,
+            self.max_threads,
+            self.lock_policy,
+        )
     }
 
     /// The application key [`Encryptor::application_key`] derived under `label` from this

@@ -9,7 +9,7 @@ use crate::format::Header;
 use crate::frame::{FrameOpener, FrameSealer};
 use crate::key_schedule::MessageKeys;
 use crate::parallel::{next_batch_size, stream_batch};
-use crate::secret::SecretBytes;
+use crate::secret::{LockPolicy, SecretBytes};
 use crate::signature::{MessageSigner, MessageVerifier, TRAILER_LEN};
 use crate::suite::TAG_LEN;
 
@@ -55,6 +55,7 @@ impl<W: Write> EncryptWriter<W> {
         keys: MessageKeys,
         max_threads: Option<usize>,
         signer: Option<MessageSigner>,
+        lock_policy: LockPolicy,
     ) -> Result<Self, Error> {
         // The signer has already seen the header's signed bytes (the key section is not
         // signed).
@@ -67,7 +68,11 @@ impl<W: Write> EncryptWriter<W> {
                 signer,
             },
             frames: FrameSealer::new(keys, *header.message_id(), header.frame_size(), max_threads),
-            buf: SecretBytes::zeroed(frame_size)?,
+            buf: {
+                let mut buf = SecretBytes::with_capacity_and_policy(frame_size, lock_policy)?;
+                buf.resize(frame_size)?;
+                buf
+            },
             fill: 0,
             batch: 1,
             max_batch,
@@ -421,6 +426,7 @@ impl<R: Read> DecryptReader<R> {
         header: &Header,
         keys: MessageKeys,
         max_threads: Option<usize>,
+        lock_policy: LockPolicy,
     ) -> Result<Self, Error> {
         let frame_size = header.frame_size() as usize;
         let max_batch = stream_batch(frame_size, max_threads);
@@ -430,7 +436,7 @@ impl<R: Read> DecryptReader<R> {
             signed,
             frames: FrameOpener::new(keys, *header.message_id(), header.frame_size(), max_threads),
             sealed: Vec::new(),
-            buf: SecretBytes::new(),
+            buf: SecretBytes::with_capacity_and_policy(0, lock_policy)?,
             pos: 0,
             end: 0,
             batch: 1,
@@ -606,7 +612,15 @@ mod tests {
             for threads in [1, 2, 5] {
                 let keys = MessageKeys::derive(&dek, &id, suite);
                 let h = header(&keys);
-                let mut w = EncryptWriter::new(Vec::new(), &h, keys, Some(threads), None).unwrap();
+                let mut w = EncryptWriter::new(
+                    Vec::new(),
+                    &h,
+                    keys,
+                    Some(threads),
+                    None,
+                    LockPolicy::BestEffort,
+                )
+                .unwrap();
                 for chunk in pt.chunks(4093) {
                     w.write_all(chunk).unwrap();
                 }

@@ -165,8 +165,41 @@ fn child_under_constrained_memlock() {
     assert!(LockPolicy::set_process_default(LockPolicy::BestEffort).is_err());
     assert_eq!(LockPolicy::process_default(), LockPolicy::Strict);
     let mut pt = SecretBytes::with_capacity_and_policy(0, LockPolicy::BestEffort).unwrap();
-    kmseal::blocking::block_on(Decryptor::new(kek).decrypt_into(&msg, &mut pt)).unwrap();
+    kmseal::blocking::block_on(Decryptor::new(kek.clone()).decrypt_into(&msg, &mut pt)).unwrap();
     assert_eq!(pt.len(), 1 << 20);
+
+    // 6. Per encryptor and decryptor: the plaintext buffers follow their own policy.
+    let best = Decryptor::new(kek.clone())
+        .lock_policy(LockPolicy::BestEffort)
+        .decrypt_blocking(&msg)
+        .unwrap();
+    assert_eq!(best.len(), 1 << 20);
+    assert!(!best.is_locked());
+    let frame = kmseal::FrameSize::new(1 << 20).unwrap();
+    let strict = Encryptor::new(kek.clone())
+        .frame_size(frame)
+        .writer_blocking(Vec::new());
+    assert!(
+        matches!(strict, Err(Error::MemoryLock { .. })),
+        "{strict:?}"
+    );
+    let mut w = Encryptor::new(kek.clone())
+        .frame_size(frame)
+        .lock_policy(LockPolicy::BestEffort)
+        .writer_blocking(Vec::new())
+        .unwrap();
+    std::io::Write::write_all(&mut w, &[1u8; 3 << 20]).unwrap();
+    let sealed = w.finish().unwrap();
+    let limits = kmseal::Limits {
+        max_frame_size: 1 << 20,
+        ..Default::default()
+    };
+    let back = Decryptor::new(kek)
+        .limits(limits)
+        .lock_policy(LockPolicy::BestEffort)
+        .decrypt_blocking(&sealed)
+        .unwrap();
+    assert_eq!(back.len(), 3 << 20);
 
     println!("LOCK-POLICY-CHILD-OK");
 }
