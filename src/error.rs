@@ -167,6 +167,12 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A stored secret's value does not have the shape its reference asks for (a `#field`
+    /// selector on a value that is not a JSON object, a missing or doubled field, malformed
+    /// JSON). Says what is wrong and names the field, never a value.
+    #[error("secret value: {0}")]
+    SecretShape(String),
+
     /// An internal invariant failed: a bug in kmseal, never the caller's input. Please report
     /// it with the message.
     #[error("internal error (a bug in kmseal; please report it): {0}")]

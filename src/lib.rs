@@ -51,6 +51,7 @@
 //! * [`local`] is the embedded [`LocalKek`].
 //! * [`cache`] has the data-key caches ([`EncryptCache`], [`DecryptCache`]).
 //! * [`rotate`] rewraps and re-encrypts messages, files and directory trees.
+//! * [`store`] has what secret stores share ([`store::json_field`]).
 //! * [`blocking`] is a tiny executor for synchronous callers.
 //!
 //! # Feature flags
@@ -80,6 +81,7 @@ mod parallel;
 pub mod rotate;
 pub mod secret;
 mod signature;
+pub mod store;
 pub mod stream;
 mod suite;
 #[cfg(test)]
