@@ -81,6 +81,29 @@ fn frozen_v3_documents_open_and_reseal_byte_for_byte() {
     }
 }
 
+/// Key styles (quoted, tagged, anchored, a quoted `<<`) and plain YAML 1.1 look-alikes
+/// (`yes`, `off`, `1_000`, a date, `y`), under the version-3 structure items: the frozen
+/// document opens to the fixture's values and re-seals byte for byte.
+#[test]
+fn frozen_v3_key_styles_open_and_reseal_byte_for_byte() {
+    let frozen = std::fs::read_to_string(dir().join("frozen/v3_keys.yaml")).unwrap();
+    let fixture = std::fs::read_to_string(dir().join("keys.yaml")).unwrap();
+    let msg = Encryptor::new(kek_a())
+        .encrypt_blocking(fixture.as_bytes())
+        .unwrap();
+    let reference = block(kmseal_config::open_blob(
+        &msg,
+        Format::Yaml,
+        &Decryptor::new(kek_a()),
+    ))
+    .unwrap();
+    let got = values(&frozen, Format::Yaml);
+    assert_eq!(got, pairs(&reference));
+    assert!(got.contains(&("<<".to_owned(), "not-a-merge-key".to_owned())));
+    assert!(got.contains(&("flags.enabled".to_owned(), "yes".to_owned())));
+    assert_eq!(reseal(&frozen, Format::Yaml), frozen, "encoder changed");
+}
+
 #[test]
 fn frozen_v1_and_v2_documents_open_and_reseal_as_v3_with_the_same_ciphertexts() {
     for (version, ext, f) in FORMATS
@@ -129,6 +152,10 @@ fn frozen_failure_vectors_are_refused() {
         "fail_v3_anchor_moved",
         "fail_v3_empty_map_added",
         "fail_v3_tag_added",
+        "fail_v3_merge_key_unquoted",
+        "fail_v3_plain_quoted",
+        "fail_v3_key_tag_removed",
+        "fail_v3_key_anchor_removed",
     ] {
         let text = std::fs::read_to_string(dir().join(format!("frozen/{name}.yaml"))).unwrap();
         let r = block(kmseal_config::open(
