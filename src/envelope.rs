@@ -651,7 +651,7 @@ impl Decryptor {
     /// ```
     pub async fn open_header<'h>(&self, header: &'h Header) -> Result<OpenedHeader<'h>, Error> {
         header.context().require(&self.expected)?;
-        self.check_signing(header)?;
+        let mut verifier = self.check_signing(header)?;
         let mut failures = Vec::new();
         for kek in &self.keks {
             // At most two attempts per trusted KEK per message: an attacker's message with many
@@ -672,6 +672,7 @@ impl Decryptor {
                             opened_by: kek.clone(),
                             max_threads: self.max_threads,
                             lock_policy: self.policy(),
+                            verifier: verifier.take(),
                         });
                     }
                     // Not a property of this KEK or this message: this process forked after
@@ -752,19 +753,19 @@ impl Decryptor {
         out: &mut SecretBytes,
     ) -> Result<Header, Error> {
         let (header, body) = self.parse_header(message)?;
-        let keys = self.open_header(&header).await?.into_message_keys();
-        decrypt_body(&header, &keys, self.max_threads, body, out)?;
+        let (keys, verifier) = self.open_header(&header).await?.into_message_keys();
+        decrypt_body(&header, &keys, verifier, self.max_threads, body, out)?;
         Ok(header)
     }
 
     /// The signing policy, before any KMS call: unsigned messages refused when signatures
     /// are required, and an unsigned message whose context names a signing key (a signed
-    /// message that a co-recipient re-keyed as unsigned) always refused.
-    fn check_signing(&self, header: &Header) -> Result<(), Error> {
+    /// message that a co-recipient re-keyed as unsigned) always refused. Returns a signed
+    /// message's verifier (its signing key parsed once, here).
+    fn check_signing(&self, header: &Header) -> Result<Option<MessageVerifier>, Error> {
         if header.is_signed() {
             // A signed header must name a well-formed signing key.
-            MessageVerifier::for_header(header)?;
-            return Ok(());
+            return MessageVerifier::for_header(header);
         }
         if self.require_signed {
             return Err(Error::Unsigned);
@@ -774,7 +775,7 @@ impl Decryptor {
                 "an unsigned message names a signing key (a signed message altered?)",
             ));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Reads the header from `reader`, unwraps the data key, and returns a streaming
@@ -807,6 +808,8 @@ pub struct OpenedHeader<'h> {
     opened_by: Arc<dyn Kek>,
     max_threads: Option<usize>,
     lock_policy: LockPolicy,
+    /// A signed message's verifier, its key parsed once by `open_header`.
+    verifier: Option<MessageVerifier>,
 }
 
 impl std::fmt::Debug for OpenedHeader<'_> {
@@ -851,7 +854,15 @@ impl<'h> OpenedHeader<'h> {
 
     fn decrypt_into_inner(&self, body: &[u8], out: &mut SecretBytes) -> Result<(), Error> {
         self.check_process()?;
-        decrypt_body(self.header, &self.keys, self.max_threads, body, out)
+        let verifier = self.verifier.clone();
+        decrypt_body(
+            self.header,
+            &self.keys,
+            verifier,
+            self.max_threads,
+            body,
+            out,
+        )
     }
 
     /// `Err(`[`Error::ForkedSecret`]`)` in the child of a `fork()` made after the header was
@@ -864,8 +875,8 @@ impl<'h> OpenedHeader<'h> {
 
     /// The verified message keys, the data key dropped (wiped) now rather than after the
     /// frames are opened: the one-call decrypt path needs nothing else.
-    fn into_message_keys(self) -> MessageKeys {
-        self.keys
+    fn into_message_keys(self) -> (MessageKeys, Option<MessageVerifier>) {
+        (self.keys, self.verifier)
     }
 
     /// A streaming decryptor over the body, `reader` positioned just after the header.
@@ -877,6 +888,7 @@ impl<'h> OpenedHeader<'h> {
             self.keys,
             self.max_threads,
             self.lock_policy,
+            self.verifier,
         )
     }
 
@@ -942,11 +954,12 @@ impl<'h> OpenedHeader<'h> {
 fn decrypt_body(
     header: &Header,
     keys: &MessageKeys,
+    verifier: Option<MessageVerifier>,
     max_threads: Option<usize>,
     mut body: &[u8],
     out: &mut SecretBytes,
 ) -> Result<(), Error> {
-    if let Some(mut verifier) = MessageVerifier::for_header(header)? {
+    if let Some(mut verifier) = verifier {
         // The signature is checked before any frame is opened: nothing is decrypted for a
         // message its sender did not sign.
         let split = body

@@ -92,6 +92,7 @@ impl MessageSigner {
 }
 
 /// Checks one message's signature as it is read.
+#[derive(Clone)]
 pub(crate) struct MessageVerifier {
     key: VerifyingKey,
     hash: Sha256,

@@ -427,10 +427,11 @@ impl<R: Read> DecryptReader<R> {
         keys: MessageKeys,
         max_threads: Option<usize>,
         lock_policy: LockPolicy,
+        verifier: Option<MessageVerifier>,
     ) -> Result<Self, Error> {
         let frame_size = header.frame_size() as usize;
         let max_batch = stream_batch(frame_size, max_threads);
-        let signed = MessageVerifier::for_header(header)?.map(SignedTail::new);
+        let signed = verifier.map(SignedTail::new);
         Ok(DecryptReader {
             inner,
             signed,
