@@ -276,12 +276,25 @@ impl FromStr for KeyUri {
     type Err = Error;
 
     fn from_str(uri: &str) -> Result<KeyUri, Error> {
-        let Some((scheme, body)) = uri.split_once("://") else {
-            return Err(bad(
-                uri,
-                "expected SCHEME://..., where SCHEME is local, aws-kms, gcp-kms, azure-kv or vault",
-            ));
+        // Input that is not URI-shaped may be a secret pasted in the wrong place (a base64
+        // key where `local://env:VAR` was meant): errors never repeat it.
+        let hidden = |what: String| Error::InvalidKeyUri {
+            uri: format!("({what}; {} characters, not shown)", uri.chars().count()),
+            reason: "expected SCHEME://..., where SCHEME is local, aws-kms, gcp-kms, azure-kv, \
+                     vault or vault+http"
+                .into(),
         };
+        let Some((scheme, body)) = uri.split_once("://") else {
+            return Err(hidden("no SCHEME://".into()));
+        };
+        let scheme_like = !scheme.is_empty()
+            && scheme.len() <= 32
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-".contains(&b));
+        if !scheme_like {
+            return Err(hidden("not a scheme before ://".into()));
+        }
         if body.is_empty() {
             return Err(bad(uri, "nothing after ://"));
         }
@@ -295,15 +308,7 @@ impl FromStr for KeyUri {
             "azure-kv" => (Provider::AzureKv, false),
             "vault" => (Provider::Vault, false),
             "vault+http" => (Provider::Vault, true),
-            other => {
-                return Err(bad(
-                    uri,
-                    format!(
-                        "unknown scheme `{other}`; expected local, aws-kms, gcp-kms, azure-kv, \
-                         vault or vault+http"
-                    ),
-                ));
-            }
+            other => return Err(hidden(format!("unknown scheme `{other}`"))),
         };
         // The local KEK lives here, so its rules do too; every other provider parses its
         // own body into a typed URI (`kmseal_aws::AwsKeyArn`, `kmseal_vault::VaultKeyPath`,
@@ -376,6 +381,21 @@ mod tests {
             let uri: KeyUri = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(uri.provider(), p);
             assert_eq!(uri.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_key_uri_is_never_repeated_in_the_error() {
+        let secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        for input in [
+            secret.to_owned(),
+            format!("{secret}://x"),
+            format!("s3cret-scheme-{secret}://x"),
+            format!("unknown://{secret}"),
+        ] {
+            let e = input.parse::<KeyUri>().unwrap_err().to_string();
+            assert!(!e.contains(secret), "{e}");
+            assert!(e.contains("not shown") && e.contains("SCHEME://"), "{e}");
         }
     }
 
