@@ -102,11 +102,7 @@ pub(crate) fn seal_all_with(
     body: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
-    let frames = Frames {
-        keys,
-        message_id,
-        frame_size: frame_size as usize,
-    };
+    let frames = Frames::new(keys, message_id, frame_size as usize);
     frames.seal(0, plaintext, true, body, threads)
 }
 
@@ -119,7 +115,15 @@ struct Frames<'a> {
     frame_size: usize,
 }
 
-impl Frames<'_> {
+impl<'a> Frames<'a> {
+    fn new(keys: &'a MessageKeys, message_id: &'a [u8; KEY_LEN], frame_size: usize) -> Self {
+        Frames {
+            keys,
+            message_id,
+            frame_size,
+        }
+    }
+
     /// Bytes that frames holding `plain` plaintext bytes take (with a final frame: `plain`
     /// may be anything; without: a whole number of frames).
     fn sealed_len(&self, plain: usize, with_final: bool) -> usize {
@@ -286,11 +290,7 @@ pub(crate) fn open_all_into(
     plain: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
-    let frames = Frames {
-        keys,
-        message_id,
-        frame_size: frame_size as usize,
-    };
+    let frames = Frames::new(keys, message_id, frame_size as usize);
     let total = body.len().div_ceil(frame_size as usize + TAG_LEN);
     if frames.open(0, body, plain, threads) == total {
         Ok(())
@@ -341,11 +341,7 @@ impl FrameSealer {
     /// Seals `plaintext` as the next frames (whole frames only, unless `with_final`: then
     /// they end with the final frame) and returns them, ready to write.
     pub(crate) fn seal_next(&mut self, plaintext: &[u8], with_final: bool) -> Result<&[u8], Error> {
-        let frames = Frames {
-            keys: &self.keys,
-            message_id: &self.message_id,
-            frame_size: self.frame_size,
-        };
+        let frames = Frames::new(&self.keys, &self.message_id, self.frame_size);
         let len = frames.sealed_len(plaintext.len(), with_final);
         if self.sealed.len() < len {
             self.sealed.resize(len, 0);
@@ -411,11 +407,7 @@ impl FrameOpener {
         // A reader carried across fork(): its AEAD key schedule is the parent's copy in
         // ordinary memory. Refuse in the child, as sealing does.
         self.keys.check_process()?;
-        let frames = Frames {
-            keys: &self.keys,
-            message_id: &self.message_id,
-            frame_size: self.frame_size,
-        };
+        let frames = Frames::new(&self.keys, &self.message_id, self.frame_size);
         let count = body.len().div_ceil(self.frame_size + TAG_LEN);
         let threads = threads_for(plain.len(), count, self.max_threads);
         let good = frames.open(self.next, body, plain, threads);

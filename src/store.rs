@@ -28,6 +28,13 @@ const MAX_DEPTH: usize = 64;
 /// # Ok::<(), kmseal::Error>(())
 /// ```
 pub fn json_field(json: &[u8], field: &str) -> Result<SecretBytes, Error> {
+    let result = select_field(json, field);
+    // Escapes were decoded through stack temporaries: leave none of them behind.
+    crate::secret::scrub_stack();
+    result
+}
+
+fn select_field(json: &[u8], field: &str) -> Result<SecretBytes, Error> {
     let shape = |what: &str| Error::SecretShape(format!("{what} (selecting field `{field}`)"));
     std::str::from_utf8(json).map_err(|_| shape("the secret is not valid UTF-8"))?;
     let mut scan = Scan { s: json, i: 0 };

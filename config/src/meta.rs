@@ -265,6 +265,6 @@ pub(crate) fn parse_header(text: &str) -> Result<Header, Error> {
 }
 /// A length as the MAC input's u32 prefix. Documents are far below 4 GiB; a length that did
 /// not fit would saturate (an input that cannot match a real document's), never wrap.
-fn len32(n: usize) -> [u8; 4] {
+pub(crate) fn len32(n: usize) -> [u8; 4] {
     u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
 }

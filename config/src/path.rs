@@ -48,18 +48,12 @@ impl Path {
     /// (1 key, 2 index) and its length-prefixed bytes. `a.b` and a key named "a.b" differ.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(
-            &u32::try_from(self.0.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
+        out.extend_from_slice(&crate::meta::len32(self.0.len()));
         for s in &self.0 {
             match s {
                 Seg::Key(k) => {
                     out.push(1);
-                    out.extend_from_slice(
-                        &u32::try_from(k.len()).unwrap_or(u32::MAX).to_be_bytes(),
-                    );
+                    out.extend_from_slice(&crate::meta::len32(k.len()));
                     out.extend_from_slice(k.as_bytes());
                 }
                 Seg::Index(i) => {
