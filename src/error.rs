@@ -173,6 +173,25 @@ pub enum Error {
     #[error("secret value: {0}")]
     SecretShape(String),
 
+    /// A secret reference could not be parsed, or names something its store cannot serve.
+    #[error("invalid secret reference `{reference}`: {reason}")]
+    InvalidReference {
+        /// The reference as given (references name secrets; they hold none). Input that is
+        /// not reference-shaped is described, not repeated.
+        reference: String,
+        /// What is wrong and what the expected form is.
+        reason: String,
+    },
+    /// A secret store could not deliver (or store) a secret.
+    #[error("secret store error ({kind}) for {reference}: {message}")]
+    Store {
+        /// The reference (or store) the call was for.
+        reference: String,
+        /// What kind of failure, so callers can decide whether to retry.
+        kind: StoreErrorKind,
+        /// A description without secret material.
+        message: String,
+    },
     /// An internal invariant failed: a bug in kmseal, never the caller's input. Please report
     /// it with the message.
     #[error("internal error (a bug in kmseal; please report it): {0}")]
@@ -212,6 +231,94 @@ impl Error {
             Error::Kms { kind, .. } => Some(*kind),
             _ => None,
         }
+    }
+
+    /// The store failure kind, for [`Error::Store`]; `None` for every other error.
+    pub fn store_kind(&self) -> Option<StoreErrorKind> {
+        match self {
+            Error::Store { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// This error as seen by a caller of a secret store for `reference`: a provider's
+    /// [`Error::Kms`] (from an HTTP layer shared with its KEK) becomes an [`Error::Store`] of
+    /// the same kind, naming the reference; other errors are returned unchanged.
+    pub fn for_reference(self, reference: &dyn fmt::Display) -> Error {
+        match self {
+            Error::Kms { kind, message, .. } => Error::Store {
+                reference: reference.to_string(),
+                kind: kind.into(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Kinds of secret store failure, distinct so a caller can decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// Credentials missing or not allowed to read (or write) the secret, or a `file://`
+    /// secret that fails the owner and mode checks. Do not retry.
+    AccessDenied,
+    /// The secret, version, stage or field does not exist. Do not retry.
+    NotFound,
+    /// The value is larger than the store limit ([`MAX_SECRET_LEN`](crate::store::MAX_SECRET_LEN)).
+    TooLarge,
+    /// The store cannot do this (a `put` to `env://`, versions of a KV v1 mount).
+    Unsupported,
+    /// Rate limited; retry later with backoff.
+    Throttled,
+    /// The service is unreachable or failing (5xx, connection error); retry later.
+    Unavailable,
+    /// The call did not complete within the configured time.
+    Timeout,
+    /// A response failed an integrity check (a payload checksum mismatch).
+    Integrity,
+    /// Anything else (an unexpected response).
+    Other,
+}
+
+impl StoreErrorKind {
+    /// Whether a retry may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            StoreErrorKind::Throttled | StoreErrorKind::Unavailable | StoreErrorKind::Timeout
+        )
+    }
+}
+
+impl From<KmsErrorKind> for StoreErrorKind {
+    /// The same failure seen by a store client that shares a KMS provider's HTTP layer.
+    fn from(kind: KmsErrorKind) -> StoreErrorKind {
+        match kind {
+            KmsErrorKind::AccessDenied => StoreErrorKind::AccessDenied,
+            KmsErrorKind::NotFound | KmsErrorKind::Disabled => StoreErrorKind::NotFound,
+            KmsErrorKind::Throttled => StoreErrorKind::Throttled,
+            KmsErrorKind::Unavailable => StoreErrorKind::Unavailable,
+            KmsErrorKind::Timeout => StoreErrorKind::Timeout,
+            KmsErrorKind::Integrity => StoreErrorKind::Integrity,
+            KmsErrorKind::InvalidCiphertext | KmsErrorKind::Other => StoreErrorKind::Other,
+        }
+    }
+}
+
+impl fmt::Display for StoreErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreErrorKind::AccessDenied => "access denied",
+            StoreErrorKind::NotFound => "not found",
+            StoreErrorKind::TooLarge => "too large",
+            StoreErrorKind::Unsupported => "unsupported",
+            StoreErrorKind::Throttled => "throttled",
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Timeout => "timed out",
+            StoreErrorKind::Integrity => "integrity check failed",
+            StoreErrorKind::Other => "other",
+        })
     }
 }
 

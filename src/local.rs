@@ -16,8 +16,8 @@
 //! `wrapped = nonce (12) || ciphertext (32) || tag (16)`.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use aes_gcm::Aes256Gcm;
@@ -146,71 +146,12 @@ impl LocalKek {
     /// Every refusal says how to fix it.
     pub fn from_file(path: impl AsRef<Path>) -> Result<LocalKek, Error> {
         let path = path.as_ref();
-        let err = |reason: String| Error::LocalKey {
-            source_name: path.display().to_string(),
-            reason,
-        };
-        let mut file = open_no_follow(path).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                err(
-                    "is a symbolic link; point at the key file itself (a link could be \
-                         redirected by whoever controls its target)"
-                        .into(),
-                )
-            } else {
-                err(format!(
-                    "cannot open: {e}; create one with `kmseal keygen -o {}`",
-                    path.display()
-                ))
-            }
-        })?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(err("is not a regular file".into()));
-        }
-        let me = crate::secret::effective_uid();
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(err(format!(
-                "is owned by uid {}, not by this user (uid {me}) or root; run `chown {me} {}` \
-                 if this key is really yours",
-                meta.uid(),
-                path.display()
-            )));
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(err(format!(
-                "is accessible by group or others (mode {:03o}); run `chmod 600 {}`",
-                meta.mode() & 0o777,
-                path.display()
-            )));
-        }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let dmeta = std::fs::metadata(dir)?;
-        if dmeta.uid() != me && dmeta.uid() != 0 {
-            return Err(err(format!(
-                "is in {}, which is owned by uid {}, not by this user or root: whoever owns \
-                 it can replace the key; move the key to a directory of your own",
-                dir.display(),
-                dmeta.uid()
-            )));
-        }
-        if dmeta.mode() & 0o022 != 0 {
-            return Err(err(format!(
-                "is in {}, which group or others can write (mode {:03o}): they could replace \
-                 the key; run `chmod go-w {}` or move the key",
-                dir.display(),
-                dmeta.mode() & 0o777,
-                dir.display()
-            )));
-        }
-        if meta.len() > 4096 {
-            return Err(err("is too large to be a kmseal key file".into()));
-        }
-        let mut text = SecretBytes::with_capacity(usize::try_from(meta.len()).unwrap_or(4096))?;
-        std::io::copy(&mut (&mut file).take(4096), &mut text)?;
+        let hint = format!("create one with `kmseal keygen -o {}`", path.display());
+        let text =
+            crate::private_file::read_private(path, 4096, &hint).map_err(|r| Error::LocalKey {
+                source_name: path.display().to_string(),
+                reason: r.reason(),
+            })?;
         LocalKek::from_key_file_contents(text.expose_secret(), &path.display().to_string())
     }
 
@@ -382,16 +323,6 @@ impl Kek for LocalKek {
         opened.map_err(|_| Error::Decrypt)?;
         DataKey::from_secret(key)
     }
-}
-
-/// Opens `path` for reading without following a symbolic link at it (`ELOOP` if it is one)
-/// and without blocking on a FIFO: what the caller checks next is the open descriptor's
-/// metadata, so nothing can be swapped in between. Used for local key files and rotation.
-pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
 }
 
 /// Decodes base64 of exactly 32 bytes straight into locked memory.

@@ -553,7 +553,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, Error> {
 /// Opens `path` for reading without following a symbolic link there, and without blocking
 /// on a FIFO.
 fn open_no_follow(path: &Path) -> Result<File, Error> {
-    crate::local::open_no_follow(path).map_err(|e| {
+    crate::private_file::open_no_follow(path).map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
             Error::InvalidArgument("a symbolic link is not rotated; rotate the file it names")
         } else {

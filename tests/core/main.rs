@@ -20,4 +20,5 @@ mod rotation;
 mod roundtrip;
 mod secret_memory;
 mod signed;
+mod stores;
 mod vectors;

@@ -1,7 +1,4 @@
-//! Pieces for secret stores (AWS Secrets Manager, GCP Secret Manager, Azure Key Vault secrets,
-//! Vault KV): what every store needs from the core, so no store parses a secret twice.
-//!
-//! [`json_field`] picks one field of a JSON object secret (Secrets Manager's common
+//! [`json_field`]: one field of a JSON object secret (Secrets Manager's common
 //! `{"DB_PASSWORD": "…"}` shape, a Vault KV field map) straight into locked memory: the value
 //! is never held in a `serde_json::Value`, a `String` or any other unwiped buffer of ours.
 
@@ -28,13 +25,25 @@ const MAX_DEPTH: usize = 64;
 /// # Ok::<(), kmseal::Error>(())
 /// ```
 pub fn json_field(json: &[u8], field: &str) -> Result<SecretBytes, Error> {
+    json_field_if_present(json, field)?.ok_or_else(|| {
+        Error::SecretShape(format!(
+            "the JSON object has no such field (selecting field `{field}`)"
+        ))
+    })
+}
+
+/// [`json_field`], with `Ok(None)` for a well-formed object without the field.
+pub(crate) fn json_field_if_present(
+    json: &[u8],
+    field: &str,
+) -> Result<Option<SecretBytes>, Error> {
     let result = select_field(json, field);
     // Escapes were decoded through stack temporaries: leave none of them behind.
     crate::secret::scrub_stack();
     result
 }
 
-fn select_field(json: &[u8], field: &str) -> Result<SecretBytes, Error> {
+fn select_field(json: &[u8], field: &str) -> Result<Option<SecretBytes>, Error> {
     let shape = |what: &str| Error::SecretShape(format!("{what} (selecting field `{field}`)"));
     std::str::from_utf8(json).map_err(|_| shape("the secret is not valid UTF-8"))?;
     let mut scan = Scan { s: json, i: 0 };
@@ -78,7 +87,7 @@ fn select_field(json: &[u8], field: &str) -> Result<SecretBytes, Error> {
     if scan.i != json.len() {
         return Err(shape("malformed JSON: data after the object"));
     }
-    found.ok_or_else(|| shape("the JSON object has no such field"))
+    Ok(found)
 }
 
 /// What a JSON value is.
