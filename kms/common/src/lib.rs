@@ -2,6 +2,7 @@
 //! callers without a runtime, retry backoff, and request bodies held in locked memory.
 #![forbid(unsafe_code)]
 
+pub mod time;
 pub mod uri;
 
 use std::future::Future;

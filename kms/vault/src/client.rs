@@ -9,6 +9,13 @@ pub(crate) fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error
     kmseal_kms_common::kms_error(PROVIDER, kind, message)
 }
 
+pub(crate) fn bad_response(what: &str) -> Error {
+    kms_error(
+        KmsErrorKind::Other,
+        format!("unexpected response from Vault: {what}"),
+    )
+}
+
 #[derive(Clone)]
 pub(crate) struct Http {
     pub(crate) client: reqwest::Client,

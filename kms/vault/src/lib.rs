@@ -52,24 +52,26 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod kv;
+mod session;
 mod uri;
 
-pub use uri::VaultKeyPath;
+pub use kv::{VaultKvBuilder, VaultKvStore};
+pub use session::TokenSource;
+pub use uri::{VaultKeyPath, VaultKvPath};
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kmseal::{
-    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes,
-    SecretString, WrappedKey,
+    DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, Provider, SecretBytes, WrappedKey,
 };
 use reqwest::Method;
 
-use client::{Http, kms_error};
+use client::{bad_response, kms_error};
+use session::{Session, Settings, connection_setters};
 
 /// Key types whose encryption authenticates `associated_data`.
 const AEAD_TYPES: [&str; 4] = [
@@ -79,96 +81,17 @@ const AEAD_TYPES: [&str; 4] = [
     "xchacha20-poly1305",
 ];
 
-/// Where the Vault token comes from.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum TokenSource {
-    /// `VAULT_TOKEN`, else `BAO_TOKEN`, else the token file `~/.vault-token` (the default).
-    Default,
-    /// A token file (for example one written by a Vault agent sidecar).
-    File(PathBuf),
-    /// A token given directly.
-    Token(SecretString),
-    /// Kubernetes auth: log in at `auth/MOUNT/login` with the pod's service-account JWT and
-    /// a Vault role, on first use and again when the token is refused (expired).
-    Kubernetes {
-        /// The Vault role bound to this service account.
-        role: String,
-        /// The auth mount (usually `kubernetes`).
-        mount: String,
-        /// The projected service-account token file.
-        jwt_path: PathBuf,
-    },
-}
-
-impl TokenSource {
-    /// Kubernetes auth with the default mount (`kubernetes`) and the default token file
-    /// (`/var/run/secrets/kubernetes.io/serviceaccount/token`).
-    pub fn kubernetes(role: impl Into<String>) -> TokenSource {
-        TokenSource::Kubernetes {
-            role: role.into(),
-            mount: "kubernetes".into(),
-            jwt_path: PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token"),
-        }
-    }
-}
-
-/// How requests are authenticated.
-enum Auth {
-    Static(SecretString),
-    Kubernetes {
-        role: String,
-        mount: String,
-        jwt_path: PathBuf,
-        token: tokio::sync::Mutex<Option<SecretString>>,
-    },
-}
-
 /// Settings for a [`VaultKek`].
 #[derive(Debug)]
 pub struct VaultBuilder {
     key: VaultKeyPath,
-    token: TokenSource,
-    namespace: Option<String>,
-    ca_file: Option<PathBuf>,
-    timeout: Duration,
-    retries: u32,
+    conn: Settings,
     check_key: bool,
     assume_derived: bool,
 }
 
 impl VaultBuilder {
-    /// Where the token comes from (default: [`TokenSource::Default`]).
-    pub fn token(mut self, token: TokenSource) -> Self {
-        self.token = token;
-        self
-    }
-
-    /// Vault Enterprise / OpenBao namespace (default: `VAULT_NAMESPACE` if set).
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
-
-    /// PEM file of CA certificates to trust in addition to the system roots (default:
-    /// `VAULT_CACERT` if set).
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
-
-    /// Time limit for one HTTP request, connection included (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Retries after throttling, 5xx and transport errors, with exponential backoff from
-    /// 100 ms (default 3).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
+    connection_setters!();
 
     /// Dangerous: never read the key's metadata. Only for tokens that may encrypt and decrypt
     /// but not read `MOUNT/keys/NAME`. A mistyped key name will then be created silently by
@@ -182,55 +105,15 @@ impl VaultBuilder {
 
     /// Builds the KEK (reads the token and CA file; no network I/O yet).
     pub fn build(self) -> Result<VaultKek, Error> {
-        let auth = match self.token {
-            TokenSource::Kubernetes {
-                role,
-                mount,
-                jwt_path,
-            } => Auth::Kubernetes {
-                role,
-                mount,
-                jwt_path,
-                token: tokio::sync::Mutex::new(None),
-            },
-            other => Auth::Static(read_token(&other)?),
-        };
-        let mut http = reqwest::Client::builder()
-            // Never follow redirects: reqwest would re-send `X-Vault-Token` (a custom header it
-            // does not strip) and, on 307/308, the body to whatever host `Location` names.
-            // Vault itself answers 307 only to forward to the active node of a cluster; point
-            // the key URI at the active node or a load balancer instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-            .https_only(!self.key.plain_http());
-        if let Some(ca) = self
-            .ca_file
-            .or_else(|| std::env::var_os("VAULT_CACERT").map(PathBuf::from))
-        {
-            let pem = std::fs::read(&ca)
-                .map_err(|e| config_error(format!("cannot read CA file {}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| config_error(format!("CA file {} is not PEM: {e}", ca.display())))?;
-            http = http.tls_certs_merge(certs);
-        }
-        let client = http
-            .build()
-            .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+        let session = self
+            .conn
+            .connect(self.key.address(), self.key.plain_http())?;
         Ok(VaultKek {
-            http: Http {
-                client,
-                addr: self.key.address(),
-                namespace: self
-                    .namespace
-                    .or_else(|| std::env::var("VAULT_NAMESPACE").ok()),
-                retries: self.retries,
-            },
+            session,
             mount: self.key.mount().to_owned(),
             name: self.key.name().to_owned(),
             key_id: self.key.key_id(),
             key: self.key,
-            auth,
             check_key: self.check_key,
             derived: OnceLock::new(),
             assume_derived: self.assume_derived,
@@ -238,63 +121,13 @@ impl VaultBuilder {
     }
 }
 
-fn config_error(message: String) -> Error {
-    kms_error(KmsErrorKind::Other, message)
-}
-
-fn read_token(source: &TokenSource) -> Result<SecretString, Error> {
-    let from_file = |path: &PathBuf| -> Result<SecretString, Error> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            kms_error(
-                KmsErrorKind::AccessDenied,
-                format!("cannot read Vault token file {}: {e}", path.display()),
-            )
-        })?;
-        let secret = SecretBytes::from_vec_zeroizing(bytes)?;
-        let text = SecretString::try_from_bytes(secret)?;
-        SecretString::copy_from_str(text.expose_secret().trim())
-    };
-    match source {
-        TokenSource::Token(t) => t.try_clone(),
-        TokenSource::File(path) => from_file(path),
-        TokenSource::Kubernetes { .. } => Err(Error::Internal("Kubernetes auth logs in lazily")),
-        TokenSource::Default => {
-            for var in ["VAULT_TOKEN", "BAO_TOKEN"] {
-                if let Ok(v) = std::env::var(var) {
-                    let v = zeroize::Zeroizing::new(v);
-                    if !v.trim().is_empty() {
-                        return SecretString::copy_from_str(v.trim());
-                    }
-                }
-            }
-            let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
-                kms_error(
-                    KmsErrorKind::AccessDenied,
-                    "no Vault token: set VAULT_TOKEN or BAO_TOKEN",
-                )
-            })?;
-            let file = home.join(".vault-token");
-            if file.exists() {
-                from_file(&file)
-            } else {
-                Err(kms_error(
-                    KmsErrorKind::AccessDenied,
-                    "no Vault token: set VAULT_TOKEN or BAO_TOKEN, log in with `vault login`, or \
-                     pass a token file",
-                ))
-            }
-        }
-    }
-}
-
 /// A transit key used as a KEK. See the [crate docs](crate).
 pub struct VaultKek {
-    http: Http,
+    session: Session,
     mount: String,
     name: String,
     key_id: String,
     key: VaultKeyPath,
-    auth: Auth,
     check_key: bool,
     /// Whether the key is derived, learned from its metadata on first use.
     derived: OnceLock<bool>,
@@ -305,7 +138,7 @@ impl std::fmt::Debug for VaultKek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultKek")
             .field("uri", &self.key.to_string())
-            .field("namespace", &self.http.namespace)
+            .field("namespace", &self.session.http.namespace)
             .finish_non_exhaustive()
     }
 }
@@ -346,13 +179,6 @@ struct PlaintextData<'a> {
     plaintext: &'a str,
 }
 
-fn bad_response(what: &str) -> Error {
-    kms_error(
-        KmsErrorKind::Other,
-        format!("unexpected response from Vault: {what}"),
-    )
-}
-
 impl VaultKek {
     /// A KEK for `vault://…` or `vault+http://…` with default settings.
     pub fn from_uri(uri: &KeyUri) -> Result<VaultKek, Error> {
@@ -368,137 +194,9 @@ impl VaultKek {
     pub fn builder_for(key: VaultKeyPath) -> VaultBuilder {
         VaultBuilder {
             key,
-            token: TokenSource::Default,
-            namespace: None,
-            ca_file: None,
-            timeout: Duration::from_secs(10),
-            retries: 3,
+            conn: Settings::default(),
             check_key: true,
             assume_derived: false,
-        }
-    }
-
-    /// The current token (logging in with Kubernetes auth first if needed).
-    async fn token(&self) -> Result<SecretString, Error> {
-        match &self.auth {
-            Auth::Static(t) => t.try_clone(),
-            Auth::Kubernetes {
-                role,
-                mount,
-                jwt_path,
-                token,
-            } => {
-                let mut cached = token.lock().await;
-                if let Some(t) = cached.as_ref() {
-                    return t.try_clone();
-                }
-                let fresh = self.kubernetes_login(role, mount, jwt_path).await?;
-                let out = fresh.try_clone()?;
-                *cached = Some(fresh);
-                Ok(out)
-            }
-        }
-    }
-
-    async fn kubernetes_login(
-        &self,
-        role: &str,
-        mount: &str,
-        jwt_path: &std::path::Path,
-    ) -> Result<SecretString, Error> {
-        let jwt = std::fs::read(jwt_path).map_err(|e| {
-            kms_error(
-                KmsErrorKind::AccessDenied,
-                format!(
-                    "cannot read the service-account token {}: {e}",
-                    jwt_path.display()
-                ),
-            )
-        })?;
-        let jwt = SecretBytes::from_vec_zeroizing(jwt)?;
-        let jwt_text = jwt.expose_secret().trim_ascii();
-        // A JWT is three base64url parts joined by dots: anything else is not a token, and
-        // must not be pasted into the JSON body.
-        let jwt_ok = !jwt_text.is_empty()
-            && jwt_text
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b));
-        if !jwt_ok {
-            return Err(kms_error(
-                KmsErrorKind::AccessDenied,
-                format!("{} does not hold a service-account JWT", jwt_path.display()),
-            ));
-        }
-        let role_json = serde_json::to_string(role)
-            .map_err(|_| Error::InvalidArgument("the Vault role cannot be encoded as JSON"))?;
-        let mut body = SecretBytes::with_capacity(jwt_text.len() + role_json.len() + 32)?;
-        body.extend_from_slice(b"{\"role\":")?;
-        body.extend_from_slice(role_json.as_bytes())?;
-        body.extend_from_slice(b",\"jwt\":\"")?;
-        body.extend_from_slice(jwt_text)?;
-        body.extend_from_slice(b"\"}")?;
-        let resp = self
-            .http
-            .call(
-                Method::POST,
-                &format!("auth/{mount}/login"),
-                b"",
-                Some(&body),
-            )
-            .await
-            .map_err(|e| match e {
-                Error::Kms { kind, message, .. } => kms_error(
-                    kind,
-                    format!(
-                        "Kubernetes login to auth/{mount} with role `{role}` failed: {message}"
-                    ),
-                ),
-                other => other,
-            })?;
-        #[derive(serde::Deserialize)]
-        struct Login<'a> {
-            #[serde(borrow)]
-            auth: LoginAuth<'a>,
-        }
-        #[derive(serde::Deserialize)]
-        struct LoginAuth<'a> {
-            #[serde(borrow)]
-            client_token: &'a str,
-        }
-        let login: Login<'_> = serde_json::from_slice(resp.expose_secret())
-            .map_err(|_| bad_response("login without a client token"))?;
-        tracing::debug!(%mount, %role, "logged in to Vault with Kubernetes auth");
-        SecretString::copy_from_str(login.auth.client_token)
-    }
-
-    /// One authenticated call; a refused Kubernetes-auth token is renewed by logging in
-    /// again, once.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&SecretBytes>,
-    ) -> Result<SecretBytes, Error> {
-        let token = self.token().await?;
-        let result = self
-            .http
-            .call(method.clone(), path, token.expose_secret().as_bytes(), body)
-            .await;
-        match (&self.auth, &result) {
-            (
-                Auth::Kubernetes { token, .. },
-                Err(Error::Kms {
-                    kind: KmsErrorKind::AccessDenied,
-                    ..
-                }),
-            ) => {
-                *token.lock().await = None;
-                let fresh = self.token().await?;
-                self.http
-                    .call(method, path, fresh.expose_secret().as_bytes(), body)
-                    .await
-            }
-            _ => result,
         }
     }
 
@@ -506,6 +204,7 @@ impl VaultKek {
     pub async fn key_info(&self) -> Result<KeyInfo, Error> {
         let path = format!("{}/keys/{}", self.mount, self.name);
         let body = self
+            .session
             .call(Method::GET, &path, None)
             .await
             .map_err(|e| match e {
@@ -635,7 +334,7 @@ impl VaultKek {
 
     async fn post_for_ciphertext(&self, op: &str, body: &SecretBytes) -> Result<Vec<u8>, Error> {
         let path = format!("{}/{op}/{}", self.mount, self.name);
-        let resp = self.call(Method::POST, &path, Some(body)).await?;
+        let resp = self.session.call(Method::POST, &path, Some(body)).await?;
         let env: Envelope<CiphertextData<'_>> = serde_json::from_slice(resp.expose_secret())
             .map_err(|_| bad_response("no ciphertext"))?;
         if !env.data.ciphertext.starts_with("vault:v") {
@@ -727,7 +426,7 @@ impl Kek for VaultKek {
         body.extend_from_slice(&wrapped.ciphertext)?;
         context_fields(&mut body, context, derived)?;
         let path = format!("{}/decrypt/{}", self.mount, self.name);
-        let resp = self.call(Method::POST, &path, Some(&body)).await?;
+        let resp = self.session.call(Method::POST, &path, Some(&body)).await?;
         let env: Envelope<PlaintextData<'_>> = serde_json::from_slice(resp.expose_secret())
             .map_err(|_| bad_response("no plaintext"))?;
         // Decode straight into locked memory: no String or Vec ever holds the key.
@@ -743,6 +442,7 @@ impl Kek for VaultKek {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kmseal::SecretString;
 
     #[test]
     fn request_bodies_are_json_with_base64_fields() {
@@ -793,7 +493,7 @@ mod tests {
             ))
             .build()
             .unwrap();
-        assert_eq!(kek.http.addr, "http://127.0.0.1:18200");
+        assert_eq!(kek.session.http.addr, "http://127.0.0.1:18200");
         assert_eq!(kek.mount, "team/transit");
         assert_eq!(kek.key_id(), "team/transit/keys/app");
         let uri: KeyUri = "vault://vault.example/transit/keys/app".parse().unwrap();
@@ -804,7 +504,7 @@ mod tests {
             ))
             .build()
             .unwrap();
-        assert_eq!(kek.http.addr, "https://vault.example:8200");
+        assert_eq!(kek.session.http.addr, "https://vault.example:8200");
         assert!(!format!("{kek:?}").contains("\"t\""));
     }
 }

@@ -1,8 +1,9 @@
-//! `vault://` and `vault+http://` key URIs, parsed once into their parts.
+//! `vault://` key URIs and `vault-kv://` secret references, parsed once into their parts.
 
 use std::fmt;
 use std::str::FromStr;
 
+use kmseal::store::{SecretRef, StoreKind};
 use kmseal::{Error, KeyUri, Provider};
 use kmseal_kms_common::uri::{body_for, invalid, is_host, is_name};
 
@@ -32,12 +33,7 @@ pub struct VaultKeyPath {
 impl VaultKeyPath {
     /// `http(s)://HOST:PORT`, the server's address.
     pub fn address(&self) -> String {
-        let scheme = if self.plain_http { "http" } else { "https" };
-        if self.host.contains(':') {
-            format!("{scheme}://{}", self.host)
-        } else {
-            format!("{scheme}://{}:8200", self.host)
-        }
+        address(&self.host, self.plain_http)
     }
 
     /// The transit mount (`transit`, `team/transit`).
@@ -99,6 +95,78 @@ impl fmt::Display for VaultKeyPath {
     }
 }
 
+const KV_FORM: &str = "expected vault-kv://HOST[:PORT]/MOUNT/PATH (https; vault-kv+http:// for \
+                       plain http), path segments of letters, digits, `-`, `_` and `.`";
+
+/// A parsed `vault-kv://HOST[:PORT]/MOUNT/PATH` (https) or `vault-kv+http://…` secret
+/// reference. Where the mount ends and the secret's path begins is the server's to say (the
+/// store asks it once per mount); selectors (`?version=`, `#field`) stay on the
+/// [`SecretRef`].
+///
+/// ```
+/// use kmseal_vault::VaultKvPath;
+/// let r = "vault-kv://vault.internal/secret/app/db#password".parse()?;
+/// let kv = VaultKvPath::try_from(&r)?;
+/// assert_eq!(kv.address(), "https://vault.internal:8200");
+/// assert_eq!(kv.path(), "secret/app/db");
+/// # Ok::<(), kmseal::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VaultKvPath {
+    host: String,
+    path: String,
+    plain_http: bool,
+}
+
+impl VaultKvPath {
+    /// `http(s)://HOST:PORT`, the server's address.
+    pub fn address(&self) -> String {
+        address(&self.host, self.plain_http)
+    }
+
+    /// `MOUNT/PATH`, the mount not yet told apart.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether plain HTTP was asked for (`vault-kv+http://`).
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+}
+
+impl TryFrom<&SecretRef> for VaultKvPath {
+    type Error = Error;
+
+    fn try_from(reference: &SecretRef) -> Result<VaultKvPath, Error> {
+        if reference.kind() != StoreKind::VaultKv {
+            return Err(reference.invalid("not a vault-kv:// reference"));
+        }
+        let (host, path) = reference
+            .body()
+            .split_once('/')
+            .ok_or_else(|| reference.invalid(KV_FORM))?;
+        // A mount and a secret: two segments at least.
+        if !is_host(host) || !path.contains('/') || !path.split('/').all(is_name) {
+            return Err(reference.invalid(KV_FORM));
+        }
+        Ok(VaultKvPath {
+            host: host.to_owned(),
+            path: path.to_owned(),
+            plain_http: reference.plain_http(),
+        })
+    }
+}
+
+fn address(host: &str, plain_http: bool) -> String {
+    let scheme = if plain_http { "http" } else { "https" };
+    if host.contains(':') {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:8200")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +196,33 @@ mod tests {
                 matches!(
                     bad.parse::<VaultKeyPath>(),
                     Err(Error::InvalidKeyUri { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn kv_references_parse_and_bad_ones_say_why() {
+        let r: SecretRef = "vault-kv+http://127.0.0.1:18200/team/kv/app/db?version=2#pw"
+            .parse()
+            .unwrap();
+        let kv = VaultKvPath::try_from(&r).unwrap();
+        assert_eq!(kv.address(), "http://127.0.0.1:18200");
+        assert_eq!(kv.path(), "team/kv/app/db");
+        for bad in [
+            "vault-kv://h:1/secret",
+            "vault-kv://h:1/secret/",
+            "vault-kv://h:1//db",
+            "vault-kv://h:0/secret/db",
+            "vault-kv://h:1/secret/d%20b",
+            "aws-sm://prod/db",
+        ] {
+            let r: SecretRef = bad.parse().unwrap();
+            assert!(
+                matches!(
+                    VaultKvPath::try_from(&r),
+                    Err(Error::InvalidReference { .. })
                 ),
                 "{bad}"
             );

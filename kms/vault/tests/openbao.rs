@@ -13,6 +13,9 @@ use kmseal::{
 };
 use kmseal_vault::{TokenSource, VaultKek};
 
+#[path = "openbao/kv.rs"]
+mod kv;
+
 fn server() -> (String, String) {
     let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
         .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
@@ -487,6 +490,12 @@ async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_k
 
 /// Requests OpenBao's audit log recorded for `path` (its own count, not ours).
 fn audited_requests(path: &str) -> usize {
+    audited(path, None)
+}
+
+/// Requests OpenBao's audit log recorded for `path` with `operation` (`read`, `update`), or
+/// any operation.
+fn audited(path: &str, operation: Option<&str>) -> usize {
     let log = std::env::var("KMSEAL_TEST_VAULT_AUDIT")
         .expect("KMSEAL_TEST_VAULT_AUDIT is not set: run scripts/test");
     std::fs::read_to_string(log)
@@ -494,6 +503,7 @@ fn audited_requests(path: &str) -> usize {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["type"] == "request" && v["request"]["path"] == path)
+        .filter(|v| operation.is_none_or(|op| v["request"]["operation"] == op))
         .count()
 }
 
