@@ -86,6 +86,7 @@ mod slots;
 pub mod store;
 pub mod stream;
 mod suite;
+mod time;
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)] // test patterns
 mod vectors;

@@ -6,6 +6,7 @@ mod inspect;
 mod output;
 mod progress;
 mod rotate;
+mod secret;
 mod settings;
 
 use std::io::{self, IsTerminal, Read, Write};
@@ -33,7 +34,7 @@ mod exit {
     name = "kmseal",
     version,
     about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
-    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS or key error, 6 refused without an explicit flag (--accept-changes, --declassify), 7 a file changed while it was rotated (left alone; rerun)."
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS, key or secret store error, 6 refused without an explicit flag (--accept-changes, --declassify), 7 a file changed while it was rotated (left alone; rerun)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -118,6 +119,12 @@ enum Command {
         #[command(flatten)]
         args: config::ExecArgs,
     },
+    /// Secrets in stores (env://, file://, vault-kv://): get, put, list versions.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kmseal secret get vault-kv://vault.internal/secret/app/db#password -o /run/app/db-password\n  kmseal secret put vault-kv://vault.internal/secret/app/jwt --field secret --generate 32\n  kmseal secret versions vault-kv://vault.internal/secret/app/jwt"
+    )]
+    Secret(secret::SecretCommand),
     /// Rewrap files in place under new KEKs without touching their payload (crash-safe).
     #[command(
         after_help = "Examples:\n  kmseal rewrap --from local://old.key --to aws-kms://arn:aws:kms:eu-west-1:111122223333:key/ID secrets/\n  kmseal rewrap --from K1 --to K1 --to K2 --dry-run secrets/   # add a second KEK\n\nEach file is written to a temporary file beside it, fsynced, verified by decrypting it\nwith the first --to key, then renamed over the original. Interrupted, every file is the\nold or the new message; run the same command again to finish."
@@ -194,7 +201,10 @@ fn exit_code(e: &Error) -> u8 {
         | Error::NoMatchingKek { .. }
         | Error::UnwrapFailed { .. }
         | Error::LocalKey { .. }
-        | Error::InvalidKeyUri { .. } => exit::KMS,
+        | Error::InvalidKeyUri { .. }
+        | Error::Store { .. }
+        | Error::InvalidReference { .. }
+        | Error::SecretShape(_) => exit::KMS,
         Error::InvalidArgument(_) | Error::InvalidContext(_) => exit::USAGE,
         Error::FileChanged { .. } => exit::CHANGED,
         _ => exit::OTHER,
@@ -286,6 +296,7 @@ fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Exec { args } => config::exec(args),
+        Command::Secret(cmd) => secret::run(cmd),
         Command::Rewrap { args } => rotate::run(args, None),
         Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),
     }

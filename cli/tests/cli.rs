@@ -1081,3 +1081,48 @@ fn signed_messages_from_the_command_line() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+#[test]
+fn secret_get_reads_env_and_file_references_and_refuses_a_terminal() {
+    let env = Env::new("secret-get");
+    let o = env
+        .command(&["secret", "get", "env://KMSEAL_CLI_TEST_SECRET#password"])
+        .env("KMSEAL_CLI_TEST_SECRET", r#"{"password": "from-env"}"#)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"from-env");
+
+    let file = env.path("db-password");
+    std::fs::write(&file, b"from-file").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let reference = format!("file://{}", s(&file));
+    let o = env.run(&["secret", "get", &reference], None);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = env.run(&["secret", "get", &reference], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"from-file");
+
+    let o = env.run(&["secret", "get", "env://KMSEAL_CLI_TEST_UNSET"], None);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("KMSEAL_CLI_TEST_UNSET is not set"),
+        "{}",
+        stderr(&o)
+    );
+    // Something pasted where a reference belongs is not repeated.
+    let o = env.run(&["secret", "get", "hunter2-Sup3rS3cret"], None);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+
+    let (code, out) = in_pty(&env, &["secret", "get", &reference]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("refusing to write a secret to a terminal"),
+        "{out}"
+    );
+    assert!(!out.contains("from-file"), "{out}");
+}

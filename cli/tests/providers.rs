@@ -249,3 +249,118 @@ fn a_kms_failing_mid_response_leaves_no_output_file() {
     std::fs::remove_dir_all(&d).unwrap();
     drop(rt);
 }
+
+/// `run` with stdin.
+fn run_with_stdin(args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
+    cmd.args(args)
+        .env_remove("KMSEAL_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn secrets_in_openbao_kv_through_the_cli_put_get_versions_and_errors() {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    let env = [("VAULT_TOKEN", token.as_str())];
+    let secret = format!(
+        "vault-kv+http://{addr}/secret/cli/db-{}",
+        std::process::id()
+    );
+
+    let o = run_with_stdin(
+        &["secret", "put", &secret, "--field", "password", "-"],
+        &env,
+        b"s3cret \"pw\"\n",
+    );
+    assert!(o.status.success(), "put: {}", stderr(&o));
+    assert!(stderr(&o).contains("version 1"), "{}", stderr(&o));
+    let o = run(
+        &[
+            "secret",
+            "put",
+            &secret,
+            "--field",
+            "password",
+            "--generate",
+            "32",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "generate: {}", stderr(&o));
+    assert!(o.stdout.is_empty(), "a generated value is never printed");
+
+    // The old version by number, the field exactly as given (newline dropped, no newline added).
+    let o = run(
+        &["secret", "get", &format!("{secret}?version=1#password")],
+        &env,
+    );
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout, b"s3cret \"pw\"");
+    let o = run(&["secret", "get", &format!("{secret}#password")], &env);
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout.len(), 44, "base64 of 32 bytes");
+
+    let d = dir("secret-get");
+    let out = d.join("pw");
+    let o = run(
+        &[
+            "secret",
+            "get",
+            &format!("{secret}#password"),
+            "-o",
+            s(&out),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "get -o: {}", stderr(&o));
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 44);
+
+    let o = run(&["secret", "versions", &secret, "--json"], &env);
+    assert!(o.status.success(), "versions: {}", stderr(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["id"].as_str(), lines[1]["id"].as_str()),
+        (Some("2"), Some("1"))
+    );
+    assert_eq!(lines[0]["stages"][0], "current");
+    assert!(lines[0]["created"].as_str().unwrap().ends_with('Z'));
+
+    // Failures: exit 4 with the reference and the reason, never a value.
+    let missing = format!("vault-kv+http://{addr}/secret/cli/missing");
+    let o = run(&["secret", "get", &missing], &env);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&missing), "{}", stderr(&o));
+    let o = run(&["secret", "get", &format!("{secret}#token")], &env);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`token`"), "{}", stderr(&o));
+    let o = run(
+        &["secret", "get", &format!("{secret}#password")],
+        &[("VAULT_TOKEN", "wrong")],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("access denied"), "{}", stderr(&o));
+    // A value is refused on the command line.
+    let o = run(&["secret", "put", &secret, "hunter2"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -89,6 +89,11 @@ impl VersionInfo {
         self.disabled = disabled;
         self
     }
+
+    /// The creation time as RFC 3339 (`2026-12-01T19:20:01Z`, UTC, whole seconds).
+    pub fn created_rfc3339(&self) -> Option<String> {
+        self.created.map(crate::time::rfc3339)
+    }
 }
 
 /// A secret as a store returned it: the whole value, in locked memory, and its version.

@@ -1,4 +1,6 @@
-//! A key URI becomes a KEK in one call: `kmseal_keys::from_uri("aws-kms://…")`.
+//! A key URI becomes a KEK in one call: `kmseal_keys::from_uri("aws-kms://…")`; a secret
+//! reference becomes a value in one call: `kmseal_keys::get_secret("vault-kv://…#password")`
+//! (or a caching [`resolver`]).
 //!
 //! The same resolution the `kmseal` command uses, for services (take `KMSEAL_KEY` from the
 //! environment the way the CLI does) and for bindings. Each provider parses its own URI into
@@ -36,6 +38,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod stores;
+
+pub use stores::{Stores, get_secret, get_secret_blocking, resolver};
 
 use std::sync::Arc;
 

@@ -1,0 +1,268 @@
+//! `kmseal secret get|put|versions`: secrets in stores, named by references.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::Subcommand;
+use kmseal::SecretBytes;
+use kmseal::store::{MAX_SECRET_LEN, SecretRef, VersionInfo};
+
+use crate::{Failure, output, usage};
+
+#[derive(Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Print a secret (or one #field of it) to stdout or -o FILE (mode 0600).
+    #[command(
+        after_help = "Examples:\n  kmseal secret get vault-kv://vault.internal/secret/app/db#password -o /run/app/db-password\n  kmseal secret get env://DATABASE_URL | my-migration-tool\n\nThe value is written exactly, with no newline added. A terminal is refused without --force."
+    )]
+    Get {
+        /// env://NAME, file://PATH, vault-kv://HOST[:PORT]/MOUNT/PATH, vault-kv+http://…;
+        /// ?version=V or ?stage=S selects a version, #FIELD one field of a JSON object secret.
+        reference: String,
+        /// Output file (mode 0600, written atomically); default stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Overwrite an existing output file; allow output to a terminal.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Store a new version of a secret: the value from stdin (`-`) or a generated one.
+    #[command(
+        after_help = "Examples:\n  printf %s \"$PASSWORD\" | kmseal secret put vault-kv://vault.internal/secret/app/db --field password -\n  kmseal secret put vault-kv://vault.internal/secret/app/jwt --field secret --generate 32\n\nOne trailing newline of stdin is dropped. --generate N draws N random bytes and stores\nthem base64-encoded (like `openssl rand -base64 N`); the value is never printed. --field NAME\nstores {\"NAME\": VALUE}, the shape Vault KV and most JSON secrets have."
+    )]
+    Put {
+        /// The secret, without selectors.
+        reference: String,
+        /// `-`: read the value from stdin.
+        #[arg(conflicts_with = "generate", required_unless_present = "generate")]
+        value: Option<String>,
+        /// Generate the value: N random bytes, base64 (N from 16 to 1024).
+        #[arg(long, value_name = "N")]
+        generate: Option<usize>,
+        /// Store the value as the field NAME of a JSON object.
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
+    },
+    /// List a secret's versions, newest first.
+    Versions {
+        /// The secret.
+        reference: String,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(command: SecretCommand) -> Result<(), Failure> {
+    match command {
+        SecretCommand::Get {
+            reference,
+            output,
+            force,
+        } => {
+            if output.is_none() && io::stdout().is_terminal() && !force {
+                return Err(usage(
+                    "refusing to write a secret to a terminal (scrollback, screen recordings); \
+                     use -o FILE, a pipe, or --force",
+                ));
+            }
+            let value = kmseal_keys::get_secret_blocking(&reference)?;
+            output::write_atomically(output.as_deref(), force, 0o600, |out| {
+                out.write_all(value.expose_secret())?;
+                Ok(())
+            })
+        }
+        SecretCommand::Put {
+            reference,
+            value,
+            generate,
+            field,
+        } => {
+            let reference: SecretRef = reference.parse()?;
+            let value = match (value.as_deref(), generate) {
+                (_, Some(n)) => generated(n)?,
+                (Some("-"), None) => from_stdin()?,
+                _ => {
+                    return Err(usage(
+                        "give the value on stdin with `-` (never on the command line, where \
+                         other users and the shell history see it) or use --generate N",
+                    ));
+                }
+            };
+            let value = match field {
+                Some(name) => as_field(&name, &value)?,
+                None => value,
+            };
+            let resolver = kmseal_keys::resolver();
+            let version =
+                kmseal::blocking::block_on(resolver.put(&reference, value.expose_secret()))?;
+            if !crate::progress::quiet() {
+                let v = if version.id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" as version {}", version.id)
+                };
+                let _ = writeln!(io::stderr(), "kmseal: stored {reference}{v}");
+            }
+            Ok(())
+        }
+        SecretCommand::Versions { reference, json } => {
+            let reference: SecretRef = reference.parse()?;
+            let resolver = kmseal_keys::resolver();
+            let versions = kmseal::blocking::block_on(resolver.versions(&reference))?;
+            let mut out = io::stdout().lock();
+            if json {
+                for v in &versions {
+                    writeln!(out, "{}", version_json(v))?;
+                }
+            } else {
+                writeln!(out, "{:<36}  {:<20}  STAGES", "VERSION", "CREATED")?;
+                for v in &versions {
+                    let mut stages = v.stages.join(",");
+                    if v.disabled {
+                        stages.push_str(if stages.is_empty() { "" } else { "," });
+                        stages.push_str("(deleted)");
+                    }
+                    writeln!(
+                        out,
+                        "{:<36}  {:<20}  {stages}",
+                        v.id,
+                        v.created_rfc3339().unwrap_or_else(|| "-".into())
+                    )?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn generated(n: usize) -> Result<SecretBytes, Failure> {
+    if !(16..=1024).contains(&n) {
+        return Err(usage(
+            "--generate takes a number of random bytes from 16 to 1024",
+        ));
+    }
+    let random = SecretBytes::random(n)?;
+    let mut out = SecretBytes::zeroed(n.div_ceil(3) * 4)?;
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(random.expose_secret(), out.expose_secret_mut())
+        .map_err(|_| kmseal::Error::Internal("base64 buffer too small"))?;
+    out.truncate(written);
+    Ok(out)
+}
+
+/// Stdin into locked memory (at most the store limit), without one trailing newline.
+fn from_stdin() -> Result<SecretBytes, Failure> {
+    let mut value = SecretBytes::with_capacity(4096)?;
+    let mut stdin = io::stdin().lock().take(MAX_SECRET_LEN as u64 + 2);
+    io::copy(&mut stdin, &mut value)?;
+    let mut len = value.len();
+    if value.expose_secret().ends_with(b"\n") {
+        len -= 1;
+        if value.expose_secret()[..len].ends_with(b"\r") {
+            len -= 1;
+        }
+    }
+    value.truncate(len);
+    if value.len() > MAX_SECRET_LEN {
+        return Err(usage(format!(
+            "the value on stdin is over the limit of {MAX_SECRET_LEN} bytes"
+        )));
+    }
+    Ok(value)
+}
+
+/// `{"NAME": VALUE}` with VALUE as a JSON string, built in locked memory.
+fn as_field(name: &str, value: &SecretBytes) -> Result<SecretBytes, Failure> {
+    let text = std::str::from_utf8(value.expose_secret())
+        .map_err(|_| usage("--field needs a UTF-8 value (JSON strings are text)"))?;
+    let mut out = SecretBytes::with_capacity(value.len() + name.len() + 16)?;
+    out.extend_from_slice(b"{")?;
+    push_json_string(&mut out, name)?;
+    out.extend_from_slice(b": ")?;
+    push_json_string(&mut out, text)?;
+    out.extend_from_slice(b"}")?;
+    Ok(out)
+}
+
+fn push_json_string(out: &mut SecretBytes, s: &str) -> Result<(), kmseal::Error> {
+    out.extend_from_slice(b"\"")?;
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\"")?,
+            '\\' => out.extend_from_slice(b"\\\\")?,
+            c if u32::from(c) < 0x20 => {
+                let escaped = format!("\\u{:04x}", u32::from(c));
+                out.extend_from_slice(escaped.as_bytes())?;
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes())?;
+            }
+        }
+    }
+    out.extend_from_slice(b"\"")
+}
+
+fn version_json(v: &VersionInfo) -> String {
+    let quote = |s: &str| {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let stages: Vec<String> = v.stages.iter().map(|s| quote(s)).collect();
+    format!(
+        "{{\"id\": {}, \"created\": {}, \"stages\": [{}], \"disabled\": {}}}",
+        quote(&v.id),
+        v.created_rfc3339()
+            .map_or_else(|| "null".into(), |t| quote(&t)),
+        stages.join(", "),
+        v.disabled
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_is_a_json_object_with_the_value_escaped() {
+        let v = SecretBytes::from_slice("a\"b\\c\nd é".as_bytes()).unwrap();
+        let out = as_field("pass\"word", &v).ok().unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(out.expose_secret()).unwrap();
+        assert_eq!(parsed["pass\"word"], "a\"b\\c\nd é");
+    }
+
+    #[test]
+    fn generated_values_are_base64_of_n_random_bytes() {
+        let a = generated(32).ok().unwrap();
+        let b = generated(32).ok().unwrap();
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(a.expose_secret())
+            .unwrap();
+        assert_eq!(raw.len(), 32);
+        assert!(generated(8).is_err());
+    }
+
+    #[test]
+    fn version_lines_are_json() {
+        let v = VersionInfo::new("3")
+            .stages(vec!["current".into()])
+            .created(std::time::UNIX_EPOCH);
+        let parsed: serde_json::Value = serde_json::from_str(&version_json(&v)).unwrap();
+        assert_eq!(parsed["id"], "3");
+        assert_eq!(parsed["created"], "1970-01-01T00:00:00Z");
+        assert_eq!(parsed["stages"][0], "current");
+        assert_eq!(parsed["disabled"], false);
+    }
+}
