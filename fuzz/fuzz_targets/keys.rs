@@ -1,16 +1,24 @@
-//! Key URIs and local key files: parsing arbitrary input never panics; a URI that parses
-//! prints back to a URI that parses to the same value.
+//! Key URIs, secret references and local key files: parsing arbitrary input never panics; a
+//! URI or reference that parses prints back to one that parses to the same value.
 #![no_main]
+use kmseal::store::SecretRef;
 use kmseal::{KeyUri, LocalKek};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // First line: a key URI; the rest: a key file.
+    // First line: a key URI or a secret reference; the rest: a key file.
     let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
     let (uri, key_file) = (&data[..split], data.get(split + 1..).unwrap_or_default());
-    if let Ok(u) = std::str::from_utf8(uri).unwrap_or_default().parse::<KeyUri>() {
+    let uri = std::str::from_utf8(uri).unwrap_or_default();
+    if let Ok(u) = uri.parse::<KeyUri>() {
         let again: KeyUri = u.to_string().parse().expect("a printed URI parses");
         assert_eq!(again, u);
+    }
+    if let Ok(r) = uri.parse::<SecretRef>() {
+        assert_eq!(r.to_string(), uri, "a reference prints back as given");
+        let whole = r.without_field();
+        let again: SecretRef = whole.to_string().parse().expect("a printed reference parses");
+        assert_eq!(again, whole);
     }
     let _ = LocalKek::from_key_file_contents(key_file, "fuzz");
 });
