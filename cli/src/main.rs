@@ -119,7 +119,7 @@ enum Command {
         #[command(flatten)]
         args: config::ExecArgs,
     },
-    /// Secrets in stores (env://, file://, vault-kv://): get, put, list versions.
+    /// Secrets in stores (env://, file://, vault-kv://, aws-sm://): get, put, list versions.
     #[command(
         subcommand,
         after_help = "Examples:\n  kmseal secret get vault-kv://vault.internal/secret/app/db#password -o /run/app/db-password\n  kmseal secret put vault-kv://vault.internal/secret/app/jwt --field secret --generate 32\n  kmseal secret versions vault-kv://vault.internal/secret/app/jwt"

@@ -17,7 +17,8 @@ pub(crate) enum SecretCommand {
         after_help = "Examples:\n  kmseal secret get vault-kv://vault.internal/secret/app/db#password -o /run/app/db-password\n  kmseal secret get env://DATABASE_URL | my-migration-tool\n\nThe value is written exactly, with no newline added. A terminal is refused without --force."
     )]
     Get {
-        /// env://NAME, file://PATH, vault-kv://HOST[:PORT]/MOUNT/PATH, vault-kv+http://…;
+        /// env://NAME, file://PATH, vault-kv://HOST[:PORT]/MOUNT/PATH, vault-kv+http://…,
+        /// aws-sm://NAME or aws-sm://ARN;
         /// ?version=V or ?stage=S selects a version, #FIELD one field of a JSON object secret.
         reference: String,
         /// Output file (mode 0600, written atomically); default stdout.

@@ -364,3 +364,58 @@ fn secrets_in_openbao_kv_through_the_cli_put_get_versions_and_errors() {
     assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn secrets_in_aws_secrets_manager_on_moto_through_the_cli() {
+    let endpoint = std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto");
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let secret = format!("aws-sm://kmseal/cli/api-{}", std::process::id());
+    let o = run_with_stdin(
+        &["secret", "put", &secret, "--field", "API_KEY", "-"],
+        &env,
+        b"k-1\n",
+    );
+    assert!(o.status.success(), "put: {}", stderr(&o));
+    let o = run(
+        &[
+            "secret",
+            "put",
+            &secret,
+            "--field",
+            "API_KEY",
+            "--generate",
+            "24",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "put: {}", stderr(&o));
+    let o = run(
+        &[
+            "secret",
+            "get",
+            &format!("{secret}?stage=AWSPREVIOUS#API_KEY"),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout, b"k-1");
+    let o = run(&["secret", "get", &format!("{secret}#API_KEY")], &env);
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout.len(), 32, "base64 of 24 bytes");
+    let o = run(&["secret", "versions", &secret], &env);
+    assert!(o.status.success(), "versions: {}", stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        table.contains("AWSCURRENT") && table.contains("AWSPREVIOUS"),
+        "{table}"
+    );
+    let o = run(&["secret", "get", "aws-sm://kmseal/cli/missing"], &env);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}

@@ -28,12 +28,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kms::Client;
+use aws_sdk_kms::config::Credentials;
 use aws_sdk_kms::config::http::HttpResponse;
-use aws_sdk_kms::config::{Credentials, Region};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use kmseal::{
@@ -41,8 +38,11 @@ use kmseal::{
 };
 use kmseal_kms_common::on_runtime;
 
+mod sdk;
+mod secrets;
 mod uri;
-pub use uri::AwsKeyArn;
+pub use secrets::{AwsSecretsBuilder, AwsSecretsStore};
+pub use uri::{AwsKeyArn, AwsSecretId};
 
 const PROVIDER: &str = "aws-kms";
 
@@ -52,7 +52,7 @@ fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
 
 /// Maps an SDK error to a kmseal error kind, keeping KMS's error code and message (which
 /// carry no key material).
-fn map_sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
+pub(crate) fn map_sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -94,7 +94,8 @@ fn code_kind(code: &str) -> KmsErrorKind {
         | "InvalidSignatureException"
         | "ExpiredTokenException"
         | "IncompleteSignature" => KmsErrorKind::AccessDenied,
-        "NotFoundException" => KmsErrorKind::NotFound,
+        // Secrets Manager: no such secret, version or stage.
+        "NotFoundException" | "ResourceNotFoundException" => KmsErrorKind::NotFound,
         "DisabledException" | "KeyUnavailableException" | "KMSInvalidStateException" => {
             KmsErrorKind::Disabled
         }
@@ -107,7 +108,11 @@ fn code_kind(code: &str) -> KmsErrorKind {
         "KMSInternalException"
         | "DependencyTimeoutException"
         | "ServiceUnavailable"
-        | "InternalFailure" => KmsErrorKind::Unavailable,
+        | "InternalFailure"
+        | "InternalServiceError" => KmsErrorKind::Unavailable,
+        // Secrets Manager could not decrypt the secret with its KMS key: the caller lacks
+        // kms:Decrypt on that key.
+        "DecryptionFailure" => KmsErrorKind::AccessDenied,
         _ => KmsErrorKind::Other,
     }
 }
@@ -146,13 +151,7 @@ impl AwsBuilder {
 
     /// Static credentials instead of the default chain (tests, special setups).
     pub fn static_credentials(mut self, access_key_id: &str, secret_access_key: &str) -> Self {
-        self.credentials = Some(Credentials::new(
-            access_key_id,
-            secret_access_key,
-            None,
-            None,
-            "kmseal-static",
-        ));
+        self.credentials = Some(sdk::static_credentials(access_key_id, secret_access_key));
         self
     }
 
@@ -164,30 +163,17 @@ impl AwsBuilder {
 
     async fn build_here(self) -> Result<AwsKek, Error> {
         let arn = self.key.arn().to_owned();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(self.key.region().to_owned()))
-            .retry_config(RetryConfig::standard().with_max_attempts(self.retries + 1))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-                    .operation_attempt_timeout(self.timeout)
-                    .build(),
-            );
-        if let Some(url) = &self.endpoint_url {
-            loader = loader.endpoint_url(url);
+        let shared = sdk::Settings {
+            region: Some(self.key.region().to_owned()),
+            endpoint_url: self.endpoint_url,
+            timeout: self.timeout,
+            retries: self.retries,
+            credentials: self.credentials,
         }
-        if let Some(creds) = self.credentials {
-            loader = loader.credentials_provider(creds);
-        }
-        // 429 is not a transient status for the SDK unless the body names a throttling error;
-        // a proxy or load balancer answering 429 must be retried too (found by the
-        // fault-injection proxy test).
-        let conf = aws_sdk_kms::config::Builder::from(&loader.load().await)
-            .retry_classifier(
-                aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier::new_from_codes(
-                    vec![429, 500, 502, 503, 504],
-                ),
-            )
+        .load()
+        .await;
+        let conf = aws_sdk_kms::config::Builder::from(&shared)
+            .retry_classifier(sdk::retry_429_and_5xx())
             .build();
         let client = Client::from_conf(conf);
         let key_arn = if self.key.is_alias() {

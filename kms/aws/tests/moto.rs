@@ -14,6 +14,9 @@ use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use kmseal::{DataKey, Decryptor, EncryptionContext, Encryptor, Error, Kek, KeyUri, KmsErrorKind};
 use kmseal_aws::AwsKek;
 
+#[path = "moto/secrets.rs"]
+mod secrets;
+
 fn endpoint() -> String {
     std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
         .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto")
@@ -250,6 +253,11 @@ async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_k
 
 /// Decrypt calls moto recorded for `arn` (its own request log, not our counters).
 fn recorded_decrypts(arn: &str) -> usize {
+    recorded("TrentService.Decrypt", "KeyId", arn)
+}
+
+/// Requests moto recorded with `X-Amz-Target: target` whose JSON body has `field == value`.
+fn recorded(target: &str, field: &str, value: &str) -> usize {
     use base64::Engine;
     let log = std::env::var("KMSEAL_TEST_AWS_RECORDING")
         .expect("KMSEAL_TEST_AWS_RECORDING is not set: run scripts/test");
@@ -258,10 +266,10 @@ fn recorded_decrypts(arn: &str) -> usize {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| {
-            let target = v["headers"]["X-Amz-Target"]
+            let t = v["headers"]["X-Amz-Target"]
                 .as_str()
                 .or(v["headers"]["x-amz-target"].as_str());
-            target == Some("TrentService.Decrypt")
+            t == Some(target)
         })
         .filter(|v| {
             let body = v["body"].as_str().unwrap_or("");
@@ -275,7 +283,7 @@ fn recorded_decrypts(arn: &str) -> usize {
             } else {
                 body.to_owned()
             };
-            serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|b| b["KeyId"] == arn)
+            serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|b| b[field] == value)
         })
         .count()
 }

@@ -13,6 +13,7 @@ use kmseal::{Error, SecretBytes};
 /// | --- | --- | --- |
 /// | `env://NAME`, `file://PATH` | the core's `EnvStore`, `FileStore` | none |
 /// | `vault-kv://HOST[:PORT]/MOUNT/PATH`, `vault-kv+http://…` | `kmseal-vault` (feature `vault`) | `VAULT_TOKEN`, `BAO_TOKEN`, `~/.vault-token`, `VAULT_CACERT`, `VAULT_NAMESPACE` |
+/// | `aws-sm://NAME`, `aws-sm://arn:aws:secretsmanager:…` | `kmseal-aws` (feature `aws`) | the AWS default chain: `AWS_*`, IRSA, EKS Pod Identity, `AWS_REGION` (for names), `AWS_ENDPOINT_URL` |
 ///
 /// A kind whose provider is not compiled in (or not written yet) is an
 /// [`Error::InvalidReference`] that says so.
@@ -28,12 +29,17 @@ impl StoreSource for Stores {
             StoreKind::VaultKv => Ok(Arc::new(kmseal_vault::VaultKvStore::from_reference(
                 reference,
             )?)),
+            #[cfg(feature = "aws")]
+            StoreKind::AwsSm => Ok(Arc::new(
+                kmseal_aws::AwsSecretsStore::for_reference(reference).await?,
+            )),
             #[allow(unreachable_patterns)] // every provider compiled in
             other => Err(reference.invalid(format!(
                 "this build cannot read {} secrets{}",
                 other.scheme(),
                 match other {
                     StoreKind::VaultKv => " (enable kmseal-keys' `vault` feature)",
+                    StoreKind::AwsSm => " (enable kmseal-keys' `aws` feature)",
                     _ => " yet",
                 }
             ))),
