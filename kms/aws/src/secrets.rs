@@ -304,7 +304,13 @@ impl SecretStore for AwsSecretsStore {
                 _ => break,
             }
         }
-        out.sort_by_key(|v| std::cmp::Reverse(v.created));
+        // Newest first; versions created within the same timestamp tick are ordered by
+        // their stages (current, then previous).
+        let rank = |v: &VersionInfo| {
+            let has = |s: &str| v.stages.iter().any(|x| x == s);
+            u8::from(has("AWSCURRENT")) * 2 + u8::from(has("AWSPREVIOUS"))
+        };
+        out.sort_by_key(|v| std::cmp::Reverse((v.created, rank(v))));
         Ok(out)
     }
 }

@@ -15,3 +15,4 @@ pub mod conformance;
 pub mod fake_azure;
 pub mod fake_gcp;
 pub mod fault_proxy;
+pub mod store_conformance;
