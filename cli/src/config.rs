@@ -18,6 +18,7 @@ impl From<kmseal_config::Error> for Failure {
             E::Parse { .. } | E::Metadata(_) | E::Tampered(_) => exit::DECRYPT,
             E::Changed(_) | E::Declassify(_) => exit::REFUSED,
             E::Unsupported(_) => exit::USAGE,
+            E::References(_) => exit::KMS,
             _ => exit::OTHER,
         };
         Failure {
@@ -269,33 +270,86 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
 #[derive(Args)]
 pub(crate) struct ExecArgs {
     /// A sealed config document, or a whole-file kmseal message of one (`app.env.kmseal`).
-    file: PathBuf,
+    /// Values written `ref+URI` are resolved from their secret stores.
+    file: Option<PathBuf>,
     /// yaml, json, toml or env (default: from the file name, without `.kmseal`).
     #[arg(long)]
     format: Option<String>,
     /// Key URI (repeatable; default $KMSEAL_KEY, else the development key).
     #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
     keys: Vec<String>,
+    /// NAME=REFERENCE (repeatable): set NAME in the command's environment to the secret the
+    /// reference names (aws-sm://…, vault-kv://…#field, env://…, file://…).
+    #[arg(long = "env", value_name = "NAME=REFERENCE", value_parser = parse_pair)]
+    env: Vec<(String, String)>,
+    /// FILE is not sealed (a ConfigMap of references): its values and references are taken
+    /// as they are, as trustworthy as the file itself. Without this, an unsealed file is
+    /// refused, so a sealed one cannot be swapped for one that is not.
+    #[arg(long)]
+    unsealed: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
 }
 
-/// Decrypts in memory and replaces this process with the command, its environment extended
-/// with every value (`db.password` → `DB_PASSWORD`; .env names as they are).
+/// Decrypts in memory, resolves references, and replaces this process with the command, its
+/// environment extended with every value (`db.password` → `DB_PASSWORD`; .env names as they
+/// are) and every --env. Nothing starts unless every value and reference was read.
 pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
-    let format = format_of(&args.file, &args.format)?;
-    let bytes = std::fs::read(&args.file)
-        .map_err(|e| usage(format!("cannot read {}: {e}", args.file.display())))?;
-    let dec = decryptor(&args.keys)?;
-    let secrets = if bytes.starts_with(&kmseal::format::MAGIC) {
-        block(kmseal_config::open_blob(&bytes, format, &dec))?
-    } else {
-        let text = String::from_utf8(bytes)
-            .map_err(|_| usage(format!("{} is not text", args.file.display())))?;
-        block(kmseal_config::open(&text, format, &dec))?
+    let mut secrets = match &args.file {
+        Some(file) => read_document(file, &args.format, &args.keys, args.unsealed)?,
+        None => kmseal_config::Secrets::default(),
     };
+    let mut extra = Vec::with_capacity(args.env.len());
+    for (name, reference) in &args.env {
+        let name_ok = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok {
+            return Err(usage(format!(
+                "--env {name}=…: a variable name is letters, digits and `_`"
+            )));
+        }
+        let reference: kmseal::store::SecretRef = reference.parse()?;
+        extra.push((name.clone(), reference));
+    }
+    let resolver = kmseal_keys::resolver();
+    // Flags and document references are resolved together: one round of store calls.
+    let from_flags = async {
+        let lookups = extra.iter().map(|(_, r)| resolver.resolve(r));
+        futures_util::future::join_all(lookups).await
+    };
+    let (from_doc, from_flags) = block(async {
+        let doc = secrets.resolve_references(&resolver);
+        let flags = from_flags;
+        futures_util::future::join(doc, flags).await
+    });
+    from_doc?;
+    let mut env = Vec::with_capacity(extra.len());
+    let mut problems = Vec::new();
+    for ((name, reference), got) in extra.iter().zip(from_flags) {
+        match got {
+            Ok(v) => match kmseal::SecretString::try_from_bytes(v.into_value()) {
+                Ok(text) => env.push((name, text)),
+                Err(_) => problems.push(format!(
+                    "--env {name}={reference}: the value is not UTF-8 text"
+                )),
+            },
+            Err(e) => problems.push(format!("--env {name}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure {
+            code: exit::KMS,
+            message: format!(
+                "secret references could not be resolved: {}",
+                problems.join("; ")
+            ),
+        });
+    }
     let (program, rest) = args
         .command
         .split_first()
@@ -303,10 +357,54 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
     secrets.apply_env(&mut cmd);
+    for (name, value) in &env {
+        cmd.env(name, value.expose_secret());
+    }
     drop(secrets);
+    drop(env);
     let err = cmd.exec();
     Err(Failure {
         code: exit::OTHER,
         message: format!("cannot run `{program}`: {err}"),
     })
+}
+
+/// Opens a document for `exec`: a whole-file message, a sealed document, or (with
+/// `unsealed`) a document that is not sealed.
+fn read_document(
+    file: &Path,
+    format: &Option<String>,
+    keys: &[String],
+    unsealed: bool,
+) -> Result<kmseal_config::Secrets, Failure> {
+    let format = format_of(file, format)?;
+    let bytes =
+        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+    if bytes.starts_with(&kmseal::format::MAGIC) {
+        return Ok(block(kmseal_config::open_blob(
+            &bytes,
+            format,
+            &decryptor(keys)?,
+        ))?);
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| usage(format!("{} is not text", file.display())))?;
+    if kmseal_config::is_sealed(&text, format)? {
+        return Ok(block(kmseal_config::open(
+            &text,
+            format,
+            &decryptor(keys)?,
+        ))?);
+    }
+    if !unsealed {
+        return Err(Failure {
+            code: exit::DECRYPT,
+            message: format!(
+                "{} is not sealed (no kmseal metadata); if it holds only plain values and \
+                 references (ref+URI), pass --unsealed",
+                file.display()
+            ),
+        });
+    }
+    Ok(kmseal_config::read_unsealed(&text, format)?)
 }

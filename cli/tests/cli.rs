@@ -1126,3 +1126,89 @@ fn secret_get_reads_env_and_file_references_and_refuses_a_terminal() {
     );
     assert!(!out.contains("from-file"), "{out}");
 }
+
+#[test]
+fn exec_resolves_references_from_the_document_and_flags_before_starting_anything() {
+    let env = Env::new("exec-refs");
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret_file = env.path("db.json");
+    std::fs::write(&secret_file, br#"{"password": "db-pw"}"#).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let doc = env.path("refs.yaml");
+    std::fs::write(
+        &doc,
+        format!(
+            "db:\n  password: ref+file://{}#password\nport: 8080\n",
+            s(&secret_file)
+        ),
+    )
+    .unwrap();
+    let show = "printf '%s|%s|%s' \"$DB_PASSWORD\" \"$PORT\" \"$API_KEY\"";
+    let o = env
+        .command(&[
+            "exec",
+            "--unsealed",
+            s(&doc),
+            "--env",
+            "API_KEY=env://KMSEAL_EXEC_TEST_SRC",
+            "--",
+            "sh",
+            "-c",
+            show,
+        ])
+        .env("KMSEAL_EXEC_TEST_SRC", "api-key-1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"db-pw|8080|api-key-1");
+
+    // Without --unsealed an unsealed document is refused, with the way out.
+    let o = env.run(&["exec", s(&doc), "--", "true"], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--unsealed"), "{}", stderr(&o));
+
+    // Only flags, no document.
+    let o = env
+        .command(&[
+            "exec",
+            "--env",
+            "X=env://KMSEAL_EXEC_TEST_SRC",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$X\"",
+        ])
+        .env("KMSEAL_EXEC_TEST_SRC", "only-flags")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"only-flags");
+
+    // Any failure: exit 4, every failing reference named, and the command never runs.
+    let marker = env.path("started");
+    let o = env.run(
+        &[
+            "exec",
+            "--unsealed",
+            s(&doc),
+            "--env",
+            "A=env://KMSEAL_EXEC_TEST_UNSET",
+            "--env",
+            &format!("B=file://{}#missing_field", s(&secret_file)),
+            "--",
+            "touch",
+            s(&marker),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("--env A") && err.contains("--env B"), "{err}");
+    assert!(!err.contains("db-pw"), "{err}");
+    assert!(
+        !marker.exists(),
+        "the command ran despite a failed reference"
+    );
+    let o = env.run(&["exec", "--env", "1BAD=env://X", "--", "true"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

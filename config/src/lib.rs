@@ -42,6 +42,7 @@ mod dotenv;
 mod json;
 mod meta;
 mod path;
+mod references;
 mod seal;
 mod secrets;
 mod toml;
@@ -54,6 +55,7 @@ use kmseal::{Decryptor, Header, SecretString};
 
 pub use crypto::Kind;
 pub use path::{Path, Seg};
+pub use references::{REF_PREFIX, Resolution, is_sealed, read_unsealed};
 pub use seal::Sealer;
 pub use secrets::{Entry, Require, Secrets};
 
@@ -101,6 +103,10 @@ pub enum Error {
         .0.join(", ")
     )]
     Declassify(Vec<String>),
+    /// References (`ref+URI` values) that could not be resolved or parsed: every one, by path
+    /// and reference, with the store's reason (never a value).
+    #[error("secret references could not be resolved: {}", .0.join("; "))]
+    References(Vec<String>),
     /// Start-up requirements not met (every problem, one per entry).
     #[error("configuration requirements not met: {}", .0.join("; "))]
     Requirements(Vec<String>),

@@ -70,12 +70,21 @@ pub struct Secrets {
     index: HashMap<Path, usize>,
     /// .env documents: variable names are used as they are.
     pub(crate) keep_names: bool,
+    /// Values that were references, and what they resolved to.
+    pub(crate) resolutions: crate::references::Resolutions,
 }
 
 impl Secrets {
     pub(crate) fn push(&mut self, path: Path, entry: Entry) {
         self.index.insert(path.clone(), self.entries.len());
         self.entries.push((path, entry));
+    }
+
+    /// Replaces the entry at `path` (which exists).
+    pub(crate) fn replace(&mut self, path: &Path, entry: Entry) {
+        if let Some(&i) = self.index.get(path) {
+            self.entries[i].1 = entry;
+        }
     }
 
     /// The entry at `path` (display form: `db.password`, `servers[0].token`, `a\.b` for a key

@@ -1,0 +1,148 @@
+//! Values that are references (`ref+URI`): resolved from secret stores into locked memory.
+//!
+//! A value written `ref+aws-sm://prod/db#password` stays a reference in the document, covered
+//! by the document MAC like any value (so nobody without the key can point it elsewhere) or,
+//! in an unsealed document ([`read_unsealed`]), as trustworthy as the file itself.
+//! [`Secrets::resolve_references`] replaces every reference by the value it names.
+
+use std::collections::HashMap;
+
+use kmseal::SecretString;
+use kmseal::store::{Resolver, SecretRef, VersionInfo};
+
+use crate::crypto::Kind;
+use crate::path::Path;
+use crate::secrets::{Entry, Secrets};
+use crate::{Codec, Error, Format};
+
+/// What marks a value as a reference.
+pub const REF_PREFIX: &str = "ref+";
+
+/// Where a resolved value came from.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The reference, as written after `ref+`.
+    pub reference: SecretRef,
+    /// The store's version of the value (its id, creation time, stages).
+    pub version: VersionInfo,
+}
+
+impl Secrets {
+    /// Every value that is a reference (`ref+URI`), by path, in document order. A value that
+    /// starts with `ref+` but is not a valid reference is an error naming the path.
+    pub fn references(&self) -> Result<Vec<(Path, SecretRef)>, Error> {
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for (path, entry) in self.iter() {
+            let text = match entry {
+                Entry::Secret { value, .. } => value.expose_secret(),
+                Entry::Plain { value, .. } => value.as_str(),
+            };
+            let Some(reference) = text.strip_prefix(REF_PREFIX) else {
+                continue;
+            };
+            match reference.parse::<SecretRef>() {
+                Ok(r) => out.push((path.clone(), r)),
+                Err(e) => bad.push(format!("`{path}`: {e}")),
+            }
+        }
+        if bad.is_empty() {
+            Ok(out)
+        } else {
+            Err(Error::References(bad))
+        }
+    }
+
+    /// Resolves every reference through `resolver` (all at once), replacing each by the value
+    /// it names as a secret in locked memory; returns how many there were. When any fails,
+    /// nothing is replaced and the error lists every failure by path and reference (never a
+    /// value), so a service fails fast with the whole list.
+    pub async fn resolve_references(&mut self, resolver: &Resolver) -> Result<usize, Error> {
+        let refs = self.references()?;
+        let lookups = refs.iter().map(|(_, r)| resolver.resolve(r));
+        let results = futures_util::future::join_all(lookups).await;
+        let mut problems = Vec::new();
+        let mut resolved = Vec::with_capacity(refs.len());
+        for ((path, reference), result) in refs.into_iter().zip(results) {
+            let value = result.and_then(|got| {
+                let version = got.version().clone();
+                let text = SecretString::try_from_bytes(got.into_value()).map_err(|_| {
+                    reference.error(kmseal::StoreErrorKind::Other, "the value is not UTF-8 text")
+                })?;
+                Ok((text, version))
+            });
+            match value {
+                Ok((text, version)) => resolved.push((path, reference, text, version)),
+                Err(e) => problems.push(format!("`{path}`: {e}")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::References(problems));
+        }
+        let n = resolved.len();
+        for (path, reference, value, version) in resolved {
+            self.replace(
+                &path,
+                Entry::Secret {
+                    kind: Kind::Str,
+                    value,
+                },
+            );
+            self.resolutions
+                .insert(path, Resolution { reference, version });
+        }
+        Ok(n)
+    }
+
+    /// Where the value at `path` came from, if it was a resolved reference.
+    pub fn resolution(&self, path: &str) -> Option<&Resolution> {
+        let p = Path::parse(path).ok()?;
+        self.resolutions.get(&p)
+    }
+}
+
+/// Reads a document that is not sealed (a ConfigMap, a `.env` of references) into
+/// [`Secrets`]: every value plain, references not yet resolved. A sealed document is refused:
+/// open it with its key ([`open`](crate::open)), which verifies it.
+///
+/// ```
+/// # kmseal::blocking::block_on(async {
+/// use kmseal::store::{LocalStores, Resolver};
+/// use kmseal_config::{Format, read_unsealed};
+///
+/// let mut secrets = read_unsealed("home: ref+env://HOME\nport: 8080\n", Format::Yaml)?;
+/// secrets.resolve_references(&Resolver::new(LocalStores)).await?;
+/// assert_eq!(secrets.secret("home").unwrap().expose_secret(), std::env::var("HOME").unwrap());
+/// assert_eq!(secrets.plain("port"), Some("8080"));
+/// # Ok::<(), kmseal_config::Error>(())
+/// # }).unwrap();
+/// ```
+pub fn read_unsealed(text: &str, format: Format) -> Result<Secrets, Error> {
+    let codec = Codec::parse(text, format)?;
+    if codec.meta().is_some() {
+        return Err(Error::Unsupported(
+            "the document is sealed: open it with its key, which verifies it".into(),
+        ));
+    }
+    let mut secrets = Secrets::default();
+    secrets.keep_names = format == Format::Dotenv;
+    for leaf in codec.leaves() {
+        secrets.push(
+            leaf.path.clone(),
+            Entry::Plain {
+                kind: leaf.kind,
+                value: leaf.value.clone(),
+            },
+        );
+    }
+    Ok(secrets)
+}
+
+/// Whether `text` is a sealed document (has a kmseal metadata block). Parses it; says
+/// nothing of whether the seal verifies ([`open`](crate::open) checks that).
+pub fn is_sealed(text: &str, format: Format) -> Result<bool, Error> {
+    Ok(Codec::parse(text, format)?.meta().is_some())
+}
+
+/// Resolutions by path (a field of [`Secrets`]).
+pub(crate) type Resolutions = HashMap<Path, Resolution>;
