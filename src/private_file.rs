@@ -104,17 +104,29 @@ pub(crate) fn read_private(
             meta.len()
         )));
     }
-    let capacity = usize::try_from(meta.len()).unwrap_or(0);
-    let mut out = SecretBytes::with_capacity(capacity.max(1))
+    // Read straight into locked memory: `io::copy` would pass every byte through an 8 KiB
+    // buffer on the stack that nobody wipes. One byte of room beyond the size tells a file
+    // that grew after the size check.
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let limit_len = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = SecretBytes::zeroed(len.min(limit_len).saturating_add(1))
         .map_err(|e| unsafe_(format!("cannot allocate secret memory: {e}")))?;
-    // One byte over the limit tells a file that grew after the size check.
-    std::io::copy(&mut (&mut file).take(limit.saturating_add(1)), &mut out)
-        .map_err(|e| unsafe_(format!("cannot read: {e}")))?;
-    if out.len() as u64 > limit {
-        return Err(Refusal::TooLarge(format!(
-            "grew past the limit of {limit} bytes while being read"
-        )));
+    let mut filled = 0;
+    loop {
+        let buf = &mut out.expose_secret_mut()[filled..];
+        if buf.is_empty() {
+            return Err(Refusal::TooLarge(format!(
+                "grew while being read (past the {len} bytes it had)"
+            )));
+        }
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(unsafe_(format!("cannot read: {e}"))),
+        }
     }
+    out.truncate(filled);
     Ok(out)
 }
 
