@@ -1,6 +1,6 @@
 //! A scanner of this process's memory for a needle, for the memory-scan tests (the core's
 //! and, through `#[path]`, the providers').
-#![allow(dead_code, clippy::cast_possible_truncation)]
+#![allow(dead_code, unreachable_pub, clippy::cast_possible_truncation)]
 
 /// The mask [`scan`] removes.
 pub const MASK: u8 = 0xA5;
