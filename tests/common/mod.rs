@@ -56,6 +56,7 @@ pub fn open_stream(kek: &Arc<LocalKek>, msg: &[u8], chunk: usize) -> Result<Vec<
 }
 
 mod scan;
+#[allow(unused_imports)] // not every test binary scans
 pub use scan::{MASK, scan};
 
 /// A local KEK that counts its calls and can be told to fail the next N of them.
