@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kmseal::store::{Resolver, ResolverSettings, SecretRef, SecretStore};
 use kmseal::SecretString;
+use kmseal::store::{Resolver, ResolverSettings, SecretRef, SecretStore};
 use kmseal_aws::AwsSecretsStore;
 use kmseal_vault::{TokenSource, VaultKvStore};
 
@@ -47,7 +47,9 @@ async fn main() {
 
     // The secrets: a JSON object of two fields in each store.
     let value = br#"{"user": "app", "password": "bench-password-0123456789abcdef"}"#;
-    let sm_ref: SecretRef = format!("aws-sm://kmseal/bench-{}", std::process::id()).parse().unwrap();
+    let sm_ref: SecretRef = format!("aws-sm://kmseal/bench-{}", std::process::id())
+        .parse()
+        .unwrap();
     let sm_store = AwsSecretsStore::builder(&sm_ref)
         .unwrap()
         .region("us-east-1")
@@ -57,12 +59,17 @@ async fn main() {
         .await
         .unwrap();
     sm_store.put(&sm_ref, value).await.unwrap();
-    let kv_ref: SecretRef = format!("vault-kv+http://{vault_addr}/secret/bench/{}", std::process::id())
-        .parse()
-        .unwrap();
+    let kv_ref: SecretRef = format!(
+        "vault-kv+http://{vault_addr}/secret/bench/{}",
+        std::process::id()
+    )
+    .parse()
+    .unwrap();
     let kv_store = VaultKvStore::builder(&kv_ref)
         .unwrap()
-        .token(TokenSource::Token(SecretString::copy_from_str(&token).unwrap()))
+        .token(TokenSource::Token(
+            SecretString::copy_from_str(&token).unwrap(),
+        ))
         .build()
         .unwrap();
     kv_store.put(&kv_ref, value).await.unwrap();
@@ -97,7 +104,12 @@ async fn main() {
     let mut rows: [Vec<f64>; 7] = Default::default();
     for _ in 0..ROUNDS {
         let raw_sm = time_async(CALLS, || async {
-            let out = sdk.get_secret_value().secret_id(&sm_name).send().await.unwrap();
+            let out = sdk
+                .get_secret_value()
+                .secret_id(&sm_name)
+                .send()
+                .await
+                .unwrap();
             let v: serde_json::Value = serde_json::from_str(out.secret_string().unwrap()).unwrap();
             std::hint::black_box(v["password"].as_str().unwrap().len());
         })

@@ -273,3 +273,103 @@ where
         "recovered"
     );
 }
+
+/// Runs the fault scenarios through `proxy` against secret stores made by
+/// `make(timeout, retries)` (pointed at the proxy), reading `reference` (no selectors; the
+/// secret is written first through a clean proxy). `statuses`: inject HTTP statuses
+/// (plain-HTTP upstreams only).
+///
+/// Checked: transient 500/503/429 and a dropped response are retried and give the stored
+/// value; a hang fails within the configured bound; persistent failures give the right error
+/// kind; a failure never gives a value other than the one stored.
+pub async fn run_store_scenarios<F, Fut>(
+    proxy: &FaultProxy,
+    make: F,
+    reference: &kmseal::store::SecretRef,
+    statuses: bool,
+) where
+    F: Fn(Duration, u32) -> Fut,
+    Fut: std::future::Future<Output = std::sync::Arc<dyn kmseal::store::SecretStore>>,
+{
+    use kmseal::StoreErrorKind;
+    let value = br#"{"password": "fault-scenario-value"}"#;
+    let store = make(Duration::from_secs(5), 3).await;
+    proxy.set(Fault::None, 0);
+    store.put(reference, value).await.expect("baseline put");
+    // Stores may re-serialize a JSON secret (Vault does): compare the field.
+    let field: kmseal::store::SecretRef = format!("{reference}#password").parse().unwrap();
+    let value = b"fault-scenario-value".as_slice();
+    let read = |s: std::sync::Arc<dyn kmseal::store::SecretStore>| {
+        let field = field.clone();
+        async move {
+            let got = s.get(reference).await?;
+            Ok::<_, kmseal::Error>(field.select(&got)?.expose_secret().to_vec())
+        }
+    };
+    assert_eq!(read(store.clone()).await.expect("baseline get"), value);
+
+    let transient: Vec<Fault> = if statuses {
+        vec![
+            Fault::Status(500),
+            Fault::Status(503),
+            Fault::Status(429),
+            Fault::DropMidResponse,
+        ]
+    } else {
+        vec![Fault::DropMidResponse]
+    };
+    for fault in transient {
+        proxy.set(fault, 2);
+        let before = proxy.faulted.load(Ordering::SeqCst);
+        let got = read(store.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(got, value, "{fault:?}: another value came back");
+        assert_eq!(
+            proxy.faulted.load(Ordering::SeqCst) - before,
+            2,
+            "{fault:?}: two faulted attempts, then success"
+        );
+    }
+    proxy.set(Fault::Delay(Duration::from_millis(300)), 1);
+    assert_eq!(read(store.clone()).await.expect("a slow answer"), value);
+
+    // A hang fails within the bound: 2 attempts of 1 s, one backoff.
+    let quick = make(Duration::from_secs(1), 1).await;
+    proxy.set(Fault::Hang, 100);
+    let start = std::time::Instant::now();
+    let err = read(quick).await.expect_err("a hanging store");
+    let took = start.elapsed();
+    assert!(
+        matches!(
+            err.store_kind(),
+            Some(StoreErrorKind::Timeout | StoreErrorKind::Unavailable)
+        ),
+        "hang: {err}"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "hang: gave up after {took:?}"
+    );
+
+    let persistent: Vec<(Fault, StoreErrorKind)> = if statuses {
+        vec![
+            (Fault::Status(503), StoreErrorKind::Unavailable),
+            (Fault::Status(429), StoreErrorKind::Throttled),
+            (Fault::DropMidResponse, StoreErrorKind::Unavailable),
+        ]
+    } else {
+        vec![(Fault::DropMidResponse, StoreErrorKind::Unavailable)]
+    };
+    let few = make(Duration::from_secs(5), 1).await;
+    // The store learns what it needs (a Vault mount's version) before faults start.
+    proxy.set(Fault::None, 0);
+    read(few.clone()).await.expect("warm-up");
+    for (fault, kind) in persistent {
+        proxy.set(fault, 100);
+        let err = read(few.clone()).await.expect_err("persistent failure");
+        assert_eq!(err.store_kind(), Some(kind), "{fault:?}: {err}");
+    }
+    proxy.set(Fault::None, 0);
+    assert_eq!(read(store).await.expect("recovered"), value);
+}

@@ -147,3 +147,35 @@ async fn conformance_suite_on_moto() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_value() {
+    use kmseal_test_support::fault_proxy::{FaultProxy, run_store_scenarios};
+    let upstream = endpoint().trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    let via = format!("http://{}", proxy.addr());
+    let secret = reference(&format!("aws-sm://{}", unique("faults")));
+    run_store_scenarios(
+        &proxy,
+        |timeout, retries| {
+            let via = via.clone();
+            async move {
+                Arc::new(
+                    AwsSecretsStore::builder(&reference("aws-sm://any-name"))
+                        .unwrap()
+                        .region("us-east-1")
+                        .endpoint_url(via)
+                        .static_credentials("testing", "testing")
+                        .timeout(timeout)
+                        .retries(retries)
+                        .build()
+                        .await
+                        .unwrap(),
+                ) as Arc<dyn SecretStore>
+            }
+        },
+        &secret,
+        true,
+    )
+    .await;
+}

@@ -235,3 +235,39 @@ async fn conformance_suite_on_openbao_kv2() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_value() {
+    use kmseal_test_support::fault_proxy::{FaultProxy, run_store_scenarios};
+    let (addr, token) = server();
+    let proxy = FaultProxy::start(addr.parse().unwrap()).await;
+    let via: SecretRef = format!(
+        "vault-kv+http://{}/secret/{}",
+        proxy.addr(),
+        unique("faults")
+    )
+    .parse()
+    .unwrap();
+    run_store_scenarios(
+        &proxy,
+        |timeout, retries| {
+            let (via, token) = (via.clone(), token.clone());
+            async move {
+                Arc::new(
+                    VaultKvStore::builder(&via)
+                        .unwrap()
+                        .token(TokenSource::Token(
+                            SecretString::copy_from_str(&token).unwrap(),
+                        ))
+                        .timeout(timeout)
+                        .retries(retries)
+                        .build()
+                        .unwrap(),
+                ) as Arc<dyn SecretStore>
+            }
+        },
+        &via,
+        true,
+    )
+    .await;
+}
