@@ -339,12 +339,20 @@ fn service_account_jwt() -> String {
     format!("{header}.{claims}.c2lnbmF0dXJl")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
+/// A Kubernetes auth mount on OpenBao (against the fake API server) with a role `app` bound
+/// to the service account of [`service_account_jwt`] and a policy of `policy`; returns the
+/// mount, a directory holding the service-account token file `token`, and the count of
+/// token reviews the fake API server answered.
+async fn kubernetes_auth(
+    policy: &str,
+) -> (
+    String,
+    std::path::PathBuf,
+    Arc<std::sync::atomic::AtomicU32>,
+) {
     let jwt = service_account_jwt();
     let (k8s_port, reviews) = fake_kubernetes_api(jwt.clone());
     let mount = unique("k8s");
-    let key = new_key(serde_json::json!({})).await;
     let post = reqwest::Method::POST;
     let (s, b) = admin(
         post.clone(),
@@ -363,11 +371,6 @@ async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
     )
     .await;
     assert!(s < 300, "{b}");
-    let policy = format!(
-        "path \"transit/encrypt/{key}\" {{ capabilities = [\"update\"] }}\n\
-         path \"transit/decrypt/{key}\" {{ capabilities = [\"update\"] }}\n\
-         path \"transit/keys/{key}\" {{ capabilities = [\"read\"] }}\n"
-    );
     let (s, b) = admin(
         post.clone(),
         &format!("sys/policies/acl/{mount}"),
@@ -383,11 +386,22 @@ async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
     )
     .await;
     assert!(s < 300, "{b}");
-
     let dir = std::env::temp_dir().join(unique("sa"));
     std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), format!("{jwt}\n")).unwrap();
+    (mount, dir, reviews)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_auth_logs_in_and_uses_a_scoped_token() {
+    let key = new_key(serde_json::json!({})).await;
+    let policy = format!(
+        "path \"transit/encrypt/{key}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/decrypt/{key}\" {{ capabilities = [\"update\"] }}\n\
+         path \"transit/keys/{key}\" {{ capabilities = [\"read\"] }}\n"
+    );
+    let (mount, dir, reviews) = kubernetes_auth(&policy).await;
     let jwt_path = dir.join("token");
-    std::fs::write(&jwt_path, format!("{jwt}\n")).unwrap();
     let (addr, _) = server();
     let uri: KeyUri = format!("vault+http://{addr}/transit/keys/{key}")
         .parse()

@@ -271,3 +271,39 @@ async fn faults_injected_by_a_proxy_are_retried_bounded_and_never_give_a_wrong_v
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_auth_reads_the_one_secret_its_role_allows() {
+    let allowed = unique("k8s/app");
+    let other = unique("k8s/other");
+    write_v2(&allowed, json!({"password": "from-k8s-auth"})).await;
+    write_v2(&other, json!({"password": "not-yours"})).await;
+    let policy = format!("path \"secret/data/{allowed}\" {{ capabilities = [\"read\"] }}\n");
+    let (mount, dir, reviews) = super::kubernetes_auth(&policy).await;
+    let store = Arc::new(
+        VaultKvStore::builder(&reference("secret/x"))
+            .unwrap()
+            .token(TokenSource::Kubernetes {
+                role: "app".into(),
+                mount,
+                jwt_path: dir.join("token"),
+            })
+            .build()
+            .unwrap(),
+    );
+    let r = resolver(store);
+    let got = r
+        .resolve(&reference(&format!("secret/{allowed}#password")))
+        .await
+        .unwrap();
+    assert_eq!(got.value().expose_secret(), b"from-k8s-auth");
+    let e = r
+        .resolve(&reference(&format!("secret/{other}#password")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.store_kind(), Some(StoreErrorKind::AccessDenied), "{e}");
+    // One login for the allowed read; the denied one logs in once more (a refused token is
+    // renewed once before giving up).
+    assert_eq!(reviews.load(std::sync::atomic::Ordering::SeqCst), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
