@@ -140,6 +140,23 @@ fn ten_mib_file_through_the_cli_with_gcp_kms_on_the_stand_in() {
     let other = "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/missing";
     let o = run(&["decrypt", "-k", other, s(&sealed)], &env);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // Secret Manager on the same stand-in: put, get a field, list versions.
+    let secret = "gcp-sm://projects/p/secrets/cli-db";
+    let o = run_with_stdin(
+        &["secret", "put", secret, "--field", "password", "-"],
+        &env,
+        b"gcp-pw\n",
+    );
+    assert!(o.status.success(), "put: {}", stderr(&o));
+    let o = run(&["secret", "get", &format!("{secret}#password")], &env);
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout, b"gcp-pw");
+    let o = run(&["secret", "versions", secret, "--json"], &env);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"latest\""),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&d).unwrap();
     drop(rt);
 }

@@ -40,22 +40,24 @@ use kmseal::{
 };
 use kmseal_kms_common::{locked_bytes, on_runtime, retry};
 
+mod secrets;
 mod uri;
-pub use uri::GcpKeyName;
+pub use secrets::{GcpSecretsBuilder, GcpSecretsStore};
+pub use uri::{GcpKeyName, GcpSecretName};
 
 const PROVIDER: &str = "gcp-kms";
 
-fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
+pub(crate) fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
     kmseal_kms_common::kms_error(PROVIDER, kind, message)
 }
 
 /// CRC32C as the API carries it (an int64 that never exceeds 2^32 - 1).
-fn crc(data: &[u8]) -> i64 {
+pub(crate) fn crc(data: &[u8]) -> i64 {
     i64::from(crc32c::crc32c(data))
 }
 
 /// Maps a client error to a kind; Cloud KMS status messages carry no key material.
-fn map_error(op: &str, e: &google_cloud_kms_v1::Error) -> Error {
+pub(crate) fn map_error(op: &str, e: &google_cloud_kms_v1::Error) -> Error {
     let kind = if let Some(status) = e.status() {
         match status.code {
             Code::PermissionDenied | Code::Unauthenticated => KmsErrorKind::AccessDenied,

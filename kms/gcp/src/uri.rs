@@ -154,14 +154,14 @@ impl TryFrom<&SecretRef> for GcpSecretName {
             return Err(reference.invalid("not a gcp-sm:// reference"));
         }
         if reference.stage().is_some() {
-            return Err(reference.invalid(
-                "Secret Manager has versions, not stages: select one with ?version=N",
-            ));
+            return Err(reference
+                .invalid("Secret Manager has versions, not stages: select one with ?version=N"));
         }
         let secret_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 255
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
         };
         let parts: Vec<&str> = reference.body().split('/').collect();
         let (project, secret, in_path) = match parts[..] {
@@ -174,7 +174,9 @@ impl TryFrom<&SecretRef> for GcpSecretName {
         }
         let version = match (in_path, reference.version()) {
             (Some(_), Some(_)) => {
-                return Err(reference.invalid("give the version in the path or with ?version=, not both"));
+                return Err(
+                    reference.invalid("give the version in the path or with ?version=, not both")
+                );
             }
             (Some(v), None) | (None, Some(v)) => Some(v.to_owned()),
             (None, None) => None,

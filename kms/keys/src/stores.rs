@@ -14,6 +14,7 @@ use kmseal::{Error, SecretBytes};
 /// | `env://NAME`, `file://PATH` | the core's `EnvStore`, `FileStore` | none |
 /// | `vault-kv://HOST[:PORT]/MOUNT/PATH`, `vault-kv+http://…` | `kmseal-vault` (feature `vault`) | `VAULT_TOKEN`, `BAO_TOKEN`, `~/.vault-token`, `VAULT_CACERT`, `VAULT_NAMESPACE` |
 /// | `aws-sm://NAME`, `aws-sm://arn:aws:secretsmanager:…` | `kmseal-aws` (feature `aws`) | the AWS default chain: `AWS_*`, IRSA, EKS Pod Identity, `AWS_REGION` (for names), `AWS_ENDPOINT_URL` |
+/// | `gcp-sm://projects/P/secrets/S[/versions/V]` | `kmseal-gcp` (feature `gcp`) | Application Default Credentials (Workload Identity); `KMSEAL_GCP_ENDPOINT`; `KMSEAL_GCP_DANGEROUS_ANONYMOUS` (test servers only) |
 ///
 /// A kind whose provider is not compiled in (or not written yet) is an
 /// [`Error::InvalidReference`] that says so.
@@ -33,6 +34,17 @@ impl StoreSource for Stores {
             StoreKind::AwsSm => Ok(Arc::new(
                 kmseal_aws::AwsSecretsStore::for_reference(reference).await?,
             )),
+            #[cfg(feature = "gcp")]
+            StoreKind::GcpSm => {
+                let mut b = kmseal_gcp::GcpSecretsStore::builder(reference)?;
+                if let Some(url) = crate::env("KMSEAL_GCP_ENDPOINT") {
+                    b = b.endpoint(url);
+                }
+                if std::env::var_os("KMSEAL_GCP_DANGEROUS_ANONYMOUS").is_some() {
+                    b = b.dangerous_anonymous_credentials();
+                }
+                Ok(Arc::new(b.build().await?))
+            }
             #[allow(unreachable_patterns)] // every provider compiled in
             other => Err(reference.invalid(format!(
                 "this build cannot read {} secrets{}",
@@ -40,6 +52,7 @@ impl StoreSource for Stores {
                 match other {
                     StoreKind::VaultKv => " (enable kmseal-keys' `vault` feature)",
                     StoreKind::AwsSm => " (enable kmseal-keys' `aws` feature)",
+                    StoreKind::GcpSm => " (enable kmseal-keys' `gcp` feature)",
                     _ => " yet",
                 }
             ))),

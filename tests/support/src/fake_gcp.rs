@@ -1,7 +1,9 @@
-//! A protocol-faithful Cloud KMS stand-in for tests: the documented
-//! REST/JSON protocol (`POST /v1/{name}:encrypt|:decrypt`, camelCase fields, base64 bytes,
-//! CRC32C values as decimal strings, `{"error": {code, message, status}}` bodies) with real
-//! AES-256-GCM inside, and fault modes. No Cloud KMS emulator exists.
+//! A protocol-faithful Cloud KMS and Secret Manager stand-in for tests: the documented
+//! REST/JSON protocols (`POST /v1/{name}:encrypt|:decrypt`; `POST /v1/{parent}/secrets?secretId=`,
+//! `POST /v1/{secret}:addVersion`, `GET /v1/{version}:access`, `GET /v1/{secret}/versions`),
+//! camelCase fields, base64 bytes, CRC32C values as decimal strings,
+//! `{"error": {code, message, status}}` bodies, with real AES-256-GCM inside, and fault modes.
+//! No emulator of either service exists.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -29,9 +31,22 @@ pub enum Fault {
     Hang,
 }
 
+/// One version of a secret: its payload and state (`ENABLED`, `DISABLED`, `DESTROYED`).
+struct StoredVersion {
+    data: Vec<u8>,
+    state: &'static str,
+    created: String,
+}
+
 #[derive(Default)]
 struct State {
     keys: HashMap<String, [u8; 32]>,
+    /// Secret Manager: secret name → versions (version N at index N - 1).
+    secrets: HashMap<String, Vec<StoredVersion>>,
+    /// Refuse every request as the service refuses credentials without the permission.
+    deny_all: bool,
+    /// Secret Manager requests seen, by request line (`GET /v1/…:access`), for load tests.
+    accesses: HashMap<String, u32>,
     /// (fault, how many more requests it applies to)
     fault: Option<(Fault, u32)>,
 }
@@ -58,6 +73,14 @@ async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> boo
 
 fn crc(data: &[u8]) -> String {
     crc32c::crc32c(data).to_string()
+}
+
+/// Now, as an RFC 3339 time (whole seconds).
+fn now_rfc3339() -> String {
+    kmseal::store::VersionInfo::default()
+        .created(std::time::SystemTime::now())
+        .created_rfc3339()
+        .unwrap_or_default()
 }
 
 fn google_error(code: u16, status: &str, message: &str) -> (u16, Value) {
@@ -104,6 +127,34 @@ impl FakeKms {
         self.state.lock().unwrap().keys.insert(name.to_owned(), key);
     }
 
+    /// How many `:access` requests reached the fake for the secret `name`
+    /// (`projects/P/secrets/S`), any version.
+    pub fn accesses(&self, secret: &str) -> u32 {
+        self.state
+            .lock()
+            .unwrap()
+            .accesses
+            .get(secret)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets a version's state (`DISABLED`, `DESTROYED`, `ENABLED`), as the console would.
+    pub fn set_version_state(&self, secret: &str, version: usize, state: &'static str) {
+        let mut st = self.state.lock().unwrap();
+        let v = &mut st.secrets.get_mut(secret).unwrap()[version - 1];
+        v.state = state;
+        if state == "DESTROYED" {
+            v.data.clear();
+        }
+    }
+
+    /// From now on, refuses every request with 403 `PERMISSION_DENIED` (as for a caller
+    /// without the permission).
+    pub fn deny_all(&self) {
+        self.state.lock().unwrap().deny_all = true;
+    }
+
     /// Applies `fault` to the next `times` requests.
     pub fn set_fault(&self, fault: Fault, times: u32) {
         self.state.lock().unwrap().fault = Some((fault, times));
@@ -148,14 +199,12 @@ impl FakeKms {
             }
             let body: Value =
                 serde_json::from_slice(&buf[header_end..header_end + len]).unwrap_or(Value::Null);
-            let path = head
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("")
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .to_owned();
+            let method = head.split_whitespace().next().unwrap_or("").to_owned();
+            let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p.to_owned(), q.to_owned()),
+                None => (target.clone(), String::new()),
+            };
             self.requests.fetch_add(1, Ordering::SeqCst);
             let fault = self.take_fault();
             if fault == Fault::Hang {
@@ -167,6 +216,18 @@ impl FakeKms {
                 Fault::Status(code) => {
                     google_error(code, "UNAVAILABLE", "The service is currently unavailable.")
                 }
+                _ if self.state.lock().unwrap().deny_all => google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "Permission denied on resource (or it may not exist).",
+                ),
+                _ if path.contains("/secrets") => self.handle_secrets(
+                    &method,
+                    &path,
+                    &query,
+                    &body,
+                    fault == Fault::CorruptChecksum,
+                ),
                 _ => self.handle(&path, &body, fault == Fault::CorruptChecksum),
             };
             let text = reply.to_string();
@@ -178,6 +239,156 @@ impl FakeKms {
             if stream.write_all(response.as_bytes()).await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Secret Manager, as documented for v1 (the subset kmseal uses).
+    fn handle_secrets(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &Value,
+        corrupt: bool,
+    ) -> (u16, Value) {
+        let Some(rest) = path.strip_prefix("/v1/") else {
+            return google_error(404, "NOT_FOUND", "unknown path");
+        };
+        let mut st = self.state.lock().unwrap();
+        let version_json = |name: &str, n: usize, v: &StoredVersion| {
+            json!({"name": format!("{name}/versions/{n}"), "createTime": v.created,
+                   "state": v.state, "etag": format!("\"{n}\""),
+                   "clientSpecifiedPayloadChecksum": true})
+        };
+        let not_found = |what: &str| {
+            google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Secret [{what}] not found or has no versions."),
+            )
+        };
+        match (method, rest.rsplit_once(':')) {
+            // Create a secret: POST /v1/projects/P/secrets?secretId=S
+            ("POST", None) if rest.ends_with("/secrets") => {
+                let id = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("secretId="))
+                    .unwrap_or("");
+                if id.is_empty() || body.pointer("/replication").is_none() {
+                    return google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        "secret_id and replication are required.",
+                    );
+                }
+                let name = format!("{rest}/{id}");
+                if st.secrets.contains_key(&name) {
+                    return google_error(
+                        409,
+                        "ALREADY_EXISTS",
+                        &format!("Secret [{name}] already exists."),
+                    );
+                }
+                st.secrets.insert(name.clone(), Vec::new());
+                (
+                    200,
+                    json!({"name": name, "replication": {"automatic": {}}, "createTime": now_rfc3339()}),
+                )
+            }
+            ("POST", Some((secret, "addVersion"))) => {
+                let Some(versions) = st.secrets.get_mut(secret) else {
+                    return not_found(secret);
+                };
+                let data = body
+                    .pointer("/payload/data")
+                    .and_then(Value::as_str)
+                    .map(|d| B64.decode(d).unwrap_or_default())
+                    .unwrap_or_default();
+                if let Some(c) = body.pointer("/payload/dataCrc32c")
+                    && c.as_str() != Some(&crc(&data))
+                {
+                    return google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        "Checksum mismatch for the payload data.",
+                    );
+                }
+                if data.len() > 65536 {
+                    return google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        "Secret Payload cannot be larger than 64KiB.",
+                    );
+                }
+                versions.push(StoredVersion {
+                    data,
+                    state: "ENABLED",
+                    created: now_rfc3339(),
+                });
+                let n = versions.len();
+                (200, version_json(secret, n, &versions[n - 1]))
+            }
+            ("GET", Some((version, "access"))) => {
+                let Some((secret, v)) = version.rsplit_once("/versions/") else {
+                    return google_error(400, "INVALID_ARGUMENT", "malformed version name");
+                };
+                *st.accesses.entry(secret.to_owned()).or_default() += 1;
+                let Some(versions) = st.secrets.get(secret) else {
+                    return not_found(secret);
+                };
+                let n = if v == "latest" {
+                    match versions.iter().rposition(|x| x.state == "ENABLED") {
+                        Some(i) => i + 1,
+                        None => return not_found(secret),
+                    }
+                } else {
+                    match v.parse::<usize>() {
+                        Ok(n) if n >= 1 && n <= versions.len() => n,
+                        _ => {
+                            return google_error(
+                                404,
+                                "NOT_FOUND",
+                                &format!("Secret Version [{version}] not found."),
+                            );
+                        }
+                    }
+                };
+                let stored = &versions[n - 1];
+                if stored.state != "ENABLED" {
+                    return google_error(
+                        400,
+                        "FAILED_PRECONDITION",
+                        &format!(
+                            "Secret Version [{secret}/versions/{n}] is in {} state.",
+                            stored.state
+                        ),
+                    );
+                }
+                let mut checksum = crc(&stored.data);
+                if corrupt {
+                    checksum = (checksum.parse::<u64>().unwrap() ^ 1).to_string();
+                }
+                (
+                    200,
+                    json!({"name": format!("{secret}/versions/{n}"),
+                             "payload": {"data": B64.encode(&stored.data), "dataCrc32c": checksum}}),
+                )
+            }
+            ("GET", None) if rest.ends_with("/versions") => {
+                let secret = rest.trim_end_matches("/versions");
+                let Some(versions) = st.secrets.get(secret) else {
+                    return not_found(secret);
+                };
+                // Newest first, as the service lists them.
+                let list: Vec<Value> = versions
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(i, v)| version_json(secret, i + 1, v))
+                    .collect();
+                (200, json!({"versions": list, "totalSize": list.len()}))
+            }
+            _ => google_error(404, "NOT_FOUND", "unknown method"),
         }
     }
 
