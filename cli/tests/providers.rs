@@ -191,6 +191,19 @@ fn ten_mib_file_through_the_cli_with_azure_key_vault_and_workload_identity_on_th
         fake.tokens_issued.load(std::sync::atomic::Ordering::SeqCst) >= 2,
         "encrypt and decrypt each authenticated through the token endpoint"
     );
+    // Key Vault secrets through the same credential chain: put, get, versions.
+    let secret = fake.secret_uri("cli-db");
+    let o = run_with_stdin(&["secret", "put", &secret, "-"], &env, b"azure-pw\n");
+    assert!(o.status.success(), "put: {}", stderr(&o));
+    let o = run(&["secret", "get", &secret], &env);
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout, b"azure-pw");
+    let o = run(&["secret", "versions", &secret], &env);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("current"),
+        "{}",
+        stderr(&o)
+    );
     // A token the directory refuses: a KMS error (exit 4), no output file.
     fake.accept_assertion("another-token");
     let out = d.join("refused.bin");

@@ -31,14 +31,12 @@
 pub mod credential;
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::{Body, ClientOptions, RetryOptions, Transport, Url};
+use azure_core::http::{Body, Url};
 use azure_security_keyvault_keys::models::{
     KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationResult, KeyType,
 };
@@ -48,17 +46,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kmseal::{
     DataKey, EncryptionContext, Error, Kek, KeyUri, KmsErrorKind, SecretBytes, WrappedKey,
 };
-use kmseal_kms_common::{locked_bytes, on_runtime, retry};
+use kmseal_kms_common::locked_bytes;
 use tokio::sync::OnceCell;
 
+mod connection;
+mod secrets;
 mod uri;
+use connection::{Connection, connection_setters};
 pub use credential::ChainCredential;
-pub use uri::AzureKeyId;
+pub use secrets::{AzureSecretsBuilder, AzureSecretsStore};
 use uri::is_version;
+pub use uri::{AzureKeyId, AzureSecretId};
 
 const PROVIDER: &str = "azure-kv";
 
-fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
+pub(crate) fn kms_error(kind: KmsErrorKind, message: impl Into<String>) -> Error {
     kmseal_kms_common::kms_error(PROVIDER, kind, message)
 }
 
@@ -114,7 +116,7 @@ impl std::str::FromStr for WrapAlgorithm {
 
 /// Maps a client error to a kind. Key Vault error bodies carry codes and messages, never
 /// key material.
-fn map_error(op: &str, e: &azure_core::Error) -> Error {
+pub(crate) fn map_error(op: &str, e: &azure_core::Error) -> Error {
     let kind = match e.kind() {
         ErrorKind::HttpResponse {
             status, error_code, ..
@@ -139,12 +141,8 @@ fn map_error(op: &str, e: &azure_core::Error) -> Error {
 /// Settings for an [`AzureKek`].
 pub struct AzureBuilder {
     key: AzureKeyId,
-    credential: Option<Arc<dyn TokenCredential>>,
     algorithm: Option<WrapAlgorithm>,
-    extra_roots: Vec<Vec<u8>>,
-    connect_to: Option<IpAddr>,
-    timeout: Duration,
-    retries: u32,
+    conn: Connection,
 }
 
 impl std::fmt::Debug for AzureBuilder {
@@ -152,19 +150,13 @@ impl std::fmt::Debug for AzureBuilder {
         f.debug_struct("AzureBuilder")
             .field("uri", &self.key.to_string())
             .field("algorithm", &self.algorithm)
-            .field("connect_to", &self.connect_to)
-            .field("timeout", &self.timeout)
-            .field("retries", &self.retries)
+            .field("connection", &self.conn)
             .finish_non_exhaustive()
     }
 }
 
 impl AzureBuilder {
-    /// Use this credential instead of the default chain ([`ChainCredential::from_env`]).
-    pub fn credential(mut self, credential: Arc<dyn TokenCredential>) -> Self {
-        self.credential = Some(credential);
-        self
-    }
+    connection_setters!();
 
     /// The wrap algorithm (default: from the key's type, read once with Key Vault's `get`).
     pub fn algorithm(mut self, algorithm: WrapAlgorithm) -> Self {
@@ -172,64 +164,9 @@ impl AzureBuilder {
         self
     }
 
-    /// Also trust this PEM root certificate (a TLS-inspecting proxy, a test server), for Key
-    /// Vault and for the credentials' token requests.
-    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.extra_roots.push(pem.into());
-        self
-    }
-
-    /// Connect to this address instead of resolving the vault's host name (a private
-    /// endpoint without DNS, a test server). TLS still checks the vault's host name.
-    pub fn connect_to(mut self, ip: IpAddr) -> Self {
-        self.connect_to = Some(ip);
-        self
-    }
-
-    /// Time limit for one attempt, authentication challenge and token included (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Retries after throttling (429), unavailability (5xx, connection failures) and
-    /// timeouts, with exponential backoff from 100 ms (default 3).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
-
     /// Builds the client.
     pub async fn build(self) -> Result<AzureKek, Error> {
-        let setup = |what: &str, e: &dyn std::fmt::Display| {
-            kms_error(
-                KmsErrorKind::Other,
-                format!("cannot set up the Key Vault client ({what}): {e}"),
-            )
-        };
-        // No whole-request timeout here: each attempt (challenge and token included) runs under
-        // one tokio timeout, so a hang is reported as a timeout.
-        let mut http = reqwest::Client::builder().connect_timeout(self.timeout);
-        for pem in &self.extra_roots {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| setup("root", &e))?;
-            http = http.tls_certs_merge([cert]);
-        }
-        if let Some(ip) = self.connect_to {
-            http = http.resolve(self.key.host_name(), std::net::SocketAddr::new(ip, 443));
-        }
-        let http = http.build().map_err(|e| setup("HTTP client", &e))?;
-        let client_options = ClientOptions {
-            retry: RetryOptions::none(),
-            transport: Some(Transport::new(Arc::new(http))),
-            ..Default::default()
-        };
-        let credential = match self.credential {
-            Some(c) => c,
-            None => Arc::new(
-                ChainCredential::from_env(&client_options)
-                    .map_err(|e| kms_error(KmsErrorKind::AccessDenied, e))?,
-            ),
-        };
+        let (client_options, credential) = self.conn.client_options(self.key.host_name())?;
         let client = KeyClient::new(
             &format!("https://{}", self.key.host()),
             credential,
@@ -238,15 +175,15 @@ impl AzureBuilder {
                 ..Default::default()
             }),
         )
-        .map_err(|e| setup("client", &e))?;
+        .map_err(|e| connection::setup_error("client", &e))?;
         let algorithm = OnceCell::new_with(self.algorithm);
         Ok(AzureKek {
             inner: Arc::new(Inner {
                 client,
                 key: self.key,
                 algorithm,
-                timeout: self.timeout,
-                retries: self.retries,
+                timeout: self.conn.timeout,
+                retries: self.conn.retries,
             }),
         })
     }
@@ -291,12 +228,8 @@ impl AzureKek {
     pub fn builder_for(key: AzureKeyId) -> AzureBuilder {
         AzureBuilder {
             key,
-            credential: None,
             algorithm: None,
-            extra_roots: Vec::new(),
-            connect_to: None,
-            timeout: Duration::from_secs(10),
-            retries: 3,
+            conn: Connection::default(),
         }
     }
 
@@ -309,24 +242,7 @@ impl AzureKek {
         T: Send + 'static,
     {
         let inner = self.inner.clone();
-        on_runtime(PROVIDER, async move {
-            retry(PROVIDER, inner.retries, false, || {
-                let attempt = op(inner.clone());
-                let limit = inner.timeout;
-                async move {
-                    tokio::time::timeout(limit, attempt)
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(kms_error(
-                                KmsErrorKind::Timeout,
-                                format!("no answer from Key Vault in {limit:?}"),
-                            ))
-                        })
-                }
-            })
-            .await
-        })
-        .await
+        connection::with_retries(inner.retries, inner.timeout, move || op(inner.clone())).await
     }
 
     /// The wrap algorithm: configured, or learned from the key's type.

@@ -1,8 +1,9 @@
-//! `azure-kv://` key URIs, parsed once into their parts.
+//! `azure-kv://` key URIs and `azure-secret://` secret references, parsed once into their parts.
 
 use std::fmt;
 use std::str::FromStr;
 
+use kmseal::store::{SecretRef, StoreKind};
 use kmseal::{Error, KeyUri, Provider};
 use kmseal_kms_common::uri::{body_for, invalid, is_host, is_name};
 
@@ -107,6 +108,95 @@ impl fmt::Display for AzureKeyId {
     }
 }
 
+const SECRET_FORM: &str =
+    "expected azure-secret://VAULT.vault.azure.net/NAME[/VERSION] (NAME: letters, digits, `-`)";
+
+/// A parsed `azure-secret://VAULT.vault.azure.net/NAME[/VERSION]` reference. The version may
+/// also come from `?version=` (not both); without one, the current version.
+///
+/// ```
+/// use kmseal_azure::AzureSecretId;
+/// let r = "azure-secret://myvault.vault.azure.net/db-password#password".parse()?;
+/// let id = AzureSecretId::try_from(&r)?;
+/// assert_eq!((id.host_name(), id.name(), id.version()), ("myvault.vault.azure.net", "db-password", None));
+/// # Ok::<(), kmseal::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AzureSecretId {
+    host: String,
+    name: String,
+    version: Option<String>,
+}
+
+impl AzureSecretId {
+    /// The vault's `HOST[:PORT]`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The vault's host name, without a port.
+    pub fn host_name(&self) -> &str {
+        self.host
+            .split_once(':')
+            .map_or(&self.host, |(name, _)| name)
+    }
+
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The selected version, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+}
+
+impl TryFrom<&SecretRef> for AzureSecretId {
+    type Error = Error;
+
+    fn try_from(reference: &SecretRef) -> Result<AzureSecretId, Error> {
+        if reference.kind() != StoreKind::AzureSecret {
+            return Err(reference.invalid("not an azure-secret:// reference"));
+        }
+        if reference.stage().is_some() {
+            return Err(reference
+                .invalid("Key Vault has versions, not stages: select one with ?version=ID"));
+        }
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 127
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let parts: Vec<&str> = reference.body().split('/').collect();
+        let (host, name, in_path) = match parts[..] {
+            [host, name] => (host, name, None),
+            [host, name, version] => (host, name, Some(version)),
+            _ => return Err(reference.invalid(SECRET_FORM)),
+        };
+        if !is_host(host) || !name_ok(name) || in_path.is_some_and(|v| !is_version(v)) {
+            return Err(reference.invalid(SECRET_FORM));
+        }
+        let version = match (in_path, reference.version()) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    reference.invalid("give the version in the path or with ?version=, not both")
+                );
+            }
+            (Some(v), None) | (None, Some(v)) => Some(v.to_owned()),
+            (None, None) => None,
+        };
+        if version.as_deref().is_some_and(|v| !is_version(v)) {
+            return Err(reference.invalid("a secret version is letters and digits"));
+        }
+        Ok(AzureSecretId {
+            host: host.to_owned(),
+            name: name.to_owned(),
+            version,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +220,40 @@ mod tests {
         ] {
             assert!(
                 matches!(bad.parse::<AzureKeyId>(), Err(Error::InvalidKeyUri { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_ids_parse_and_bad_ones_say_why() {
+        let parse = |s: &str| AzureSecretId::try_from(&s.parse::<SecretRef>().unwrap());
+        let id = parse("azure-secret://v.vault.azure.net:8443/db-pw/0123abcd").unwrap();
+        assert_eq!(
+            (id.host(), id.host_name()),
+            ("v.vault.azure.net:8443", "v.vault.azure.net")
+        );
+        assert_eq!((id.name(), id.version()), ("db-pw", Some("0123abcd")));
+        let id = parse("azure-secret://v.vault.azure.net/db?version=abc1#f").unwrap();
+        assert_eq!(id.version(), Some("abc1"));
+        for bad in [
+            "azure-secret://v.vault.azure.net",
+            "azure-secret://v.vault.azure.net/db_pw",
+            "azure-secret://v.vault.azure.net/db/v1/x",
+            "azure-secret://v.vault.azure.net/db/v-1",
+            "azure-secret://v.vault.azure.net/db/1?version=2",
+            "azure-secret://v.vault.azure.net/db?stage=AWSCURRENT",
+            "azure-secret://bad host/db",
+            "aws-sm://prod/db",
+        ] {
+            let Ok(r) = bad.parse::<SecretRef>() else {
+                continue;
+            };
+            assert!(
+                matches!(
+                    AzureSecretId::try_from(&r),
+                    Err(Error::InvalidReference { .. })
+                ),
                 "{bad}"
             );
         }

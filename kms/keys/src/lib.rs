@@ -172,14 +172,6 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-#[allow(dead_code)]
-fn env_error(uri: &KeyUri, reason: String) -> Error {
-    Error::InvalidKeyUri {
-        uri: uri.to_string(),
-        reason,
-    }
-}
-
 /// A Cloud KMS KEK with Application Default Credentials, and the environment's
 /// `KMSEAL_GCP_ENDPOINT` and `KMSEAL_GCP_DANGEROUS_ANONYMOUS`.
 #[cfg(feature = "gcp")]
@@ -202,21 +194,40 @@ async fn azure(uri: &KeyUri) -> Result<Arc<dyn Kek>, Error> {
     if let Some(alg) = env("KMSEAL_AZURE_ALGORITHM") {
         b = b.algorithm(alg.parse()?);
     }
+    let b = azure_connection(
+        b,
+        &uri.to_string(),
+        kmseal_azure::AzureBuilder::add_root_certificate_pem,
+        kmseal_azure::AzureBuilder::connect_to,
+    )?;
+    Ok(Arc::new(b.build().await?))
+}
+
+/// Applies `KMSEAL_AZURE_CA_FILE` and `KMSEAL_AZURE_CONNECT_TO` to any Key Vault builder
+/// (keys and secrets share these settings); errors name `what` (a URI or reference).
+#[cfg(feature = "azure")]
+pub(crate) fn azure_connection<B>(
+    mut b: B,
+    what: &str,
+    add_root: fn(B, Vec<u8>) -> B,
+    connect_to: fn(B, std::net::IpAddr) -> B,
+) -> Result<B, Error> {
+    let bad = |reason: String| Error::InvalidKeyUri {
+        uri: what.to_owned(),
+        reason,
+    };
     if let Some(path) = env("KMSEAL_AZURE_CA_FILE") {
         let pem = std::fs::read(&path)
-            .map_err(|e| env_error(uri, format!("cannot read KMSEAL_AZURE_CA_FILE {path}: {e}")))?;
-        b = b.add_root_certificate_pem(pem);
+            .map_err(|e| bad(format!("cannot read KMSEAL_AZURE_CA_FILE {path}: {e}")))?;
+        b = add_root(b, pem);
     }
     if let Some(ip) = env("KMSEAL_AZURE_CONNECT_TO") {
-        let ip = ip.parse().map_err(|_| {
-            env_error(
-                uri,
-                format!("KMSEAL_AZURE_CONNECT_TO={ip} is not an IP address"),
-            )
-        })?;
-        b = b.connect_to(ip);
+        let ip = ip
+            .parse()
+            .map_err(|_| bad(format!("KMSEAL_AZURE_CONNECT_TO={ip} is not an IP address")))?;
+        b = connect_to(b, ip);
     }
-    Ok(Arc::new(b.build().await?))
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use kmseal::{Error, SecretBytes};
 /// | `env://NAME`, `file://PATH` | the core's `EnvStore`, `FileStore` | none |
 /// | `vault-kv://HOST[:PORT]/MOUNT/PATH`, `vault-kv+http://…` | `kmseal-vault` (feature `vault`) | `VAULT_TOKEN`, `BAO_TOKEN`, `~/.vault-token`, `VAULT_CACERT`, `VAULT_NAMESPACE` |
 /// | `aws-sm://NAME`, `aws-sm://arn:aws:secretsmanager:…` | `kmseal-aws` (feature `aws`) | the AWS default chain: `AWS_*`, IRSA, EKS Pod Identity, `AWS_REGION` (for names), `AWS_ENDPOINT_URL` |
+/// | `azure-secret://VAULT.vault.azure.net/NAME[/VERSION]` | `kmseal-azure` (feature `azure`) | the Azure chain (`AZURE_*`, workload identity, managed identity); `KMSEAL_AZURE_CA_FILE`, `KMSEAL_AZURE_CONNECT_TO` |
 /// | `gcp-sm://projects/P/secrets/S[/versions/V]` | `kmseal-gcp` (feature `gcp`) | Application Default Credentials (Workload Identity); `KMSEAL_GCP_ENDPOINT`; `KMSEAL_GCP_DANGEROUS_ANONYMOUS` (test servers only) |
 ///
 /// A kind whose provider is not compiled in (or not written yet) is an
@@ -34,6 +35,16 @@ impl StoreSource for Stores {
             StoreKind::AwsSm => Ok(Arc::new(
                 kmseal_aws::AwsSecretsStore::for_reference(reference).await?,
             )),
+            #[cfg(feature = "azure")]
+            StoreKind::AzureSecret => {
+                let b = crate::azure_connection(
+                    kmseal_azure::AzureSecretsStore::builder(reference)?,
+                    &reference.to_string(),
+                    kmseal_azure::AzureSecretsBuilder::add_root_certificate_pem,
+                    kmseal_azure::AzureSecretsBuilder::connect_to,
+                )?;
+                Ok(Arc::new(b.build()?))
+            }
             #[cfg(feature = "gcp")]
             StoreKind::GcpSm => {
                 let mut b = kmseal_gcp::GcpSecretsStore::builder(reference)?;
@@ -53,6 +64,7 @@ impl StoreSource for Stores {
                     StoreKind::VaultKv => " (enable kmseal-keys' `vault` feature)",
                     StoreKind::AwsSm => " (enable kmseal-keys' `aws` feature)",
                     StoreKind::GcpSm => " (enable kmseal-keys' `gcp` feature)",
+                    StoreKind::AzureSecret => " (enable kmseal-keys' `azure` feature)",
                     _ => " yet",
                 }
             ))),

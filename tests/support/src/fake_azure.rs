@@ -5,7 +5,9 @@
 //! resource=…`) for every request without a valid token, an Entra ID token endpoint
 //! (`POST /{tenant}/oauth2/v2.0/token`, client-assertion grant, as workload identity uses it),
 //! and the key operations the client uses: `GET /keys/{name}[/{version}]`,
-//! `POST …/wrapkey`, `POST /keys/{name}/{version}/unwrapkey`, with base64url values,
+//! `POST …/wrapkey`, `POST /keys/{name}/{version}/unwrapkey`, with base64url values; and the
+//! secret operations: `PUT /secrets/{name}`, `GET /secrets/{name}[/{version}]`,
+//! `GET /secrets/{name}/versions` (with `nextLink` paging);
 //! `{"error": {code, message}}` bodies, real RSA-OAEP-256 (rsa crate) and A256KW (aes-kw)
 //! inside, key versions, disabled keys, and fault modes. No Key Vault emulator exists.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -51,9 +53,18 @@ struct KeyEntry {
     enabled: bool,
 }
 
+/// One version of a secret: (version id, value, enabled, created as Unix seconds).
+type SecretVersionEntry = (String, String, bool, i64);
+
 #[derive(Default)]
 struct State {
     keys: HashMap<String, KeyEntry>,
+    /// Secrets: name → versions, oldest first.
+    secrets: HashMap<String, Vec<SecretVersionEntry>>,
+    /// Reads of each secret (Get Secret, any version), for load tests.
+    secret_reads: HashMap<String, u32>,
+    /// Refuse every authenticated request with 403 (a caller without permissions).
+    deny_all: bool,
     /// Issued access tokens and whether they are still accepted.
     tokens: HashMap<String, bool>,
     /// The federated token (client assertion) the token endpoint accepts.
@@ -253,6 +264,33 @@ impl FakeVault {
         }
     }
 
+    /// Reads (Get Secret) of the secret `name` so far.
+    pub fn secret_reads(&self, name: &str) -> u32 {
+        self.state
+            .lock()
+            .unwrap()
+            .secret_reads
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Enables or disables one version of a secret (1 = the oldest), as the portal would.
+    pub fn set_secret_version_enabled(&self, name: &str, version: usize, enabled: bool) {
+        let mut st = self.state.lock().unwrap();
+        st.secrets.get_mut(name).unwrap()[version - 1].2 = enabled;
+    }
+
+    /// `azure-secret://HOST:PORT/NAME` (connect to 127.0.0.1 to reach it).
+    pub fn secret_uri(&self, name: &str) -> String {
+        format!("azure-secret://{}:{}/{name}", self.host, self.port)
+    }
+
+    /// From now on, refuses every authenticated request with 403 `Forbidden`.
+    pub fn deny_all(&self) {
+        self.state.lock().unwrap().deny_all = true;
+    }
+
     /// Applies `fault` to the next `times` authenticated requests.
     pub fn set_fault(&self, fault: Fault, times: u32) {
         self.state.lock().unwrap().fault = Some((fault, times));
@@ -331,7 +369,17 @@ impl FakeVault {
                         (s, String::new(), v)
                     }
                     Fault::None => {
-                        let (s, v) = if query.contains("api-version=") {
+                        let (s, v) = if self.state.lock().unwrap().deny_all {
+                            kv_error(
+                                403,
+                                "Forbidden",
+                                "Caller is not authorized to perform action on resource.",
+                            )
+                        } else if !query.contains("api-version=") {
+                            kv_error(400, "MissingApiVersionParameter", "api-version is required")
+                        } else if path.starts_with("/secrets/") {
+                            self.secret_operation(&req.method, path, query, &req.body)
+                        } else if query.contains("api-version=") {
                             self.key_operation(&req.method, path, &req.body)
                         } else {
                             kv_error(400, "MissingApiVersionParameter", "api-version is required")
@@ -410,6 +458,105 @@ impl FakeVault {
 
     fn kid(&self, name: &str, version: &str) -> String {
         format!("https://{}/keys/{name}/{version}", self.host)
+    }
+
+    /// The secret operations, as documented for API version 7.x.
+    fn secret_operation(&self, method: &str, path: &str, query: &str, body: &[u8]) -> (u16, Value) {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (host, port) = (self.host.clone(), self.port);
+        let bundle = |name: &str, v: &SecretVersionEntry, with_value: bool| {
+            let mut b = json!({
+                "id": format!("https://{host}/secrets/{name}/{}", v.0),
+                "attributes": {"enabled": v.2, "created": v.3, "updated": v.3,
+                               "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
+            });
+            if with_value {
+                b["value"] = json!(v.1);
+            }
+            b
+        };
+        let not_found = |name: &str| {
+            kv_error(
+                404,
+                "SecretNotFound",
+                &format!("A secret with (name/id) {name} was not found in this key vault."),
+            )
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut st = self.state.lock().unwrap();
+        match (method, &segments[..]) {
+            ("PUT", ["secrets", name]) => {
+                let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let Some(value) = body.get("value").and_then(Value::as_str) else {
+                    return kv_error(400, "BadParameter", "Property value is required.");
+                };
+                if value.len() > 25 * 1024 {
+                    return kv_error(
+                        413,
+                        "RequestEntityTooLarge",
+                        "The secret value is too large.",
+                    );
+                }
+                let entry = (random_hex(16), value.to_owned(), true, now);
+                let versions = st.secrets.entry((*name).to_owned()).or_default();
+                versions.push(entry);
+                (200, bundle(name, versions.last().unwrap(), true))
+            }
+            ("GET", ["secrets", name, "versions"]) => {
+                let Some(versions) = st.secrets.get(*name) else {
+                    return not_found(name);
+                };
+                // Two per page, so clients must follow nextLink.
+                let skip: usize = query
+                    .split('&')
+                    .find_map(|kv| {
+                        kv.strip_prefix("$skiptoken=")
+                            .or_else(|| kv.strip_prefix("%24skiptoken="))
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let page: Vec<Value> = versions
+                    .iter()
+                    .skip(skip)
+                    .take(2)
+                    .map(|v| bundle(name, v, false))
+                    .collect();
+                let next = (skip + 2 < versions.len()).then(|| {
+                    format!(
+                        "https://{host}:{port}/secrets/{name}/versions?api-version=7.6&$skiptoken={}",
+                        skip + 2
+                    )
+                });
+                (200, json!({"value": page, "nextLink": next}))
+            }
+            ("GET", ["secrets", name])
+            | ("GET", ["secrets", name, ""])
+            | ("GET", ["secrets", name, _]) => {
+                *st.secret_reads.entry((*name).to_owned()).or_default() += 1;
+                let Some(versions) = st.secrets.get(*name) else {
+                    return not_found(name);
+                };
+                let wanted = match segments.get(2) {
+                    Some(v) if !v.is_empty() => versions.iter().find(|x| x.0 == *v),
+                    _ => versions.last(),
+                };
+                let Some(v) = wanted else {
+                    return not_found(name);
+                };
+                if !v.2 {
+                    return kv_error(
+                        403,
+                        "Forbidden",
+                        "Operation get is not allowed on a disabled secret.",
+                    );
+                }
+                (200, bundle(name, v, true))
+            }
+            _ => kv_error(400, "BadParameter", "unknown secret operation"),
+        }
     }
 
     fn key_operation(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
