@@ -25,11 +25,9 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
-use aws_sdk_kms::config::Credentials;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
@@ -121,39 +119,11 @@ fn code_kind(code: &str) -> KmsErrorKind {
 #[derive(Debug)]
 pub struct AwsBuilder {
     key: AwsKeyArn,
-    endpoint_url: Option<String>,
-    timeout: Duration,
-    retries: u32,
-    credentials: Option<Credentials>,
+    sdk: sdk::Settings,
 }
 
 impl AwsBuilder {
-    /// An explicit endpoint (a VPC endpoint, FIPS endpoint, or a local test server). The
-    /// default is the regional endpoint, or `AWS_ENDPOINT_URL(_KMS)` if set.
-    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
-        self.endpoint_url = Some(url.into());
-        self
-    }
-
-    /// Time limit for one attempt (default 10 s). The whole call, retries included, is
-    /// bounded by `(retries + 1) × timeout` plus backoff.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Retries after throttling, 5xx and transport errors, with the SDK's standard
-    /// exponential backoff and jitter (default 3).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
-
-    /// Static credentials instead of the default chain (tests, special setups).
-    pub fn static_credentials(mut self, access_key_id: &str, secret_access_key: &str) -> Self {
-        self.credentials = Some(sdk::static_credentials(access_key_id, secret_access_key));
-        self
-    }
+    sdk::sdk_setters!();
 
     /// Loads the configuration (credential chain, region from the ARN) and, for an alias,
     /// resolves it to its key ARN with `DescribeKey`.
@@ -163,15 +133,7 @@ impl AwsBuilder {
 
     async fn build_here(self) -> Result<AwsKek, Error> {
         let arn = self.key.arn().to_owned();
-        let shared = sdk::Settings {
-            region: Some(self.key.region().to_owned()),
-            endpoint_url: self.endpoint_url,
-            timeout: self.timeout,
-            retries: self.retries,
-            credentials: self.credentials,
-        }
-        .load()
-        .await;
+        let shared = self.sdk.load().await;
         let conf = aws_sdk_kms::config::Builder::from(&shared)
             .retry_classifier(sdk::retry_429_and_5xx())
             .build();
@@ -241,11 +203,8 @@ impl AwsKek {
     /// Settings for a KEK on a parsed key ARN.
     pub fn builder_for(key: AwsKeyArn) -> AwsBuilder {
         AwsBuilder {
+            sdk: sdk::Settings::new(Some(key.region().to_owned())),
             key,
-            endpoint_url: None,
-            timeout: Duration::from_secs(10),
-            retries: 3,
-            credentials: None,
         }
     }
 

@@ -1,9 +1,8 @@
 //! AWS Secrets Manager as a [`SecretStore`].
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_kms::config::Credentials;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 use kmseal::store::{
@@ -18,43 +17,16 @@ use crate::{PROVIDER, map_sdk_error, sdk};
 /// Settings for an [`AwsSecretsStore`].
 #[derive(Debug)]
 pub struct AwsSecretsBuilder {
-    region: Option<String>,
+    sdk: sdk::Settings,
     for_names: bool,
-    endpoint_url: Option<String>,
-    timeout: Duration,
-    retries: u32,
-    credentials: Option<Credentials>,
 }
 
 impl AwsSecretsBuilder {
+    sdk::sdk_setters!();
+
     /// The region (default: the ARN's, else the chain's: `AWS_REGION`, the profile).
     pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
-        self
-    }
-
-    /// An explicit endpoint (a VPC endpoint, or a local test server). The default is the
-    /// regional endpoint, or `AWS_ENDPOINT_URL(_SECRETS_MANAGER)` if set.
-    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
-        self.endpoint_url = Some(url.into());
-        self
-    }
-
-    /// Time limit for one attempt (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Retries after throttling, 5xx and transport errors (default 3).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
-
-    /// Static credentials instead of the default chain (tests, special setups).
-    pub fn static_credentials(mut self, access_key_id: &str, secret_access_key: &str) -> Self {
-        self.credentials = Some(sdk::static_credentials(access_key_id, secret_access_key));
+        self.sdk.region = Some(region.into());
         self
     }
 
@@ -64,15 +36,7 @@ impl AwsSecretsBuilder {
     }
 
     async fn build_here(self) -> Result<AwsSecretsStore, Error> {
-        let shared = sdk::Settings {
-            region: self.region,
-            endpoint_url: self.endpoint_url,
-            timeout: self.timeout,
-            retries: self.retries,
-            credentials: self.credentials,
-        }
-        .load()
-        .await;
+        let shared = self.sdk.load().await;
         let region = shared
             .region()
             .map(|r| r.as_ref().to_owned())
@@ -134,12 +98,8 @@ impl AwsSecretsStore {
     pub fn builder(reference: &SecretRef) -> Result<AwsSecretsBuilder, Error> {
         let id = AwsSecretId::try_from(reference)?;
         Ok(AwsSecretsBuilder {
-            region: id.region().map(str::to_owned),
+            sdk: sdk::Settings::new(id.region().map(str::to_owned)),
             for_names: id.is_name(),
-            endpoint_url: None,
-            timeout: Duration::from_secs(10),
-            retries: 3,
-            credentials: None,
         })
     }
 

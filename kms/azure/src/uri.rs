@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use kmseal::store::{SecretRef, StoreKind};
 use kmseal::{Error, KeyUri, Provider};
-use kmseal_kms_common::uri::{body_for, invalid, is_host, is_name};
+use kmseal_kms_common::uri::{body_for, invalid, is_host, is_name, selected_version};
 
 /// A parsed `azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]` (or a Managed HSM's
 /// `HSM.managedhsm.azure.net`).
@@ -177,15 +177,7 @@ impl TryFrom<&SecretRef> for AzureSecretId {
         if !is_host(host) || !name_ok(name) || in_path.is_some_and(|v| !is_version(v)) {
             return Err(reference.invalid(SECRET_FORM));
         }
-        let version = match (in_path, reference.version()) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    reference.invalid("give the version in the path or with ?version=, not both")
-                );
-            }
-            (Some(v), None) | (None, Some(v)) => Some(v.to_owned()),
-            (None, None) => None,
-        };
+        let version = selected_version(reference, in_path)?;
         if version.as_deref().is_some_and(|v| !is_version(v)) {
             return Err(reference.invalid("a secret version is letters and digits"));
         }

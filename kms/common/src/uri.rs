@@ -2,6 +2,7 @@
 //! does not parse gets. Each provider owns its URI type (`AwsKeyArn`, `GcpKeyName`,
 //! `AzureKeyId`, `VaultKeyPath`); the core's [`KeyUri`] only names the provider.
 
+use kmseal::store::SecretRef;
 use kmseal::{Error, KeyUri, Provider};
 
 /// An [`Error::InvalidKeyUri`] for `uri` saying `reason`.
@@ -56,5 +57,20 @@ mod tests {
         for bad in ["", ":1", "h:0", "h:65536", "h:x", "-h", ".h", "h/x", "h_x"] {
             assert!(!is_host(bad), "{bad}");
         }
+    }
+}
+
+/// The version a secret reference selects: in its path (`…/versions/V`, `…/NAME/V`) or with
+/// `?version=`, not both.
+pub fn selected_version(
+    reference: &SecretRef,
+    in_path: Option<&str>,
+) -> Result<Option<String>, Error> {
+    match (in_path, reference.version()) {
+        (Some(_), Some(_)) => {
+            Err(reference.invalid("give the version in the path or with ?version=, not both"))
+        }
+        (Some(v), None) | (None, Some(v)) => Ok(Some(v.to_owned())),
+        (None, None) => Ok(None),
     }
 }

@@ -97,67 +97,110 @@ fn status_kind(status: Option<u16>) -> KmsErrorKind {
 #[derive(Debug)]
 pub struct GcpBuilder {
     key: GcpKeyName,
-    endpoint: Option<String>,
-    anonymous: bool,
-    timeout: Duration,
-    retries: u32,
+    conn: Connection,
 }
 
 impl GcpBuilder {
-    /// An explicit endpoint (Private Service Connect, a regional endpoint, a test server).
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
-        self
-    }
-
-    /// Dangerous: send no credentials. Only for local test servers.
-    pub fn dangerous_anonymous_credentials(mut self) -> Self {
-        self.anonymous = true;
-        self
-    }
-
-    /// Time limit for one attempt (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Retries after throttling, unavailability, timeouts and checksum mismatches, with
-    /// exponential backoff from 100 ms (default 3).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
+    connection_setters!();
 
     /// Builds the client (Application Default Credentials unless told otherwise).
     pub async fn build(self) -> Result<GcpKek, Error> {
         on_runtime(PROVIDER, async move {
-            let mut b = KeyManagementService::builder().with_retry_policy(NeverRetry);
-            if let Some(url) = &self.endpoint {
-                b = b.with_endpoint(url);
-            }
-            if self.anonymous {
-                b = b.with_credentials(
-                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
-                );
-            }
-            let client = b.build().await.map_err(|e| {
-                kms_error(
-                    KmsErrorKind::AccessDenied,
-                    format!("cannot set up the Cloud KMS client: {e}"),
-                )
-            })?;
+            let client = self
+                .conn
+                .configure(KeyManagementService::builder())
+                .build()
+                .await
+                .map_err(|e| {
+                    kms_error(
+                        KmsErrorKind::AccessDenied,
+                        format!("cannot set up the Cloud KMS client: {e}"),
+                    )
+                })?;
             Ok(GcpKek {
                 client,
                 name: self.key.name().to_owned(),
                 key: self.key,
-                timeout: self.timeout,
-                retries: self.retries,
+                timeout: self.conn.timeout,
+                retries: self.conn.retries,
             })
         })
         .await
     }
 }
+
+/// Connection settings shared by [`GcpBuilder`] and [`GcpSecretsBuilder`].
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) anonymous: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+}
+
+impl Default for Connection {
+    fn default() -> Connection {
+        Connection {
+            endpoint: None,
+            anonymous: false,
+            timeout: Duration::from_secs(10),
+            retries: 3,
+        }
+    }
+}
+
+impl Connection {
+    /// Applies the settings to a Google client builder (our retries, not the client's).
+    pub(crate) fn configure<F, Cr>(
+        &self,
+        b: google_cloud_gax::client_builder::ClientBuilder<F, Cr>,
+    ) -> google_cloud_gax::client_builder::ClientBuilder<F, Cr>
+    where
+        google_cloud_auth::credentials::Credentials: Into<Cr>,
+    {
+        let mut b = b.with_retry_policy(NeverRetry);
+        if let Some(url) = &self.endpoint {
+            b = b.with_endpoint(url);
+        }
+        if self.anonymous {
+            b = b.with_credentials(
+                google_cloud_auth::credentials::anonymous::Builder::new().build(),
+            );
+        }
+        b
+    }
+}
+
+/// The setters of [`Connection`] for a builder with a `conn: Connection` field.
+macro_rules! connection_setters {
+    () => {
+        /// An explicit endpoint (Private Service Connect, a regional endpoint, a test server).
+        pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+            self.conn.endpoint = Some(url.into());
+            self
+        }
+
+        /// Dangerous: send no credentials. Only for local test servers.
+        pub fn dangerous_anonymous_credentials(mut self) -> Self {
+            self.conn.anonymous = true;
+            self
+        }
+
+        /// Time limit for one attempt (default 10 s).
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.conn.timeout = timeout;
+            self
+        }
+
+        /// Retries after throttling, unavailability, timeouts and checksum mismatches, with
+        /// exponential backoff from 100 ms (default 3).
+        pub fn retries(mut self, retries: u32) -> Self {
+            self.conn.retries = retries;
+            self
+        }
+    };
+}
+pub(crate) use connection_setters;
 
 /// A Cloud KMS CryptoKey used as a KEK. See the [crate docs](crate).
 #[derive(Clone)]
@@ -192,10 +235,7 @@ impl GcpKek {
     pub fn builder_for(key: GcpKeyName) -> GcpBuilder {
         GcpBuilder {
             key,
-            endpoint: None,
-            anonymous: false,
-            timeout: Duration::from_secs(10),
-            retries: 3,
+            conn: Connection::default(),
         }
     }
 

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_gax::options::RequestOptionsBuilder;
-use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use google_cloud_secretmanager_v1::model::{Replication, Secret, SecretPayload, SecretVersion};
 use kmseal::store::{
@@ -17,66 +16,37 @@ use kmseal::{Error, KmsErrorKind, SecretBytes, StoreErrorKind};
 use kmseal_kms_common::{locked_bytes, on_runtime, retry};
 
 use crate::uri::GcpSecretName;
-use crate::{PROVIDER, crc, kms_error, map_error};
+use crate::{Connection, PROVIDER, connection_setters, crc, kms_error, map_error};
 
 /// Settings for a [`GcpSecretsStore`].
 #[derive(Debug)]
 pub struct GcpSecretsBuilder {
     project: String,
-    endpoint: Option<String>,
-    anonymous: bool,
-    timeout: Duration,
-    retries: u32,
+    conn: Connection,
 }
 
 impl GcpSecretsBuilder {
-    /// An explicit endpoint (Private Service Connect, a test server).
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
-        self
-    }
-
-    /// Dangerous: send no credentials. Only for local test servers.
-    pub fn dangerous_anonymous_credentials(mut self) -> Self {
-        self.anonymous = true;
-        self
-    }
-
-    /// Time limit for one attempt (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Retries after throttling, unavailability, timeouts and checksum mismatches (default 3).
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
+    connection_setters!();
 
     /// Builds the client (Application Default Credentials unless told otherwise).
     pub async fn build(self) -> Result<GcpSecretsStore, Error> {
         on_runtime(PROVIDER, async move {
-            let mut b = SecretManagerService::builder().with_retry_policy(NeverRetry);
-            if let Some(url) = &self.endpoint {
-                b = b.with_endpoint(url);
-            }
-            if self.anonymous {
-                b = b.with_credentials(
-                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
-                );
-            }
-            let client = b.build().await.map_err(|e| {
-                kms_error(
-                    KmsErrorKind::AccessDenied,
-                    format!("cannot set up the Secret Manager client: {e}"),
-                )
-            })?;
+            let client = self
+                .conn
+                .configure(SecretManagerService::builder())
+                .build()
+                .await
+                .map_err(|e| {
+                    kms_error(
+                        KmsErrorKind::AccessDenied,
+                        format!("cannot set up the Secret Manager client: {e}"),
+                    )
+                })?;
             Ok(GcpSecretsStore {
                 client,
                 project: self.project,
-                timeout: self.timeout,
-                retries: self.retries,
+                timeout: self.conn.timeout,
+                retries: self.conn.retries,
             })
         })
         .await
@@ -138,10 +108,7 @@ impl GcpSecretsStore {
         let name = GcpSecretName::try_from(reference)?;
         Ok(GcpSecretsBuilder {
             project: name.project().to_owned(),
-            endpoint: None,
-            anonymous: false,
-            timeout: Duration::from_secs(10),
-            retries: 3,
+            conn: Connection::default(),
         })
     }
 

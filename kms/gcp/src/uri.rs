@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use kmseal::store::{SecretRef, StoreKind};
 use kmseal::{Error, KeyUri, Provider};
-use kmseal_kms_common::uri::{body_for, invalid, is_name};
+use kmseal_kms_common::uri::{body_for, invalid, is_name, selected_version};
 
 /// A parsed `gcp-kms://projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY`.
 ///
@@ -172,15 +172,7 @@ impl TryFrom<&SecretRef> for GcpSecretName {
         if !is_name(project) || !secret_ok(secret) || in_path.is_some_and(|v| !is_name(v)) {
             return Err(reference.invalid(SM_FORM));
         }
-        let version = match (in_path, reference.version()) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    reference.invalid("give the version in the path or with ?version=, not both")
-                );
-            }
-            (Some(v), None) | (None, Some(v)) => Some(v.to_owned()),
-            (None, None) => None,
-        };
+        let version = selected_version(reference, in_path)?;
         Ok(GcpSecretName {
             project: project.to_owned(),
             secret: secret.to_owned(),
