@@ -280,8 +280,10 @@ pub(crate) struct ExecArgs {
     keys: Vec<String>,
     /// NAME=REFERENCE (repeatable): set NAME in the command's environment to the secret the
     /// reference names (aws-sm://…, vault-kv://…#field, env://…, file://…).
-    #[arg(long = "env", value_name = "NAME=REFERENCE", value_parser = parse_pair)]
-    env: Vec<(String, String)>,
+    /// (Parsed in `exec`, never by clap: a malformed value may be a secret pasted in the wrong
+    /// place, and clap's errors repeat values.)
+    #[arg(long = "env", value_name = "NAME=REFERENCE")]
+    env: Vec<String>,
     /// FILE is not sealed (a ConfigMap of references): its values and references are taken
     /// as they are, as trustworthy as the file itself. Without this, an unsealed file is
     /// refused, so a sealed one cannot be swapped for one that is not.
@@ -302,7 +304,15 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
         None => kmseal_config::Secrets::default(),
     };
     let mut extra = Vec::with_capacity(args.env.len());
-    for (name, reference) in &args.env {
+    for (i, pair) in args.env.iter().enumerate() {
+        // Errors here never repeat the argument: it may be a secret given where a reference
+        // belongs.
+        let which = i + 1;
+        let (name, reference) = pair.split_once('=').ok_or_else(|| {
+            usage(format!(
+                "--env argument {which} is not NAME=REFERENCE (not shown, in case it is a value)"
+            ))
+        })?;
         let name_ok = name
             .bytes()
             .next()
@@ -310,11 +320,11 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !name_ok {
             return Err(usage(format!(
-                "--env {name}=…: a variable name is letters, digits and `_`"
+                "--env argument {which}: a variable name is letters, digits and `_`"
             )));
         }
         let reference: kmseal::store::SecretRef = reference.parse()?;
-        extra.push((name.clone(), reference));
+        extra.push((name.to_owned(), reference));
     }
     let resolver = kmseal_keys::resolver();
     // Flags and document references are resolved together: one round of store calls.

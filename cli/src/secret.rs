@@ -120,7 +120,8 @@ pub(crate) fn run(command: SecretCommand) -> Result<(), Failure> {
             } else {
                 writeln!(out, "{:<36}  {:<20}  STAGES", "VERSION", "CREATED")?;
                 for v in &versions {
-                    let mut stages = v.stages.join(",");
+                    // Ids and stages come from the store: shown with control characters escaped.
+                    let mut stages = kmseal::escape_untrusted(&v.stages.join(",")).into_owned();
                     if v.disabled {
                         stages.push_str(if stages.is_empty() { "" } else { "," });
                         stages.push_str("(deleted)");
@@ -128,7 +129,7 @@ pub(crate) fn run(command: SecretCommand) -> Result<(), Failure> {
                     writeln!(
                         out,
                         "{:<36}  {:<20}  {stages}",
-                        v.id,
+                        kmseal::escape_untrusted(&v.id),
                         v.created_rfc3339().unwrap_or_else(|| "-".into())
                     )?;
                 }
@@ -153,11 +154,25 @@ fn generated(n: usize) -> Result<SecretBytes, Failure> {
     Ok(out)
 }
 
-/// Stdin into locked memory (at most the store limit), without one trailing newline.
+/// Stdin into locked memory (at most the store limit), without one trailing newline. A value
+/// over the limit is refused whole, never cut.
 fn from_stdin() -> Result<SecretBytes, Failure> {
+    read_value(io::stdin().lock())
+}
+
+fn read_value(input: impl Read) -> Result<SecretBytes, Failure> {
     let mut value = SecretBytes::with_capacity(4096)?;
-    let mut stdin = io::stdin().lock().take(MAX_SECRET_LEN as u64 + 2);
-    io::copy(&mut stdin, &mut value)?;
+    // The limit, room for a CRLF, and one byte more to tell a longer input.
+    let mut input = input.take(MAX_SECRET_LEN as u64 + 3);
+    io::copy(&mut input, &mut value)?;
+    let too_long = || {
+        usage(format!(
+            "the value on stdin is over the limit of {MAX_SECRET_LEN} bytes"
+        ))
+    };
+    if value.len() > MAX_SECRET_LEN + 2 {
+        return Err(too_long());
+    }
     let mut len = value.len();
     if value.expose_secret().ends_with(b"\n") {
         len -= 1;
@@ -167,9 +182,7 @@ fn from_stdin() -> Result<SecretBytes, Failure> {
     }
     value.truncate(len);
     if value.len() > MAX_SECRET_LEN {
-        return Err(usage(format!(
-            "the value on stdin is over the limit of {MAX_SECRET_LEN} bytes"
-        )));
+        return Err(too_long());
     }
     Ok(value)
 }
@@ -253,6 +266,28 @@ mod tests {
             .unwrap();
         assert_eq!(raw.len(), 32);
         assert!(generated(8).is_err());
+    }
+
+    #[test]
+    fn a_value_over_the_limit_on_stdin_is_refused_whole_never_cut() {
+        let read = |bytes: Vec<u8>| read_value(&bytes[..]).ok().map(|v| v.len());
+        let max = MAX_SECRET_LEN;
+        assert_eq!(read(b"pw\n".to_vec()), Some(2));
+        assert_eq!(read(b"pw\r\n".to_vec()), Some(2));
+        assert_eq!(read(vec![b'x'; max]), Some(max));
+        let mut exact_crlf = vec![b'x'; max];
+        exact_crlf.extend_from_slice(b"\r\n");
+        assert_eq!(read(exact_crlf.clone()), Some(max));
+        exact_crlf.extend_from_slice(b"more");
+        assert_eq!(
+            read(exact_crlf),
+            None,
+            "data after the newline is not dropped"
+        );
+        assert_eq!(read(vec![b'x'; max + 1]), None);
+        let mut one_over_lf = vec![b'x'; max + 1];
+        one_over_lf.push(b'\n');
+        assert_eq!(read(one_over_lf), None);
     }
 
     #[test]

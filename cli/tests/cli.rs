@@ -1211,4 +1211,14 @@ fn exec_resolves_references_from_the_document_and_flags_before_starting_anything
     );
     let o = env.run(&["exec", "--env", "1BAD=env://X", "--", "true"], None);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A value where NAME=REFERENCE belongs is never repeated (clap would).
+    for pasted in [
+        "hunter2-Sup3rS3cret",
+        "hunter2-Sup3rS3cret=env://X",
+        "X=hunter2-Sup3rS3cret",
+    ] {
+        let o = env.run(&["exec", "--env", pasted, "--", "true"], None);
+        assert_ne!(o.status.code(), Some(0));
+        assert!(!stderr(&o).contains("Sup3rS3cret"), "{}", stderr(&o));
+    }
 }

@@ -302,7 +302,11 @@ fn secrets_in_openbao_kv_through_the_cli_put_get_versions_and_errors() {
     let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
         .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
     let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
-    let env = [("VAULT_TOKEN", token.as_str())];
+    let vault_addr = format!("http://{addr}");
+    let env = [
+        ("VAULT_TOKEN", token.as_str()),
+        ("VAULT_ADDR", vault_addr.as_str()),
+    ];
     let secret = format!(
         "vault-kv+http://{addr}/secret/cli/db-{}",
         std::process::id()
@@ -384,10 +388,25 @@ fn secrets_in_openbao_kv_through_the_cli_put_get_versions_and_errors() {
     assert!(stderr(&o).contains("`token`"), "{}", stderr(&o));
     let o = run(
         &["secret", "get", &format!("{secret}#password")],
-        &[("VAULT_TOKEN", "wrong")],
+        &[
+            ("VAULT_TOKEN", "wrong"),
+            ("VAULT_ADDR", vault_addr.as_str()),
+        ],
     );
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("access denied"), "{}", stderr(&o));
+    // The environment's token goes only to VAULT_ADDR: a reference to another server (as an
+    // unsealed ConfigMap could hold) is refused before any request.
+    let elsewhere = "vault-kv+http://127.0.0.1:9/secret/cli/db";
+    let o = run(&["secret", "get", elsewhere], &env);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not VAULT_ADDR"), "{}", stderr(&o));
+    let o = run(
+        &["secret", "get", &secret],
+        &[("VAULT_TOKEN", token.as_str())],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("set VAULT_ADDR"), "{}", stderr(&o));
     // A value is refused on the command line.
     let o = run(&["secret", "put", &secret, "hunter2"], &env);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -190,8 +190,10 @@ impl FromStr for SecretRef {
                 });
             }
         };
+        // Reference-shaped text is shown, with control characters escaped (it may come from
+        // a document someone else wrote: no terminal escapes or forged log lines).
         let bad = |reason: &str| Error::InvalidReference {
-            reference: text.to_owned(),
+            reference: crate::escape_untrusted(text).into_owned(),
             reason: reason.to_owned(),
         };
         if text.len() > MAX_REFERENCE_LEN {
@@ -324,6 +326,8 @@ mod tests {
 
     #[test]
     fn malformed_references_are_refused_with_a_reason() {
+        let e = parse("env://X\u{1b}]0;pwned\u{7}\nINFO forged").unwrap_err();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
         for (text, why) in [
             ("env://", "nothing after"),
             ("env://1ABC", "variable name"),

@@ -29,8 +29,10 @@ pub struct ResolverSettings {
     /// How long a fetched value is served without asking the store again (default 5 minutes).
     pub ttl: Duration,
     /// How long past its TTL the last good value may still be served while the store fails
-    /// (default 15 minutes; zero never serves a stale value). Each such answer is logged (the
-    /// reference and the error, never the value) and counted in [`ResolverStats::stale`].
+    /// transiently (throttled, unavailable, timed out; default 15 minutes; zero never serves a
+    /// stale value). Access denied, not found and integrity failures are never bridged. Each
+    /// stale answer is logged (the reference and the error, never the value) and counted in
+    /// [`ResolverStats::stale`].
     pub max_stale: Duration,
     /// After a failed refresh, how long stale answers are given without asking the store
     /// again (default 10 s), so an outage does not make every caller wait for retries.
@@ -284,8 +286,17 @@ impl Resolver {
                 inner.errors.fetch_add(1, Ordering::Relaxed);
                 let e = e.for_reference(&whole);
                 let bound = settings.ttl.saturating_add(settings.max_stale);
+                // Ages are taken after the failed call, which may have taken long (retries,
+                // timeouts): the bound holds at the moment the value is handed out.
+                let now = Instant::now();
+                // Only a transient failure (throttled, unavailable, timed out) is bridged with
+                // the last good value: access revoked, a secret deleted, a failed integrity
+                // check are answers, not outages.
+                let transient = e.store_kind().is_some_and(|k| k.is_retryable());
                 match guard.as_mut() {
-                    Some(entry) if now.saturating_duration_since(entry.fetched) < bound => {
+                    Some(entry)
+                        if transient && now.saturating_duration_since(entry.fetched) < bound =>
+                    {
                         entry.retry_at = Some(now + settings.retry_after);
                         inner.stale.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(

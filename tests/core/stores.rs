@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,10 @@ struct MemoryStore {
     values: Mutex<HashMap<String, (Vec<u8>, u32)>>,
     gets: AtomicU32,
     failing: AtomicBool,
+    /// Failures say access denied instead of unavailable.
+    denied: AtomicBool,
+    /// Each get takes this long (milliseconds).
+    slow_ms: AtomicU64,
 }
 
 impl MemoryStore {
@@ -39,6 +43,8 @@ impl MemoryStore {
             ),
             gets: AtomicU32::new(0),
             failing: AtomicBool::new(false),
+            denied: AtomicBool::new(false),
+            slow_ms: AtomicU64::new(0),
         })
     }
 }
@@ -59,7 +65,11 @@ impl SecretStore for MemoryStore {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
+        std::thread::sleep(Duration::from_millis(self.slow_ms.load(Ordering::SeqCst)));
         if self.failing.load(Ordering::SeqCst) {
+            if self.denied.load(Ordering::SeqCst) {
+                return Err(r.error(StoreErrorKind::AccessDenied, "injected denial"));
+            }
             return Err(r.error(StoreErrorKind::Unavailable, "injected outage"));
         }
         let values = self.values.lock().unwrap();
@@ -363,4 +373,78 @@ fn file_references_pass_the_key_file_checks() {
     let e = get(reference(&file, "")).unwrap_err();
     assert!(e.to_string().contains("chmod go-w"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_staleness_bound_holds_when_the_failing_call_is_slow_and_retry_after_counts_from_its_end() {
+    let store = MemoryStore::new("h1", &[("a", b"good")]);
+    let bounded = Resolver::with_stores(
+        vec![store.clone()],
+        ResolverSettings::default()
+            .ttl(Duration::ZERO)
+            .max_stale(Duration::from_millis(200))
+            .retry_after(Duration::from_secs(3600)),
+    );
+    let patient = Resolver::with_stores(
+        vec![store.clone()],
+        ResolverSettings::default()
+            .ttl(Duration::ZERO)
+            .max_stale(Duration::from_secs(3600))
+            .retry_after(Duration::from_millis(200)),
+    );
+    rt().block_on(async {
+        bounded.resolve_str("vault-kv+http://h1/a").await.unwrap();
+        patient.resolve_str("vault-kv+http://h1/a").await.unwrap();
+        store.failing.store(true, Ordering::SeqCst);
+        store.slow_ms.store(300, Ordering::SeqCst);
+        // The failing call takes 300 ms: the value is then older than TTL + 200 ms.
+        let e = bounded
+            .resolve_str("vault-kv+http://h1/a")
+            .await
+            .unwrap_err();
+        assert_eq!(e.store_kind(), Some(StoreErrorKind::Unavailable), "{e}");
+        // retry_after (200 ms) counts from the end of the failed call, not its start.
+        assert!(
+            patient
+                .resolve_str("vault-kv+http://h1/a")
+                .await
+                .unwrap()
+                .is_stale()
+        );
+        let calls = store.gets.load(Ordering::SeqCst);
+        assert!(
+            patient
+                .resolve_str("vault-kv+http://h1/a")
+                .await
+                .unwrap()
+                .is_stale()
+        );
+        assert_eq!(
+            store.gets.load(Ordering::SeqCst),
+            calls,
+            "no call within retry_after"
+        );
+    });
+}
+
+#[test]
+fn access_denied_is_never_bridged_with_a_stale_value() {
+    let store = MemoryStore::new("h1", &[("a", b"good")]);
+    let resolver = Resolver::with_stores(
+        vec![store.clone()],
+        ResolverSettings::default()
+            .ttl(Duration::ZERO)
+            .max_stale(Duration::from_secs(3600)),
+    );
+    rt().block_on(async {
+        resolver.resolve_str("vault-kv+http://h1/a").await.unwrap();
+        store.failing.store(true, Ordering::SeqCst);
+        store.denied.store(true, Ordering::SeqCst);
+        let e = resolver
+            .resolve_str("vault-kv+http://h1/a")
+            .await
+            .unwrap_err();
+        assert_eq!(e.store_kind(), Some(StoreErrorKind::AccessDenied), "{e}");
+        assert_eq!(resolver.stats().entries, 0, "the revoked value is wiped");
+    });
 }

@@ -22,9 +22,12 @@ pub fn body_for(uri: &KeyUri, provider: Provider) -> Result<&str, Error> {
     Ok(uri.body())
 }
 
-/// A resource name: ASCII letters, digits, `-`, `_` and `.`, not empty.
+/// A resource name: ASCII letters, digits, `-`, `_` and `.`, not empty, and not `.` or `..`
+/// (path segments an HTTP client would resolve, so that a name could leave its place in a URL).
 pub fn is_name(s: &str) -> bool {
     !s.is_empty()
+        && s != "."
+        && s != ".."
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
@@ -45,21 +48,6 @@ pub fn is_host(host: &str) -> bool {
     port_ok && name_ok
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_hosts() {
-        assert!(is_name("a-b_c.d"));
-        assert!(!is_name("") && !is_name("a/b") && !is_name("a b"));
-        assert!(is_host("vault.internal:8200") && is_host("10.0.0.1") && is_host("h"));
-        for bad in ["", ":1", "h:0", "h:65536", "h:x", "-h", ".h", "h/x", "h_x"] {
-            assert!(!is_host(bad), "{bad}");
-        }
-    }
-}
-
 /// The version a secret reference selects: in its path (`…/versions/V`, `…/NAME/V`) or with
 /// `?version=`, not both.
 pub fn selected_version(
@@ -72,5 +60,20 @@ pub fn selected_version(
         }
         (Some(v), None) | (None, Some(v)) => Ok(Some(v.to_owned())),
         (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_hosts() {
+        assert!(is_name("a-b_c.d"));
+        assert!(!is_name("") && !is_name("a/b") && !is_name("a b"));
+        assert!(is_host("vault.internal:8200") && is_host("10.0.0.1") && is_host("h"));
+        for bad in ["", ":1", "h:0", "h:65536", "h:x", "-h", ".h", "h/x", "h_x"] {
+            assert!(!is_host(bad), "{bad}");
+        }
     }
 }

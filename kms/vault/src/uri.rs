@@ -190,6 +190,8 @@ mod tests {
             "vault://h:1/transit/keys/",
             "vault://h:1/tran sit/keys/app",
             "vault://h:1//keys/app",
+            "vault://h:1/transit/../sys/keys/app",
+            "vault://h:1/transit/keys/..",
             "aws-kms://arn:aws:kms:us-east-1:111122223333:key/x",
         ] {
             assert!(
@@ -216,6 +218,9 @@ mod tests {
             "vault-kv://h:1//db",
             "vault-kv://h:0/secret/db",
             "vault-kv://h:1/secret/d%20b",
+            "vault-kv://h:1/kv/x/../../auth/token/lookup-self",
+            "vault-kv://h:1/secret/./db",
+            "vault-kv://h:1/../secret/db",
             "aws-sm://prod/db",
         ] {
             let r: SecretRef = bad.parse().unwrap();
