@@ -873,6 +873,12 @@ impl<'h> OpenedHeader<'h> {
         self.keys.check_process()
     }
 
+    /// What opening frames at random needs: the message keys, the thread bound and the lock
+    /// policy for plaintext buffers.
+    pub(crate) fn frame_parts(&self) -> (&MessageKeys, Option<usize>, LockPolicy) {
+        (&self.keys, self.max_threads, self.lock_policy)
+    }
+
     /// The verified message keys, the data key dropped (wiped) now rather than after the
     /// frames are opened: the one-call decrypt path needs nothing else.
     fn into_message_keys(self) -> (MessageKeys, Option<MessageVerifier>) {

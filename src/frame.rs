@@ -243,6 +243,30 @@ impl<'a> Frames<'a> {
     }
 }
 
+/// Opens a run of frames that starts at frame `first` (random access: the frames before it
+/// are not read) into `plain`, which must be exactly their plaintext length. Every frame must
+/// verify; on failure `plain` is zeroized. A frame shorter than a full one is taken as final.
+pub(crate) fn open_run(
+    keys: &MessageKeys,
+    message_id: &[u8; KEY_LEN],
+    frame_size: u32,
+    first: u64,
+    body: &[u8],
+    plain: &mut [u8],
+    max_threads: Option<usize>,
+) -> Result<(), Error> {
+    keys.check_process()?;
+    let fs = frame_size as usize;
+    let count = body.len().div_ceil(fs + TAG_LEN);
+    let threads = threads_for(plain.len(), count, max_threads);
+    let good = Frames::new(keys, message_id, fs).open(first, body, plain, threads);
+    if good < count {
+        zeroize::Zeroize::zeroize(plain);
+        return Err(Error::Decrypt);
+    }
+    Ok(())
+}
+
 /// Decrypts a complete body into `out` (locked memory), reusing its allocation when it is
 /// large enough (its old contents are overwritten, never zero-filled first). Nothing is
 /// returned unless every frame verified: on failure `out` is left empty, its partial

@@ -79,6 +79,7 @@ mod key_schedule;
 pub mod local;
 mod parallel;
 mod private_file;
+mod range;
 pub mod rotate;
 pub mod secret;
 mod signature;

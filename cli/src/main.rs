@@ -104,6 +104,11 @@ enum Command {
         /// is used. Signed messages are always verified.
         #[arg(long)]
         require_signed: bool,
+        /// Only plaintext bytes START-END (inclusive, as in HTTP ranges; `START-` to the
+        /// end): reads and verifies only the frames that hold them and the final frame. Needs
+        /// an input file; refused for signed messages.
+        #[arg(long, value_name = "START-END", value_parser = parse_range)]
+        range: Option<(u64, Option<u64>)>,
     },
     /// Value-level config documents (YAML, JSON, TOML, .env): encrypt, decrypt, set, rotate.
     #[command(
@@ -171,6 +176,21 @@ struct Common {
 
 fn parse_suite(s: &str) -> Result<Suite, String> {
     Suite::from_name(s).ok_or_else(|| "expected aes-256-gcm or chacha20-poly1305".to_owned())
+}
+
+/// `START-END` (inclusive) or `START-` (to the end).
+fn parse_range(s: &str) -> Result<(u64, Option<u64>), String> {
+    let bad = || "expected START-END (inclusive byte offsets) or START-".to_owned();
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let start: u64 = a.parse().map_err(|_| bad())?;
+    if b.is_empty() {
+        return Ok((start, None));
+    }
+    let end: u64 = b.parse().map_err(|_| bad())?;
+    if end < start {
+        return Err("the range ends before it starts".into());
+    }
+    Ok((start, Some(end)))
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -287,7 +307,11 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Decrypt {
             common,
             require_signed,
-        } => decrypt(common, require_signed),
+            range,
+        } => match range {
+            Some(range) => decrypt_range(common, range),
+            None => decrypt(common, require_signed),
+        },
         Command::Config(cmd) => config::run(cmd),
         Command::Inspect { args } => inspect::run(args),
         Command::Completions { shell } => {
@@ -418,6 +442,33 @@ fn encrypt(
         let mut w = enc.writer_blocking(io::BufWriter::with_capacity(256 << 10, out))?;
         kmseal::stream::copy_locked(&mut input, &mut w)?;
         w.finish()?.flush()?;
+        Ok(())
+    })
+}
+
+/// `decrypt --range`: only the frames that hold the range (and the final frame) are read.
+fn decrypt_range(common: Common, (start, end): (u64, Option<u64>)) -> Result<(), Failure> {
+    let dec = Decryptor::with_keks(keks(&common.keys, false)?)?
+        .with_expected_context(context(common.context)?);
+    if common.output.is_none() && io::stdout().is_terminal() && !common.force {
+        return Err(usage(
+            "refusing to write decrypted plaintext to a terminal (scrollback, screen recordings); \
+             pipe it, use -o FILE, or pass --force",
+        ));
+    }
+    let path = common
+        .input
+        .as_deref()
+        .filter(|p| *p != Path::new("-"))
+        .ok_or_else(|| usage("--range needs an input file (it reads only parts of it)"))?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+    let plain = match end {
+        Some(end) => dec.open_range_blocking(&mut file, start..=end)?,
+        None => dec.open_range_blocking(&mut file, start..)?,
+    };
+    output::write_atomically(common.output.as_deref(), common.force, 0o600, |out| {
+        out.write_all(plain.expose_secret())?;
         Ok(())
     })
 }

@@ -1,5 +1,6 @@
-//! One-shot and streaming decryption of arbitrary bytes never panics and never succeeds
-//! for input that was not produced by the encryptor (with overwhelming probability).
+//! One-shot, streaming and random-access decryption of arbitrary bytes never panics and never
+//! succeeds for input that was not produced by the encryptor (with overwhelming probability);
+//! a range that opens equals those bytes of the whole plaintext.
 #![no_main]
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
@@ -26,6 +27,15 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(pt) = &one_shot {
             assert!(streamed.is_ok());
             assert_eq!(pt.expose_secret(), &out[..]);
+        }
+    }
+    // A range picked from the input's own length, so seeds reach every frame.
+    let n = data.len() as u64;
+    let (a, b) = (n % 97, n % 97 + n % 31);
+    if let Ok(part) = decryptor().open_range_blocking(&mut std::io::Cursor::new(data), a..b) {
+        let pt = one_shot.as_ref().map(|p| p.expose_secret());
+        if let Ok(pt) = pt {
+            assert_eq!(part.expose_secret(), &pt[a as usize..b as usize]);
         }
     }
 });

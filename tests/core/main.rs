@@ -15,6 +15,7 @@ mod cache;
 mod copy_locked;
 mod open_header;
 mod parallel_streams;
+mod range;
 mod reuse;
 mod rotation;
 mod roundtrip;
