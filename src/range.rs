@@ -1,14 +1,105 @@
 //! Random access: the plaintext bytes of a range, reading and verifying only the frames that
 //! hold them (and the final frame, which authenticates the length).
 
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::{Bound, RangeBounds};
 
 use crate::envelope::Decryptor;
 use crate::error::Error;
+use crate::format::Header;
 use crate::frame::{open_run, plaintext_len};
 use crate::secret::SecretBytes;
 use crate::suite::TAG_LEN;
+
+/// Where a range read gets its bytes.
+trait Ranged {
+    /// The header and where the body starts (offset from the message's start).
+    async fn header(&mut self, dec: &Decryptor) -> Result<(Header, u64), Error>;
+    /// The message's length in bytes.
+    fn len(&self) -> u64;
+    /// Exactly `len` bytes at `offset` from the message's start.
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, Error>;
+}
+
+fn shrank() -> Error {
+    Error::Truncated("the object shrank while being read")
+}
+
+/// A `Read + Seek` source from its current position to its end.
+struct Seekable<'a, R> {
+    source: &'a mut R,
+    base: u64,
+    len: u64,
+}
+
+impl<R: Read + Seek> Ranged for Seekable<'_, R> {
+    async fn header(&mut self, dec: &Decryptor) -> Result<(Header, u64), Error> {
+        // Streamed: exactly the header's bytes are read.
+        self.source.seek(SeekFrom::Start(self.base))?;
+        let header = dec.read_header(self.source)?;
+        let at = self.source.stream_position()? - self.base;
+        Ok((header, at))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let mut buf = vec![0u8; len];
+        self.source.seek(SeekFrom::Start(self.base + offset))?;
+        self.source
+            .read_exact(&mut buf)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => shrank(),
+                _ => Error::Io(e),
+            })?;
+        Ok(buf)
+    }
+}
+
+/// A ranged-get function (an object store's `GET` with `Range`) over an object of known size.
+struct Fetched<F> {
+    fetch: F,
+    len: u64,
+}
+
+impl<F, Fut> Ranged for Fetched<F>
+where
+    F: FnMut(u64, usize) -> Fut,
+    Fut: Future<Output = std::io::Result<Vec<u8>>>,
+{
+    async fn header(&mut self, dec: &Decryptor) -> Result<(Header, u64), Error> {
+        // A prefix, grown until the header parses (headers are small; at most the limit).
+        let limit = dec.configured_limits().max_header_bytes as u64;
+        let mut want = self.len.min(4096);
+        loop {
+            let prefix = self
+                .read_at(0, usize::try_from(want).unwrap_or(usize::MAX))
+                .await?;
+            match dec.parse_header(&prefix) {
+                Ok((header, rest)) => return Ok((header, (prefix.len() - rest.len()) as u64)),
+                Err(Error::Truncated(_)) if want < self.len && want <= limit => {
+                    want = (want * 4).min(self.len).min(limit + 1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let bytes = (self.fetch)(offset, len).await?;
+        if bytes.len() != len {
+            return Err(shrank());
+        }
+        Ok(bytes)
+    }
+}
 
 impl Decryptor {
     /// The plaintext bytes `range` (`a..b`, `a..=b`, `a..`, `..b`) of the message that starts
@@ -47,17 +138,75 @@ impl Decryptor {
         source: &mut R,
         range: impl RangeBounds<u64>,
     ) -> Result<SecretBytes, Error> {
-        let header = self.read_header(source)?;
+        let base = source.stream_position()?;
+        let end = source.seek(SeekFrom::End(0))?;
+        let len = end
+            .checked_sub(base)
+            .ok_or(Error::Internal("the source ends before its own position"))?;
+        self.open_range_in(&mut Seekable { source, base, len }, range)
+            .await
+    }
+
+    /// [`open_range`](Self::open_range) over a ranged-get function, for objects in a store
+    /// (S3, GCS, Azure Blob `GET` with a `Range` header): `fetch(offset, len)` returns exactly
+    /// `len` bytes of the object at `offset`; `object_len` is the object's size (from a
+    /// `HEAD`). The header comes from a prefix (4 KiB, grown if the header is larger, up to
+    /// the decryptor's limit); then the final frame and the frames that hold the range, one
+    /// fetch each.
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let object = Encryptor::new(kek.clone()).encrypt(&[7u8; 300_000]).await?;
+    /// let fetch = |offset: u64, len: usize| {
+    ///     let bytes = object[offset as usize..offset as usize + len].to_vec(); // a ranged GET
+    ///     async move { Ok::<_, std::io::Error>(bytes) }
+    /// };
+    /// let part = Decryptor::new(kek)
+    ///     .open_range_with(object.len() as u64, fetch, 200_000..200_100)
+    ///     .await?;
+    /// assert_eq!(part.expose_secret(), &[7u8; 100][..]);
+    /// # Ok::<(), kmseal::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open_range_with<F, Fut>(
+        &self,
+        object_len: u64,
+        fetch: F,
+        range: impl RangeBounds<u64>,
+    ) -> Result<SecretBytes, Error>
+    where
+        F: FnMut(u64, usize) -> Fut,
+        Fut: Future<Output = std::io::Result<Vec<u8>>>,
+    {
+        self.open_range_in(
+            &mut Fetched {
+                fetch,
+                len: object_len,
+            },
+            range,
+        )
+        .await
+    }
+
+    async fn open_range_in(
+        &self,
+        source: &mut impl Ranged,
+        range: impl RangeBounds<u64>,
+    ) -> Result<SecretBytes, Error> {
+        let (header, body_start) = source.header(self).await?;
         if header.is_signed() {
             return Err(Error::InvalidArgument(
                 "a signed message's signature covers all its frames: decrypt it whole",
             ));
         }
-        let body_start = source.stream_position()?;
-        let end = source.seek(SeekFrom::End(0))?;
-        let body_len = end
+        let body_len = source
+            .len()
             .checked_sub(body_start)
-            .ok_or(Error::Internal("the source ends before its own position"))?;
+            .ok_or(Error::Truncated("the object ends inside its header"))?;
         let frame_size = header.frame_size();
         let pt_len = plaintext_len(body_len, frame_size).ok_or(Error::Truncated(
             "the object's size is not that of a whole message (truncated or extended)",
@@ -65,42 +214,21 @@ impl Decryptor {
         let opened = self.open_header(&header).await?;
         let (keys, max_threads, lock_policy) = opened.frame_parts();
         let fs = u64::from(frame_size);
-        let full = fs + TAG_LEN as u64;
         let final_index = pt_len / fs;
 
         // Reads frames `first..=last` and opens them into locked memory.
-        let mut read_frames = |first: u64, last: u64| -> Result<SecretBytes, Error> {
-            let offset = first * full;
-            let len = ((last + 1) * full).min(body_len) - offset;
-            let len =
-                usize::try_from(len).map_err(|_| Error::InvalidArgument("range too large"))?;
-            let mut body = vec![0u8; len];
-            source.seek(SeekFrom::Start(body_start + offset))?;
-            source.read_exact(&mut body).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    Error::Truncated("the object shrank while being read")
-                }
-                _ => Error::Io(e),
-            })?;
-            let frames = body.len().div_ceil(frame_size as usize + TAG_LEN);
-            let plain_len = body.len() - frames * TAG_LEN;
-            let mut plain = SecretBytes::with_capacity_and_policy(plain_len, lock_policy)?;
-            plain.resize(plain_len)?;
-            open_run(
-                keys,
-                header.message_id(),
-                frame_size,
-                first,
-                &body,
-                plain.expose_secret_mut(),
-                max_threads,
-            )?;
-            Ok(plain)
+        let frames = FrameRun {
+            keys,
+            message_id: header.message_id(),
+            frame_size,
+            body_start,
+            body_len,
+            max_threads,
+            lock_policy,
         };
-
         // The final frame first: it authenticates the length the range is checked against
         // (read again below when the range ends in it; it is at most one frame).
-        read_frames(final_index, final_index)?;
+        frames.read(source, final_index, final_index).await?;
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
             Bound::Excluded(&s) => s
@@ -128,7 +256,7 @@ impl Decryptor {
             return SecretBytes::with_capacity_and_policy(0, lock_policy);
         }
         let (first, last) = (range.start / fs, (range.end - 1) / fs);
-        let plain = read_frames(first, last)?;
+        let plain = frames.read(source, first, last).await?;
         let from = usize::try_from(range.start - first * fs)
             .map_err(|_| Error::Internal("an in-frame offset over usize"))?;
         let to = usize::try_from(range.end - first * fs)
@@ -145,5 +273,46 @@ impl Decryptor {
         range: impl RangeBounds<u64>,
     ) -> Result<SecretBytes, Error> {
         crate::blocking::block_on(self.open_range(source, range))
+    }
+}
+
+/// What reading a run of frames needs from the opened header.
+struct FrameRun<'a> {
+    keys: &'a crate::key_schedule::MessageKeys,
+    message_id: &'a [u8; crate::suite::KEY_LEN],
+    frame_size: u32,
+    body_start: u64,
+    body_len: u64,
+    max_threads: Option<usize>,
+    lock_policy: crate::secret::LockPolicy,
+}
+
+impl FrameRun<'_> {
+    /// Reads frames `first..=last` (one read) and opens them into locked memory.
+    async fn read(
+        &self,
+        source: &mut impl Ranged,
+        first: u64,
+        last: u64,
+    ) -> Result<SecretBytes, Error> {
+        let full = u64::from(self.frame_size) + TAG_LEN as u64;
+        let offset = first * full;
+        let len = ((last + 1) * full).min(self.body_len) - offset;
+        let len = usize::try_from(len).map_err(|_| Error::InvalidArgument("range too large"))?;
+        let body = source.read_at(self.body_start + offset, len).await?;
+        let frames = body.len().div_ceil(self.frame_size as usize + TAG_LEN);
+        let plain_len = body.len() - frames * TAG_LEN;
+        let mut plain = SecretBytes::with_capacity_and_policy(plain_len, self.lock_policy)?;
+        plain.resize(plain_len)?;
+        open_run(
+            self.keys,
+            self.message_id,
+            self.frame_size,
+            first,
+            &body,
+            plain.expose_secret_mut(),
+            self.max_threads,
+        )?;
+        Ok(plain)
     }
 }

@@ -196,3 +196,81 @@ fn garbage_and_bit_flips_never_panic() {
         assert!(range(garbage, &k, 0..1).is_err());
     }
 }
+
+/// `open_range_with` over a "ranged GET" of `object`, counting the requests and bytes.
+fn fetched(
+    object: &[u8],
+    k: &std::sync::Arc<kmseal::LocalKek>,
+    r: std::ops::Range<u64>,
+) -> (Result<Vec<u8>, Error>, usize, usize) {
+    let calls = std::cell::Cell::new(0usize);
+    let bytes = std::cell::Cell::new(0usize);
+    let fetch = |offset: u64, len: usize| {
+        calls.set(calls.get() + 1);
+        let start = offset as usize;
+        let got = object[start.min(object.len())..(start + len).min(object.len())].to_vec();
+        bytes.set(bytes.get() + got.len());
+        async move { Ok::<_, std::io::Error>(got) }
+    };
+    let out =
+        kmseal::blocking::block_on(decryptor(k).open_range_with(object.len() as u64, fetch, r))
+            .map(|p| p.expose_secret().to_vec());
+    (out, calls.get(), bytes.get())
+}
+
+#[test]
+fn ranged_gets_fetch_a_header_prefix_the_final_frame_and_the_covering_frames() {
+    let k = kek();
+    let pt: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let msg = encrypt(&k, Suite::Aes256Gcm, 1000, &pt);
+    for (a, b) in [
+        (0u64, 0u64),
+        (0, 1),
+        (999, 1001),
+        (50_500, 50_510),
+        (99_990, 100_000),
+    ] {
+        let (got, calls, bytes) = fetched(&msg, &k, a..b);
+        assert_eq!(got.unwrap(), pt[a as usize..b as usize], "{a}..{b}");
+        // A 4 KiB prefix for the header, the final frame, and (for a non-empty range) one
+        // request for its frames.
+        assert_eq!(calls, if a == b { 2 } else { 3 }, "{a}..{b}");
+        assert!(bytes <= 4096 + 1016 + 2 * 1016, "{a}..{b}: {bytes} bytes");
+    }
+    // A fetch that comes back short (the object shrank) and one that fails.
+    let short = |offset: u64, len: usize| {
+        let got = msg[offset as usize..(offset as usize + len).min(msg.len())].to_vec();
+        async move { Ok::<_, std::io::Error>(got[..got.len().saturating_sub(1)].to_vec()) }
+    };
+    let e =
+        kmseal::blocking::block_on(decryptor(&k).open_range_with(msg.len() as u64, short, 0..10))
+            .unwrap_err();
+    assert!(matches!(e, Error::Truncated(_)), "{e}");
+    let failing =
+        |_: u64, _: usize| async { Err::<Vec<u8>, _>(std::io::Error::other("503 from the store")) };
+    let e =
+        kmseal::blocking::block_on(decryptor(&k).open_range_with(msg.len() as u64, failing, 0..10))
+            .unwrap_err();
+    assert!(matches!(e, Error::Io(_)), "{e}");
+    // An object length that disagrees with the object: refused.
+    let (got, _, _) = fetched(&msg[..msg.len() - 1], &k, 0..10);
+    assert!(got.is_err());
+}
+
+#[test]
+fn a_header_larger_than_the_first_prefix_is_fetched_in_full() {
+    let k = kek();
+    // A context of about 10 KiB makes the header larger than the 4 KiB first prefix.
+    let mut enc = kmseal::Encryptor::new(k.clone() as std::sync::Arc<dyn kmseal::Kek>)
+        .context("app", "test")
+        .unwrap();
+    for i in 0..40 {
+        enc = enc.context(format!("k{i}"), "v".repeat(250)).unwrap();
+    }
+    let pt: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    let msg = enc.encrypt_blocking(&pt).unwrap();
+    assert!(Header::parse(&msg, &Limits::default()).unwrap().1 > 4096);
+    let (got, calls, _) = fetched(&msg, &k, 10..20);
+    assert_eq!(got.unwrap(), pt[10..20]);
+    assert!(calls >= 4, "the prefix grew: {calls} requests");
+}
