@@ -72,7 +72,9 @@ where
 {
     async fn header(&mut self, dec: &Decryptor) -> Result<(Header, u64), Error> {
         // A prefix, grown until the header parses (headers are small; at most the limit).
-        let limit = dec.configured_limits().max_header_bytes as u64;
+        // The limit may be set as high as usize::MAX ("no limit"): saturate, and stop once
+        // the prefix cannot grow, so the loop always ends.
+        let limit = u64::try_from(dec.configured_limits().max_header_bytes).unwrap_or(u64::MAX);
         let mut want = self.len.min(4096);
         loop {
             let prefix = self
@@ -81,7 +83,14 @@ where
             match dec.parse_header(&prefix) {
                 Ok((header, rest)) => return Ok((header, (prefix.len() - rest.len()) as u64)),
                 Err(Error::Truncated(_)) if want < self.len && want <= limit => {
-                    want = (want * 4).min(self.len).min(limit + 1);
+                    let next = want
+                        .saturating_mul(4)
+                        .min(self.len)
+                        .min(limit.saturating_add(1));
+                    if next <= want {
+                        return Err(Error::Truncated("the object ends inside its header"));
+                    }
+                    want = next;
                 }
                 Err(e) => return Err(e),
             }
@@ -295,9 +304,12 @@ impl FrameRun<'_> {
         first: u64,
         last: u64,
     ) -> Result<SecretBytes, Error> {
+        // Saturating: the body length comes from the object's size, which a hostile store can
+        // lie about (up to u64::MAX); a lie fails the final frame, never overflows.
         let full = u64::from(self.frame_size) + TAG_LEN as u64;
-        let offset = first * full;
-        let len = ((last + 1) * full).min(self.body_len) - offset;
+        let offset = first.saturating_mul(full).min(self.body_len);
+        let run = (last - first).saturating_add(1).saturating_mul(full);
+        let len = run.min(self.body_len - offset);
         let len = usize::try_from(len).map_err(|_| Error::InvalidArgument("range too large"))?;
         let body = source.read_at(self.body_start + offset, len).await?;
         let frames = body.len().div_ceil(self.frame_size as usize + TAG_LEN);

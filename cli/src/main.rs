@@ -107,7 +107,12 @@ enum Command {
         /// Only plaintext bytes START-END (inclusive, as in HTTP ranges; `START-` to the
         /// end): reads and verifies only the frames that hold them and the final frame. Needs
         /// an input file; refused for signed messages.
-        #[arg(long, value_name = "START-END", value_parser = parse_range)]
+        #[arg(
+            long,
+            value_name = "START-END",
+            value_parser = parse_range,
+            conflicts_with = "require_signed"
+        )]
         range: Option<(u64, Option<u64>)>,
     },
     /// Value-level config documents (YAML, JSON, TOML, .env): encrypt, decrypt, set, rotate.

@@ -1264,6 +1264,22 @@ fn decrypt_range_gives_exactly_the_inclusive_bytes_from_a_file() {
     assert_eq!(o.status.code(), Some(2), "past the end: {}", stderr(&o));
     let o = env.run(&["decrypt", "-k", &k, "--range", "9-1", s(&sealed)], None);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // --require-signed cannot be honoured by a range read (ranges refuse signed messages):
+    // a usage error, never a silent downgrade.
+    let o = env.run(
+        &[
+            "decrypt",
+            "-k",
+            &k,
+            "--require-signed",
+            "--range",
+            "0-9",
+            s(&sealed),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
     let o = env.run(&["decrypt", "-k", &k, "--range", "0-9"], Some(b"x"));
     assert_eq!(o.status.code(), Some(2), "stdin: {}", stderr(&o));
     // Tampering in the range: exit 3, nothing written.

@@ -16,6 +16,7 @@ mod copy_locked;
 mod open_header;
 mod parallel_streams;
 mod range;
+mod range_review;
 mod reuse;
 mod rotation;
 mod roundtrip;
