@@ -189,15 +189,9 @@ impl SecretStore for AwsSecretsStore {
             return Err(too_large(reference, value.len()));
         }
         let id = AwsSecretId::try_from(reference)?;
-        // The SDK takes owned values in ordinary memory (see SECURITY.md): text as a string,
-        // anything else as binary.
-        let (text, binary) = match std::str::from_utf8(value) {
-            Ok(t) => (Some(t.to_owned()), None),
-            Err(_) => (None, Some(Blob::new(value.to_vec()))),
-        };
         let client = self.client.clone();
         let secret_id = id.id().to_owned();
-        let (t, b) = (text.clone(), binary.clone());
+        let (t, b) = sdk_value(value);
         let put = on_runtime(PROVIDER, async move {
             Ok(client
                 .put_secret_value()
@@ -216,6 +210,7 @@ impl SecretStore for AwsSecretsStore {
             Err(e) if id.is_name() && is_not_found(&e) => {
                 let client = self.client.clone();
                 let name = id.id().to_owned();
+                let (text, binary) = sdk_value(value);
                 let out = on_runtime(PROVIDER, async move {
                     Ok(client
                         .create_secret()
@@ -272,6 +267,16 @@ impl SecretStore for AwsSecretsStore {
         };
         out.sort_by_key(|v| std::cmp::Reverse((v.created, rank(v))));
         Ok(out)
+    }
+}
+
+/// The value as the SDK takes it, owned (ordinary memory it does not wipe; see SECURITY.md):
+/// text as a string, anything else as binary. Made once per request and moved into it, so no
+/// copy stays with us.
+fn sdk_value(value: &[u8]) -> (Option<String>, Option<Blob>) {
+    match std::str::from_utf8(value) {
+        Ok(t) => (Some(t.to_owned()), None),
+        Err(_) => (None, Some(Blob::new(value.to_vec()))),
     }
 }
 

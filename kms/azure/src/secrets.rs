@@ -185,15 +185,19 @@ impl SecretStore for AzureSecretsStore {
         if id.version().is_some() {
             return Err(reference.invalid("Set Secret makes a new version: drop /VERSION"));
         }
-        // Key Vault secrets are text; the client takes an owned string (see SECURITY.md).
-        let text = std::str::from_utf8(value)
-            .map_err(|_| reference.invalid("a Key Vault secret is UTF-8 text"))?
-            .to_owned();
+        // Key Vault secrets are text. Our copy stays in locked memory; each attempt hands the
+        // client an owned string of its own, which it does not wipe (see SECURITY.md).
+        if std::str::from_utf8(value).is_err() {
+            return Err(reference.invalid("a Key Vault secret is UTF-8 text"));
+        }
+        let locked = Arc::new(SecretBytes::from_slice(value)?);
         let name = id.name().to_owned();
         let inner = self.inner.clone();
         let info = connection::with_retries(inner.retries, inner.timeout, move || {
-            let (inner, name, text) = (inner.clone(), name.clone(), text.clone());
+            let (inner, name, locked) = (inner.clone(), name.clone(), locked.clone());
             async move {
+                let text = String::from_utf8(locked.expose_secret().to_vec())
+                    .map_err(|_| Error::Internal("checked UTF-8 is not UTF-8"))?;
                 let parameters = SetSecretParameters {
                     value: Some(text),
                     ..Default::default()

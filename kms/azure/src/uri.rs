@@ -25,6 +25,11 @@ pub struct AzureKeyId {
     version: Option<String>,
 }
 
+/// `HOST` of `HOST[:PORT]`.
+fn host_name(host: &str) -> &str {
+    host.split_once(':').map_or(host, |(name, _)| name)
+}
+
 /// A key version: letters and digits, at most 64.
 pub(crate) fn is_version(v: &str) -> bool {
     !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -43,9 +48,7 @@ impl AzureKeyId {
 
     /// The vault's host name, without a port (what TLS checks and key ids name).
     pub fn host_name(&self) -> &str {
-        self.host
-            .split_once(':')
-            .map_or(&self.host, |(name, _)| name)
+        host_name(&self.host)
     }
 
     /// The key's name.
@@ -136,9 +139,7 @@ impl AzureSecretId {
 
     /// The vault's host name, without a port.
     pub fn host_name(&self) -> &str {
-        self.host
-            .split_once(':')
-            .map_or(&self.host, |(name, _)| name)
+        host_name(&self.host)
     }
 
     /// The secret's name.

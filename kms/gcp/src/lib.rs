@@ -129,6 +129,23 @@ impl GcpBuilder {
     }
 }
 
+/// Runs `op` on a clone of `client` with retries on retryable kinds and integrity failures
+/// (a checksum mismatch is worth another try). The whole loop, backoff sleeps included, runs
+/// on a tokio runtime (the caller's or the shared one). Shared by the KEK and the store.
+pub(crate) async fn with_retries<S, T, F, Fut>(client: &S, retries: u32, op: F) -> Result<T, Error>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let client = client.clone();
+    on_runtime(PROVIDER, async move {
+        retry(PROVIDER, retries, true, || op(client.clone())).await
+    })
+    .await
+}
+
 /// Connection settings shared by [`GcpBuilder`] and [`GcpSecretsBuilder`].
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -247,11 +264,7 @@ impl GcpKek {
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let this = self.clone();
-        on_runtime(PROVIDER, async move {
-            retry(PROVIDER, this.retries, true, || op(this.clone())).await
-        })
-        .await
+        with_retries(self, self.retries, op).await
     }
 
     async fn encrypt_once(self, key: Bytes, key_crc: i64, aad: Vec<u8>) -> Result<Vec<u8>, Error> {

@@ -13,7 +13,7 @@ use kmseal::store::{
     MAX_SECRET_LEN, SecretRef, SecretStore, StoreKind, StoredSecret, VersionInfo, too_large,
 };
 use kmseal::{Error, KmsErrorKind, SecretBytes, StoreErrorKind};
-use kmseal_kms_common::{locked_bytes, on_runtime, retry};
+use kmseal_kms_common::{locked_bytes, on_runtime};
 
 use crate::uri::GcpSecretName;
 use crate::{Connection, PROVIDER, connection_setters, crc, kms_error, map_error};
@@ -124,11 +124,7 @@ impl GcpSecretsStore {
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let this = self.clone();
-        on_runtime(PROVIDER, async move {
-            retry(PROVIDER, this.retries, true, || op(this.clone())).await
-        })
-        .await
+        crate::with_retries(self, self.retries, op).await
     }
 
     async fn access_once(self, version: String) -> Result<(SecretBytes, String), Error> {

@@ -28,12 +28,10 @@ impl StoreSource for Stores {
         match reference.kind() {
             StoreKind::Env | StoreKind::File => LocalStores.open(reference).await,
             #[cfg(feature = "vault")]
-            StoreKind::VaultKv => {
-                vault_address_allowed(reference)?;
-                Ok(Arc::new(kmseal_vault::VaultKvStore::from_reference(
-                    reference,
-                )?))
-            }
+            // The token from the environment goes only to VAULT_ADDR (enforced by the store).
+            StoreKind::VaultKv => Ok(Arc::new(kmseal_vault::VaultKvStore::from_reference(
+                reference,
+            )?)),
             #[cfg(feature = "aws")]
             StoreKind::AwsSm => Ok(Arc::new(
                 kmseal_aws::AwsSecretsStore::for_reference(reference).await?,
@@ -109,78 +107,4 @@ pub async fn get_secret(reference: &str) -> Result<SecretBytes, Error> {
 /// Blocking form of [`get_secret`], for callers without an async runtime.
 pub fn get_secret_blocking(reference: &str) -> Result<SecretBytes, Error> {
     kmseal::blocking::block_on(get_secret(reference))
-}
-
-/// A reference may name any host, and a reference can come from a document someone else
-/// writes (an unsealed ConfigMap): the Vault token from the environment must not follow it
-/// there. It is sent only to `VAULT_ADDR` (or `BAO_ADDR`), the server the environment names
-/// for that token; a `vault-kv://` reference to another address is refused, before any
-/// request.
-#[cfg(feature = "vault")]
-fn vault_address_allowed(reference: &SecretRef) -> Result<(), Error> {
-    let kv = kmseal_vault::VaultKvPath::try_from(reference)?;
-    let Some(addr) = crate::env("VAULT_ADDR").or_else(|| crate::env("BAO_ADDR")) else {
-        return Err(reference.invalid(
-            "set VAULT_ADDR to the Vault server (for example https://vault.internal:8200): the \
-             token from the environment is sent only there",
-        ));
-    };
-    let allowed = normalize_address(&addr);
-    if allowed.as_deref() != Some(kv.address().as_str()) {
-        return Err(reference.invalid(format!(
-            "names {}, not VAULT_ADDR ({}): the token from the environment is sent only to \
-             VAULT_ADDR",
-            kv.address(),
-            kmseal::escape_untrusted(&addr)
-        )));
-    }
-    Ok(())
-}
-
-/// `scheme://host:port` of a Vault address as `VAULT_ADDR` holds it (`https://h`,
-/// `http://h:8200/`), the port defaulting to the scheme's; `None` when it is not one.
-#[cfg(feature = "vault")]
-fn normalize_address(addr: &str) -> Option<String> {
-    let (scheme, rest) = addr.trim().trim_end_matches('/').split_once("://")?;
-    let default_port = match scheme {
-        "https" => 443,
-        "http" => 80,
-        _ => return None,
-    };
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-        return None;
-    }
-    let with_port = match rest.rsplit_once(':') {
-        Some((_, port)) if port.parse::<u16>().is_ok() => rest.to_owned(),
-        Some(_) => return None,
-        None => format!("{rest}:{default_port}"),
-    };
-    Some(format!("{scheme}://{with_port}"))
-}
-
-#[cfg(all(test, feature = "vault"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vault_addresses_normalize_to_scheme_host_and_port() {
-        assert_eq!(
-            normalize_address("https://v.internal").as_deref(),
-            Some("https://v.internal:443")
-        );
-        assert_eq!(
-            normalize_address("http://127.0.0.1:8200/").as_deref(),
-            Some("http://127.0.0.1:8200")
-        );
-        for bad in [
-            "v.internal:8200",
-            "ftp://v",
-            "https://",
-            "https://u@v",
-            "https://v/path",
-            "https://v:x",
-        ] {
-            assert_eq!(normalize_address(bad), None, "{bad}");
-        }
-    }
 }

@@ -19,6 +19,8 @@ use crate::uri::VaultKvPath;
 /// Settings for a [`VaultKvStore`].
 #[derive(Debug)]
 pub struct VaultKvBuilder {
+    /// The reference the builder was made for (for errors).
+    reference: String,
     address: String,
     plain_http: bool,
     conn: Settings,
@@ -28,7 +30,21 @@ impl VaultKvBuilder {
     connection_setters!();
 
     /// Builds the store (reads the token and CA file; no network I/O yet).
+    ///
+    /// With the token from the environment ([`TokenSource::Default`]) the address must be
+    /// `VAULT_ADDR` (or `BAO_ADDR`): a reference may name any host, and can come from a
+    /// document someone else writes, so the environment's token is sent only to the server
+    /// the environment names for it. Any other address is refused here, before any request.
+    /// A token given explicitly goes where the caller built the store for.
     pub fn build(self) -> Result<VaultKvStore, Error> {
+        if matches!(self.conn.token, TokenSource::Default) {
+            crate::session::check_default_token_address(&self.address).map_err(|reason| {
+                Error::InvalidReference {
+                    reference: self.reference.clone(),
+                    reason,
+                }
+            })?;
+        }
         Ok(VaultKvStore {
             session: self.conn.connect(self.address.clone(), self.plain_http)?,
             address: self.address,
@@ -89,6 +105,7 @@ impl VaultKvStore {
     pub fn builder(reference: &SecretRef) -> Result<VaultKvBuilder, Error> {
         let kv = VaultKvPath::try_from(reference)?;
         Ok(VaultKvBuilder {
+            reference: reference.to_string(),
             address: kv.address(),
             plain_http: kv.plain_http(),
             conn: Settings::default(),
@@ -96,7 +113,7 @@ impl VaultKvStore {
     }
 
     /// A store with default settings (token from `VAULT_TOKEN`, `BAO_TOKEN` or
-    /// `~/.vault-token`).
+    /// `~/.vault-token`, sent only to `VAULT_ADDR`: see [`VaultKvBuilder::build`]).
     pub fn from_reference(reference: &SecretRef) -> Result<VaultKvStore, Error> {
         VaultKvStore::builder(reference)?.build()
     }

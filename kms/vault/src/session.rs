@@ -349,3 +349,74 @@ impl Session {
         }
     }
 }
+
+/// `Ok` when `address` (`http(s)://HOST:PORT`) is the server `VAULT_ADDR` (or `BAO_ADDR`)
+/// names, the only one the token from the environment may be sent to; otherwise why not.
+pub(crate) fn check_default_token_address(address: &str) -> Result<(), String> {
+    let addr = std::env::var("VAULT_ADDR")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var("BAO_ADDR").ok().filter(|v| !v.is_empty()));
+    let Some(addr) = addr else {
+        return Err(
+            "set VAULT_ADDR to the Vault server (for example https://vault.internal:8200): \
+                    the token from the environment is sent only there"
+                .into(),
+        );
+    };
+    if normalize_address(&addr).as_deref() != Some(address) {
+        return Err(format!(
+            "names {address}, not VAULT_ADDR ({}): the token from the environment is sent only \
+             to VAULT_ADDR",
+            kmseal::escape_untrusted(&addr)
+        ));
+    }
+    Ok(())
+}
+
+/// `scheme://host:port` of a Vault address as `VAULT_ADDR` holds it (`https://h`,
+/// `http://h:8200/`), the port defaulting to the scheme's; `None` when it is not one.
+fn normalize_address(addr: &str) -> Option<String> {
+    let (scheme, rest) = addr.trim().trim_end_matches('/').split_once("://")?;
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let with_port = match rest.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => rest.to_owned(),
+        Some(_) => return None,
+        None => format!("{rest}:{default_port}"),
+    };
+    Some(format!("{scheme}://{with_port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_addresses_normalize_to_scheme_host_and_port() {
+        assert_eq!(
+            normalize_address("https://v.internal").as_deref(),
+            Some("https://v.internal:443")
+        );
+        assert_eq!(
+            normalize_address("http://127.0.0.1:8200/").as_deref(),
+            Some("http://127.0.0.1:8200")
+        );
+        for bad in [
+            "v.internal:8200",
+            "ftp://v",
+            "https://",
+            "https://u@v",
+            "https://v/path",
+            "https://v:x",
+        ] {
+            assert_eq!(normalize_address(bad), None, "{bad}");
+        }
+    }
+}
