@@ -55,6 +55,9 @@
 //! * [`blocking`] is a tiny executor for synchronous callers.
 //!
 //! # Feature flags
+//! * `tokio`: [`AsyncEncryptWriter`] and [`AsyncDecryptReader`], tokio `AsyncWrite` /
+//!   `AsyncRead` adapters with the blocking streams' guarantees
+//!   ([`Encryptor::async_writer`], [`Decryptor::async_reader`]).
 //! * `aws-lc`: makes [`Backend::AwsLc`] (aws-lc-rs) available for the payload AEADs. It
 //!   changes no default: choose it per [`Encryptor::backend`] / [`Decryptor::backend`], or
 //!   once per process with [`Backend::set_process_default`].
@@ -64,6 +67,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod aead;
+#[cfg(feature = "tokio")]
+mod async_io;
 pub mod blocking;
 pub mod cache;
 mod context;
@@ -102,5 +107,7 @@ pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};
 pub use local::LocalKek;
 pub use secret::{LockPolicy, SecretBytes, SecretString};
 pub use signature::SIGNING_KEY_CONTEXT;
+#[cfg(feature = "tokio")]
+pub use stream::{AsyncDecryptReader, AsyncEncryptWriter};
 pub use stream::{DecryptReader, EncryptWriter};
 pub use suite::Suite;

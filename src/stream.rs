@@ -13,6 +13,9 @@ use crate::secret::{LockPolicy, SecretBytes};
 use crate::signature::{MessageSigner, MessageVerifier, TRAILER_LEN};
 use crate::suite::TAG_LEN;
 
+#[cfg(feature = "tokio")]
+pub use crate::async_io::{AsyncDecryptReader, AsyncEncryptWriter, OFFLOAD_MIN};
+
 /// Streaming encryptor: a [`Write`] that emits the header at once and frames as they fill.
 /// Call [`finish`](Self::finish) to write the final frame; a stream dropped without it is
 /// truncated, and decryption will say so.
@@ -97,6 +100,40 @@ impl<W: Write> EncryptWriter<W> {
         self.sink.write_all(sealed)?;
         self.fill = 0;
         Ok(())
+    }
+
+    /// The inner writer (`None` once finished): the async writer drains sealed bytes from it.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn inner_mut(&mut self) -> Option<&mut W> {
+        self.sink.inner.as_mut()
+    }
+
+    /// The lock policy of the plaintext buffer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn lock_policy(&self) -> LockPolicy {
+        self.buf.policy()
+    }
+
+    /// Plaintext bytes buffered, awaiting their frame.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn buffered(&self) -> usize {
+        self.fill
+    }
+
+    /// Plaintext bytes that one `write` of `len` bytes would seal at once (mirrors
+    /// `write_frames`): the async writer moves large seals off the executor's threads.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn seal_cost(&self, len: usize) -> usize {
+        let fs = self.frames.frame_size();
+        if self.fill == 0 && len >= fs {
+            return (len / fs).min(self.max_batch) * fs;
+        }
+        let cap = self.batch * fs;
+        if self.fill + (cap - self.fill).min(len) == cap {
+            cap
+        } else {
+            0
+        }
     }
 
     /// Writes the final frame (with any frames still buffered), flushes, and returns the
@@ -238,7 +275,7 @@ fn read_input<R: Read>(
     }
 }
 
-fn to_io(e: Error) -> io::Error {
+pub(crate) fn to_io(e: Error) -> io::Error {
     match e {
         Error::Io(e) => e,
         other => io::Error::new(io::ErrorKind::InvalidData, other),
@@ -454,10 +491,8 @@ impl<R: Read> DecryptReader<R> {
     fn next_batch(&mut self, direct: Option<&mut [u8]>) -> Result<usize, Error> {
         let fs = self.frames.frame_size();
         let full = fs + TAG_LEN;
-        if self.frames.next_index() > 0 {
-            // The stream goes on past a full batch: read further ahead this time.
-            self.batch = next_batch_size(self.batch, self.max_batch);
-        }
+        // Past the first batch, the stream goes on: read further ahead this time.
+        self.batch = self.next_batch_frames();
         let frames_cap = match &direct {
             Some(out) => (out.len() / fs).clamp(1, self.batch),
             None => self.batch,
@@ -528,6 +563,76 @@ impl<R: Read> DecryptReader<R> {
     }
 }
 
+impl<R: Read> DecryptReader<R> {
+    /// Whether a read would consume input: nothing verified is waiting, no error is pending,
+    /// and the message has not ended.
+    #[cfg(feature = "tokio")]
+    fn needs_input(&self) -> bool {
+        self.pos == self.end && self.pending.is_none() && self.state == ReadState::Frames
+    }
+
+    /// The most input bytes the next read can consume (0 when it consumes none). The async
+    /// reader buffers this much (or the input's end) before each read, so the read never
+    /// mistakes a slow source for the end of the message.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn input_wanted(&self) -> usize {
+        if !self.needs_input() {
+            return 0;
+        }
+        let full = self.frames.frame_size() + TAG_LEN;
+        let batch = self.next_batch_frames();
+        let trailer = if self.signed.is_some() {
+            TRAILER_LEN
+        } else {
+            0
+        };
+        batch * full + trailer
+    }
+
+    /// Frames the next batch holds at most (before the room in the caller's buffer).
+    fn next_batch_frames(&self) -> usize {
+        if self.frames.next_index() > 0 {
+            next_batch_size(self.batch, self.max_batch)
+        } else {
+            self.batch
+        }
+    }
+
+    /// Verifies and decrypts the next batch into the locked buffer if nothing is waiting
+    /// there: the async reader runs this on the blocking pool, then reads the result.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn prefetch(&mut self) -> io::Result<()> {
+        if !self.needs_input() {
+            return Ok(());
+        }
+        self.fill_batch(None).map(|_| ())
+    }
+
+    /// The inner reader.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Runs one batch into `direct` (returning the bytes released there) or into the locked
+    /// buffer (returning 0); an error fails the reader for good.
+    fn fill_batch(&mut self, direct: Option<&mut [u8]>) -> io::Result<usize> {
+        let is_direct = direct.is_some();
+        match self.next_batch(direct) {
+            Ok(n) if is_direct => Ok(n),
+            Ok(n) => {
+                self.pos = 0;
+                self.end = n;
+                Ok(0)
+            }
+            Err(e) => {
+                self.state = ReadState::Failed;
+                Err(to_io(e))
+            }
+        }
+    }
+}
+
 impl<R: Read> Read for DecryptReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -554,19 +659,9 @@ impl<R: Read> Read for DecryptReader<R> {
                         return Ok(0);
                     }
                     let direct = out.len() >= self.frames.frame_size();
-                    let r = self.next_batch(if direct { Some(&mut *out) } else { None });
-                    match r {
-                        Ok(n) if direct && n > 0 => return Ok(n),
-                        Ok(n) => {
-                            if !direct {
-                                self.pos = 0;
-                                self.end = n;
-                            }
-                        }
-                        Err(e) => {
-                            self.state = ReadState::Failed;
-                            return Err(to_io(e));
-                        }
+                    let n = self.fill_batch(if direct { Some(&mut *out) } else { None })?;
+                    if n > 0 {
+                        return Ok(n);
                     }
                 }
             }

@@ -117,6 +117,12 @@ impl SecretBytes {
         }
     }
 
+    /// The lock policy this buffer was allocated under (kept when it grows).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn policy(&self) -> LockPolicy {
+        self.policy
+    }
+
     /// An empty buffer with room for `capacity` bytes, under the global [`LockPolicy`].
     pub fn with_capacity(capacity: usize) -> Result<SecretBytes, Error> {
         SecretBytes::with_capacity_and_policy(capacity, LockPolicy::process_default())

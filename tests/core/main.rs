@@ -9,6 +9,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[cfg(feature = "tokio")]
+mod async_streams;
 mod audit;
 mod bad_input;
 mod cache;

@@ -19,7 +19,7 @@ fn long_len() -> usize {
     (4 << 20) + 123
 }
 
-fn pattern(len: usize) -> Vec<u8> {
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2654435761) as u8)
         .collect()
@@ -41,7 +41,7 @@ fn write_stream(enc: &Encryptor, pt: &[u8], chunk: usize) -> Vec<u8> {
 }
 
 /// Reads until the end or the first error: what was released, and the error if any.
-fn read_stream(dec: &Decryptor, msg: &[u8], chunk: usize) -> (Vec<u8>, Option<Error>) {
+pub(crate) fn read_stream(dec: &Decryptor, msg: &[u8], chunk: usize) -> (Vec<u8>, Option<Error>) {
     let mut r = dec.reader_blocking(msg).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; chunk];
