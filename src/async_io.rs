@@ -72,7 +72,7 @@ enum WriteState {
 }
 
 /// Streaming encryptor for tokio: an [`AsyncWrite`] that writes the header, then frames as
-/// they fill, to the inner writer. [`shutdown`](tokio::io::AsyncWriteExt::shutdown) (or
+/// they fill, to the inner writer. [`shutdown`](AsyncWrite::poll_shutdown) (or
 /// [`finish`](Self::finish)) writes the final frame; a stream dropped without it is
 /// truncated, and decryption says so. The output is byte for byte what the blocking
 /// [`EncryptWriter`] writes for the same header and keys.
@@ -146,7 +146,7 @@ impl<W: AsyncWrite + Unpin> AsyncEncryptWriter<W> {
         w
     }
 
-    /// The inner writer (after [`shutdown`](tokio::io::AsyncWriteExt::shutdown) or
+    /// The inner writer (after [`shutdown`](AsyncWrite::poll_shutdown) or
     /// [`finish`](Self::finish): the complete message has been written to it).
     pub fn into_inner(self) -> W {
         self.inner
