@@ -332,7 +332,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncEncryptWriter<W> {
 
 /// The ciphertext an [`AsyncDecryptReader`] has read from its source and not yet handed to
 /// its blocking reader: a `Read` that ends only where the source ended.
-struct Feed {
+pub(crate) struct Feed {
     buf: Vec<u8>,
     pos: usize,
     /// The source has ended: an empty feed is the end of the message.
@@ -342,6 +342,11 @@ struct Feed {
 impl Feed {
     fn available(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// The bytes read past the header, not yet consumed.
+    pub(crate) fn remaining(&self) -> &[u8] {
+        &self.buf[self.pos..]
     }
 }
 
@@ -517,31 +522,49 @@ impl Decryptor {
         &self,
         mut reader: R,
     ) -> Result<AsyncDecryptReader<R>, Error> {
+        let (header, feed) = self.read_header_async(&mut reader).await?;
+        self.open_header(&header).await?.async_reader(reader, feed)
+    }
+
+    /// Reads a header from `reader` under this decryptor's limits: a prefix, grown until the
+    /// header parses (at most the limit). Returns it with the bytes read past it.
+    pub(crate) async fn read_header_async<R: AsyncRead + Unpin>(
+        &self,
+        reader: &mut R,
+    ) -> Result<(crate::format::Header, Feed), Error> {
         let mut feed = Feed {
             buf: Vec::new(),
             pos: 0,
             eof: false,
         };
-        // A prefix, grown until the header parses (headers are small; at most the limit).
         let limit = self.configured_limits().max_header_bytes;
         let mut want = 4096usize;
-        let used = loop {
-            std::future::poll_fn(|cx| poll_fill(&mut reader, &mut feed, want, cx)).await?;
+        loop {
+            std::future::poll_fn(|cx| poll_fill(reader, &mut feed, want, cx)).await?;
             match self.parse_header(&feed.buf) {
-                Ok((_, rest)) => break feed.buf.len() - rest.len(),
+                Ok((header, rest)) => {
+                    feed.pos = feed.buf.len() - rest.len();
+                    return Ok((header, feed));
+                }
                 Err(Error::Truncated(_)) if !feed.eof && want <= limit => {
                     want = want.saturating_mul(4).min(limit.saturating_add(1));
                 }
                 Err(e) => return Err(e),
             }
-        };
-        let (header, _) = self.parse_header(&feed.buf[..used])?;
-        feed.pos = used;
-        let opened = self.open_header(&header).await?;
-        let reader_over_feed = opened.reader(feed)?;
+        }
+    }
+}
+
+impl crate::envelope::OpenedHeader<'_> {
+    /// An async reader over the body: `feed` holds what was read past the header.
+    pub(crate) fn async_reader<R: AsyncRead + Unpin>(
+        self,
+        inner: R,
+        feed: Feed,
+    ) -> Result<AsyncDecryptReader<R>, Error> {
         Ok(AsyncDecryptReader {
-            inner: reader,
-            state: ReadState::Ready(Box::new(reader_over_feed)),
+            inner,
+            state: ReadState::Ready(Box::new(self.reader(feed)?)),
         })
     }
 }

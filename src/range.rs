@@ -71,30 +71,8 @@ where
     Fut: Future<Output = std::io::Result<Vec<u8>>>,
 {
     async fn header(&mut self, dec: &Decryptor) -> Result<(Header, u64), Error> {
-        // A prefix, grown until the header parses (headers are small; at most the limit).
-        // The limit may be set as high as usize::MAX ("no limit"): saturate, and stop once
-        // the prefix cannot grow, so the loop always ends.
-        let limit = u64::try_from(dec.configured_limits().max_header_bytes).unwrap_or(u64::MAX);
-        let mut want = self.len.min(4096);
-        loop {
-            let prefix = self
-                .read_at(0, usize::try_from(want).unwrap_or(usize::MAX))
-                .await?;
-            match dec.parse_header(&prefix) {
-                Ok((header, rest)) => return Ok((header, (prefix.len() - rest.len()) as u64)),
-                Err(Error::Truncated(_)) if want < self.len && want <= limit => {
-                    let next = want
-                        .saturating_mul(4)
-                        .min(self.len)
-                        .min(limit.saturating_add(1));
-                    if next <= want {
-                        return Err(Error::Truncated("the object ends inside its header"));
-                    }
-                    want = next;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let (header, used, _) = dec.fetch_header(self.len, &mut self.fetch).await?;
+        Ok((header, used))
     }
 
     fn len(&self) -> u64 {
@@ -199,6 +177,50 @@ impl Decryptor {
             range,
         )
         .await
+    }
+
+    /// Reads the header of an object through a ranged-get function (`fetch(offset, len)`
+    /// returns exactly `len` bytes at `offset`; `object_len` is the object's size): a 4 KiB
+    /// prefix, grown if the header is larger, up to this decryptor's limit. Returns the header,
+    /// where the body starts, and the prefix fetched (which may hold the start of the body, or
+    /// all of a small object). Nothing is verified yet: see [`open_header`](Self::open_header).
+    pub async fn fetch_header<F, Fut>(
+        &self,
+        object_len: u64,
+        mut fetch: F,
+    ) -> Result<(Header, u64, Vec<u8>), Error>
+    where
+        F: FnMut(u64, usize) -> Fut,
+        Fut: Future<Output = std::io::Result<Vec<u8>>>,
+    {
+        // The limit may be set as high as usize::MAX ("no limit"): saturate, and stop once
+        // the prefix cannot grow, so the loop always ends.
+        let limit = u64::try_from(self.configured_limits().max_header_bytes).unwrap_or(u64::MAX);
+        let mut want = object_len.min(4096);
+        loop {
+            let len = usize::try_from(want).unwrap_or(usize::MAX);
+            let prefix = fetch(0, len).await?;
+            if prefix.len() != len {
+                return Err(shrank());
+            }
+            match self.parse_header(&prefix) {
+                Ok((header, rest)) => {
+                    let used = (prefix.len() - rest.len()) as u64;
+                    return Ok((header, used, prefix));
+                }
+                Err(Error::Truncated(_)) if want < object_len && want <= limit => {
+                    let next = want
+                        .saturating_mul(4)
+                        .min(object_len)
+                        .min(limit.saturating_add(1));
+                    if next <= want {
+                        return Err(Error::Truncated("the object ends inside its header"));
+                    }
+                    want = next;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn open_range_in(

@@ -221,6 +221,52 @@ impl Rotator {
                 .all(|w| self.target.iter().any(|k| k.matches(w)))
     }
 
+    /// What this rotator does.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether this is a dry run.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The modification age set by [`older_than`](Self::older_than).
+    pub fn min_age(&self) -> Option<Duration> {
+        self.older_than
+    }
+
+    /// The decryptor that opens the messages (and whose limits headers are parsed under).
+    pub fn decryptor(&self) -> &Decryptor {
+        &self.open_with
+    }
+
+    /// Why a message with this header would be left alone, or `None` if it is to be rotated
+    /// (for callers that read headers on their own, such as object-store rotation).
+    pub fn selects(&self, header: &Header) -> Option<Skip> {
+        self.select(header)
+    }
+
+    /// Opens `header` with the first target KEK (commitment and header tag checked): a
+    /// rotated header that its new KEK cannot open must never replace the old one.
+    pub async fn verify_header(&self, header: &Header) -> Result<(), Error> {
+        self.verifier()?.open_header(header).await.map(drop)
+    }
+
+    /// Decrypts `message` completely with the first target KEK, as a file rotation does
+    /// before its rename.
+    pub async fn verify_message(&self, message: &[u8]) -> Result<(), Error> {
+        self.verifier()?.decrypt(message).await.map(drop)
+    }
+
+    fn verifier(&self) -> Result<Decryptor, Error> {
+        let first = self
+            .target
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
+        Ok(Decryptor::new(first.clone()).limits(*self.open_with.configured_limits()))
+    }
+
     /// Whether a message with this header is to be rotated.
     fn select(&self, header: &Header) -> Option<Skip> {
         if let Some(k) = &self.only_wrapped_by
@@ -284,6 +330,65 @@ impl Rotator {
                 let mut writer = self.encryptor_for(&header)?.writer(output).await?;
                 copy_locked_with(&mut reader, &mut writer, ROTATE_CHUNK)?;
                 Ok(Outcome::Rotated(writer.finish()?))
+            }
+        }
+    }
+
+    /// [`rotate_stream`](Self::rotate_stream) over tokio streams (feature `tokio`): reads the
+    /// message from `input`, writes the rotated one to `output` (shut down at the end) and
+    /// returns it. A rewrap copies the frames byte for byte; a re-encryption goes through an
+    /// [`AsyncDecryptReader`](crate::AsyncDecryptReader) and an
+    /// [`AsyncEncryptWriter`](crate::AsyncEncryptWriter) in locked memory.
+    #[cfg(feature = "tokio")]
+    pub async fn rotate_async<R, W>(&self, mut input: R, output: W) -> Result<Outcome<W>, Error>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.target.is_empty() {
+            return Err(Error::InvalidArgument(
+                "rotation needs at least one target KEK",
+            ));
+        }
+        let (header, feed) = self.open_with.read_header_async(&mut input).await?;
+        if let Some(skip) = self.select(&header) {
+            return Ok(Outcome::Skipped(skip));
+        }
+        if self.dry_run {
+            return Ok(Outcome::WouldRotate);
+        }
+        let opened = self.open_with.open_header(&header).await?;
+        let mut output = output;
+        match self.mode {
+            Mode::Rewrap => {
+                let new_header = opened.rewrap(&self.target).await?;
+                drop(opened);
+                output.write_all(&new_header.to_bytes()).await?;
+                output.write_all(feed.remaining()).await?;
+                tokio::io::copy(&mut input, &mut output).await?;
+                output.shutdown().await?;
+                Ok(Outcome::Rotated(output))
+            }
+            Mode::Reencrypt => {
+                let mut reader = opened.async_reader(input, feed)?;
+                let mut writer = self.encryptor_for(&header)?.async_writer(output).await?;
+                let mut buf = crate::secret::SecretBytes::zeroed(ROTATE_CHUNK)?;
+                loop {
+                    let n = reader
+                        .read(buf.expose_secret_mut())
+                        .await
+                        .map_err(crate::stream::from_io)?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer
+                        .write_all(&buf.expose_secret()[..n])
+                        .await
+                        .map_err(crate::stream::from_io)?;
+                }
+                writer.shutdown().await.map_err(crate::stream::from_io)?;
+                Ok(Outcome::Rotated(writer.into_inner()))
             }
         }
     }
@@ -464,12 +569,8 @@ impl Rotator {
 
     /// Decrypts `temp` completely with the first target KEK.
     async fn verify(&self, temp: &Path) -> Result<(), Error> {
-        let first = self
-            .target
-            .first()
-            .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
-        let dec = Decryptor::new(first.clone()).limits(*self.open_with.configured_limits());
-        let mut reader = dec
+        let mut reader = self
+            .verifier()?
             .reader(BufReader::with_capacity(256 << 10, File::open(temp)?))
             .await?;
         copy_locked_with(&mut reader, &mut io::sink(), ROTATE_CHUNK)?;

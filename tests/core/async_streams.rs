@@ -362,3 +362,74 @@ fn the_async_reader_refuses_what_the_blocking_one_refuses_before_any_frame() {
     let r = rt.block_on(dec.clone().require_signed(true).async_reader(&msg[..]));
     assert!(matches!(r, Err(Error::Unsigned)), "{r:?}");
 }
+
+/// `Rotator::rotate_async` is `rotate_stream` over tokio streams: a rewrap keeps the frames
+/// byte for byte under a new header, a re-encryption makes new frames, both open under the
+/// target only, and the selection rules (already current, dry run) hold.
+#[test]
+fn rotate_async_matches_the_blocking_rotation() {
+    use kmseal::rotate::{Outcome, Rotator, Skip};
+    let (old, new) = (kek(), kek());
+    let pt = pattern((1 << 20) + 4321);
+    let rt = rt(true);
+    for signed in [false, true] {
+        let msg = encryptor(&old, Suite::Aes256Gcm, signed)
+            .encrypt_blocking(&pt)
+            .unwrap();
+        let from = Decryptor::new(old.clone() as Arc<dyn Kek>);
+        let to: Vec<Arc<dyn Kek>> = vec![new.clone()];
+        let rewrap = Rotator::rewrap(from.clone(), to.clone());
+        let reencrypt = Rotator::reencrypt(from.clone(), to.clone());
+        for rot in [&rewrap, &reencrypt] {
+            let out = rt
+                .block_on(rot.rotate_async(Trickle::new(&msg, 5000), Sink::new(3000)))
+                .unwrap();
+            let Outcome::Rotated(sink) = out else {
+                panic!("rotated")
+            };
+            let rotated = sink.data;
+            let opened = Decryptor::new(new.clone() as Arc<dyn Kek>)
+                .decrypt_blocking(&rotated)
+                .unwrap();
+            assert!(
+                opened.expose_secret() == &pt[..],
+                "signed={signed} {:?}",
+                rot.mode()
+            );
+            assert!(
+                from.decrypt_blocking(&rotated).is_err(),
+                "the old KEK is gone"
+            );
+            let (h_old, body_old) = from.parse_header(&msg).unwrap();
+            let (h_new, body_new) = from.parse_header(&rotated).unwrap();
+            assert_eq!(
+                h_old.message_id() == h_new.message_id(),
+                rot.mode() == kmseal::rotate::Mode::Rewrap
+            );
+            if rot.mode() == kmseal::rotate::Mode::Rewrap {
+                assert!(
+                    body_old == body_new,
+                    "a rewrap keeps the frames byte for byte"
+                );
+                // Already current: skipped, nothing written.
+                let again = rt
+                    .block_on(
+                        Rotator::rewrap(Decryptor::new(new.clone() as Arc<dyn Kek>), to.clone())
+                            .rotate_async(&rotated[..], Vec::new()),
+                    )
+                    .unwrap();
+                assert!(matches!(again, Outcome::Skipped(Skip::AlreadyCurrent)));
+            }
+            let dry = rt
+                .block_on(rot.clone().dry_run(true).rotate_async(&msg[..], Vec::new()))
+                .unwrap();
+            assert!(matches!(dry, Outcome::WouldRotate));
+        }
+        // A tampered frame: the re-encryption fails rather than seal unverified plaintext.
+        let mut bad = msg.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        let r = rt.block_on(reencrypt.rotate_async(&bad[..], Vec::new()));
+        assert!(r.is_err(), "signed={signed}");
+    }
+}
