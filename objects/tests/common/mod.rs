@@ -1,0 +1,244 @@
+//! What the object-store tests share: seeding a prefix with messages of every size class, a
+//! store wrapper that counts requests and lets a test play a concurrent writer, and checks.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use kmseal::{Decryptor, Encryptor, FrameSize, Kek, LocalKek};
+use kmseal_objects::Location;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+/// Frame size of the seeded messages: small, so small objects have many frames.
+pub(crate) const FS: u32 = 4096;
+
+/// Plaintext sizes: empty, one byte, one frame and around it, many frames, and past the
+/// single-PUT limit the tests set (64 KiB), so the multipart path runs too.
+pub(crate) const SIZES: [usize; 8] = [0, 1, 4095, 4096, 4097, 50_000, 200_000, 700_001];
+
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2654435761)
+                .wrapping_add(u32::from(seed)) as u8
+        })
+        .collect()
+}
+
+pub(crate) fn local() -> Arc<LocalKek> {
+    Arc::new(LocalKek::generate().unwrap())
+}
+
+/// Writes one message per size (and a plain object that is not kmseal) under `prefix`;
+/// returns (key, plaintext) of the messages.
+pub(crate) async fn seed(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    kek: &Arc<LocalKek>,
+    signed_too: bool,
+) -> Vec<(Path, Vec<u8>)> {
+    let mut out = Vec::new();
+    let enc = Encryptor::new(kek.clone() as Arc<dyn Kek>).frame_size(FrameSize::new(FS).unwrap());
+    for (i, &len) in SIZES.iter().enumerate() {
+        for signed in [false, true] {
+            if signed && !signed_too {
+                continue;
+            }
+            let pt = pattern(len, i as u8);
+            let msg = enc.clone().signed(signed).encrypt(&pt).await.unwrap();
+            let key = prefix
+                .clone()
+                .join(format!("obj-{i}-{}.kmseal", if signed { "s" } else { "u" }));
+            store.put(&key, PutPayload::from(msg)).await.unwrap();
+            out.push((key, pt));
+        }
+    }
+    store
+        .put(
+            &prefix.clone().join("README.txt"),
+            PutPayload::from_static(b"not a kmseal message"),
+        )
+        .await
+        .unwrap();
+    out
+}
+
+/// Every seeded object opens under `kek` with its plaintext.
+pub(crate) async fn all_open(
+    store: &dyn ObjectStore,
+    objects: &[(Path, Vec<u8>)],
+    kek: &Arc<LocalKek>,
+) {
+    let dec = Decryptor::new(kek.clone() as Arc<dyn Kek>);
+    for (key, pt) in objects {
+        let bytes = store.get(key).await.unwrap().bytes().await.unwrap();
+        let opened = dec
+            .decrypt(&bytes)
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(opened.expose_secret() == &pt[..], "{key}");
+    }
+}
+
+/// Which of two KEKs opens the object (panics if neither).
+pub(crate) async fn opened_by(
+    store: &dyn ObjectStore,
+    key: &Path,
+    old: &Arc<LocalKek>,
+    new: &Arc<LocalKek>,
+    pt: &[u8],
+) -> &'static str {
+    let bytes = store.get(key).await.unwrap().bytes().await.unwrap();
+    for (name, k) in [("old", old), ("new", new)] {
+        if let Ok(p) = Decryptor::new(k.clone() as Arc<dyn Kek>)
+            .decrypt(&bytes)
+            .await
+        {
+            assert!(
+                p.expose_secret() == pt,
+                "{key}: wrong plaintext under the {name} KEK"
+            );
+            return name;
+        }
+    }
+    panic!("{key} opens under neither KEK: lost")
+}
+
+pub(crate) async fn keys(store: &dyn ObjectStore, prefix: &Path) -> Vec<String> {
+    let mut k: Vec<String> = store
+        .list(Some(prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    k.sort();
+    k
+}
+
+/// Counts requests by kind; can overwrite `victim` (as a concurrent writer would) just
+/// before the first write to it.
+#[derive(Debug)]
+pub(crate) struct Hooked {
+    pub(crate) inner: Arc<dyn ObjectStore>,
+    pub(crate) victim: Mutex<Option<(Path, Vec<u8>)>>,
+    pub(crate) gets: AtomicUsize,
+    pub(crate) puts: AtomicUsize,
+    pub(crate) multiparts: AtomicUsize,
+    pub(crate) heads_and_lists: AtomicUsize,
+}
+
+impl Hooked {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>) -> Arc<Hooked> {
+        Arc::new(Hooked {
+            inner,
+            victim: Mutex::new(None),
+            gets: AtomicUsize::new(0),
+            puts: AtomicUsize::new(0),
+            multiparts: AtomicUsize::new(0),
+            heads_and_lists: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn location(self: &Arc<Self>, prefix: &Path) -> Location {
+        Location {
+            store: self.clone() as Arc<dyn ObjectStore>,
+            prefix: prefix.clone(),
+        }
+    }
+
+    async fn race(&self, location: &Path) {
+        let hit = {
+            let mut v = self.victim.lock().unwrap();
+            match v.as_ref() {
+                Some((k, _)) if k == location => v.take(),
+                _ => None,
+            }
+        };
+        if let Some((k, data)) = hit {
+            self.inner.put(&k, PutPayload::from(data)).await.unwrap();
+        }
+    }
+}
+
+impl fmt::Display for Hooked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hooked({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Hooked {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        self.race(location).await;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.multiparts.fetch_add(1, Ordering::Relaxed);
+        self.race(location).await;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if options.head {
+            self.heads_and_lists.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.gets.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.heads_and_lists.fetch_add(1, Ordering::Relaxed);
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
