@@ -82,4 +82,12 @@ pids+=($!)
 wait_for moto-auth target/test-logs/moto-auth.log python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$moto_auth_port/moto-api/')"
 export KMSEAL_TEST_AWS_AUTH_ENDPOINT="http://127.0.0.1:$moto_auth_port"
 log "moto 5.2.5 (AWS KMS) on 127.0.0.1:$moto_port, with IAM auth on 127.0.0.1:$moto_auth_port"
+# A third moto for S3 (object rotation), without the recording: the recorder would log every
+# object's bytes.
+moto_s3_port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_s3_port" >target/test-logs/moto-s3.log 2>&1 &
+pids+=($!)
+wait_for moto-s3 target/test-logs/moto-s3.log python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$moto_s3_port/moto-api/')"
+export KMSEAL_TEST_S3_ENDPOINT="http://127.0.0.1:$moto_s3_port"
+log "moto 5.2.5 (S3) on 127.0.0.1:$moto_s3_port"
 

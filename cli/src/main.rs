@@ -6,6 +6,7 @@ mod inspect;
 mod output;
 mod progress;
 mod rotate;
+mod rotate_objects;
 mod secret;
 mod settings;
 
@@ -137,7 +138,7 @@ enum Command {
     Secret(secret::SecretCommand),
     /// Rewrap files in place under new KEKs without touching their payload (crash-safe).
     #[command(
-        after_help = "Examples:\n  kmseal rewrap --from local://old.key --to aws-kms://arn:aws:kms:eu-west-1:111122223333:key/ID secrets/\n  kmseal rewrap --from K1 --to K1 --to K2 --dry-run secrets/   # add a second KEK\n\nEach file is written to a temporary file beside it, fsynced, verified by decrypting it\nwith the first --to key, then renamed over the original. Interrupted, every file is the\nold or the new message; run the same command again to finish."
+        after_help = "Examples:\n  kmseal rewrap --from local://old.key --to aws-kms://arn:aws:kms:eu-west-1:111122223333:key/ID secrets/\n  kmseal rewrap --from K1 --to K1 --to K2 --dry-run secrets/   # add a second KEK\n  kmseal rewrap --from K1 --to K2 --shard 0/8 --json s3://bucket/exports/  # worker 0 of 8\n\nEach file is written to a temporary file beside it, fsynced, verified by decrypting it\nwith the first --to key, then renamed over the original. Interrupted, every file is the\nold or the new message; run the same command again to finish.\n\nObject-store prefixes (s3://, gs://, az://, file://) go object by object: the header is read\nwith a ranged GET, the new message verified under the first --to key, and written back with\na conditional PUT (If-Match), so a concurrent writer's update is kept (exit 7: rerun).\nCredentials and endpoints come from the environment (AWS_*, GOOGLE_*, AZURE_*)."
     )]
     Rewrap {
         #[command(flatten)]

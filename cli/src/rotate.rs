@@ -12,34 +12,78 @@ use crate::{Failure, exit, keks, parse_suite, usage};
 
 #[derive(Args)]
 pub(crate) struct RotateArgs {
-    /// Files or directories, rotated in place (directories recursively; symlinks not followed).
+    /// Files or directories, rotated in place (directories recursively; symlinks not
+    /// followed); or object-store prefixes: s3://bucket/prefix/, gs://…, az://…, file:///dir/.
     #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Key URI that opens the messages now (repeatable; tried in order).
     #[arg(long = "from", required = true, value_delimiter = ',')]
-    from: Vec<String>,
+    pub(crate) from: Vec<String>,
     /// Key URI to wrap under afterwards (repeatable: each gets a wrapped key; keys not listed
     /// are dropped).
     #[arg(long = "to", required = true, value_delimiter = ',')]
-    to: Vec<String>,
+    pub(crate) to: Vec<String>,
     /// Only messages that carry a key wrapped by this URI (the one being retired).
     #[arg(long)]
-    only_key: Option<String>,
+    pub(crate) only_key: Option<String>,
     /// Only files last modified at least this long ago: 90d, 12h, 30m or 45s.
     #[arg(long, value_parser = parse_age)]
-    older_than: Option<Duration>,
+    pub(crate) older_than: Option<Duration>,
     /// List what would be rotated; change nothing, call no KMS.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Files rotated at once (bounds the KMS calls in flight).
     #[arg(short, long, default_value_t = 4)]
-    jobs: usize,
+    pub(crate) jobs: usize,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Quiet: no per-file lines on stderr.
     #[arg(short, long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
+    /// Object stores only: this worker's share, I/N (objects split by a hash of their key,
+    /// so N workers together cover each object exactly once).
+    #[arg(long)]
+    pub(crate) shard: Option<kmseal_objects::Shard>,
+    /// Object stores only: objects up to this many bytes are rotated in memory with one
+    /// conditional PUT; larger ones stream through a multipart upload.
+    #[arg(long, default_value_t = 16 << 20, hide = true)]
+    pub(crate) max_single_put: u64,
+}
+
+fn is_url(p: &Path) -> bool {
+    p.to_str().is_some_and(|s| s.contains("://"))
+}
+
+/// The rotator the flags describe.
+fn rotator(args: &RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<Rotator, Failure> {
+    let open_with = Decryptor::with_keks(keks(&args.from, false)?)?;
+    let to = keks(&args.to, false)?;
+    let mut rotator = match reencrypt {
+        None => Rotator::rewrap(open_with, to),
+        Some(r) => {
+            let mut rot = Rotator::reencrypt(open_with, to);
+            if let Some(s) = r.suite {
+                rot = rot.suite(s);
+            }
+            if let Some(f) = r.frame_size {
+                let f = FrameSize::new(f)
+                    .map_err(|_| usage("--frame-size must be between 1 byte and 64 MiB"))?;
+                rot = rot.frame_size(f);
+            }
+            rot
+        }
+    };
+    if let Some(uri) = &args.only_key {
+        let k = keks(std::slice::from_ref(uri), false)?;
+        if let Some(k) = k.into_iter().next() {
+            rotator = rotator.only_wrapped_by(k);
+        }
+    }
+    if let Some(age) = args.older_than {
+        rotator = rotator.older_than(age);
+    }
+    Ok(rotator.dry_run(args.dry_run))
 }
 
 pub(crate) fn parse_age(s: &str) -> Result<Duration, String> {
@@ -70,33 +114,19 @@ pub(crate) struct ReencryptArgs {
 }
 
 pub(crate) fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<(), Failure> {
-    let open_with = Decryptor::with_keks(keks(&args.from, false)?)?;
-    let to = keks(&args.to, false)?;
-    let mut rotator = match reencrypt {
-        None => Rotator::rewrap(open_with, to),
-        Some(r) => {
-            let mut rot = Rotator::reencrypt(open_with, to);
-            if let Some(s) = r.suite {
-                rot = rot.suite(s);
-            }
-            if let Some(f) = r.frame_size {
-                let f = FrameSize::new(f)
-                    .map_err(|_| usage("--frame-size must be between 1 byte and 64 MiB"))?;
-                rot = rot.frame_size(f);
-            }
-            rot
-        }
-    };
-    if let Some(uri) = &args.only_key {
-        let k = keks(std::slice::from_ref(uri), false)?;
-        if let Some(k) = k.into_iter().next() {
-            rotator = rotator.only_wrapped_by(k);
-        }
+    let urls = args.paths.iter().filter(|p| is_url(p)).count();
+    if urls > 0 && urls < args.paths.len() {
+        return Err(usage(
+            "give either files and directories or object-store URLs, not both",
+        ));
     }
-    if let Some(age) = args.older_than {
-        rotator = rotator.older_than(age);
+    if urls == 0 && args.shard.is_some() {
+        return Err(usage("--shard applies to object-store URLs only"));
     }
-    rotator = rotator.dry_run(args.dry_run);
+    let rotator = rotator(&args, reencrypt)?;
+    if urls > 0 {
+        return crate::rotate_objects::run(&args, rotator);
+    }
 
     let quiet = args.quiet || args.json || crate::progress::quiet();
     let mut total = Summary::default();
@@ -171,7 +201,7 @@ pub(crate) fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<
     }
 }
 
-fn skip_reason(s: &Skip) -> &'static str {
+pub(crate) fn skip_reason(s: &Skip) -> &'static str {
     match s {
         Skip::AlreadyCurrent => "already current",
         Skip::NotWrappedBySelected => "not wrapped by --only-key",

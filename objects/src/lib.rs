@@ -423,7 +423,10 @@ impl ObjectRotator {
         let mut writer = PartWriter::new(upload, self.part_size, HEAD_KEEP);
         let result = self.rotator.rotate_async(reader, &mut writer).await;
         let checked = match result {
-            Ok(Outcome::Rotated(_)) => self.check_streamed(store, meta, &writer).await,
+            Ok(Outcome::Rotated(_)) => {
+                let head = writer.head().to_vec();
+                self.check_streamed(store, meta, &head).await
+            }
             Ok(_) => Err(changed(key)),
             Err(e) => Err(from_kmseal(key, e)),
         };
@@ -442,13 +445,13 @@ impl ObjectRotator {
         &self,
         store: &dyn ObjectStore,
         meta: &ObjectMeta,
-        writer: &PartWriter,
+        head: &[u8],
     ) -> Result<(), Error> {
         let key = &meta.location;
         let (header, _) = self
             .rotator
             .decryptor()
-            .parse_header(writer.head())
+            .parse_header(head)
             .map_err(|e| from_kmseal(key, e))?;
         self.rotator
             .verify_header(&header)

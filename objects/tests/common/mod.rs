@@ -242,3 +242,65 @@ impl ObjectStore for Hooked {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// moto's S3 started by `scripts/test` (`KMSEAL_TEST_S3_ENDPOINT`). Without it the S3 tests
+/// fail: they never skip.
+pub(crate) fn s3_endpoint() -> String {
+    std::env::var("KMSEAL_TEST_S3_ENDPOINT")
+        .expect("KMSEAL_TEST_S3_ENDPOINT is not set: run scripts/test, which starts moto")
+}
+
+/// A fresh bucket on moto (created with a plain `PUT /bucket`: moto checks no signature)
+/// and a store on it that writes with `If-Match`, under the prefix `data`.
+pub(crate) fn moto_bucket(name: &str) -> Location {
+    use std::io::{Read, Write};
+    let endpoint = s3_endpoint();
+    let addr = endpoint.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("moto (S3) must be reachable");
+    write!(
+        conn,
+        "PUT /{name} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "creating bucket {name}: {reply}"
+    );
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(name)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+        .build()
+        .unwrap();
+    Location {
+        store: Arc::new(store),
+        prefix: Path::from("data"),
+    }
+}
+
+/// A bucket name unique to this process and `tag`.
+pub(crate) fn bucket_name(tag: &str) -> String {
+    format!("kmseal-{tag}-{}", std::process::id())
+}
+
+/// One large object (past an 8 MiB single-PUT limit: three 5 MiB parts on S3).
+pub(crate) async fn seed_large(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    kek: &Arc<LocalKek>,
+) -> (Path, Vec<u8>) {
+    let pt = pattern((12 << 20) + 3, 77);
+    let msg = Encryptor::new(kek.clone() as Arc<dyn Kek>)
+        .encrypt(&pt)
+        .await
+        .unwrap();
+    let key = prefix.clone().join("large.kmseal");
+    store.put(&key, PutPayload::from(msg)).await.unwrap();
+    (key, pt)
+}

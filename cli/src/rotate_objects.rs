@@ -1,0 +1,140 @@
+//! `kmseal rewrap|rotate s3://bucket/prefix/ …`: rotation of the kmseal messages in an object
+//! store (kmseal-objects), one shard of the listing per worker.
+
+use std::io::{self, Write};
+
+use kmseal::rotate::{Outcome, Rotator};
+use kmseal_objects::{ObjectRotator, Report, Shard};
+
+use crate::rotate::{RotateArgs, json_string, skip_reason};
+use crate::{Failure, exit, usage};
+
+pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
+    let shard = args.shard.unwrap_or_else(Shard::all);
+    let objects = ObjectRotator::new(rotator)
+        .shard(shard)
+        .jobs(args.jobs)
+        .max_single_put(args.max_single_put);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let quiet = args.quiet || args.json || crate::progress::quiet();
+    let mut total = Report::default();
+    for url in &args.paths {
+        let url = url
+            .to_str()
+            .ok_or_else(|| usage("an object-store URL must be UTF-8"))?;
+        let location = kmseal_objects::open_url(url).map_err(|e| usage(e.to_string()))?;
+        let bar = crate::progress::files(if args.dry_run { "checking" } else { "rotating" });
+        let report = runtime
+            .block_on(objects.rotate_prefix(&location, |key, r| {
+                bar.inc(1);
+                if quiet {
+                    return;
+                }
+                let line = match r {
+                    Ok(Outcome::Rotated(())) => "rotated".to_owned(),
+                    Ok(Outcome::WouldRotate) => "would rotate".to_owned(),
+                    Ok(Outcome::Skipped(s)) => format!("skipped ({})", skip_reason(s)),
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                if bar.is_hidden() {
+                    let _ = writeln!(io::stderr(), "{key}: {line}");
+                } else {
+                    bar.println(format!("{key}: {line}"));
+                }
+            }))
+            .map_err(|e| Failure {
+                code: exit::OTHER,
+                message: format!("listing {url}: {e}"),
+            })?;
+        bar.finish_and_clear();
+        total.listed += report.listed;
+        total.rotated.extend(report.rotated);
+        total.already_current.extend(report.already_current);
+        total.skipped.extend(report.skipped);
+        total.failed.extend(report.failed);
+        total.bytes_read += report.bytes_read;
+        total.bytes_written += report.bytes_written;
+    }
+    if args.json {
+        let mut out = io::stdout().lock();
+        out.write_all(json_report(&total, shard, args.dry_run).as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    if !crate::progress::quiet() {
+        let verb = if args.dry_run {
+            "would rotate"
+        } else {
+            "rotated"
+        };
+        let _ = writeln!(
+            io::stderr(),
+            "kmseal: shard {shard}: {} objects; {verb} {}, already current {}, skipped {}, \
+             failed {}",
+            total.listed,
+            total.rotated.len(),
+            total.already_current.len(),
+            total.skipped.len(),
+            total.failed.len()
+        );
+    }
+    if total.failed.is_empty() {
+        return Ok(());
+    }
+    let all_changed = total.failed.iter().all(|(_, e)| e.is_changed());
+    Err(Failure {
+        code: if all_changed {
+            exit::CHANGED
+        } else {
+            exit::OTHER
+        },
+        message: format!(
+            "{} object(s) could not be rotated and were left as they were; rerun to retry",
+            total.failed.len()
+        ),
+    })
+}
+
+fn json_report(r: &Report, shard: Shard, dry_run: bool) -> String {
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|k| json_string(k))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let skipped = r
+        .skipped
+        .iter()
+        .map(|(k, s)| {
+            format!(
+                r#"{{"key":{},"reason":{}}}"#,
+                json_string(k),
+                json_string(skip_reason(s))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let failed = r
+        .failed
+        .iter()
+        .map(|(k, e)| {
+            format!(
+                r#"{{"key":{},"changed":{},"error":{}}}"#,
+                json_string(k),
+                e.is_changed(),
+                json_string(&e.to_string())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        r#"{{"shard":"{shard}","dry_run":{dry_run},"listed":{},"rotated":[{}],"already_current":[{}],"skipped":[{skipped}],"failed":[{failed}],"bytes_read":{},"bytes_written":{}}}"#,
+        r.listed,
+        list(&r.rotated),
+        list(&r.already_current),
+        r.bytes_read,
+        r.bytes_written
+    )
+}
