@@ -5,9 +5,12 @@
 //!
 //! Each adapter owns a blocking stream over an in-memory buffer of ciphertext (not secret) and
 //! moves bytes between that buffer and the async writer or reader it wraps. Sealing or opening
-//! a batch of at least [`OFFLOAD_MIN`] bytes runs on tokio's blocking pool (and from there on
-//! the frame workers), so a 8 MiB batch never stalls an executor thread; smaller ones run in
-//! place. Plaintext the writer accepts waits in locked memory, as in the blocking writer.
+//! a batch of at least [`OFFLOAD_MIN`] bytes never stalls the executor: on a multi-thread
+//! runtime it runs under `block_in_place` (the worker's other tasks move to another worker;
+//! the caller's bytes are used where they are), on a current-thread runtime on the blocking
+//! pool (the plaintext copied into locked memory first); from there the frame workers take
+//! it, as in the blocking streams. Smaller batches run in place. Plaintext the writer holds
+//! waits in locked memory, as in the blocking writer.
 
 use std::future::Future;
 use std::io;
@@ -22,9 +25,10 @@ use crate::error::Error;
 use crate::secret::SecretBytes;
 use crate::stream::{DecryptReader, EncryptWriter, to_io};
 
-/// Batches of at least this many bytes are sealed or opened on tokio's blocking pool; smaller
-/// ones on the calling task (about 30 µs of AES-GCM on one core, below what a blocking-pool
-/// hand-off is worth).
+/// Batches of at least this many bytes are sealed or opened off the executor: under
+/// `block_in_place` on a multi-thread runtime (no copy), on the blocking pool on a
+/// current-thread runtime (the plaintext copied into locked memory first). Smaller ones run on
+/// the calling task (about 30 µs of AES-GCM on one core, below what a hand-off is worth).
 pub const OFFLOAD_MIN: usize = 128 << 10;
 
 /// Most plaintext an [`AsyncEncryptWriter`] accepts from one `poll_write`: the caller's bytes
@@ -51,9 +55,25 @@ fn poll_task<T>(cx: &mut Context<'_>, task: &mut JoinHandle<T>) -> Poll<io::Resu
     Pin::new(task).poll(cx).map_err(join_error)
 }
 
-/// The runtime to offload to, when this task runs inside one.
-fn runtime() -> Option<tokio::runtime::Handle> {
-    tokio::runtime::Handle::try_current().ok()
+/// Where a large batch runs.
+enum Offload {
+    /// A multi-thread runtime: on this thread, after `block_in_place` hands the executor's
+    /// other tasks to another worker (no copy of the caller's bytes).
+    InPlace,
+    /// A current-thread runtime (which cannot do that): on the blocking pool, with a copy.
+    Pool(tokio::runtime::Handle),
+    /// No runtime: in place.
+    None,
+}
+
+fn offload() -> Offload {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            Offload::InPlace
+        }
+        Ok(h) => Offload::Pool(h),
+        Err(_) => Offload::None,
+    }
 }
 
 type Sealer = Box<EncryptWriter<Vec<u8>>>;
@@ -61,8 +81,9 @@ type Sealer = Box<EncryptWriter<Vec<u8>>>;
 enum WriteState {
     /// The blocking writer, ready for the next write.
     Ready(Sealer),
-    /// A large write being sealed on the blocking pool (the plaintext copy goes with it).
-    Sealing(JoinHandle<(Sealer, io::Result<()>)>),
+    /// A large write being sealed on the blocking pool (the plaintext copy goes with it, and
+    /// comes back wiped for the next one).
+    Sealing(JoinHandle<(Sealer, SecretBytes, io::Result<()>)>),
     /// The final frame being sealed on the blocking pool.
     Finishing(JoinHandle<Result<Vec<u8>, Error>>),
     /// Finished: everything is sealed (and waits in `out` until written).
@@ -77,10 +98,9 @@ enum WriteState {
 /// truncated, and decryption says so. The output is byte for byte what the blocking
 /// [`EncryptWriter`] writes for the same header and keys.
 ///
-/// A write is accepted once its plaintext is in locked memory (up to 8 MiB per call); it is
-/// sealed in place, or on the blocking pool when it completes a batch of
-/// [`OFFLOAD_MIN`] bytes or more, and its ciphertext reaches the inner writer during the next
-/// write, flush or shutdown. An error (the inner writer's included) poisons the writer:
+/// A write that completes a batch of [`OFFLOAD_MIN`] bytes or more is sealed off the executor
+/// (see [`OFFLOAD_MIN`]); its ciphertext reaches the inner writer during the
+/// next write, flush or shutdown. An error (the inner writer's included) poisons the writer:
 /// every later call fails, and the partial output must be discarded.
 ///
 /// ```
@@ -115,6 +135,8 @@ pub struct AsyncEncryptWriter<W> {
     out_pos: usize,
     /// Whether the inner writer was shut down.
     closed: bool,
+    /// The locked buffer large writes are copied into, between uses (empty).
+    spare: Option<SecretBytes>,
 }
 
 impl<W> std::fmt::Debug for AsyncEncryptWriter<W> {
@@ -141,6 +163,7 @@ impl<W: AsyncWrite + Unpin> AsyncEncryptWriter<W> {
             out: Vec::new(),
             out_pos: 0,
             closed: false,
+            spare: None,
         };
         w.take_sealed(); // the header
         w
@@ -199,11 +222,12 @@ impl<W: AsyncWrite + Unpin> AsyncEncryptWriter<W> {
             }
             match &mut self.state {
                 WriteState::Sealing(task) => {
-                    let (w, result) = match ready!(poll_task(cx, task)) {
+                    let (w, spare, result) = match ready!(poll_task(cx, task)) {
                         Ok(done) => done,
                         Err(e) => return self.poison(e),
                     };
                     self.state = WriteState::Ready(w);
+                    self.spare = Some(spare);
                     if let Err(e) = result {
                         return self.poison(e);
                     }
@@ -243,10 +267,18 @@ impl<W: AsyncWrite + Unpin> AsyncEncryptWriter<W> {
                 self.state = WriteState::Finished;
                 return Poll::Ready(Ok(()));
             };
-            match runtime() {
-                Some(rt) if w.buffered() >= OFFLOAD_MIN => {
+            let large = w.buffered() >= OFFLOAD_MIN;
+            match offload() {
+                Offload::Pool(rt) if large => {
                     self.state = WriteState::Finishing(rt.spawn_blocking(move || w.finish()));
                 }
+                Offload::InPlace if large => match tokio::task::block_in_place(|| w.finish()) {
+                    Ok(sealed) => {
+                        self.state = WriteState::Finished;
+                        self.out.extend_from_slice(&sealed);
+                    }
+                    Err(e) => return self.poison(to_io(e)),
+                },
                 _ => match w.finish() {
                     Ok(sealed) => {
                         self.state = WriteState::Finished;
@@ -275,14 +307,27 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncEncryptWriter<W> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        match runtime() {
-            Some(rt) if w.seal_cost(data.len()) >= OFFLOAD_MIN => {
+        let large = w.seal_cost(data.len()) >= OFFLOAD_MIN;
+        match offload() {
+            Offload::InPlace if large => {
+                match tokio::task::block_in_place(|| io::Write::write(&mut **w, data)) {
+                    Ok(n) => {
+                        this.take_sealed();
+                        Poll::Ready(Ok(n))
+                    }
+                    Err(e) => this.poison(e),
+                }
+            }
+            Offload::Pool(rt) if large => {
                 // The plaintext goes to the blocking pool in locked memory; the sealed frames
                 // come back with the writer and are written by the next call.
                 let n = data.len().min(MAX_ACCEPT);
-                let mut copy = match SecretBytes::with_capacity_and_policy(n, w.lock_policy()) {
-                    Ok(c) => c,
-                    Err(e) => return this.poison(to_io(e)),
+                let mut copy = match this.spare.take() {
+                    Some(spare) => spare,
+                    None => match SecretBytes::with_capacity_and_policy(n, w.lock_policy()) {
+                        Ok(c) => c,
+                        Err(e) => return this.poison(to_io(e)),
+                    },
                 };
                 if let Err(e) = copy.extend_from_slice(&data[..n]) {
                     return this.poison(to_io(e));
@@ -294,8 +339,8 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncEncryptWriter<W> {
                 };
                 this.state = WriteState::Sealing(rt.spawn_blocking(move || {
                     let result = io::Write::write_all(&mut *w, copy.expose_secret());
-                    drop(copy);
-                    (w, result)
+                    copy.clear(); // wiped here, off the executor
+                    (w, copy, result)
                 }));
                 Poll::Ready(Ok(n))
             }
@@ -333,20 +378,47 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncEncryptWriter<W> {
 /// The ciphertext an [`AsyncDecryptReader`] has read from its source and not yet handed to
 /// its blocking reader: a `Read` that ends only where the source ended.
 pub(crate) struct Feed {
+    /// Storage, initialised once and reused: `buf[pos..end]` is unread.
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
     /// The source has ended: an empty feed is the end of the message.
     eof: bool,
 }
 
 impl Feed {
+    fn new() -> Feed {
+        Feed {
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
     fn available(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end - self.pos
     }
 
     /// The bytes read past the header, not yet consumed.
     pub(crate) fn remaining(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Room for at least `more` bytes after `end`: unread bytes move to the front when that
+    /// makes room, the storage grows only when it must (and is never zeroed again).
+    fn reserve(&mut self, more: usize) {
+        if self.buf.len() - self.end >= more {
+            return;
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.buf.len() - self.end < more {
+            self.buf.resize(self.end + more, 0);
+        }
     }
 }
 
@@ -360,6 +432,9 @@ impl io::Read for Feed {
         }
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
+        if self.pos == self.end {
+            (self.pos, self.end) = (0, 0);
+        }
         Ok(n)
     }
 }
@@ -377,7 +452,7 @@ enum ReadState {
 /// the blocking [`DecryptReader`] it drives (the same frames, the same errors: a tampered
 /// frame, a truncated stream, a bad signature). Ciphertext is read ahead from the source up
 /// to one batch (at most about 8 MiB); batches of [`OFFLOAD_MIN`] bytes or more are verified
-/// on the blocking pool. Errors are `io::Error`s of kind `InvalidData` wrapping a
+/// off the executor. Errors are `io::Error`s of kind `InvalidData` wrapping a
 /// [`kmseal::Error`](crate::Error); after one, every read fails.
 pub struct AsyncDecryptReader<R> {
     inner: R,
@@ -416,18 +491,13 @@ fn poll_fill<R: AsyncRead + Unpin>(
     want: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    if feed.pos > 0 && feed.pos >= feed.buf.len() / 2 {
-        feed.buf.drain(..feed.pos);
-        feed.pos = 0;
-    }
     while !feed.eof && feed.available() < want {
-        let len = feed.buf.len();
-        let room = (want - feed.available()).max(READ_CHUNK);
-        feed.buf.resize(len + room, 0);
-        let mut rb = ReadBuf::new(&mut feed.buf[len..]);
+        feed.reserve((want - feed.available()).max(READ_CHUNK));
+        let end = feed.end;
+        let mut rb = ReadBuf::new(&mut feed.buf[end..]);
         let polled = Pin::new(&mut *inner).poll_read(cx, &mut rb);
         let got = rb.filled().len();
-        feed.buf.truncate(len + got);
+        feed.end += got;
         match polled {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -468,14 +538,21 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncDecryptReader<R> {
                     if buf.remaining() == 0 {
                         return Poll::Ready(Ok(()));
                     }
-                    let want = r.input_wanted();
+                    // A large batch runs in place (multi-thread runtime), straight into the
+                    // caller's buffer, or on the blocking pool (current-thread runtime) into
+                    // the reader's locked buffer; a small one in place.
+                    let mode = offload();
+                    let out_len = match mode {
+                        Offload::Pool(_) => None,
+                        _ => Some(buf.remaining()),
+                    };
+                    let want = r.input_wanted(out_len);
+                    let large = want >= OFFLOAD_MIN;
                     if want > 0 {
                         if let Err(e) = ready!(poll_fill(&mut this.inner, r.get_mut(), want, cx)) {
                             return this.fail(e);
                         }
-                        if let Some(rt) = runtime()
-                            && want >= OFFLOAD_MIN
-                        {
+                        if let (Offload::Pool(rt), true) = (&mode, large) {
                             let ReadState::Ready(mut r) =
                                 std::mem::replace(&mut this.state, ReadState::Failed)
                             else {
@@ -489,7 +566,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncDecryptReader<R> {
                         }
                     }
                     let dst = buf.initialize_unfilled();
-                    return match io::Read::read(&mut **r, dst) {
+                    let read = if let (Offload::InPlace, true) = (&mode, large) {
+                        tokio::task::block_in_place(|| io::Read::read(&mut **r, dst))
+                    } else {
+                        io::Read::read(&mut **r, dst)
+                    };
+                    return match read {
                         Ok(n) => {
                             buf.advance(n);
                             Poll::Ready(Ok(()))
@@ -532,18 +614,14 @@ impl Decryptor {
         &self,
         reader: &mut R,
     ) -> Result<(crate::format::Header, Feed), Error> {
-        let mut feed = Feed {
-            buf: Vec::new(),
-            pos: 0,
-            eof: false,
-        };
+        let mut feed = Feed::new();
         let limit = self.configured_limits().max_header_bytes;
         let mut want = 4096usize;
         loop {
             std::future::poll_fn(|cx| poll_fill(reader, &mut feed, want, cx)).await?;
-            match self.parse_header(&feed.buf) {
+            match self.parse_header(feed.remaining()) {
                 Ok((header, rest)) => {
-                    feed.pos = feed.buf.len() - rest.len();
+                    feed.pos = feed.end - rest.len();
                     return Ok((header, feed));
                 }
                 Err(Error::Truncated(_)) if !feed.eof && want <= limit => {

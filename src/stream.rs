@@ -1,6 +1,8 @@
 //! Streaming `Write` / `Read` adapters over the frame layer (`frame.rs`): an
 //! [`EncryptWriter`] that seals frames as they fill, a [`DecryptReader`] that releases only
 //! verified frames, and [`copy_locked`] to move plaintext between them through locked memory.
+//! With the `tokio` feature, `AsyncEncryptWriter` and `AsyncDecryptReader` drive them from
+//! tokio's `AsyncWrite` / `AsyncRead`.
 
 use std::io::{self, Read, Write};
 
@@ -571,22 +573,28 @@ impl<R: Read> DecryptReader<R> {
         self.pos == self.end && self.pending.is_none() && self.state == ReadState::Frames
     }
 
-    /// The most input bytes the next read can consume (0 when it consumes none). The async
-    /// reader buffers this much (or the input's end) before each read, so the read never
-    /// mistakes a slow source for the end of the message.
+    /// The most input bytes the next read can consume (0 when it consumes none): into a
+    /// buffer of `out_len` bytes, or into the locked buffer when `None`
+    /// ([`prefetch`](Self::prefetch)). The async reader buffers this much (or the input's
+    /// end) before each read, so the read never mistakes a slow source for the end of the
+    /// message.
     #[cfg(feature = "tokio")]
-    pub(crate) fn input_wanted(&self) -> usize {
+    pub(crate) fn input_wanted(&self, out_len: Option<usize>) -> usize {
         if !self.needs_input() {
             return 0;
         }
-        let full = self.frames.frame_size() + TAG_LEN;
+        let fs = self.frames.frame_size();
         let batch = self.next_batch_frames();
+        let frames = match out_len {
+            Some(len) if len >= fs => (len / fs).clamp(1, batch),
+            _ => batch,
+        };
         let trailer = if self.signed.is_some() {
             TRAILER_LEN
         } else {
             0
         };
-        batch * full + trailer
+        frames * (fs + TAG_LEN) + trailer
     }
 
     /// Frames the next batch holds at most (before the room in the caller's buffer).

@@ -1,6 +1,7 @@
-//! One-shot, streaming and random-access decryption of arbitrary bytes never panics and never
-//! succeeds for input that was not produced by the encryptor (with overwhelming probability);
-//! a range that opens equals those bytes of the whole plaintext.
+//! One-shot, streaming (blocking and tokio) and random-access decryption of arbitrary bytes
+//! never panics and never succeeds for input that was not produced by the encryptor (with
+//! overwhelming probability); the streams agree with the one-shot result, and a range that
+//! opens equals those bytes of the whole plaintext.
 #![no_main]
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
@@ -19,6 +20,30 @@ fn decryptor() -> &'static Decryptor {
     })
 }
 
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap())
+}
+
+/// An `AsyncRead` over `data`, `step` bytes at a time.
+struct Pieces<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl tokio::io::AsyncRead for Pieces<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.step.min(self.data.len()).min(buf.remaining());
+        buf.put_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let one_shot = decryptor().decrypt_blocking(data);
     if let Ok(mut r) = decryptor().reader_blocking(data) {
@@ -28,6 +53,30 @@ fuzz_target!(|data: &[u8]| {
             assert!(streamed.is_ok());
             assert_eq!(pt.expose_secret(), &out[..]);
         }
+    }
+    // The tokio reader, fed in pieces of a size picked from the input: it releases only
+    // verified bytes, so it succeeds exactly when the one-shot decryption does, with the
+    // same plaintext.
+    let step = 1 + data.len() % 61;
+    let streamed = runtime().block_on(async {
+        use tokio::io::AsyncReadExt;
+        let source = Pieces { data, step };
+        let mut r = decryptor().async_reader(source).await?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 777];
+        loop {
+            let n = r.read(&mut buf).await.map_err(kmseal::Error::Io)?;
+            if n == 0 {
+                return Ok::<_, kmseal::Error>(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    });
+    match (&one_shot, &streamed) {
+        (Ok(pt), Ok(out)) => assert_eq!(pt.expose_secret(), &out[..]),
+        (Err(_), Err(_)) => {}
+        (Ok(_), Err(e)) => panic!("the async reader refused what decrypt opened: {e}"),
+        (Err(e), Ok(_)) => panic!("the async reader opened what decrypt refused: {e}"),
     }
     // A range picked from the input's own length, so seeds reach every frame.
     let n = data.len() as u64;
