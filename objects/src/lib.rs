@@ -369,7 +369,8 @@ impl ObjectRotator {
         Ok((Outcome::Rotated(()), moved))
     }
 
-    /// In memory: read whole, rotate, decrypt completely with the target, conditional `PUT`.
+    /// In memory: read the rest after the header read, rotate, decrypt completely with the
+    /// target, conditional `PUT`.
     async fn rotate_whole(
         &self,
         store: &dyn ObjectStore,
@@ -378,17 +379,18 @@ impl ObjectRotator {
         moved: &mut Moved,
     ) -> Result<(), Error> {
         let key = &meta.location;
-        let whole = if prefix.len() as u64 == meta.size {
-            prefix
-        } else {
-            let len = usize::try_from(meta.size)
+        // The rest of the object after the header read (none when it covered it all).
+        let mut whole = prefix;
+        let rest = meta.size.saturating_sub(whole.len() as u64);
+        if rest > 0 {
+            let len = usize::try_from(rest)
                 .map_err(|_| Error::Url("an object larger than memory".into()))?;
-            let whole = ranged(store, meta, 0, len)
+            let tail = ranged(store, meta, whole.len() as u64, len)
                 .await
                 .map_err(|e| from_kmseal(key, e.into()))?;
-            moved.read += whole.len() as u64;
-            whole
-        };
+            moved.read += tail.len() as u64;
+            whole.extend_from_slice(&tail);
+        }
         let rotated = match self.rotator.rotate_message(&whole).await {
             Ok(Outcome::Rotated(m)) => m,
             // Selected from the same bytes a moment ago: the object changed in between.
