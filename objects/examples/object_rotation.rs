@@ -8,7 +8,12 @@
 //! `cargo run --release -p kmseal-objects --example object_rotation -- [ROUNDS]`
 
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -36,14 +41,22 @@ async fn main() {
         "| object size | mode | GETs / object | PUTs / object | multipart uploads / object | HEADs / object | bytes read / object size | bytes written / object size | ms / object |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (size, count) in [(4usize << 10, 40usize), (1 << 20, 16), (12 << 20, 4), (64 << 20, 2)] {
+    for (size, count) in [
+        (4usize << 10, 40usize),
+        (1 << 20, 16),
+        (12 << 20, 4),
+        (64 << 20, 2),
+    ] {
         let bucket = moto_bucket(&bucket_name(&format!("bench{size}")));
         let store = Hooked::new(bucket.store.clone());
         let loc = store.location(&bucket.prefix);
         let pt = pattern(size, 1);
         let mut stored = 0usize;
         for i in 0..count {
-            let msg = Encryptor::new(a.clone() as Arc<dyn Kek>).encrypt(&pt).await.unwrap();
+            let msg = Encryptor::new(a.clone() as Arc<dyn Kek>)
+                .encrypt(&pt)
+                .await
+                .unwrap();
             stored = msg.len();
             let key = bucket.prefix.clone().join(format!("o{i}.kmseal"));
             store.inner.put(&key, PutPayload::from(msg)).await.unwrap();
@@ -68,7 +81,10 @@ async fn main() {
                     store.heads_and_lists.load(Ordering::Relaxed),
                 ];
                 let t = Instant::now();
-                let report = ObjectRotator::new(rot).rotate_prefix(&loc, |_, _| {}).await.unwrap();
+                let report = ObjectRotator::new(rot)
+                    .rotate_prefix(&loc, |_, _| {})
+                    .await
+                    .unwrap();
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 assert_eq!(report.rotated.len(), count, "{mode}: {:?}", report.failed);
                 let n = count as f64;
@@ -93,7 +109,11 @@ async fn main() {
             let col = |i: usize| median(stats[m].iter().map(|s| s[i]).collect());
             println!(
                 "| {} | {mode} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |",
-                if size >= 1 << 20 { format!("{} MiB", size >> 20) } else { format!("{} KiB", size >> 10) },
+                if size >= 1 << 20 {
+                    format!("{} MiB", size >> 20)
+                } else {
+                    format!("{} KiB", size >> 10)
+                },
                 col(0),
                 col(1),
                 col(2),
@@ -119,7 +139,11 @@ async fn main() {
         let n = count as f64;
         println!(
             "| {} | rerun, already current | {:.1} | 0.0 | 0.0 | 0.0 | {:.4} | 0.00 | {:.2} |",
-            if size >= 1 << 20 { format!("{} MiB", size >> 20) } else { format!("{} KiB", size >> 10) },
+            if size >= 1 << 20 {
+                format!("{} MiB", size >> 20)
+            } else {
+                format!("{} KiB", size >> 10)
+            },
             (store.gets.load(Ordering::Relaxed) - gets) as f64 / n,
             report.bytes_read as f64 / (stored * count) as f64,
             ms / n

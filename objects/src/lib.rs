@@ -68,8 +68,8 @@ use futures_util::TryStreamExt;
 use kmseal::rotate::{Outcome, Rotator, Skip};
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    UpdateVersion,
+    Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, UpdateVersion,
 };
 use sha2::{Digest, Sha256};
 
@@ -345,7 +345,8 @@ impl ObjectRotator {
             return Ok((Outcome::Skipped(Skip::TooRecent), moved));
         }
         let dec = self.rotator.decryptor();
-        let fetch = |offset: u64, len: usize| ranged(store, meta, offset, len);
+        let seen = SeenAttributes::default();
+        let fetch = |offset: u64, len: usize| ranged(store, meta, offset, len, &seen);
         let (header, _, prefix) = match dec.fetch_header(meta.size, fetch).await {
             Ok(found) => found,
             Err(kmseal::Error::NotKmseal) => {
@@ -361,7 +362,8 @@ impl ObjectRotator {
             return Ok((Outcome::WouldRotate, moved));
         }
         if meta.size <= self.max_single_put {
-            self.rotate_whole(store, meta, prefix, &mut moved).await?;
+            self.rotate_whole(store, meta, prefix, &seen, &mut moved)
+                .await?;
         } else {
             self.rotate_streamed(store, meta, &mut moved).await?;
         }
@@ -376,6 +378,7 @@ impl ObjectRotator {
         store: &dyn ObjectStore,
         meta: &ObjectMeta,
         prefix: Vec<u8>,
+        seen: &SeenAttributes,
         moved: &mut Moved,
     ) -> Result<(), Error> {
         let key = &meta.location;
@@ -385,7 +388,7 @@ impl ObjectRotator {
         if rest > 0 {
             let len = usize::try_from(rest)
                 .map_err(|_| Error::Url("an object larger than memory".into()))?;
-            let tail = ranged(store, meta, whole.len() as u64, len)
+            let tail = ranged(store, meta, whole.len() as u64, len, seen)
                 .await
                 .map_err(|e| from_kmseal(key, e.into()))?;
             moved.read += tail.len() as u64;
@@ -402,7 +405,12 @@ impl ObjectRotator {
             .await
             .map_err(|e| from_kmseal(key, e))?;
         moved.written += rotated.len() as u64;
-        put_if_unchanged(store, meta, PutPayload::from(rotated)).await
+        let attributes = seen
+            .lock()
+            .ok()
+            .and_then(|mut a| a.take())
+            .unwrap_or_default();
+        put_if_unchanged(store, meta, PutPayload::from(rotated), attributes).await
     }
 
     /// Streaming: the object's bytes (read with `If-Match`) through
@@ -419,9 +427,13 @@ impl ObjectRotator {
             .get_opts(key, get_options(meta, None))
             .await
             .map_err(|e| store_error(key, e))?;
+        let options = PutMultipartOptions {
+            attributes: got.attributes.clone(),
+            ..PutMultipartOptions::default()
+        };
         let stream = got.into_stream().map_err(std::io::Error::other);
         let reader = tokio_util::io::StreamReader::new(stream);
-        let upload = store.put_multipart(key).await?;
+        let upload = store.put_multipart_opts(key, options).await?;
         let mut writer = PartWriter::new(upload, self.part_size, HEAD_KEEP);
         let result = self.rotator.rotate_async(reader, &mut writer).await;
         let checked = match result {
@@ -480,11 +492,16 @@ fn get_options(meta: &ObjectMeta, range: Option<GetRange>) -> GetOptions {
 }
 
 /// Exactly `len` bytes at `offset` of the listed version of the object.
+/// The object's attributes (content type, cache control, user metadata) as a read returned
+/// them: the rotated object is written with the same.
+type SeenAttributes = Arc<std::sync::Mutex<Option<Attributes>>>;
+
 async fn ranged(
     store: &dyn ObjectStore,
     meta: &ObjectMeta,
     offset: u64,
     len: usize,
+    seen: &SeenAttributes,
 ) -> std::io::Result<Vec<u8>> {
     if len == 0 {
         return Ok(Vec::new());
@@ -494,6 +511,9 @@ async fn ranged(
         .get_opts(&meta.location, get_options(meta, Some(range)))
         .await
         .map_err(std::io::Error::other)?;
+    if let Ok(mut slot) = seen.lock() {
+        slot.get_or_insert_with(|| got.attributes.clone());
+    }
     let bytes = got.bytes().await.map_err(std::io::Error::other)?;
     Ok(bytes.to_vec())
 }
@@ -541,21 +561,24 @@ async fn put_if_unchanged(
     store: &dyn ObjectStore,
     meta: &ObjectMeta,
     payload: PutPayload,
+    attributes: Attributes,
 ) -> Result<(), Error> {
     let key = &meta.location;
+    let options = |mode| PutOptions {
+        mode,
+        attributes: attributes.clone(),
+        ..PutOptions::default()
+    };
     let update = PutMode::Update(UpdateVersion {
         e_tag: meta.e_tag.clone(),
         version: meta.version.clone(),
     });
-    match store
-        .put_opts(key, payload.clone(), PutOptions::from(update))
-        .await
-    {
+    match store.put_opts(key, payload.clone(), options(update)).await {
         Ok(_) => Ok(()),
         Err(object_store::Error::NotImplemented { .. }) => {
             ensure_unchanged(store, meta).await?;
             store
-                .put_opts(key, payload, PutOptions::from(PutMode::Overwrite))
+                .put_opts(key, payload, options(PutMode::Overwrite))
                 .await
                 .map(drop)
                 .map_err(|e| store_error(key, e))

@@ -393,3 +393,23 @@ async fn the_local_filesystem_rotates_through_the_same_path() {
     let _ = Location::clone(&loc);
     let _ = Outcome::<()>::WouldRotate;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_type_and_user_metadata_survive_rotation() {
+    let (old, new) = (local(), local());
+    let (store, prefix) = memory();
+    let rot = small_limits(Rotator::rewrap(
+        Decryptor::new(old.clone() as Arc<dyn Kek>),
+        vec![new.clone() as Arc<dyn Kek>],
+    ));
+    attributes_survive(
+        store.as_ref(),
+        &prefix,
+        &rot,
+        &store.location(&prefix),
+        &old,
+        &new,
+        [1000, 300_000],
+    )
+    .await;
+}

@@ -160,3 +160,23 @@ async fn sharded_workers_on_s3_cover_the_bucket_exactly_once() {
     );
     all_open(bucket.store.as_ref(), &objects, &new).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_type_and_user_metadata_survive_rotation_on_s3() {
+    let (old, new) = (local(), local());
+    let bucket = moto_bucket(&bucket_name("attrs"));
+    let rot = s3_limits(Rotator::reencrypt(
+        Decryptor::new(old.clone() as Arc<dyn Kek>),
+        vec![new.clone() as Arc<dyn Kek>],
+    ));
+    attributes_survive(
+        bucket.store.as_ref(),
+        &bucket.prefix,
+        &rot,
+        &bucket,
+        &old,
+        &new,
+        [1000, (9 << 20) + 1],
+    )
+    .await;
+}

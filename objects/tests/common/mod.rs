@@ -304,3 +304,60 @@ pub(crate) async fn seed_large(
     store.put(&key, PutPayload::from(msg)).await.unwrap();
     (key, pt)
 }
+
+/// Attributes a user set on an object: a content type, cache control and user metadata.
+pub(crate) fn user_attributes() -> object_store::Attributes {
+    use object_store::Attribute;
+    let mut a = object_store::Attributes::new();
+    a.insert(
+        Attribute::ContentType,
+        "application/vnd.example.kmseal".into(),
+    );
+    a.insert(Attribute::CacheControl, "no-store".into());
+    a.insert(Attribute::Metadata("owner".into()), "billing".into());
+    a
+}
+
+/// Rotates `small` and `large` objects written with [`user_attributes`] and checks that the
+/// rotated objects carry them.
+pub(crate) async fn attributes_survive(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    rotator: &kmseal_objects::ObjectRotator,
+    location: &Location,
+    old: &Arc<LocalKek>,
+    new: &Arc<LocalKek>,
+    sizes: [usize; 2],
+) {
+    for (i, size) in sizes.into_iter().enumerate() {
+        let pt = pattern(size, 5);
+        let msg = Encryptor::new(old.clone() as Arc<dyn Kek>)
+            .encrypt(&pt)
+            .await
+            .unwrap();
+        let key = prefix.clone().join(format!("attr{i}.kmseal"));
+        let opts = PutOptions {
+            attributes: user_attributes(),
+            ..PutOptions::default()
+        };
+        store
+            .put_opts(&key, PutPayload::from(msg), opts)
+            .await
+            .unwrap();
+    }
+    let report = rotator.rotate_prefix(location, |_, _| {}).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    for i in 0..2 {
+        let key = prefix.clone().join(format!("attr{i}.kmseal"));
+        let got = store.get(&key).await.unwrap();
+        let attrs = got.attributes.clone();
+        let bytes = got.bytes().await.unwrap();
+        Decryptor::new(new.clone() as Arc<dyn Kek>)
+            .decrypt(&bytes)
+            .await
+            .unwrap();
+        for (k, v) in user_attributes().iter() {
+            assert_eq!(attrs.get(k), Some(v), "{key}: {k:?} kept");
+        }
+    }
+}
