@@ -241,12 +241,6 @@ impl Rotator {
         &self.open_with
     }
 
-    /// Why a message with this header would be left alone, or `None` if it is to be rotated
-    /// (for callers that read headers on their own, such as object-store rotation).
-    pub fn selects(&self, header: &Header) -> Option<Skip> {
-        self.select(header)
-    }
-
     /// Opens `header` with the first target KEK (commitment and header tag checked): a
     /// rotated header that its new KEK cannot open must never replace the old one.
     pub async fn verify_header(&self, header: &Header) -> Result<(), Error> {
@@ -265,6 +259,26 @@ impl Rotator {
             .first()
             .ok_or_else(|| Error::InvalidArgument("rotation needs at least one target KEK"))?;
         Ok(Decryptor::new(first.clone()).limits(*self.open_with.configured_limits()))
+    }
+
+    fn need_targets(&self) -> Result<(), Error> {
+        if self.target.is_empty() {
+            return Err(Error::InvalidArgument(
+                "rotation needs at least one target KEK",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What every rotation decides from the header alone: skipped by the selection (already
+    /// current, not wrapped by [`only_wrapped_by`](Self::only_wrapped_by)), or only reported
+    /// (dry run). `None`: rotate it. For callers that read headers on their own, such as
+    /// object-store rotation.
+    pub fn decide<T>(&self, header: &Header) -> Option<Outcome<T>> {
+        if let Some(skip) = self.select(header) {
+            return Some(Outcome::Skipped(skip));
+        }
+        self.dry_run.then_some(Outcome::WouldRotate)
     }
 
     /// Whether a message with this header is to be rotated.
@@ -302,17 +316,10 @@ impl Rotator {
         mut input: R,
         output: W,
     ) -> Result<Outcome<W>, Error> {
-        if self.target.is_empty() {
-            return Err(Error::InvalidArgument(
-                "rotation needs at least one target KEK",
-            ));
-        }
+        self.need_targets()?;
         let header = self.open_with.read_header(&mut input)?;
-        if let Some(skip) = self.select(&header) {
-            return Ok(Outcome::Skipped(skip));
-        }
-        if self.dry_run {
-            return Ok(Outcome::WouldRotate);
+        if let Some(outcome) = self.decide(&header) {
+            return Ok(outcome);
         }
         let opened = self.open_with.open_header(&header).await?;
         let mut output = output;
@@ -346,17 +353,10 @@ impl Rotator {
         W: tokio::io::AsyncWrite + Unpin,
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        if self.target.is_empty() {
-            return Err(Error::InvalidArgument(
-                "rotation needs at least one target KEK",
-            ));
-        }
+        self.need_targets()?;
         let (header, feed) = self.open_with.read_header_async(&mut input).await?;
-        if let Some(skip) = self.select(&header) {
-            return Ok(Outcome::Skipped(skip));
-        }
-        if self.dry_run {
-            return Ok(Outcome::WouldRotate);
+        if let Some(outcome) = self.decide(&header) {
+            return Ok(outcome);
         }
         let opened = self.open_with.open_header(&header).await?;
         let mut output = output;
@@ -403,18 +403,11 @@ impl Rotator {
                 "only a rewrap rotates a header on its own; re-encryption needs the message",
             ));
         }
-        if self.target.is_empty() {
-            return Err(Error::InvalidArgument(
-                "rotation needs at least one target KEK",
-            ));
-        }
+        self.need_targets()?;
         // Under the decryptor's own limits, as a header read from a message would be.
         self.open_with.parse_header(&header.to_bytes())?;
-        if let Some(skip) = self.select(header) {
-            return Ok(Outcome::Skipped(skip));
-        }
-        if self.dry_run {
-            return Ok(Outcome::WouldRotate);
+        if let Some(outcome) = self.decide(header) {
+            return Ok(outcome);
         }
         let opened = self.open_with.open_header(header).await?;
         Ok(Outcome::Rotated(opened.rewrap(&self.target).await?))
@@ -496,11 +489,8 @@ impl Rotator {
                 Err(e) => return Err(e),
             }
         };
-        if let Some(skip) = self.select(&header) {
-            return Ok(Outcome::Skipped(skip));
-        }
-        if self.dry_run {
-            return Ok(Outcome::WouldRotate);
+        if let Some(outcome) = self.decide(&header) {
+            return Ok(outcome);
         }
         // A temporary file left by an interrupted run is never the real message: remove it
         // (unlink removes a link planted there, never its target).

@@ -225,40 +225,79 @@ pub(crate) fn json_string(s: &str) -> String {
     out
 }
 
-fn json_path(p: &Path) -> String {
-    json_string(&p.to_string_lossy())
-}
-
-fn json_summary(s: &Summary, dry_run: bool) -> String {
-    let list = |v: &[PathBuf]| v.iter().map(|p| json_path(p)).collect::<Vec<_>>().join(",");
-    let skipped = s
-        .skipped
+/// The outcome lists of a rotation summary as JSON members (`"rotated":[…],…`), for files
+/// (`name` "path") and objects ("key"): each item's name, a skip's reason, a failure's error
+/// and whether a rerun is all it takes.
+pub(crate) fn json_outcomes(
+    name: &str,
+    rotated: &[String],
+    already_current: &[String],
+    skipped: &[(String, &Skip)],
+    failed: &[(String, String, bool)],
+) -> String {
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|k| json_string(k))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let skipped = skipped
         .iter()
-        .map(|(p, r)| {
+        .map(|(k, s)| {
             format!(
-                r#"{{"path":{},"reason":{}}}"#,
-                json_path(p),
-                json_string(skip_reason(r))
+                r#"{{"{name}":{},"reason":{}}}"#,
+                json_string(k),
+                json_string(skip_reason(s))
             )
         })
         .collect::<Vec<_>>()
         .join(",");
-    let failed = s
-        .failed
+    let failed = failed
         .iter()
-        .map(|(p, e)| {
+        .map(|(k, e, changed)| {
             format!(
-                r#"{{"path":{},"error":{}}}"#,
-                json_path(p),
-                json_string(&e.to_string())
+                r#"{{"{name}":{},"changed":{changed},"error":{}}}"#,
+                json_string(k),
+                json_string(e)
             )
         })
         .collect::<Vec<_>>()
         .join(",");
     format!(
-        r#"{{"dry_run":{dry_run},"rotated":[{}],"already_current":[{}],"skipped":[{skipped}],"failed":[{failed}]}}"#,
-        list(&s.rotated),
-        list(&s.already_current)
+        r#""rotated":[{}],"already_current":[{}],"skipped":[{skipped}],"failed":[{failed}]"#,
+        list(rotated),
+        list(already_current)
+    )
+}
+
+fn json_summary(s: &Summary, dry_run: bool) -> String {
+    let names = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    let skipped: Vec<_> = s
+        .skipped
+        .iter()
+        .map(|(p, r)| (p.to_string_lossy().into_owned(), r))
+        .collect();
+    let failed: Vec<_> = s
+        .failed
+        .iter()
+        .map(|(p, e)| {
+            let changed = matches!(e, Error::FileChanged { .. });
+            (p.to_string_lossy().into_owned(), e.to_string(), changed)
+        })
+        .collect();
+    format!(
+        r#"{{"dry_run":{dry_run},{}}}"#,
+        json_outcomes(
+            "path",
+            &names(&s.rotated),
+            &names(&s.already_current),
+            &skipped,
+            &failed
+        )
     )
 }
 

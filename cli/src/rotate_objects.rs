@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use kmseal::rotate::{Outcome, Rotator};
 use kmseal_objects::{ObjectRotator, Report, Shard};
 
-use crate::rotate::{RotateArgs, json_string, skip_reason};
+use crate::rotate::{RotateArgs, json_outcomes, skip_reason};
 use crate::{Failure, exit, usage};
 
 pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
@@ -98,42 +98,16 @@ pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
 }
 
 fn json_report(r: &Report, shard: Shard, dry_run: bool) -> String {
-    let list = |v: &[String]| {
-        v.iter()
-            .map(|k| json_string(k))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let skipped = r
-        .skipped
-        .iter()
-        .map(|(k, s)| {
-            format!(
-                r#"{{"key":{},"reason":{}}}"#,
-                json_string(k),
-                json_string(skip_reason(s))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    let failed = r
+    let skipped: Vec<_> = r.skipped.iter().map(|(k, s)| (k.clone(), s)).collect();
+    let failed: Vec<_> = r
         .failed
         .iter()
-        .map(|(k, e)| {
-            format!(
-                r#"{{"key":{},"changed":{},"error":{}}}"#,
-                json_string(k),
-                e.is_changed(),
-                json_string(&e.to_string())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",");
+        .map(|(k, e)| (k.clone(), e.to_string(), e.is_changed()))
+        .collect();
     format!(
-        r#"{{"shard":"{shard}","dry_run":{dry_run},"listed":{},"rotated":[{}],"already_current":[{}],"skipped":[{skipped}],"failed":[{failed}],"bytes_read":{},"bytes_written":{}}}"#,
+        r#"{{"shard":"{shard}","dry_run":{dry_run},"listed":{},{},"bytes_read":{},"bytes_written":{}}}"#,
         r.listed,
-        list(&r.rotated),
-        list(&r.already_current),
+        json_outcomes("key", &r.rotated, &r.already_current, &skipped, &failed),
         r.bytes_read,
         r.bytes_written
     )

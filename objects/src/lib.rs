@@ -355,11 +355,8 @@ impl ObjectRotator {
             Err(e) => return Err(from_kmseal(key, e)),
         };
         moved.read += prefix.len() as u64;
-        if let Some(skip) = self.rotator.selects(&header) {
-            return Ok((Outcome::Skipped(skip), moved));
-        }
-        if self.rotator.is_dry_run() {
-            return Ok((Outcome::WouldRotate, moved));
+        if let Some(outcome) = self.rotator.decide(&header) {
+            return Ok((outcome, moved));
         }
         if meta.size <= self.max_single_put {
             self.rotate_whole(store, meta, prefix, &seen, &mut moved)
