@@ -139,17 +139,7 @@ pub(crate) fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<
             .rotate_tree_blocking(path, args.jobs, |p, r| {
                 bar.inc(1);
                 if !quiet {
-                    let line = match r {
-                        Ok(Outcome::Rotated(())) => "rotated".to_owned(),
-                        Ok(Outcome::WouldRotate) => "would rotate".to_owned(),
-                        Ok(Outcome::Skipped(s)) => format!("skipped ({})", skip_reason(s)),
-                        Err(e) => format!("FAILED: {e}"),
-                    };
-                    if bar.is_hidden() {
-                        let _ = writeln!(io::stderr(), "{}: {line}", p.display());
-                    } else {
-                        bar.println(format!("{}: {line}", p.display()));
-                    }
+                    report_line(&bar, &p.display().to_string(), r);
                 }
             })
             .map_err(Failure::from)?;
@@ -198,6 +188,25 @@ pub(crate) fn run(args: RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<
                 total.failed.len()
             ),
         })
+    }
+}
+
+/// One line per item rotated (or not), above the progress bar or on stderr.
+pub(crate) fn report_line<E: std::fmt::Display>(
+    bar: &indicatif::ProgressBar,
+    name: &str,
+    r: &Result<Outcome<()>, E>,
+) {
+    let line = match r {
+        Ok(Outcome::Rotated(())) => "rotated".to_owned(),
+        Ok(Outcome::WouldRotate) => "would rotate".to_owned(),
+        Ok(Outcome::Skipped(s)) => format!("skipped ({})", skip_reason(s)),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    if bar.is_hidden() {
+        let _ = writeln!(io::stderr(), "{name}: {line}");
+    } else {
+        bar.println(format!("{name}: {line}"));
     }
 }
 

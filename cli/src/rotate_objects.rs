@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
-use kmseal::rotate::{Outcome, Rotator};
+use kmseal::rotate::Rotator;
 use kmseal_objects::{ObjectRotator, Report, Shard};
 
-use crate::rotate::{RotateArgs, json_outcomes, skip_reason};
+use crate::rotate::{RotateArgs, json_outcomes, report_line};
 use crate::{Failure, exit, usage};
 
 pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
@@ -30,19 +30,8 @@ pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
         let report = runtime
             .block_on(objects.rotate_prefix(&location, |key, r| {
                 bar.inc(1);
-                if quiet {
-                    return;
-                }
-                let line = match r {
-                    Ok(Outcome::Rotated(())) => "rotated".to_owned(),
-                    Ok(Outcome::WouldRotate) => "would rotate".to_owned(),
-                    Ok(Outcome::Skipped(s)) => format!("skipped ({})", skip_reason(s)),
-                    Err(e) => format!("FAILED: {e}"),
-                };
-                if bar.is_hidden() {
-                    let _ = writeln!(io::stderr(), "{key}: {line}");
-                } else {
-                    bar.println(format!("{key}: {line}"));
+                if !quiet {
+                    report_line(&bar, key, r);
                 }
             }))
             .map_err(|e| Failure {
