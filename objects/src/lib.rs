@@ -13,7 +13,8 @@
 //!    object that was listed.
 //! 3. **Verify.** The new message's header must open under the first target KEK (and an
 //!    object small enough to hold in memory must decrypt completely): a KEK that can wrap but
-//!    not unwrap never replaces a readable object.
+//!    not unwrap never replaces a readable object. (A streamed rewrap copies the frames
+//!    unopened: a frame tampered before stays tampered, and fails as before.)
 //! 4. **Write conditionally.** Objects up to [`ObjectRotator::max_single_put`] (16 MiB by
 //!    default) go back in one `PUT` with `If-Match` (S3, GCS and Azure compare-and-swap):
 //!    a writer that replaced the object meanwhile keeps its version, and this object is
@@ -343,6 +344,11 @@ impl ObjectRotator {
             && too_recent(meta, age)
         {
             return Ok((Outcome::Skipped(Skip::TooRecent), moved));
+        }
+        if meta.size == 0 {
+            // Not a message (the shortest has a header): an empty object, such as the
+            // zero-byte "directory" markers consoles create.
+            return Ok((Outcome::Skipped(Skip::NotKmseal), moved));
         }
         let dec = self.rotator.decryptor();
         let seen = SeenAttributes::default();
