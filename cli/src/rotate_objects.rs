@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use kmseal::rotate::Rotator;
 use kmseal_objects::{ObjectRotator, Report, Shard};
 
-use crate::rotate::{RotateArgs, json_outcomes, report_line};
+use crate::rotate::{RotateArgs, json_outcomes, json_string, report_line};
 use crate::{Failure, exit, usage};
 
 pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
@@ -21,23 +21,33 @@ pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
         .build()?;
     let quiet = args.quiet || args.json || crate::progress::quiet();
     let mut total = Report::default();
+    let mut listing_errors = Vec::new();
     for url in &args.paths {
         let url = url
             .to_str()
             .ok_or_else(|| usage("an object-store URL must be UTF-8"))?;
         let location = kmseal_objects::open_url(url).map_err(|e| usage(e.to_string()))?;
         let bar = crate::progress::files(if args.dry_run { "checking" } else { "rotating" });
-        let report = runtime
-            .block_on(objects.rotate_prefix(&location, |key, r| {
-                bar.inc(1);
-                if !quiet {
-                    report_line(&bar, key, r);
-                }
-            }))
-            .map_err(|e| Failure {
-                code: exit::OTHER,
-                message: format!("listing {url}: {e}"),
-            })?;
+        let report = runtime.block_on(objects.rotate_prefix(&location, |key, r| {
+            bar.inc(1);
+            if !quiet {
+                report_line(&bar, key, r);
+            }
+        }));
+        let report = match report {
+            Ok(report) => report,
+            // The listing stopped part way: keep what was done, report it, fail at the end.
+            Err(kmseal_objects::Error::Listing { report, source }) => {
+                listing_errors.push(format!("listing {url} stopped: {source}"));
+                *report
+            }
+            Err(e) => {
+                return Err(Failure {
+                    code: exit::OTHER,
+                    message: format!("{url}: {e}"),
+                });
+            }
+        };
         bar.finish_and_clear();
         total.listed += report.listed;
         total.rotated.extend(report.rotated);
@@ -49,7 +59,7 @@ pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
     }
     if args.json {
         let mut out = io::stdout().lock();
-        out.write_all(json_report(&total, shard, args.dry_run).as_bytes())?;
+        out.write_all(json_report(&total, shard, args.dry_run, listing_errors.first()).as_bytes())?;
         out.write_all(b"\n")?;
     }
     if !crate::progress::quiet() {
@@ -69,6 +79,15 @@ pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
             total.failed.len()
         );
     }
+    if let Some(first) = listing_errors.first() {
+        return Err(Failure {
+            code: exit::OTHER,
+            message: format!(
+                "{first}; the objects after it were not reached (a key the store client cannot \
+                 represent, such as one with `//`, stops the listing: rename or remove it)"
+            ),
+        });
+    }
     if total.failed.is_empty() {
         return Ok(());
     }
@@ -86,7 +105,7 @@ pub(crate) fn run(args: &RotateArgs, rotator: Rotator) -> Result<(), Failure> {
     })
 }
 
-fn json_report(r: &Report, shard: Shard, dry_run: bool) -> String {
+fn json_report(r: &Report, shard: Shard, dry_run: bool, listing_error: Option<&String>) -> String {
     let skipped: Vec<_> = r.skipped.iter().map(|(k, s)| (k.clone(), s)).collect();
     let failed: Vec<_> = r
         .failed
@@ -94,8 +113,9 @@ fn json_report(r: &Report, shard: Shard, dry_run: bool) -> String {
         .map(|(k, e)| (k.clone(), e.to_string(), e.is_changed()))
         .collect();
     format!(
-        r#"{{"shard":"{shard}","dry_run":{dry_run},"listed":{},{},"bytes_read":{},"bytes_written":{}}}"#,
+        r#"{{"shard":"{shard}","dry_run":{dry_run},"listed":{},"listing_error":{},{},"bytes_read":{},"bytes_written":{}}}"#,
         r.listed,
+        listing_error.map_or_else(|| "null".to_owned(), |e| json_string(e)),
         json_outcomes("key", &r.rotated, &r.already_current, &skipped, &failed),
         r.bytes_read,
         r.bytes_written

@@ -65,7 +65,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use kmseal::rotate::{Outcome, Rotator, Skip};
 use object_store::path::Path;
 use object_store::{
@@ -97,6 +97,33 @@ pub enum Error {
         /// The object's key.
         key: String,
     },
+    /// The store gave no ETag for the object, so neither its reads nor its write could be
+    /// made conditional: left as it is.
+    #[error("{key}: the store gives no ETag, so a write could not be conditional; left as it is")]
+    NoETag {
+        /// The object's key.
+        key: String,
+    },
+    /// The object's body ended early, or ran past its listed size, while it was streamed:
+    /// left as it is.
+    #[error("{key}: the body was {got} bytes where {expected} were listed; left as it is")]
+    ShortBody {
+        /// The object's key.
+        key: String,
+        /// Bytes the listing gave.
+        expected: u64,
+        /// Bytes the body had when it ended (or ran past).
+        got: u64,
+    },
+    /// The listing failed part way (for example a key this store's client cannot represent):
+    /// the objects listed before it were rotated as `report` says; the rest were not reached.
+    #[error("listing failed after {} objects: {source}; the rest were not reached", report.listed)]
+    Listing {
+        /// What was done before the listing failed.
+        report: Box<Report>,
+        /// Why the listing failed.
+        source: object_store::Error,
+    },
     /// The URL names no store this crate can open.
     #[error("{0}")]
     Url(String),
@@ -116,6 +143,21 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// The prefix (empty: the whole bucket).
     pub prefix: Path,
+    /// Where the store has no conditional write (the local filesystem), write after checking
+    /// the ETag instead (a check-then-act window). Off unless said: a store that refuses
+    /// `If-Match` is otherwise an error, never a silent overwrite.
+    pub check_then_write: bool,
+}
+
+impl Location {
+    /// `prefix` of `store`, conditional writes only.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Location {
+        Location {
+            store,
+            prefix,
+            check_then_write: false,
+        }
+    }
 }
 
 /// Opens `s3://bucket/prefix/`, `gs://bucket/prefix/`, `az://container/prefix/`,
@@ -152,7 +194,13 @@ pub fn open_url(url: &str) -> Result<Location, Error> {
             )));
         }
     };
-    Ok(Location { store, prefix })
+    Ok(Location {
+        store,
+        prefix,
+        // The local filesystem has no compare-and-swap: the ETag check just before an atomic
+        // rename is the best it offers.
+        check_then_write: matches!(scheme, S::Local),
+    })
 }
 
 /// One worker's share of a listing: object `key` belongs to shard `I` of `N` when the first
@@ -295,26 +343,54 @@ impl ObjectRotator {
     }
 
     /// Rotates every object under `location.prefix` in this rotator's shard, `jobs` at a
-    /// time, calling `on_result` as each finishes. A failed object never stops the others;
-    /// a failed listing is an error.
+    /// time, calling `on_result` as each finishes. A failed object never stops the others. A
+    /// listing that fails part way (a network error, or a key the store's client cannot
+    /// represent, such as one with `//`) stops the listing: the objects in flight finish, and
+    /// [`Error::Listing`] carries the report of what was done.
     pub async fn rotate_prefix(
         &self,
         location: &Location,
         mut on_result: impl FnMut(&str, &Result<Outcome<()>, Error>),
     ) -> Result<Report, Error> {
-        let store = &location.store;
         let prefix = (!location.prefix.as_ref().is_empty()).then_some(&location.prefix);
         let mut report = Report::default();
-        let listing = store.list(prefix);
-        let mut results = listing
-            .map_err(Error::from)
-            .try_filter(|meta| std::future::ready(self.shard.contains(meta.location.as_ref())))
-            .map_ok(|meta| async move {
-                let result = self.rotate_object(store.as_ref(), &meta).await;
-                Ok::<_, Error>((meta.location.to_string(), result))
+        // The listing stops at its first error; objects already handed out finish (a
+        // cancelled rotation would leave a multipart upload behind), and the error comes back
+        // with the report of what was done.
+        let listing = location
+            .store
+            .list(prefix)
+            .scan(false, |failed, item| {
+                let next = (!*failed).then_some(item);
+                *failed |= matches!(next, Some(Err(_)));
+                std::future::ready(next)
             })
-            .try_buffer_unordered(self.jobs);
-        while let Some((key, result)) = results.try_next().await? {
+            .filter(|item| {
+                std::future::ready(match item {
+                    Ok(meta) => self.shard.contains(meta.location.as_ref()),
+                    Err(_) => true,
+                })
+            });
+        let mut results = listing
+            .map(|item| async move {
+                match item {
+                    Ok(meta) => {
+                        let result = self.rotate_object(location, &meta).await;
+                        Ok((meta.location.to_string(), result))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(self.jobs);
+        let mut listing_error = None;
+        while let Some(item) = results.next().await {
+            let (key, result) = match item {
+                Ok(done) => done,
+                Err(e) => {
+                    listing_error = Some(e);
+                    continue;
+                }
+            };
             report.listed += 1;
             let result = result.map(|(outcome, moved)| {
                 report.bytes_read += moved.read;
@@ -329,15 +405,23 @@ impl ObjectRotator {
                 Err(e) => report.failed.push((key, e)),
             }
         }
-        Ok(report)
+        match listing_error {
+            None => Ok(report),
+            Some(source) => Err(Error::Listing {
+                report: Box::new(report),
+                source,
+            }),
+        }
     }
 
-    /// Rotates one listed object (see the [crate docs](crate) for the steps).
+    /// Rotates one listed object of `location`'s store (see the [crate docs](crate) for the
+    /// steps).
     pub async fn rotate_object(
         &self,
-        store: &dyn ObjectStore,
+        location: &Location,
         meta: &ObjectMeta,
     ) -> Result<(Outcome<()>, Moved), Error> {
+        let store = location.store.as_ref();
         let key = &meta.location;
         let mut moved = Moved::default();
         if let Some(age) = self.rotator.min_age()
@@ -364,8 +448,14 @@ impl ObjectRotator {
         if let Some(outcome) = self.rotator.decide(&header) {
             return Ok((outcome, moved));
         }
+        if meta.e_tag.is_none() {
+            // Without an ETag no read or write below could say "the object I listed".
+            return Err(Error::NoETag {
+                key: key.to_string(),
+            });
+        }
         if meta.size <= self.max_single_put {
-            self.rotate_whole(store, meta, prefix, &seen, &mut moved)
+            self.rotate_whole(location, meta, prefix, &seen, &mut moved)
                 .await?;
         } else {
             self.rotate_streamed(store, meta, &mut moved).await?;
@@ -378,13 +468,13 @@ impl ObjectRotator {
     /// target, conditional `PUT`.
     async fn rotate_whole(
         &self,
-        store: &dyn ObjectStore,
+        location: &Location,
         meta: &ObjectMeta,
         prefix: Vec<u8>,
         seen: &SeenAttributes,
         moved: &mut Moved,
     ) -> Result<(), Error> {
-        let key = &meta.location;
+        let (store, key) = (location.store.as_ref(), &meta.location);
         // The rest of the object after the header read (none when it covered it all).
         let mut whole = prefix;
         let rest = meta.size.saturating_sub(whole.len() as u64);
@@ -413,7 +503,7 @@ impl ObjectRotator {
             .ok()
             .and_then(|mut a| a.take())
             .unwrap_or_default();
-        put_if_unchanged(store, meta, PutPayload::from(rotated), attributes).await
+        put_if_unchanged(location, meta, PutPayload::from(rotated), attributes).await
     }
 
     /// Streaming: the object's bytes (read with `If-Match`) through
@@ -434,12 +524,24 @@ impl ObjectRotator {
             attributes: got.attributes.clone(),
             ..PutMultipartOptions::default()
         };
-        let stream = got.into_stream().map_err(std::io::Error::other);
-        let reader = tokio_util::io::StreamReader::new(stream);
+        let body = ExactBody::new(got.into_stream(), meta.size);
+        let reader = tokio_util::io::StreamReader::new(body);
         let upload = store.put_multipart_opts(key, options).await?;
         let mut writer = PartWriter::new(upload, self.part_size, HEAD_KEEP);
         let result = self.rotator.rotate_async(reader, &mut writer).await;
         let checked = match result {
+            // A body that ended early or ran on: the copy is not the object.
+            Err(kmseal::Error::Io(e)) if e.get_ref().is_some_and(|i| i.is::<ShortBody>()) => {
+                let got = e
+                    .into_inner()
+                    .and_then(|i| i.downcast::<ShortBody>().ok())
+                    .map_or(0, |b| b.0);
+                Err(Error::ShortBody {
+                    key: key.to_string(),
+                    expected: meta.size,
+                    got,
+                })
+            }
             Ok(Outcome::Rotated(_)) => {
                 let head = writer.head().to_vec();
                 self.check_streamed(store, meta, &head).await
@@ -475,6 +577,81 @@ impl ObjectRotator {
             .await
             .map_err(|e| from_kmseal(key, e))?;
         ensure_unchanged(store, meta).await
+    }
+}
+
+/// A body stream that must be exactly the listed size: it fails (rather than ends) when the
+/// body ends early, and when it runs past the size, and after a run of empty chunks (a
+/// source that stopped making progress: object_store's local files, truncated in place,
+/// yield empty chunks forever).
+struct ExactBody<S> {
+    inner: S,
+    expected: u64,
+    got: u64,
+    empty_run: u32,
+}
+
+/// The error an [`ExactBody`] ends with: the bytes it had.
+#[derive(Debug)]
+struct ShortBody(u64);
+
+impl std::fmt::Display for ShortBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the object's body had {} bytes, not its listed size",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ShortBody {}
+
+/// Empty chunks in a row after which a body counts as stalled.
+const MAX_EMPTY_RUN: u32 = 64;
+
+impl<S> ExactBody<S> {
+    fn new(inner: S, expected: u64) -> ExactBody<S> {
+        ExactBody {
+            inner,
+            expected,
+            got: 0,
+            empty_run: 0,
+        }
+    }
+}
+
+impl<S> futures_util::Stream for ExactBody<S>
+where
+    S: futures_util::Stream<Item = object_store::Result<bytes::Bytes>> + Unpin,
+{
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let short = |got| Some(Err(std::io::Error::other(ShortBody(got))));
+        match std::pin::Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) if this.got == this.expected => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(short(this.got)),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.got = this.got.saturating_add(chunk.len() as u64);
+                this.empty_run = if chunk.is_empty() {
+                    this.empty_run + 1
+                } else {
+                    0
+                };
+                if this.got > this.expected || this.empty_run > MAX_EMPTY_RUN {
+                    return Poll::Ready(short(this.got));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+        }
     }
 }
 
@@ -558,15 +735,16 @@ async fn ensure_unchanged(store: &dyn ObjectStore, meta: &ObjectMeta) -> Result<
     Ok(())
 }
 
-/// `PUT` with `If-Match` the listed ETag; where the store has no compare-and-swap (the local
-/// filesystem), the ETag is checked just before an atomic overwrite.
+/// `PUT` with `If-Match` the listed ETag; where the store has no compare-and-swap and the
+/// location allows it ([`Location::check_then_write`]: the local filesystem), the ETag is
+/// checked just before an atomic overwrite.
 async fn put_if_unchanged(
-    store: &dyn ObjectStore,
+    location: &Location,
     meta: &ObjectMeta,
     payload: PutPayload,
     attributes: Attributes,
 ) -> Result<(), Error> {
-    let key = &meta.location;
+    let (store, key) = (location.store.as_ref(), &meta.location);
     let options = |mode| PutOptions {
         mode,
         attributes: attributes.clone(),
@@ -578,7 +756,7 @@ async fn put_if_unchanged(
     });
     match store.put_opts(key, payload.clone(), options(update)).await {
         Ok(_) => Ok(()),
-        Err(object_store::Error::NotImplemented { .. }) => {
+        Err(object_store::Error::NotImplemented { .. }) if location.check_then_write => {
             ensure_unchanged(store, meta).await?;
             store
                 .put_opts(key, payload, options(PutMode::Overwrite))

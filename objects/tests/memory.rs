@@ -382,10 +382,10 @@ async fn the_local_filesystem_rotates_through_the_same_path() {
         Decryptor::new(new.clone() as Arc<dyn Kek>),
         vec![old.clone() as Arc<dyn Kek>],
     ));
-    let report = back
-        .rotate_prefix(&hooked.location(&loc.prefix), |_, _| {})
-        .await
-        .unwrap();
+    let mut through_hook = hooked.location(&loc.prefix);
+    through_hook.check_then_write = loc.check_then_write; // the local filesystem's
+    assert!(through_hook.check_then_write);
+    let report = back.rotate_prefix(&through_hook, |_, _| {}).await.unwrap();
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].1.is_changed(), "{}", report.failed[0].1);
     assert_eq!(

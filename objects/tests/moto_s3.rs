@@ -180,3 +180,41 @@ async fn content_type_and_user_metadata_survive_rotation_on_s3() {
     )
     .await;
 }
+
+/// A key object_store cannot represent (`//`) fails its whole listing page: the run stops with
+/// `Error::Listing`, naming the key, and changes nothing it did not finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_client_cannot_represent_stops_the_listing_and_says_so() {
+    use std::io::{Read, Write};
+    let (old, new) = (local(), local());
+    let name = bucket_name("badkey");
+    let bucket = moto_bucket(&name);
+    let objects = seed(bucket.store.as_ref(), &bucket.prefix, &old, false).await;
+    // A raw PUT (moto checks no signature) of a key with an empty segment.
+    let endpoint = s3_endpoint();
+    let addr = endpoint.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "PUT /{name}/data/0//planted HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let err = s3_limits(Rotator::rewrap(
+        Decryptor::new(old.clone() as Arc<dyn Kek>),
+        vec![new.clone() as Arc<dyn Kek>],
+    ))
+    .rotate_prefix(&bucket, |_, _| {})
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, kmseal_objects::Error::Listing { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("data/0//planted"), "{err}");
+    for (key, pt) in &objects {
+        opened_by(bucket.store.as_ref(), key, &old, &new, pt).await;
+    }
+}

@@ -155,10 +155,7 @@ impl Hooked {
     }
 
     pub(crate) fn location(self: &Arc<Self>, prefix: &Path) -> Location {
-        Location {
-            store: self.clone() as Arc<dyn ObjectStore>,
-            prefix: prefix.clone(),
-        }
+        Location::new(self.clone() as Arc<dyn ObjectStore>, prefix.clone())
     }
 
     async fn race(&self, location: &Path) {
@@ -278,10 +275,7 @@ pub(crate) fn moto_bucket(name: &str) -> Location {
         .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
         .build()
         .unwrap();
-    Location {
-        store: Arc::new(store),
-        prefix: Path::from("data"),
-    }
+    Location::new(Arc::new(store), Path::from("data"))
 }
 
 /// A bucket name unique to this process and `tag`.
