@@ -96,7 +96,12 @@ pub(crate) enum ConfigCommand {
         /// Path: keys separated by `.`, list positions as `[N]`.
         path: String,
         /// The new value (a string), or `-` for stdin.
-        value: String,
+        #[arg(conflicts_with = "generate", required_unless_present = "generate")]
+        value: Option<String>,
+        /// Generate the value instead: ALPHABET[:LENGTH] (base64, base64url, hex: random
+        /// bytes; alnum: characters); alone, base64:32. Never printed.
+        #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "base64:32")]
+        generate: Option<String>,
     },
     /// Rewrap a sealed document's data key under new keys (values untouched).
     Rotate {
@@ -216,24 +221,40 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 Ok(())
             })
         }
-        ConfigCommand::Set { doc, path, value } => {
+        ConfigCommand::Set {
+            doc,
+            path,
+            value,
+            generate,
+        } => {
             let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
-            let value = if value == "-" {
-                let mut v = String::new();
-                io::stdin().read_to_string(&mut v)?;
-                v.trim_end_matches(['\n', '\r']).to_owned()
-            } else {
-                if !crate::progress::quiet() {
-                    use std::io::Write;
-                    let _ = writeln!(
-                        io::stderr(),
-                        "kmseal: warning: a value on the command line is visible to other users \
-                         (ps, /proc/PID/cmdline) and lands in shell history; pass `-` and give \
-                         it on stdin instead"
-                    );
+            let value = match (value, generate) {
+                // Drawn straight into locked memory; never printed.
+                (_, Some(spec)) => {
+                    kmseal::SecretString::try_from_bytes(crate::secret::generated(&spec)?)?
                 }
-                value
+                (Some(v), None) if v == "-" => {
+                    let mut v = String::new();
+                    io::stdin().read_to_string(&mut v)?;
+                    let value =
+                        kmseal::SecretString::copy_from_str(v.trim_end_matches(['\n', '\r']));
+                    zeroize::Zeroize::zeroize(&mut v);
+                    value?
+                }
+                (Some(v), None) => {
+                    if !crate::progress::quiet() {
+                        use std::io::Write;
+                        let _ = writeln!(
+                            io::stderr(),
+                            "kmseal: warning: a value on the command line is visible to other \
+                             users (ps, /proc/PID/cmdline) and lands in shell history; pass `-` \
+                             and give it on stdin, or use --generate"
+                        );
+                    }
+                    kmseal::SecretString::copy_from_str(&v)?
+                }
+                (None, None) => return Err(usage("give a value, `-` for stdin, or --generate")),
             };
             let dec = decryptor(&doc.keys)?;
             // Sealed documents keep their key: the encryptor is never used.
@@ -243,7 +264,7 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 .next()
                 .ok_or_else(|| usage("no key given"))?;
             let sealer = Sealer::new(Encryptor::new(first), dec);
-            let out = block(sealer.set(&text, format, &path, &value))?;
+            let out = block(sealer.set(&text, format, &path, value.expose_secret()))?;
             output::write_atomically(Some(&doc.file), true, mode_of(&doc.file), |w| {
                 w.write_all(out.as_bytes())?;
                 Ok(())

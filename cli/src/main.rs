@@ -119,7 +119,7 @@ enum Command {
     /// Value-level config documents (YAML, JSON, TOML, .env): encrypt, decrypt, set, rotate.
     #[command(
         subcommand,
-        after_help = "Examples:\n  kmseal config encrypt --encrypt '*password' --encrypt '*secret' config.yaml\n  kmseal config set config.yaml database.password -   # value from stdin\n  kmseal config decrypt --keep-metadata config.yaml -o /tmp/edit.yaml\n  kmseal config rotate --from local://old.key --to local://new.key config.yaml"
+        after_help = "Examples:\n  kmseal config encrypt --encrypt '*password' --encrypt '*secret' config.yaml\n  kmseal config set config.yaml database.password -   # value from stdin\n  kmseal config set config.yaml jwt.secret --generate  # base64:32 from the OS CSPRNG, never printed\n  kmseal config decrypt --keep-metadata config.yaml -o /tmp/edit.yaml\n  kmseal config rotate --from local://old.key --to local://new.key config.yaml"
     )]
     Config(config::ConfigCommand),
     /// Run a command with a config's values in its environment; nothing is written to disk.

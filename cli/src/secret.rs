@@ -3,9 +3,9 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use base64::Engine;
 use clap::Subcommand;
 use kmseal::SecretBytes;
+use kmseal::secret::{Alphabet, GenerateSpec};
 use kmseal::store::{MAX_SECRET_LEN, SecretRef, VersionInfo};
 
 use crate::{Failure, output, usage};
@@ -30,7 +30,7 @@ pub(crate) enum SecretCommand {
     },
     /// Store a new version of a secret: the value from stdin (`-`) or a generated one.
     #[command(
-        after_help = "Examples:\n  printf %s \"$PASSWORD\" | kmseal secret put vault-kv://vault.internal/secret/app/db --field password -\n  kmseal secret put vault-kv://vault.internal/secret/app/jwt --field secret --generate 32\n\nOne trailing newline of stdin is dropped. --generate N draws N random bytes and stores\nthem base64-encoded (like `openssl rand -base64 N`); the value is never printed. --field NAME\nstores {\"NAME\": VALUE}, the shape Vault KV and most JSON secrets have."
+        after_help = "Examples:\n  printf %s \"$PASSWORD\" | kmseal secret put vault-kv://vault.internal/secret/app/db --field password -\n  kmseal secret put vault-kv://vault.internal/secret/app/jwt --field secret --generate\n  kmseal secret put aws-sm://arn:aws:secretsmanager:eu-west-1:111122223333:secret:api --generate alnum:40\n\nOne trailing newline of stdin is dropped. --generate draws from the OS CSPRNG into locked\nmemory: base64:32 by default (like `openssl rand -base64 32`), or base64url:N, hex:N\n(N random bytes), alnum:N (N characters); the value is never printed. --field NAME\nstores {\"NAME\": VALUE}, the shape Vault KV and most JSON secrets have."
     )]
     Put {
         /// The secret, without selectors.
@@ -38,9 +38,10 @@ pub(crate) enum SecretCommand {
         /// `-`: read the value from stdin.
         #[arg(conflicts_with = "generate", required_unless_present = "generate")]
         value: Option<String>,
-        /// Generate the value: N random bytes, base64 (N from 16 to 1024).
-        #[arg(long, value_name = "N")]
-        generate: Option<usize>,
+        /// Generate the value: ALPHABET[:LENGTH] (base64, base64url, hex: random bytes;
+        /// alnum: characters); alone, base64:32; a bare number N is base64:N.
+        #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "base64:32")]
+        generate: Option<String>,
         /// Store the value as the field NAME of a JSON object.
         #[arg(long, value_name = "NAME")]
         field: Option<String>,
@@ -82,12 +83,12 @@ pub(crate) fn run(command: SecretCommand) -> Result<(), Failure> {
         } => {
             let reference: SecretRef = reference.parse()?;
             let value = match (value.as_deref(), generate) {
-                (_, Some(n)) => generated(n)?,
+                (_, Some(spec)) => generated(&spec)?,
                 (Some("-"), None) => from_stdin()?,
                 _ => {
                     return Err(usage(
                         "give the value on stdin with `-` (never on the command line, where \
-                         other users and the shell history see it) or use --generate N",
+                         other users and the shell history see it) or use --generate [SPEC]",
                     ));
                 }
             };
@@ -139,19 +140,14 @@ pub(crate) fn run(command: SecretCommand) -> Result<(), Failure> {
     }
 }
 
-fn generated(n: usize) -> Result<SecretBytes, Failure> {
-    if !(16..=1024).contains(&n) {
-        return Err(usage(
-            "--generate takes a number of random bytes from 16 to 1024",
-        ));
+/// A generated value (`--generate SPEC`; a bare number N is `base64:N`, as before).
+pub(crate) fn generated(spec: &str) -> Result<SecretBytes, Failure> {
+    let spec: GenerateSpec = match spec.parse::<usize>() {
+        Ok(n) => GenerateSpec::new(Alphabet::Base64, n),
+        Err(_) => spec.parse(),
     }
-    let random = SecretBytes::random(n)?;
-    let mut out = SecretBytes::zeroed(n.div_ceil(3) * 4)?;
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(random.expose_secret(), out.expose_secret_mut())
-        .map_err(|_| kmseal::Error::Internal("base64 buffer too small"))?;
-    out.truncate(written);
-    Ok(out)
+    .map_err(|e| usage(e.to_string()))?;
+    Ok(spec.generate()?.into_bytes())
 }
 
 /// Stdin into locked memory (at most the store limit), without one trailing newline. A value
@@ -164,7 +160,8 @@ fn read_value(input: impl Read) -> Result<SecretBytes, Failure> {
     let mut value = SecretBytes::with_capacity(4096)?;
     // The limit, room for a CRLF, and one byte more to tell a longer input.
     let mut input = input.take(MAX_SECRET_LEN as u64 + 3);
-    io::copy(&mut input, &mut value)?;
+    // Through a locked buffer: io::copy would leave the value in an unwiped stack buffer.
+    kmseal::stream::copy_locked(&mut input, &mut value)?;
     let too_long = || {
         usage(format!(
             "the value on stdin is over the limit of {MAX_SECRET_LEN} bytes"
@@ -258,14 +255,17 @@ mod tests {
 
     #[test]
     fn generated_values_are_base64_of_n_random_bytes() {
-        let a = generated(32).ok().unwrap();
-        let b = generated(32).ok().unwrap();
+        let a = generated("32").ok().unwrap();
+        let b = generated("base64:32").ok().unwrap();
         assert_ne!(a.expose_secret(), b.expose_secret());
+        use base64::Engine as _;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(a.expose_secret())
             .unwrap();
         assert_eq!(raw.len(), 32);
-        assert!(generated(8).is_err());
+        assert!(generated("8").is_err());
+        assert_eq!(generated("hex:16").ok().unwrap().len(), 32);
+        assert!(generated("rot13").is_err());
     }
 
     #[test]

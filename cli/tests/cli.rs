@@ -568,6 +568,52 @@ fn config_encrypt_set_decrypt_rotate_and_exec() {
         "{}",
         stderr(&o)
     );
+    // --generate: drawn from the CSPRNG, sealed, never printed.
+    let o = env.run(
+        &[
+            "config",
+            "set",
+            "-k",
+            &ka,
+            s(&cfg),
+            "database.password",
+            "--generate",
+            "alnum:40",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "a generated value is never printed");
+    let o = env.run(&["config", "decrypt", "-k", &ka, s(&cfg)], None);
+    let plain = String::from_utf8(o.stdout).unwrap();
+    let generated = plain
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    assert_eq!(generated.len(), 40, "{plain}");
+    assert!(
+        generated.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{generated}"
+    );
+    assert!(!String::from_utf8_lossy(&std::fs::read(&cfg).unwrap()).contains(&generated));
+    for bad in ["rot13", "base64:4", "hex:9999"] {
+        let o = env.run(
+            &[
+                "config",
+                "set",
+                "-k",
+                &ka,
+                s(&cfg),
+                "database.password",
+                "--generate",
+                bad,
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+    }
     let o = env.run(
         &[
             "config",

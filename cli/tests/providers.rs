@@ -333,6 +333,26 @@ fn secrets_in_openbao_kv_through_the_cli_put_get_versions_and_errors() {
     );
     assert!(o.status.success(), "generate: {}", stderr(&o));
     assert!(o.stdout.is_empty(), "a generated value is never printed");
+    // A generator spec (hex of 16 random bytes), on a secret of its own.
+    let other = format!("{secret}-generated");
+    let o = run(
+        &[
+            "secret",
+            "put",
+            &other,
+            "--field",
+            "token",
+            "--generate",
+            "hex:16",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "generate hex: {}", stderr(&o));
+    assert!(o.stdout.is_empty(), "a generated value is never printed");
+    let o = run(&["secret", "get", &format!("{other}#token")], &env);
+    assert!(o.status.success(), "get: {}", stderr(&o));
+    assert_eq!(o.stdout.len(), 32);
+    assert!(o.stdout.iter().all(u8::is_ascii_hexdigit));
 
     // The old version by number, the field exactly as given (newline dropped, no newline added).
     let o = run(

@@ -31,8 +31,11 @@
 //! # Ok::<(), kmseal::Error>(())
 //! ```
 
+mod generate;
 mod random;
 mod sys;
+
+pub use generate::{Alphabet, GenerateSpec};
 
 pub(crate) use random::{fill_random, scrub_stack};
 pub(crate) use sys::{ForkLocal, advise_huge_pages, effective_uid, fork_generation};
