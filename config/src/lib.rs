@@ -43,6 +43,7 @@ mod json;
 mod meta;
 mod path;
 mod references;
+mod require;
 mod seal;
 mod secrets;
 mod toml;
@@ -56,8 +57,9 @@ use kmseal::{Decryptor, Header, SecretString};
 pub use crypto::Kind;
 pub use path::{Path, Seg};
 pub use references::{REF_PREFIX, Resolution, is_sealed, read_unsealed};
+pub use require::{Finding, Problem, Require, estimate_entropy_bits, is_placeholder};
 pub use seal::Sealer;
-pub use secrets::{Entry, Require, Secrets};
+pub use secrets::{Entry, Secrets};
 
 use crypto::{DocKeys, LABEL};
 use doc::{Leaf, MetaFields, Repr};

@@ -7,6 +7,7 @@ use kmseal::SecretString;
 use crate::Error;
 use crate::crypto::Kind;
 use crate::path::{Path, Seg};
+use crate::require::{Finding, Require};
 
 /// One value of an opened document.
 #[derive(Debug)]
@@ -25,40 +26,6 @@ pub enum Entry {
         /// Its text (strings decoded; numbers, booleans and dates as written).
         value: String,
     },
-}
-
-/// A requirement checked by [`Secrets::check`].
-#[derive(Debug, Clone)]
-pub struct Require {
-    path: String,
-    min_len: usize,
-    secret: bool,
-}
-
-impl Require {
-    /// `path` must be present, encrypted and non-empty.
-    pub fn secret(path: impl Into<String>) -> Require {
-        Require {
-            path: path.into(),
-            min_len: 1,
-            secret: true,
-        }
-    }
-
-    /// `path` must be present and non-empty (encrypted or not).
-    pub fn present(path: impl Into<String>) -> Require {
-        Require {
-            path: path.into(),
-            min_len: 1,
-            secret: false,
-        }
-    }
-
-    /// ... and at least `n` characters long.
-    pub fn min_len(mut self, n: usize) -> Require {
-        self.min_len = n.max(1);
-        self
-    }
 }
 
 /// A decrypted document: every value by path, secrets in locked memory. Made by
@@ -129,34 +96,32 @@ impl Secrets {
     /// # Ok(()) }
     /// ```
     pub fn check(&self, rules: &[Require]) -> Result<(), Error> {
-        let mut problems = Vec::new();
-        for r in rules {
-            let len = match self.get(&r.path) {
-                None => {
-                    problems.push(format!("`{}` is missing", r.path));
-                    continue;
-                }
-                Some(Entry::Plain { .. }) if r.secret => {
-                    problems.push(format!("`{}` is not encrypted", r.path));
-                    continue;
-                }
-                Some(Entry::Plain { value, .. }) => value.chars().count(),
-                Some(Entry::Secret { value, .. }) => value.expose_secret().chars().count(),
-            };
-            if len == 0 {
-                problems.push(format!("`{}` is empty", r.path));
-            } else if len < r.min_len {
-                problems.push(format!(
-                    "`{}` is shorter than {} characters ({len})",
-                    r.path, r.min_len
-                ));
-            }
-        }
-        if problems.is_empty() {
+        let findings = self.findings(rules);
+        if findings.is_empty() {
             Ok(())
         } else {
-            Err(Error::Requirements(problems))
+            Err(Error::Requirements(
+                findings.iter().map(ToString::to_string).collect(),
+            ))
         }
+    }
+
+    /// Every problem `rules` find, path by path (for a report: `kmseal config check`,
+    /// a CI job); empty when all are met. Never carries a value.
+    pub fn findings(&self, rules: &[Require]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for r in rules {
+            let value = match self.get(r.path()) {
+                None => None,
+                Some(Entry::Plain { value, .. }) => Some((value.as_str(), false)),
+                Some(Entry::Secret { value, .. }) => Some((value.expose_secret(), true)),
+            };
+            findings.extend(r.problems(value).into_iter().map(|problem| Finding {
+                path: r.path().to_owned(),
+                problem,
+            }));
+        }
+        findings
     }
 
     /// The non-secret values as a JSON tree (typed), for ordinary config structs through

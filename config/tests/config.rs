@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kmseal::rotate::Rotator;
 use kmseal::{Decryptor, Encryptor, LocalKek};
-use kmseal_config::{Entry, Error, Format, Policy, Require, Sealer, Secrets};
+use kmseal_config::{Entry, Error, Format, Policy, Problem, Require, Sealer, Secrets};
 
 const YAML: &str = include_str!("data/service.yaml");
 const JSON: &str = include_str!("data/service.json");
@@ -370,6 +370,72 @@ fn policies_select_values_and_are_kept_in_the_document() {
         "a-much-longer-password"
     );
     assert!(block(s.set(&resealed, Format::Yaml, "missing", "x")).is_err());
+}
+
+#[test]
+fn the_guides_template_values_and_guessable_secrets_fail_the_startup_check() {
+    let k = kek();
+    // The values a template ships with, and one that is merely guessable.
+    let yaml = "database:\n  password: <generate-strong-password>\n  host: db.example.internal\n\
+                jwt:\n  secret: your-jwt-secret-here-0123456789abcdef\n\
+                api:\n  key: changeme\n  token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n";
+    let sealed = block(
+        sealer(&k)
+            .policy(Policy::only(["password", "secret", "key", "token"]).unwrap())
+            .seal(yaml, Format::Yaml),
+    )
+    .unwrap();
+    let s = open(&sealed, Format::Yaml, &k).unwrap();
+    let rules = [
+        Require::secret("database.password").min_len(16),
+        Require::secret("jwt.secret").min_len(32),
+        Require::secret("api.key"),
+        Require::secret("api.token").min_len(32).min_entropy(128),
+        Require::present("database.host"),
+    ];
+    let findings = s.findings(&rules);
+    let by_path = |p: &str| -> Vec<&Problem> {
+        findings
+            .iter()
+            .filter(|f| f.path == p)
+            .map(|f| &f.problem)
+            .collect()
+    };
+    assert_eq!(by_path("database.password"), [&Problem::Placeholder]);
+    assert_eq!(by_path("jwt.secret"), [&Problem::Placeholder]);
+    assert!(by_path("api.key").contains(&&Problem::Placeholder));
+    assert!(
+        by_path("api.token").iter().any(|p| matches!(
+            p,
+            Problem::LowEntropy {
+                estimated_bits: 0,
+                min_bits: 128
+            }
+        )),
+        "{findings:?}"
+    );
+    assert!(
+        by_path("database.host").is_empty(),
+        "a plain host is not a placeholder check"
+    );
+    let msg = s.check(&rules).unwrap_err().to_string();
+    for leaked in ["generate-strong", "your-jwt", "changeme", "aaaa"] {
+        assert!(!msg.contains(leaked), "{msg}");
+    }
+    // A generated value passes every rule.
+    let generated = kmseal::secret::GenerateSpec::default().generate().unwrap();
+    let set = block(sealer(&k).set(
+        &sealed,
+        Format::Yaml,
+        "api.token",
+        generated.expose_secret(),
+    ))
+    .unwrap();
+    let s = open(&set, Format::Yaml, &k).unwrap();
+    assert!(
+        s.findings(&[Require::secret("api.token").min_len(32).min_entropy(128)])
+            .is_empty()
+    );
 }
 
 #[test]

@@ -1,0 +1,421 @@
+//! Start-up requirements on values: present, encrypted, long enough, not a template's
+//! placeholder, not guessable. Checked by [`Secrets::check`](crate::Secrets::check) and
+//! reported path by path ([`Finding`]), never with the value.
+
+use std::fmt;
+
+/// A requirement checked by [`Secrets::check`](crate::Secrets::check). A secret requirement
+/// refuses the placeholders of configuration templates and guides (`<generate-a-password>`,
+/// `changeme`, `your-api-key`, `xxxx`, `${DB_PASSWORD}`…) unless
+/// [`allow_placeholders`](Self::allow_placeholders) says otherwise.
+///
+/// ```
+/// use kmseal_config::Require;
+///
+/// let rules = [
+///     Require::secret("database.password").min_len(16),
+///     Require::secret("jwt.secret").min_len(32).min_entropy(128),
+///     Require::present("database.host"),
+/// ];
+/// # let _ = rules;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Require {
+    pub(crate) path: String,
+    pub(crate) min_len: usize,
+    pub(crate) secret: bool,
+    pub(crate) placeholders_allowed: bool,
+    pub(crate) min_entropy_bits: Option<u32>,
+}
+
+impl Require {
+    /// `path` must be present, encrypted and non-empty.
+    pub fn secret(path: impl Into<String>) -> Require {
+        Require {
+            path: path.into(),
+            min_len: 1,
+            secret: true,
+            placeholders_allowed: false,
+            min_entropy_bits: None,
+        }
+    }
+
+    /// `path` must be present and non-empty (encrypted or not). Placeholders are not checked
+    /// (a host named `example.internal`, a user `admin`) unless
+    /// [`deny_placeholders`](Self::deny_placeholders) says so.
+    pub fn present(path: impl Into<String>) -> Require {
+        Require {
+            secret: false,
+            placeholders_allowed: true,
+            ..Require::secret(path)
+        }
+    }
+
+    /// Refuse placeholders here too (the default for [`secret`](Self::secret)).
+    pub fn deny_placeholders(mut self) -> Require {
+        self.placeholders_allowed = false;
+        self
+    }
+
+    /// ... and at least `n` characters long.
+    pub fn min_len(mut self, n: usize) -> Require {
+        self.min_len = n.max(1);
+        self
+    }
+
+    /// ... and of at least `bits` of estimated entropy ([`estimate_entropy_bits`]): guides
+    /// ask for 128 bits for signing keys (`openssl rand -base64 32` gives 256).
+    pub fn min_entropy(mut self, bits: u32) -> Require {
+        self.min_entropy_bits = Some(bits);
+        self
+    }
+
+    /// Accept values that look like a template's placeholder (a value that really is
+    /// `example`).
+    pub fn allow_placeholders(mut self) -> Require {
+        self.placeholders_allowed = true;
+        self
+    }
+
+    /// The path this requirement is about.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong with `value` (`None`: missing; `Some((value, encrypted))`), never
+    /// quoting it.
+    pub(crate) fn problems(&self, value: Option<(&str, bool)>) -> Vec<Problem> {
+        let Some((value, encrypted)) = value else {
+            return vec![Problem::Missing];
+        };
+        let mut found = Vec::new();
+        if self.secret && !encrypted {
+            found.push(Problem::NotEncrypted);
+        }
+        let len = value.chars().count();
+        if len == 0 {
+            found.push(Problem::Empty);
+            return found;
+        }
+        if len < self.min_len {
+            found.push(Problem::TooShort {
+                len,
+                min: self.min_len,
+            });
+        }
+        if !self.placeholders_allowed && is_placeholder(value) {
+            found.push(Problem::Placeholder);
+        }
+        if let Some(min) = self.min_entropy_bits {
+            let estimated = estimate_entropy_bits(value);
+            if estimated < f64::from(min) {
+                // The estimate is below `min` (a u32), so the conversion is exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let estimated_bits = estimated.floor() as u32;
+                found.push(Problem::LowEntropy {
+                    estimated_bits,
+                    min_bits: min,
+                });
+            }
+        }
+        found
+    }
+}
+
+/// What a requirement found wrong with a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// No value at the path.
+    Missing,
+    /// The value is stored in plaintext where a secret was required.
+    NotEncrypted,
+    /// The value is empty.
+    Empty,
+    /// Fewer characters than required.
+    TooShort {
+        /// Its length in characters.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// A template's placeholder (`changeme`, `<your-password>`, `xxxx`…), not a secret.
+    Placeholder,
+    /// Less estimated entropy than required.
+    LowEntropy {
+        /// The estimate, rounded down.
+        estimated_bits: u32,
+        /// The minimum.
+        min_bits: u32,
+    },
+}
+
+/// A problem at a path (printed without the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The path, as the requirement named it.
+    pub path: String,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.path;
+        match &self.problem {
+            Problem::Missing => write!(f, "`{p}` is missing"),
+            Problem::NotEncrypted => write!(f, "`{p}` is not encrypted"),
+            Problem::Empty => write!(f, "`{p}` is empty"),
+            Problem::TooShort { len, min } => {
+                write!(f, "`{p}` is shorter than {min} characters ({len})")
+            }
+            Problem::Placeholder => write!(
+                f,
+                "`{p}` is a template placeholder, not a secret (generate one: kmseal config \
+                 set FILE {p} --generate)"
+            ),
+            Problem::LowEntropy {
+                estimated_bits,
+                min_bits,
+            } => write!(
+                f,
+                "`{p}` is too guessable (about {estimated_bits} bits; at least {min_bits} \
+                 required)"
+            ),
+        }
+    }
+}
+
+/// Words that are placeholders when they are the whole value (case-insensitive).
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "change_me",
+    "changeit",
+    "password",
+    "passw0rd",
+    "secret",
+    "example",
+    "test",
+    "testing",
+    "todo",
+    "tbd",
+    "fixme",
+    "placeholder",
+    "default",
+    "admin",
+    "root",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "dummy",
+    "sample",
+    "foo",
+    "bar",
+    "foobar",
+    "xxx",
+    "...",
+    "…",
+    "-",
+    "?",
+];
+
+/// Text that marks a placeholder anywhere in the value (case-insensitive): long enough that a
+/// random secret never contains it by chance (7 or more letters of a fixed word).
+const PLACEHOLDER_PARTS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "change_me",
+    "example",
+    "placeholder",
+    "replace-me",
+    "replace_me",
+    "replaceme",
+    "your-",
+    "your_",
+    "generate-",
+    "generate_",
+    "insert-",
+    "insert_",
+    "-here",
+    "_here",
+    "dummy-",
+    "not-a-real",
+    "not_a_real",
+];
+
+/// Whether `value` looks like a configuration template's placeholder rather than a secret:
+/// wrapped in `<…>`, `{{…}}` or `${…}`; one of the usual words (`changeme`, `secret`,
+/// `example`, `todo`…); containing one of the usual phrases (`your-…`, `…-here`,
+/// `replace-me`, `generate-…`); or one character repeated (`xxxxxxxx`, `********`).
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim().to_lowercase();
+    if v.is_empty() {
+        return false;
+    }
+    let wrapped = |open: &str, close: &str| v.starts_with(open) && v.ends_with(close);
+    if (v.len() > 2 && wrapped("<", ">")) || wrapped("{{", "}}") || wrapped("${", "}") {
+        return true;
+    }
+    if PLACEHOLDER_WORDS.contains(&v.as_str()) {
+        return true;
+    }
+    if PLACEHOLDER_PARTS.iter().any(|p| v.contains(p)) {
+        return true;
+    }
+    let mut chars = v.chars();
+    let first = chars.next();
+    v.chars().count() >= 3 && chars.all(|c| Some(c) == first)
+}
+
+/// An estimate of the entropy of `value` in bits, for refusing guessable secrets: the
+/// smaller of (length × log2 of the character classes used: lower case 26, upper case 26,
+/// digits 10, ASCII symbols 33, anything else 100) and (length × the Shannon entropy of its
+/// character frequencies). It overrates words and keyboard patterns (`Password123!` is
+/// about 40 bits here), so use it as a floor for generated secrets, not a strength meter.
+pub fn estimate_entropy_bits(value: &str) -> f64 {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.is_empty() {
+        return 0.0;
+    }
+    let n = chars.len() as f64;
+    let mut pool = 0u32;
+    type Class = (fn(&char) -> bool, u32);
+    let classes: [Class; 4] = [
+        (char::is_ascii_lowercase, 26),
+        (char::is_ascii_uppercase, 26),
+        (char::is_ascii_digit, 10),
+        (char::is_ascii_punctuation, 33),
+    ];
+    for (member, size) in classes {
+        if chars.iter().any(member) {
+            pool += size;
+        }
+    }
+    if chars
+        .iter()
+        .any(|c| !c.is_ascii() || c.is_ascii_whitespace())
+    {
+        pool += 100;
+    }
+    let by_pool = n * f64::from(pool.max(1)).log2();
+    let mut counts = std::collections::HashMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_insert(0u32) += 1;
+    }
+    let shannon: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = f64::from(k) / n;
+            -p * p.log2()
+        })
+        .sum();
+    by_pool.min(n * shannon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guides_placeholders_are_refused_and_generated_secrets_are_not() {
+        for p in [
+            "<generate-strong-password>",
+            "<your-api-key>",
+            "changeme",
+            "CHANGEME",
+            "change-me-in-production",
+            "your-secret-key-here",
+            "your_jwt_secret",
+            "example",
+            "sk_test_example_key",
+            "xxxxxxxxxxxxxxxx",
+            "********",
+            "${DB_PASSWORD}",
+            "{{ .Values.password }}",
+            "secret",
+            "password",
+            "TODO",
+            "replace-me",
+            "insert-token-here",
+            "not-a-real-key",
+        ] {
+            assert!(is_placeholder(p), "{p}");
+        }
+        for real in [
+            "Xk9#mP2$vL5@nQ8!",
+            "db-pw-123",
+            "jwt-secret-456",
+            "correct horse battery staple",
+            "3q2+7w==",
+            "a<b>c",
+        ] {
+            assert!(!is_placeholder(real), "{real}");
+        }
+        // 10,000 generated secrets of each alphabet: none is mistaken for a placeholder.
+        for spec in ["base64:32", "base64url:16", "hex:16", "alnum:20"] {
+            let spec: kmseal::secret::GenerateSpec = spec.parse().unwrap_or_default();
+            for _ in 0..10_000 {
+                let v = spec.generate().ok();
+                let v = v.as_ref().map_or("", |v| v.expose_secret());
+                assert!(!is_placeholder(v), "{spec}");
+            }
+        }
+    }
+
+    #[test]
+    fn entropy_estimates_order_values_as_expected() {
+        assert_eq!(estimate_entropy_bits(""), 0.0);
+        assert_eq!(estimate_entropy_bits("aaaaaaaaaaaaaaaa"), 0.0);
+        let weak = estimate_entropy_bits("password1234");
+        let generated = kmseal::secret::GenerateSpec::default()
+            .generate()
+            .map(|v| estimate_entropy_bits(v.expose_secret()))
+            .unwrap_or(0.0);
+        assert!(weak < 50.0, "{weak}");
+        assert!(generated > 180.0 && generated <= 44.0 * 6.1, "{generated}");
+        assert!(estimate_entropy_bits("abab") <= 4.0);
+    }
+
+    #[test]
+    fn findings_never_quote_the_value() {
+        let r = Require::secret("db.password").min_len(32).min_entropy(128);
+        let value = "changeme-hunter2";
+        let problems = r.problems(Some((value, true)));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        for problem in problems {
+            let text = Finding {
+                path: "db.password".into(),
+                problem,
+            }
+            .to_string();
+            assert!(
+                !text.contains("hunter2") && !text.contains("changeme-"),
+                "{text}"
+            );
+        }
+        assert_eq!(r.problems(None), [Problem::Missing]);
+        assert_eq!(
+            r.problems(Some(("", false))),
+            [Problem::NotEncrypted, Problem::Empty]
+        );
+        assert!(
+            Require::secret("x")
+                .allow_placeholders()
+                .problems(Some(("example", true)))
+                .is_empty()
+        );
+        assert!(
+            Require::present("db.host")
+                .problems(Some(("db.example.internal", false)))
+                .is_empty()
+        );
+        assert_eq!(
+            Require::present("db.host")
+                .deny_placeholders()
+                .problems(Some(("<host>", false))),
+            [Problem::Placeholder]
+        );
+    }
+}
