@@ -51,6 +51,7 @@
 //! * [`local`] is the embedded [`LocalKek`].
 //! * [`cache`] has the data-key caches ([`EncryptCache`], [`DecryptCache`]).
 //! * [`rotate`] rewraps and re-encrypts messages, files and directory trees.
+//! * [`redact`] replaces loaded secrets in output (logs, a child's stdout) with a label.
 //! * [`store`] has what secret stores share ([`store::json_field`]).
 //! * [`blocking`] is a tiny executor for synchronous callers.
 //!
@@ -85,6 +86,7 @@ pub mod local;
 mod parallel;
 mod private_file;
 mod range;
+pub mod redact;
 pub mod rotate;
 pub mod secret;
 mod signature;

@@ -19,6 +19,7 @@ mod open_header;
 mod parallel_streams;
 mod range;
 mod range_review;
+mod redact;
 mod reuse;
 mod rotation;
 mod roundtrip;
