@@ -310,6 +310,12 @@ pub(crate) struct ExecArgs {
     /// refused, so a sealed one cannot be swapped for one that is not.
     #[arg(long)]
     unsealed: bool,
+    /// Pass the command's stdout and stderr through kmseal, replacing every secret it was
+    /// given (and its base64, URL- and JSON-encoded forms) with `[REDACTED:NAME]`. kmseal
+    /// stays the parent: it forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2,
+    /// and exits with the command's status (128+N for signal N).
+    #[arg(long)]
+    redact: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -390,6 +396,16 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     secrets.apply_env(&mut cmd);
     for (name, value) in &env {
         cmd.env(name, value.expose_secret());
+    }
+    if args.redact {
+        let mut redactor = kmseal::redact::Redactor::new();
+        secrets.add_to_redactor(&mut redactor)?;
+        for (name, value) in &env {
+            redactor.add(name, value.expose_secret().as_bytes())?;
+        }
+        drop(secrets);
+        drop(env);
+        return crate::redacted::run(cmd, redactor);
     }
     drop(secrets);
     drop(env);

@@ -5,6 +5,7 @@ mod config;
 mod inspect;
 mod output;
 mod progress;
+mod redacted;
 mod rotate;
 mod rotate_objects;
 mod secret;
@@ -295,7 +296,10 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            let _ = writeln!(io::stderr(), "kmseal: {}", f.message);
+            // An empty message: the status is a child's (`exec --redact`), already explained.
+            if !f.message.is_empty() {
+                let _ = writeln!(io::stderr(), "kmseal: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }

@@ -656,6 +656,32 @@ fn config_encrypt_set_decrypt_rotate_and_exec() {
         "a-new-password-value|db.internal|0123456789abcdef0123456789abcdef\n"
     );
 
+    // exec --redact: the child's stdout and stderr never show a secret it was given (nor its
+    // base64), plain values pass, and its exit status is ours.
+    let o = env.run(
+        &[
+            "exec",
+            "--redact",
+            "-k",
+            &ka,
+            s(&cfg),
+            "--",
+            "sh",
+            "-c",
+            "echo \"pw=$DATABASE_PASSWORD host=$DATABASE_HOST\"; \
+             printf %s \"$JWT_SECRET\" | base64; \
+             echo \"oops $DATABASE_PASSWORD\" >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(
+        out, "pw=[REDACTED:database.password] host=db.internal\n[REDACTED:jwt_secret]\n",
+        "{out}"
+    );
+    assert_eq!(stderr(&o), "oops [REDACTED:database.password]\n");
+
     // rotate: B opens, A does not; values unchanged.
     let o = env.run(
         &["config", "rotate", "--from", &ka, "--to", &kb, s(&cfg)],
@@ -1350,4 +1376,54 @@ fn decrypt_range_gives_exactly_the_inclusive_bytes_from_a_file() {
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(!out.exists());
+}
+
+#[test]
+fn exec_redact_forwards_signals_and_exits_like_the_command() {
+    use std::io::Read;
+    let env = Env::new("exec-redact");
+    // Says it is ready, then waits for SIGTERM and answers with the secret it was given.
+    let script = "trap 'echo \"got TERM with $TOKEN\"; exit 7' TERM; echo ready; \
+                  while :; do sleep 0.05; done";
+    let mut child = env
+        .command(&[
+            "exec",
+            "--redact",
+            "--env",
+            "TOKEN=env://KMSEAL_REDACT_SRC",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("KMSEAL_REDACT_SRC", "tok-0123456789")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"ready\n") {
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "{got:?}");
+        got.push(byte[0]);
+    }
+    // SIGTERM to kmseal reaches the command.
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "the command's status");
+    assert_eq!(rest, "got TERM with [REDACTED:TOKEN]\n");
+    // A command killed by signal N: 128+N.
+    let o = env.run(
+        &["exec", "--redact", "--", "sh", "-c", "kill -KILL $$"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
 }

@@ -177,6 +177,18 @@ impl Secrets {
             .collect()
     }
 
+    /// Adds every secret value (encrypted ones, and references resolved into secrets) to
+    /// `redactor`, labelled by its path, so logs and output that repeat one show
+    /// `[REDACTED:path]` instead. Plain values are not secrets and are not added.
+    pub fn add_to_redactor(&self, redactor: &mut kmseal::redact::Redactor) -> Result<(), Error> {
+        for (path, entry) in &self.entries {
+            if let Entry::Secret { value, .. } = entry {
+                redactor.add(&path.to_string(), value.expose_secret().as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sets every value of [`env_vars`](Self::env_vars) in `cmd`'s environment (nothing is
     /// written to disk; the operating system copies the environment into the child).
     pub fn apply_env(&self, cmd: &mut std::process::Command) {
