@@ -58,6 +58,9 @@ pub struct Redactor {
     first_two: SecretBytes,
     /// Bit `b0` set when some pattern starts with b0.
     first_one: [u64; 4],
+    /// Bit `hash3(b0, b1, b2)` set when some pattern starts with b0 b1 b2 (2^20 bits, locked):
+    /// the filter for positions with three bytes to look at (every pattern has four or more).
+    first_three: SecretBytes,
     max_len: usize,
 }
 
@@ -85,6 +88,7 @@ impl Redactor {
             labels: Vec::new(),
             first_two: SecretBytes::new(),
             first_one: [0; 4],
+            first_three: SecretBytes::new(),
             max_len: 0,
         }
     }
@@ -99,6 +103,7 @@ impl Redactor {
         }
         if self.first_two.is_empty() {
             self.first_two = SecretBytes::zeroed(8192)?;
+            self.first_three = SecretBytes::zeroed(THREE_BITS / 8)?;
         }
         let label = match self.labels.iter().position(|l| l == label) {
             Some(i) => i,
@@ -131,6 +136,10 @@ impl Redactor {
         let two = (usize::from(pattern[0]) << 8) | usize::from(pattern[1]);
         self.first_two.expose_secret_mut()[two / 8] |= 1 << (two % 8);
         self.first_one[usize::from(pattern[0]) / 64] |= 1 << (pattern[0] % 64);
+        if let [b0, b1, b2, ..] = *pattern {
+            let k = hash3(b0, b1, b2);
+            self.first_three.expose_secret_mut()[k / 8] |= 1 << (k % 8);
+        }
         self.max_len = self.max_len.max(pattern.len());
         Ok(())
     }
@@ -164,27 +173,13 @@ impl Redactor {
         Ok(out)
     }
 
-    fn pattern(&self, p: &Pattern) -> &[u8] {
-        &self.bytes.expose_secret()[p.start..p.start + p.len]
-    }
-
-    fn may_start(&self, buf: &[u8], i: usize) -> bool {
-        match buf.get(i + 1) {
-            Some(&b1) => {
-                let two = (usize::from(buf[i]) << 8) | usize::from(b1);
-                self.first_two.expose_secret()[two / 8] & (1 << (two % 8)) != 0
-            }
-            None => self.first_one[usize::from(buf[i]) / 64] & (1 << (buf[i] % 64)) != 0,
-        }
-    }
-
     /// At `buf[i..]`: the longest pattern that matches whole (its length and label), and
     /// the length of the longest proper prefix of a pattern that runs to the end of `buf`.
-    fn match_at(&self, buf: &[u8], i: usize) -> (Option<(usize, usize)>, usize) {
+    fn match_at(&self, bytes: &[u8], buf: &[u8], i: usize) -> (Option<(usize, usize)>, usize) {
         let rest = &buf[i..];
         let (mut whole, mut partial) = (None::<(usize, usize)>, 0);
         for p in &self.patterns {
-            let pat = self.pattern(p);
+            let pat = &bytes[p.start..p.start + p.len];
             if rest.len() >= pat.len() {
                 if rest[..pat.len()] == *pat && whole.is_none_or(|(len, _)| pat.len() > len) {
                     whole = Some((pat.len(), p.label));
@@ -194,6 +189,45 @@ impl Redactor {
             }
         }
         (whole, partial)
+    }
+}
+
+/// Bits in the 3-byte start filter.
+const THREE_BITS: usize = 1 << 20;
+
+/// Where the bytes b0 b1 b2 fall in the 3-byte filter (a multiplicative hash, top 20 bits).
+#[inline]
+fn hash3(b0: u8, b1: u8, b2: u8) -> usize {
+    let x = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
+    (x.wrapping_mul(0x9E37_79B1) >> 12) as usize
+}
+
+/// The start filters, read out of locked memory once per drain (`expose_secret` checks the
+/// process on every call).
+struct Filters<'a> {
+    three: &'a [u8],
+    two: &'a [u8],
+    one: &'a [u64; 4],
+}
+
+impl Filters<'_> {
+    /// Whether a pattern may start at `buf[i]`: by its first three bytes, or its first two
+    /// or one at the end of `buf`.
+    #[inline]
+    fn may_start(&self, buf: &[u8], i: usize) -> bool {
+        match buf.get(i..i + 3) {
+            Some(&[b0, b1, b2]) => {
+                let k = hash3(b0, b1, b2);
+                self.three[k / 8] & (1 << (k % 8)) != 0
+            }
+            _ => match buf.get(i + 1) {
+                Some(&b1) => {
+                    let k = (usize::from(buf[i]) << 8) | usize::from(b1);
+                    self.two[k / 8] & (1 << (k % 8)) != 0
+                }
+                None => self.one[usize::from(buf[i]) / 64] & (1 << (buf[i] % 64)) != 0,
+            },
+        }
     }
 }
 
@@ -289,14 +323,21 @@ impl<W: Write> RedactWriter<W> {
         };
         let r = &self.redactor;
         let buf = self.pending.expose_secret();
+        // The locked index and patterns, read once: `expose_secret` checks the process.
+        let bytes = r.bytes.expose_secret();
+        let filters = Filters {
+            three: r.first_three.expose_secret(),
+            two: r.first_two.expose_secret(),
+            one: &r.first_one,
+        };
         let (mut i, mut emitted) = (0, 0);
         let mut held_from = buf.len();
         while i < buf.len() {
-            if !r.may_start(buf, i) {
+            if !filters.may_start(buf, i) {
                 i += 1;
                 continue;
             }
-            let (whole, partial) = r.match_at(buf, i);
+            let (whole, partial) = r.match_at(bytes, buf, i);
             if let Some((len, label)) = whole {
                 inner.write_all(&buf[emitted..i])?;
                 write!(inner, "[REDACTED:{}]", r.labels[label])?;
@@ -313,7 +354,7 @@ impl<W: Write> RedactWriter<W> {
                     let label = r
                         .patterns
                         .iter()
-                        .find(|p| r.pattern(p).starts_with(&buf[i..]))
+                        .find(|p| bytes[p.start..p.start + p.len].starts_with(&buf[i..]))
                         .map_or("secret", |p| r.labels[p.label].as_str());
                     inner.write_all(&buf[emitted..i])?;
                     write!(inner, "[REDACTED:{label}]")?;
