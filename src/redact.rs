@@ -40,6 +40,9 @@ pub const MIN_SECRET_LEN: usize = 4;
 /// secret's start was printed, its end never came).
 const MIN_PARTIAL_AT_END: usize = 6;
 
+/// Bytes a writer takes into locked memory at a time.
+const FEED: usize = 16 << 10;
+
 struct Pattern {
     start: usize,
     len: usize,
@@ -95,7 +98,8 @@ impl Redactor {
 
     /// Adds `secret` under `label` (a path or variable name, shown in place of the value):
     /// the value itself, its base64 forms (standard and URL-safe, with and without padding),
-    /// its URL-encoded form and its JSON-escaped form, where they differ. Returns `false`
+    /// its URL-encoded forms (upper- and lower-case hex, `/` kept, `+` for a space) and its
+    /// JSON-escaped forms (`/` as is and as `\/`), where they differ. Returns `false`
     /// (adding nothing) for a value shorter than [`MIN_SECRET_LEN`] bytes.
     pub fn add(&mut self, label: &str, secret: &[u8]) -> Result<bool, Error> {
         if secret.len() < MIN_SECRET_LEN {
@@ -273,8 +277,68 @@ fn forms(secret: &[u8]) -> Result<Vec<SecretBytes>, Error> {
             c => json.extend_from_slice(&[c])?,
         }
     }
-    out.push(url);
-    out.push(json);
+    // The variants common encoders write: `/` kept (Python's `quote`), `+` for a space
+    // (forms), lower-case hex, and JSON with `\/` (PHP's `json_encode`).
+    type Rewrite<'a> = &'a dyn Fn(&[u8], &mut SecretBytes) -> Result<(), Error>;
+    let variant = |from: &SecretBytes, f: Rewrite<'_>| {
+        let mut v = SecretBytes::with_capacity(from.len() * 2)?;
+        f(from.expose_secret(), &mut v)?;
+        Ok::<SecretBytes, Error>(v)
+    };
+    let url_slash = variant(&url, &|u, v| {
+        let mut i = 0;
+        while i < u.len() {
+            if u[i..].starts_with(b"%2F") {
+                v.extend_from_slice(b"/")?;
+                i += 3;
+            } else {
+                v.extend_from_slice(&u[i..=i])?;
+                i += 1;
+            }
+        }
+        Ok(())
+    })?;
+    let url_plus = variant(&url, &|u, v| {
+        let mut i = 0;
+        while i < u.len() {
+            if u[i..].starts_with(b"%20") {
+                v.extend_from_slice(b"+")?;
+                i += 3;
+            } else {
+                v.extend_from_slice(&u[i..=i])?;
+                i += 1;
+            }
+        }
+        Ok(())
+    })?;
+    let url_lower = variant(&url, &|u, v| {
+        let mut i = 0;
+        while i < u.len() {
+            if u[i] == b'%' && i + 2 < u.len() {
+                v.extend_from_slice(&[
+                    b'%',
+                    u[i + 1].to_ascii_lowercase(),
+                    u[i + 2].to_ascii_lowercase(),
+                ])?;
+                i += 3;
+            } else {
+                v.extend_from_slice(&u[i..=i])?;
+                i += 1;
+            }
+        }
+        Ok(())
+    })?;
+    let json_slash = variant(&json, &|j, v| {
+        for &b in j {
+            if b == b'/' {
+                v.extend_from_slice(b"\\/")?;
+            } else {
+                v.extend_from_slice(&[b])?;
+            }
+        }
+        Ok(())
+    })?;
+    out.extend([url, url_slash, url_plus, url_lower, json, json_slash]);
     let mut unique: Vec<SecretBytes> = Vec::new();
     for f in out {
         if f.len() >= 2 && !unique.iter().any(|u| u == &f) {
@@ -338,6 +402,12 @@ impl<W: Write> RedactWriter<W> {
                 continue;
             }
             let (whole, partial) = r.match_at(bytes, buf, i);
+            // A longer secret may still be arriving: wait for it before taking a shorter one
+            // that is its prefix (else the longer one's tail would go out).
+            if partial > 0 && !at_end {
+                held_from = i;
+                break;
+            }
             if let Some((len, label)) = whole {
                 inner.write_all(&buf[emitted..i])?;
                 write!(inner, "[REDACTED:{}]", r.labels[label])?;
@@ -345,22 +415,17 @@ impl<W: Write> RedactWriter<W> {
                 emitted = i;
                 continue;
             }
-            if partial > 0 {
-                if !at_end {
-                    held_from = i;
-                    break;
-                }
-                if partial >= MIN_PARTIAL_AT_END {
-                    let label = r
-                        .patterns
-                        .iter()
-                        .find(|p| bytes[p.start..p.start + p.len].starts_with(&buf[i..]))
-                        .map_or("secret", |p| r.labels[p.label].as_str());
-                    inner.write_all(&buf[emitted..i])?;
-                    write!(inner, "[REDACTED:{label}]")?;
-                    emitted = buf.len();
-                    break;
-                }
+            // At the end: the stream stopped inside a secret.
+            if partial >= MIN_PARTIAL_AT_END {
+                let label = r
+                    .patterns
+                    .iter()
+                    .find(|p| bytes[p.start..p.start + p.len].starts_with(&buf[i..]))
+                    .map_or("secret", |p| r.labels[p.label].as_str());
+                inner.write_all(&buf[emitted..i])?;
+                write!(inner, "[REDACTED:{label}]")?;
+                emitted = buf.len();
+                break;
             }
             i += 1;
         }
@@ -376,17 +441,39 @@ impl<W: Write> RedactWriter<W> {
 }
 
 impl<W: Write> Write for RedactWriter<W> {
+    /// Redacts `data` on its way to the inner writer, a piece at a time (so only the held
+    /// tail and one piece are ever in locked memory). An error of the inner writer poisons
+    /// this writer: what was written before it is complete, nothing is written twice, and
+    /// every later call fails.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.inner.is_none() {
-            return Err(io::Error::other("kmseal: the redacting writer is finished"));
+            return Err(io::Error::other(
+                "kmseal: the redacting writer is finished, or failed earlier",
+            ));
         }
         if self.redactor.is_empty() {
             return self.inner.as_mut().map_or(Ok(0), |w| w.write(data));
         }
-        self.pending
-            .extend_from_slice(data)
-            .map_err(io::Error::other)?;
-        self.drain(false)?;
+        for piece in data.chunks(FEED) {
+            self.pending
+                .extend_from_slice(piece)
+                .map_err(io::Error::other)?;
+            if let Err(e) = self.drain(false) {
+                // Poisoned: a retry of this write would repeat what already went out.
+                self.inner = None;
+                self.pending.clear();
+                return Err(e);
+            }
+        }
+        // A large write grew the locked buffer: give the memory back.
+        if self.pending.capacity() > 4 * FEED + self.redactor.max_len {
+            let mut smaller = SecretBytes::with_capacity(self.pending.len().max(FEED))
+                .map_err(io::Error::other)?;
+            smaller
+                .extend_from_slice(self.pending.expose_secret())
+                .map_err(io::Error::other)?;
+            self.pending = smaller;
+        }
         Ok(data.len())
     }
 
@@ -528,5 +615,244 @@ mod tests {
         let text = format!("{r:?} {:?}", r.writer(Vec::new()));
         assert!(!text.contains("super-secret"), "{text}");
         assert!(text.contains("label"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+/// An adversarial review's cases (issue 20): a differential test against a leftmost-longest
+/// reference (it found the prefix leak: a shorter secret taken while a longer one, which it
+/// begins, was still arriving), and the repros of what it found.
+mod review {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Every pattern the redactor holds, with its label.
+    fn patterns(r: &Redactor) -> Vec<(Vec<u8>, String)> {
+        let bytes = r.bytes.expose_secret();
+        r.patterns
+            .iter()
+            .map(|p| {
+                (
+                    bytes[p.start..p.start + p.len].to_vec(),
+                    r.labels[p.label].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Reference: leftmost-longest over the whole input; a suffix >= 6 bytes that is a
+    /// proper prefix of a pattern is redacted at the end (the documented end rule).
+    fn reference(pats: &[(Vec<u8>, String)], input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < input.len() {
+            let rest = &input[i..];
+            let whole = pats
+                .iter()
+                .filter(|(p, _)| rest.starts_with(p))
+                .max_by_key(|(p, _)| p.len());
+            if let Some((p, l)) = whole {
+                out.extend_from_slice(format!("[REDACTED:{l}]").as_bytes());
+                i += p.len();
+                continue;
+            }
+            if rest.len() >= MIN_PARTIAL_AT_END
+                && let Some((_, l)) = pats
+                    .iter()
+                    .find(|(p, _)| p.len() > rest.len() && p.starts_with(rest))
+            {
+                out.extend_from_slice(format!("[REDACTED:{l}]").as_bytes());
+                break;
+            }
+            out.push(input[i]);
+            i += 1;
+        }
+        out
+    }
+
+    fn through(r: &Arc<Redactor>, input: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = r.writer(&mut out);
+        let mut at = 0;
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            let c = c.clamp(at, input.len());
+            w.write_all(&input[at..c]).unwrap();
+            at = c;
+        }
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn review20_differential_against_leftmost_longest() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let alpha = b"ab\n\xc3";
+        let mut failures = 0;
+        let mut ran = 0;
+        for round in 0..20_000 {
+            let mut r = Redactor::new();
+            let mut secrets: Vec<Vec<u8>> = Vec::new();
+            for k in 0..1 + rng.below(3) {
+                let s: Vec<u8> = if k > 0 && rng.below(2) == 0 {
+                    // a prefix/extension of an earlier secret
+                    let base = secrets[rng.below(secrets.len())].clone();
+                    let mut s = base.clone();
+                    if rng.below(2) == 0 && s.len() > 4 {
+                        s.truncate(4 + rng.below(s.len() - 4));
+                    } else {
+                        for _ in 0..1 + rng.below(4) {
+                            s.push(alpha[rng.below(alpha.len())]);
+                        }
+                    }
+                    s
+                } else {
+                    (0..4 + rng.below(5))
+                        .map(|_| alpha[rng.below(alpha.len())])
+                        .collect()
+                };
+                r.add(&format!("s{k}"), &s).unwrap();
+                secrets.push(s);
+            }
+            let r = Arc::new(r);
+            let pats = patterns(&r);
+            ran += 1;
+            let mut input = Vec::new();
+            while input.len() < 40 {
+                if rng.below(3) == 0 {
+                    input.extend_from_slice(&secrets[rng.below(secrets.len())]);
+                } else {
+                    input.push(alpha[rng.below(alpha.len())]);
+                }
+            }
+            let want = reference(&pats, &input);
+            let mut cuts: Vec<usize> = (0..rng.below(8))
+                .map(|_| rng.below(input.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            let got = through(&r, &input, &cuts);
+            if got != want {
+                failures += 1;
+                if failures <= 5 {
+                    eprintln!(
+                        "round {round}: secrets {:?}\n input {:?}\n cuts {cuts:?}\n want {:?}\n got  {:?}",
+                        secrets
+                            .iter()
+                            .map(|s| String::from_utf8_lossy(s).into_owned())
+                            .collect::<Vec<_>>(),
+                        String::from_utf8_lossy(&input),
+                        String::from_utf8_lossy(&want),
+                        String::from_utf8_lossy(&got)
+                    );
+                }
+            }
+        }
+        assert_eq!(ran, 20_000);
+        assert_eq!(failures, 0, "{failures} mismatches");
+    }
+
+    #[test]
+    fn a_secret_that_begins_a_longer_one_never_lets_the_longer_ones_tail_out() {
+        let mut r = Redactor::new();
+        r.add("db.password", b"Tr0ub4dor").unwrap();
+        r.add("db.url_password", b"Tr0ub4dor&3-long-random-tail-XYZ")
+            .unwrap();
+        let r = Arc::new(r);
+        let input = b"url pw=Tr0ub4dor&3-long-random-tail-XYZ and pw=Tr0ub4dor.\n";
+        let cuts: Vec<usize> = (0..input.len()).collect();
+        assert_eq!(
+            String::from_utf8(through(&r, input, &cuts)).unwrap(),
+            "url pw=[REDACTED:db.url_password] and pw=[REDACTED:db.password].\n"
+        );
+    }
+
+    #[test]
+    fn a_huge_write_keeps_only_a_piece_in_locked_memory() {
+        let mut r = Redactor::new();
+        r.add("k", b"0123456789abcdef").unwrap();
+        let r = Arc::new(r);
+        let mut out = Vec::new();
+        let mut w = r.writer(&mut out);
+        w.write_all(&vec![b'x'; 16 << 20]).unwrap();
+        w.write_all(b"tail 0123").unwrap();
+        assert!(w.pending.capacity() <= 1 << 17, "{}", w.pending.capacity());
+        w.finish().unwrap();
+        assert_eq!(out.len(), (16 << 20) + 9);
+    }
+
+    #[test]
+    fn an_inner_error_poisons_the_writer_and_nothing_is_written_twice() {
+        struct Flaky {
+            out: Vec<u8>,
+            calls: usize,
+        }
+        impl Write for Flaky {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.calls += 1;
+                if self.calls == 2 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut r = Redactor::new();
+        r.add("k", b"0123456789abcdef").unwrap();
+        let r = Arc::new(r);
+        let mut out = Flaky {
+            out: Vec::new(),
+            calls: 0,
+        };
+        {
+            let mut w = r.writer(&mut out);
+            let line = b"a 0123456789abcdef b\n";
+            assert!(w.write(line).is_err());
+            assert!(w.write(line).is_err(), "poisoned");
+            assert!(w.finish().is_err());
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&out.out),
+            "a ",
+            "the part before the error, once"
+        );
+    }
+
+    #[test]
+    fn the_encodings_common_encoders_write_are_redacted() {
+        let secret = b"q8+Zk/3vT0pXb1Lm+9sRw/Yh2NcE4uJ7aKfD0gWtS6o=";
+        let mut r = Redactor::new();
+        r.add("jwt.secret", secret).unwrap();
+        r.add("pw", b"two words/here").unwrap();
+        let r = Arc::new(r);
+        for form in [
+            &br#"{"jwt":"q8+Zk\/3vT0pXb1Lm+9sRw\/Yh2NcE4uJ7aKfD0gWtS6o="}"#[..],
+            b"GET /cb?k=q8%2BZk/3vT0pXb1Lm%2B9sRw/Yh2NcE4uJ7aKfD0gWtS6o%3D",
+            b"k=q8%2bZk%2f3vT0pXb1Lm%2b9sRw%2fYh2NcE4uJ7aKfD0gWtS6o%3d",
+            b"pw=two+words%2Fhere",
+        ] {
+            let out = r.redact(form).unwrap();
+            assert!(
+                out.windows(10).any(|w| w == b"[REDACTED:")
+                    && !String::from_utf8_lossy(&out).contains("3vT0p")
+                    && !String::from_utf8_lossy(&out).contains("words"),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
     }
 }

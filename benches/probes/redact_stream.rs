@@ -40,7 +40,7 @@ fn main() {
     let mut n = 0usize;
     while block.len() < (1 << 20) {
         n += 1;
-        let line = if n % 50 == 0 {
+        let line = if n.is_multiple_of(50) {
             format!(
                 "2026-12-01T22:00:{:02}Z INFO request id={n} auth={} status=200\n",
                 n % 60,

@@ -1,6 +1,6 @@
 //! `kmseal config …` (value-level config documents) and `kmseal exec`.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -234,14 +234,11 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 (_, Some(spec)) => {
                     kmseal::SecretString::try_from_bytes(crate::secret::generated(&spec)?)?
                 }
-                (Some(v), None) if v == "-" => {
-                    let mut v = String::new();
-                    io::stdin().read_to_string(&mut v)?;
-                    let value =
-                        kmseal::SecretString::copy_from_str(v.trim_end_matches(['\n', '\r']));
-                    zeroize::Zeroize::zeroize(&mut v);
-                    value?
-                }
+                // Into locked memory through a locked buffer (a growing String would leave
+                // copies of the value behind), one trailing newline dropped.
+                (Some(v), None) if v == "-" => kmseal::SecretString::try_from_bytes(
+                    crate::secret::read_value(io::stdin().lock())?,
+                )?,
                 (Some(v), None) => {
                     if !crate::progress::quiet() {
                         use std::io::Write;

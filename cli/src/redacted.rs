@@ -1,7 +1,8 @@
 //! `kmseal exec --redact`: the command runs as a child whose stdout and stderr pass through a
 //! [`Redactor`] on their way to ours; signals are forwarded; its status is ours.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use kmseal::redact::Redactor;
 
 use crate::{Failure, exit};
 
-/// Signals forwarded to the child (as a container runtime or a terminal sends them to us).
+/// Signals forwarded to the child (as a container runtime or `kill` sends them to us).
 const FORWARDED: [i32; 6] = [
     signal_hook::consts::SIGTERM,
     signal_hook::consts::SIGINT,
@@ -19,12 +20,33 @@ const FORWARDED: [i32; 6] = [
     signal_hook::consts::SIGUSR2,
 ];
 
+/// Signals a terminal sends to its whole foreground process group: with a terminal the child
+/// shares our group and gets them itself, so forwarding them would deliver each twice (a
+/// second Ctrl-C is "force quit" to many servers). They are caught (kmseal stays) but not
+/// forwarded.
+const FROM_TERMINAL: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+];
+
+/// How long output may keep arriving after the command exited (from processes it left
+/// running, which hold its pipes): then kmseal exits with the command's status.
+const DRAIN_AFTER_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) fn run(mut cmd: Command, redactor: Redactor) -> Result<(), Failure> {
     let redactor = Arc::new(redactor);
     // Registered before the child starts, so no signal in between takes the default action
     // (which would kill kmseal and orphan the child).
     let mut signals = signal_hook::iterator::Signals::new(FORWARDED)
         .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
+    // Without a terminal (a container, a CI job) the command gets a process group of its
+    // own, so a signal to ours reaches it once, through us. With one it stays in ours, the
+    // terminal's foreground group, so that it can read the terminal.
+    let terminal = io::stdin().is_terminal();
+    if !terminal {
+        cmd.process_group(0);
+    }
     let mut child = cmd
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -40,12 +62,17 @@ pub(crate) fn run(mut cmd: Command, redactor: Redactor) -> Result<(), Failure> {
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
         for sig in signals.forever() {
+            if terminal && FROM_TERMINAL.contains(&sig) {
+                continue;
+            }
             if let Some(signal) = rustix::process::Signal::from_named_raw(sig) {
                 let _ = rustix::process::kill_process(pid, signal);
             }
         }
     });
-    let pumps: Vec<_> = [
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut pumps = 0;
+    for (from, to_stdout) in [
         child
             .stdout
             .take()
@@ -58,20 +85,38 @@ pub(crate) fn run(mut cmd: Command, redactor: Redactor) -> Result<(), Failure> {
     .into_iter()
     .zip([true, false])
     .filter_map(|(from, to_stdout)| from.map(|f| (f, to_stdout)))
-    .map(|(from, to_stdout)| {
-        let redactor = redactor.clone();
-        std::thread::spawn(move || pump(from, &redactor, to_stdout))
-    })
-    .collect();
+    {
+        let (redactor, done) = (redactor.clone(), done_tx.clone());
+        pumps += 1;
+        std::thread::spawn(move || {
+            // A broken pipe on our side (a closed terminal) must not hide the child's status.
+            let _ = pump(from, &redactor, to_stdout);
+            let _ = done.send(());
+        });
+    }
+    // Wait for the exit without reaping it: until it is reaped the pid cannot be reused, so
+    // a signal forwarded meanwhile never reaches another process. Then stop forwarding, then
+    // reap.
+    let exited = rustix::process::waitid(
+        rustix::process::WaitId::Pid(pid),
+        rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+    );
+    handle.close();
+    let _ = forwarder.join();
+    if let Err(e) = exited {
+        tracing::debug!(error = %e, "waitid");
+    }
     let status = child
         .wait()
         .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
-    for p in pumps {
-        // A broken pipe on our side (a closed terminal) must not hide the child's status.
-        let _ = p.join();
+    // Output still in the pipes goes out; processes the command left behind do not keep us.
+    let deadline = std::time::Instant::now() + DRAIN_AFTER_EXIT;
+    for _ in 0..pumps {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
+        }
     }
-    handle.close();
-    let _ = forwarder.join();
     exit_like(status)
 }
 

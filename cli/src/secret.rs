@@ -156,7 +156,7 @@ fn from_stdin() -> Result<SecretBytes, Failure> {
     read_value(io::stdin().lock())
 }
 
-fn read_value(input: impl Read) -> Result<SecretBytes, Failure> {
+pub(crate) fn read_value(input: impl Read) -> Result<SecretBytes, Failure> {
     let mut value = SecretBytes::with_capacity(4096)?;
     // The limit, room for a CRLF, and one byte more to tell a longer input.
     let mut input = input.take(MAX_SECRET_LEN as u64 + 3);

@@ -1427,3 +1427,93 @@ fn exec_redact_forwards_signals_and_exits_like_the_command() {
     );
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
 }
+
+fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}
+
+/// From an adversarial review: a command that leaves a background process holding its pipes
+/// had kept `exec --redact` waiting (and a SIGTERM was forwarded to the reaped pid); and a
+/// signal to the whole process group reached the command twice.
+#[test]
+fn exec_redact_exits_with_the_command_and_delivers_group_signals_once() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new("exec-redact-review");
+    let mut child = env
+        .command(&[
+            "exec",
+            "--redact",
+            "--",
+            "sh",
+            "-c",
+            "sleep 20 & echo \"bg $!\"; exit 5",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        assert_eq!(out.read(&mut byte).unwrap(), 1);
+        line.push(byte[0]);
+    }
+    let bg = String::from_utf8(line)
+        .unwrap()
+        .trim()
+        .trim_start_matches("bg ")
+        .to_owned();
+    let status = wait_timeout(&mut child, std::time::Duration::from_secs(5));
+    let _ = Command::new("kill").args(["-KILL", &bg]).status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(5),
+        "kmseal waited for the background process"
+    );
+
+    // SIGINT to kmseal's process group (what a terminal does on Ctrl-C, here without one):
+    // the command gets it once.
+    let script = "n=0; trap 'n=$((n+1))' INT; echo ready; i=0; \
+                  while [ $i -lt 30 ]; do sleep 0.05; i=$((i+1)); done; echo \"sigints $n\"";
+    let mut child = env
+        .command(&["exec", "--redact", "--", "sh", "-c", script])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"ready\n") {
+        assert_eq!(out.read(&mut byte).unwrap(), 1, "{got:?}");
+        got.push(byte[0]);
+    }
+    let group = format!("-{}", child.id());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    child.wait().unwrap();
+    assert_eq!(rest, "sigints 1\n");
+}
