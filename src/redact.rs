@@ -285,32 +285,24 @@ fn forms(secret: &[u8]) -> Result<Vec<SecretBytes>, Error> {
         f(from.expose_secret(), &mut v)?;
         Ok::<SecretBytes, Error>(v)
     };
-    let url_slash = variant(&url, &|u, v| {
-        let mut i = 0;
-        while i < u.len() {
-            if u[i..].starts_with(b"%2F") {
-                v.extend_from_slice(b"/")?;
-                i += 3;
-            } else {
-                v.extend_from_slice(&u[i..=i])?;
-                i += 1;
+    // `%2F` written as `/`, `%20` as `+`: one escape back to one byte.
+    let unescape = |escape: &'static [u8; 3], to: u8| {
+        move |u: &[u8], v: &mut SecretBytes| -> Result<(), Error> {
+            let mut i = 0;
+            while i < u.len() {
+                if u[i..].starts_with(escape) {
+                    v.extend_from_slice(&[to])?;
+                    i += 3;
+                } else {
+                    v.extend_from_slice(&u[i..=i])?;
+                    i += 1;
+                }
             }
+            Ok(())
         }
-        Ok(())
-    })?;
-    let url_plus = variant(&url, &|u, v| {
-        let mut i = 0;
-        while i < u.len() {
-            if u[i..].starts_with(b"%20") {
-                v.extend_from_slice(b"+")?;
-                i += 3;
-            } else {
-                v.extend_from_slice(&u[i..=i])?;
-                i += 1;
-            }
-        }
-        Ok(())
-    })?;
+    };
+    let url_slash = variant(&url, &unescape(b"%2F", b'/'))?;
+    let url_plus = variant(&url, &unescape(b"%20", b'+'))?;
     let url_lower = variant(&url, &|u, v| {
         let mut i = 0;
         while i < u.len() {
