@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use kmseal::rotate::Rotator;
 use kmseal::{Decryptor, Encryptor};
-use kmseal_config::{Format, Policy, Sealer};
+use kmseal_config::{Finding, Format, Policy, Require, Sealer};
 
 use crate::{Failure, context, exit, keks, output, parse_pair, usage};
 
@@ -102,6 +102,24 @@ pub(crate) enum ConfigCommand {
         /// bytes; alnum: characters); alone, base64:32. Never printed.
         #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "base64:32")]
         generate: Option<String>,
+    },
+    /// Check a document's values against requirements (never printing a value): missing,
+    /// empty, too short, a template's placeholder, too guessable. Exit 5 when any fails.
+    #[command(
+        after_help = "Examples:\n  kmseal config check config.yaml --require database.password:min_len=16 \\\n      --require jwt.secret:min_len=32,min_entropy=128 --require database.host:present\n  kmseal config check --json config.yaml --require api.key   # for CI\n\nRULES: present (plain values allowed), min_len=N, min_entropy=N (estimated bits),\nallow_placeholders, deny_placeholders. A bare PATH must be present, encrypted, non-empty\nand not a placeholder. References (ref+URI) are resolved first."
+    )]
+    Check {
+        #[command(flatten)]
+        doc: DocArgs,
+        /// PATH[:RULE,...] (repeatable).
+        #[arg(long = "require", value_name = "PATH[:RULES]", required = true)]
+        require: Vec<String>,
+        /// FILE is not sealed (a ConfigMap of references).
+        #[arg(long)]
+        unsealed: bool,
+        /// A JSON report on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Rewrap a sealed document's data key under new keys (values untouched).
     Rotate {
@@ -267,6 +285,18 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 Ok(())
             })
         }
+        ConfigCommand::Check {
+            doc,
+            require,
+            unsealed,
+            json,
+        } => {
+            let rules = parse_requirements(&require)?;
+            let mut secrets = read_document(&doc.file, &doc.format, &doc.keys, unsealed)?;
+            block(secrets.resolve_references(&kmseal_keys::resolver()))?;
+            let findings = secrets.findings(&rules);
+            report_findings(&findings, rules.len(), json)
+        }
         ConfigCommand::Rotate {
             file,
             format,
@@ -313,6 +343,10 @@ pub(crate) struct ExecArgs {
     /// and exits with the command's status (128+N for signal N).
     #[arg(long)]
     redact: bool,
+    /// PATH[:RULE,...] (repeatable; see `kmseal config check`): checked after every value
+    /// and reference is read; the command is not started when one fails (exit 5).
+    #[arg(long = "require", value_name = "PATH[:RULES]")]
+    require: Vec<String>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -323,6 +357,8 @@ pub(crate) struct ExecArgs {
 /// are) and every --env. Nothing starts unless every value and reference was read.
 pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
+    // Refused before anything is read: a typo in a rule is a usage error.
+    let rules = parse_requirements(&args.require)?;
     let mut secrets = match &args.file {
         Some(file) => read_document(file, &args.format, &args.keys, args.unsealed)?,
         None => kmseal_config::Secrets::default(),
@@ -384,6 +420,18 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
             ),
         });
     }
+    if !rules.is_empty() {
+        // Values given with --env count too, under their variable names.
+        let mut checked = std::mem::take(&mut secrets);
+        for (name, value) in &env {
+            checked.insert_secret(name, value.try_clone()?);
+        }
+        let findings = checked.findings(&rules);
+        secrets = checked;
+        if !findings.is_empty() {
+            return report_findings(&findings, rules.len(), false);
+        }
+    }
     let (program, rest) = args
         .command
         .split_first()
@@ -415,6 +463,57 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
 
 /// Opens a document for `exec`: a whole-file message, a sealed document, or (with
 /// `unsealed`) a document that is not sealed.
+/// `--require PATH[:RULES]` flags.
+pub(crate) fn parse_requirements(flags: &[String]) -> Result<Vec<Require>, Failure> {
+    flags
+        .iter()
+        .map(|r| r.parse::<Require>().map_err(|e| usage(e.to_string())))
+        .collect()
+}
+
+/// Prints the findings (text on stderr, or a JSON report on stdout), never a value; exit 5
+/// when there are any.
+fn report_findings(findings: &[Finding], rules: usize, json: bool) -> Result<(), Failure> {
+    use std::io::Write;
+    if json {
+        let items: Vec<String> = findings
+            .iter()
+            .map(|f| {
+                format!(
+                    r#"{{"path":{},"problem":"{}","message":{}}}"#,
+                    crate::rotate::json_string(&f.path),
+                    f.problem.name(),
+                    crate::rotate::json_string(&f.to_string())
+                )
+            })
+            .collect();
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            r#"{{"ok":{},"requirements":{rules},"findings":[{}]}}"#,
+            findings.is_empty(),
+            items.join(",")
+        )?;
+    }
+    if findings.is_empty() {
+        if !json && !crate::progress::quiet() {
+            let _ = writeln!(io::stderr(), "kmseal: all {rules} requirements met");
+        }
+        return Ok(());
+    }
+    Err(Failure {
+        code: exit::REQUIREMENTS,
+        message: format!(
+            "requirements not met: {}",
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    })
+}
+
 fn read_document(
     file: &Path,
     format: &Option<String>,

@@ -25,6 +25,8 @@ mod exit {
     pub(crate) const USAGE: u8 = 2;
     pub(crate) const DECRYPT: u8 = 3;
     pub(crate) const KMS: u8 = 4;
+    /// Requirements on values not met (`config check`, `exec --require`).
+    pub(crate) const REQUIREMENTS: u8 = 5;
     /// A seal that would bless unreviewed changes or declassify values (needs a flag).
     pub(crate) const REFUSED: u8 = 6;
     /// A file changed while it was being rotated and was left alone: rerun.
@@ -36,7 +38,7 @@ mod exit {
     name = "kmseal",
     version,
     about = "Envelope encryption with KMS key wrapping, key commitment and locked memory",
-    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS, key or secret store error, 6 refused without an explicit flag (--accept-changes, --declassify), 7 a file changed while it was rotated (left alone; rerun)."
+    after_help = "Examples:\n  kmseal keygen                                  # dev key in ~/.config/kmseal/dev.key\n  kmseal encrypt -c app=billing config.yaml -o config.yaml.kmseal\n  kmseal decrypt -c app=billing config.yaml.kmseal -o config.yaml\n  kmseal inspect config.yaml.kmseal\n  kmseal config encrypt --encrypt '*password' config.yaml\n  kmseal exec config.yaml -- ./my-service\n\nKeys: --key flags, else $KMSEAL_KEY (comma-separated), else `keys` in\n$KMSEAL_HOME/config.toml (or ~/.config/kmseal/config.toml), else the development key.\n\nExit codes: 0 ok, 1 other error, 2 usage, 3 decryption failed, 4 KMS, key or secret store error, 5 requirements not met (config check, exec --require), 6 refused without an explicit flag (--accept-changes, --declassify), 7 a file changed while it was rotated (left alone; rerun)."
 )]
 struct Cli {
     #[command(subcommand)]

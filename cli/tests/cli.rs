@@ -1517,3 +1517,108 @@ fn exec_redact_exits_with_the_command_and_delivers_group_signals_once() {
     child.wait().unwrap();
     assert_eq!(rest, "sigints 1\n");
 }
+
+#[test]
+fn config_check_and_exec_require_fail_fast_without_showing_values() {
+    let env = Env::new("check");
+    let key = env.path("k.key");
+    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
+    let k = format!("local://{}", s(&key));
+    let cfg = env.path("app.yaml");
+    std::fs::write(
+        &cfg,
+        "database:\n  password: <generate-strong-password>\n  host: db.internal\n\
+         jwt:\n  secret: short-jwt\n",
+    )
+    .unwrap();
+    let o = env.run(
+        &[
+            "config",
+            "encrypt",
+            "-k",
+            &k,
+            "--encrypt",
+            "*password",
+            "--encrypt",
+            "*secret",
+            s(&cfg),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rules = [
+        "--require",
+        "database.password:min_len=16",
+        "--require",
+        "jwt.secret:min_len=32,min_entropy=128",
+        "--require",
+        "database.host:present",
+        "--require",
+        "api.key",
+    ];
+    let mut args = vec!["config", "check", "--json", "-k", &k, s(&cfg)];
+    args.extend(rules);
+    let o = env.run(&args, None);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let problems: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["problem"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("database.password", "placeholder"),
+        ("jwt.secret", "too_short"),
+        ("jwt.secret", "low_entropy"),
+        ("api.key", "missing"),
+    ] {
+        assert!(
+            problems.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} in {problems:?}"
+        );
+    }
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        !all.contains("generate-strong") && !all.contains("short-jwt"),
+        "{all}"
+    );
+
+    // exec --require: the command never starts (it would create a file) and kmseal exits 5.
+    let marker = env.path("started");
+    let mut args = vec!["exec", "-k", &k, s(&cfg)];
+    args.extend(rules);
+    let touch = format!("touch {}", s(&marker));
+    args.extend(["--", "sh", "-c", &touch]);
+    let o = env.run(&args, None);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(!marker.exists(), "the command must not start");
+    assert!(!stderr(&o).contains("short-jwt"), "{}", stderr(&o));
+
+    // Fixed with generated values, the check passes and the command runs.
+    for path in ["database.password", "jwt.secret"] {
+        let o = env.run(
+            &["config", "set", "-k", &k, s(&cfg), path, "--generate"],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let mut args = vec!["exec", "-k", &k, s(&cfg)];
+    args.extend(&rules[..6]);
+    args.extend(["--", "sh", "-c", &touch]);
+    let o = env.run(&args, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(marker.exists());
+    // A malformed rule is a usage error, before anything is read.
+    let o = env.run(
+        &["config", "check", "-k", &k, s(&cfg), "--require", "x:bogus"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -122,6 +122,75 @@ impl Require {
     }
 }
 
+impl fmt::Display for Require {
+    /// The requirement's text form, `PATH[:RULE,...]` (what [`FromStr`](std::str::FromStr)
+    /// reads): `present` (plain values allowed), `min_len=N`, `min_entropy=N`,
+    /// `allow_placeholders`, `deny_placeholders`; defaults are left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rules = Vec::new();
+        if !self.secret {
+            rules.push("present".to_owned());
+        }
+        if self.min_len > 1 {
+            rules.push(format!("min_len={}", self.min_len));
+        }
+        if let Some(bits) = self.min_entropy_bits {
+            rules.push(format!("min_entropy={bits}"));
+        }
+        match (self.secret, self.placeholders_allowed) {
+            (true, true) => rules.push("allow_placeholders".into()),
+            (false, false) => rules.push("deny_placeholders".into()),
+            _ => {}
+        }
+        if rules.is_empty() {
+            write!(f, "{}", self.path)
+        } else {
+            write!(f, "{}:{}", self.path, rules.join(","))
+        }
+    }
+}
+
+impl std::str::FromStr for Require {
+    type Err = crate::Error;
+
+    /// `PATH[:RULE,...]`, for example `database.password:min_len=16` or
+    /// `jwt.secret:min_len=32,min_entropy=128`; a bare `PATH` is [`Require::secret`].
+    fn from_str(s: &str) -> Result<Require, crate::Error> {
+        let bad = |what: &str| {
+            crate::Error::Unsupported(format!(
+                "a requirement is PATH[:RULE,...] with rules present, min_len=N, min_entropy=N, \
+                 allow_placeholders, deny_placeholders ({what})"
+            ))
+        };
+        let (path, rules) = match s.rsplit_once(':') {
+            Some((path, rules)) => (path, Some(rules)),
+            None => (s, None),
+        };
+        if path.is_empty() {
+            return Err(bad("no path"));
+        }
+        let mut r = Require::secret(path);
+        for rule in rules.into_iter().flat_map(|r| r.split(',')) {
+            let number = |v: &str| {
+                v.parse::<u32>()
+                    .map_err(|_| bad("a rule's value is a number"))
+            };
+            match rule.split_once('=') {
+                None if rule == "present" => {
+                    r.secret = false;
+                    r.placeholders_allowed = true;
+                }
+                None if rule == "allow_placeholders" => r.placeholders_allowed = true,
+                None if rule == "deny_placeholders" => r.placeholders_allowed = false,
+                Some(("min_len", v)) => r = r.min_len(number(v)? as usize),
+                Some(("min_entropy", v)) => r = r.min_entropy(number(v)?),
+                _ => return Err(bad("an unknown rule")),
+            }
+        }
+        Ok(r)
+    }
+}
+
 /// What a requirement found wrong with a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,6 +226,21 @@ pub struct Finding {
     pub path: String,
     /// What is wrong.
     pub problem: Problem,
+}
+
+impl Problem {
+    /// A short stable name (`missing`, `not_encrypted`, `empty`, `too_short`, `placeholder`,
+    /// `low_entropy`), for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Problem::Missing => "missing",
+            Problem::NotEncrypted => "not_encrypted",
+            Problem::Empty => "empty",
+            Problem::TooShort { .. } => "too_short",
+            Problem::Placeholder => "placeholder",
+            Problem::LowEntropy { .. } => "low_entropy",
+        }
+    }
 }
 
 impl fmt::Display for Finding {
@@ -402,6 +486,36 @@ mod tests {
             assert!(passed >= 995, "{spec}: {passed} of 1000");
         }
         assert!(estimate_entropy_bits("deadbeefdeadbeefdeadbeefdeadbeef") < 128.0);
+    }
+
+    #[test]
+    fn requirements_read_and_print_their_text_form() {
+        for text in [
+            "database.password",
+            "database.password:min_len=16",
+            "jwt.secret:min_len=32,min_entropy=128",
+            "db.host:present",
+            "db.host:present,deny_placeholders",
+            "api.key:allow_placeholders",
+        ] {
+            let r: Require = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(r.to_string(), text);
+        }
+        let r: Require = "a.b:min_len=8".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.problems(Some(("short", true))),
+            [Problem::TooShort { len: 5, min: 8 }]
+        );
+        for bad in [
+            "",
+            ":min_len=3",
+            "a:min_len=x",
+            "a:bogus",
+            "a:min_len",
+            "a:min_len=-1",
+        ] {
+            assert!(bad.parse::<Require>().is_err(), "{bad}");
+        }
     }
 
     #[test]

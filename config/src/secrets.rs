@@ -177,6 +177,21 @@ impl Secrets {
             .collect()
     }
 
+    /// Adds (or replaces) a secret at the top-level key `name`: a value that came from
+    /// elsewhere (`kmseal exec --env NAME=REF`), so that requirements and redaction see it.
+    pub fn insert_secret(&mut self, name: &str, value: SecretString) {
+        let path = Path::root().key(name);
+        let entry = Entry::Secret {
+            kind: Kind::Str,
+            value,
+        };
+        if self.index.contains_key(&path) {
+            self.replace(&path, entry);
+        } else {
+            self.push(path, entry);
+        }
+    }
+
     /// Adds every secret value (encrypted ones, and references resolved into secrets) to
     /// `redactor`, labelled by its path, so logs and output that repeat one show
     /// `[REDACTED:path]` instead. Plain values are not secrets and are not added.
