@@ -104,6 +104,65 @@ fn frozen_v3_key_styles_open_and_reseal_byte_for_byte() {
     assert_eq!(reseal(&frozen, Format::Yaml), frozen, "encoder changed");
 }
 
+/// References (`ref+URI`, issue 19) are a convention on values, not a byte change: the frozen
+/// document opens to the fixture's values with every reference as its literal text (opening
+/// never resolves), lists its references parsed, and re-seals byte for byte; a redirected
+/// plain reference is refused (`fail_v3_ref_redirected`, below).
+#[test]
+fn frozen_v3_references_open_as_written_and_reseal_byte_for_byte() {
+    let frozen = std::fs::read_to_string(dir().join("frozen/v3_refs.yaml")).unwrap();
+    let fixture = std::fs::read_to_string(dir().join("refs.yaml")).unwrap();
+    let msg = Encryptor::new(kek_a())
+        .encrypt_blocking(fixture.as_bytes())
+        .unwrap();
+    let reference = block(kmseal_config::open_blob(
+        &msg,
+        Format::Yaml,
+        &Decryptor::new(kek_a()),
+    ))
+    .unwrap();
+    assert_eq!(values(&frozen, Format::Yaml), pairs(&reference));
+    let opened = block(kmseal_config::open(
+        &frozen,
+        Format::Yaml,
+        &Decryptor::new(kek_a()),
+    ))
+    .unwrap();
+    assert!(matches!(
+        opened.get("database.password"),
+        Some(Entry::Secret { .. })
+    ));
+    assert!(matches!(
+        opened.get("database.host"),
+        Some(Entry::Plain { .. })
+    ));
+    let refs: Vec<(String, String)> = opened
+        .references()
+        .unwrap()
+        .into_iter()
+        .map(|(p, r)| (p.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            (
+                "database.password".to_owned(),
+                "vault-kv://vault.internal:8200/secret/billing/db?version=3#password".to_owned()
+            ),
+            (
+                "database.host".to_owned(),
+                "aws-sm://arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-db-host"
+                    .to_owned()
+            ),
+            (
+                "jwt.secret".to_owned(),
+                "gcp-sm://projects/acme/secrets/jwt/versions/7".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(reseal(&frozen, Format::Yaml), frozen, "encoder changed");
+}
+
 #[test]
 fn frozen_v1_and_v2_documents_open_and_reseal_as_v3_with_the_same_ciphertexts() {
     for (version, ext, f) in FORMATS
@@ -156,6 +215,7 @@ fn frozen_failure_vectors_are_refused() {
         "fail_v3_plain_quoted",
         "fail_v3_key_tag_removed",
         "fail_v3_key_anchor_removed",
+        "fail_v3_ref_redirected",
     ] {
         let text = std::fs::read_to_string(dir().join(format!("frozen/{name}.yaml"))).unwrap();
         let r = block(kmseal_config::open(
