@@ -133,11 +133,12 @@ fn pump(
         Box::new(io::stderr())
     };
     let mut out = redactor.writer(sink);
-    // Ordinary memory: what the child prints is output, not a secret we hold; the redactor
-    // keeps the bytes that may begin a secret in locked memory.
-    let mut buf = vec![0u8; 64 << 10];
+    // What the child prints may hold a secret until it is redacted: read into locked memory
+    // (wiped on every way out, errors included).
+    let mut buf = kmseal::SecretBytes::zeroed(64 << 10).map_err(io::Error::other)?;
+    let buf = buf.expose_secret_mut();
     loop {
-        let n = match from.read(&mut buf) {
+        let n = match from.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -146,7 +147,6 @@ fn pump(
         out.write_all(&buf[..n])?;
         out.flush()?;
     }
-    zeroize::Zeroize::zeroize(&mut buf[..]);
     out.finish().map(drop)
 }
 
