@@ -169,6 +169,10 @@ impl std::str::FromStr for Require {
         if path.is_empty() {
             return Err(bad("no path"));
         }
+        // `a:b:min_len=3` would read two ways (and print back to the other one).
+        if path.contains(':') {
+            return Err(bad("a path with `:` cannot be named here"));
+        }
         let mut r = Require::secret(path);
         for rule in rules.into_iter().flat_map(|r| r.split(',')) {
             let number = |v: &str| {
@@ -334,23 +338,32 @@ const PLACEHOLDER_PARTS: &[&str] = &[
 /// `example`, `todo`…); containing one of the usual phrases (`your-…`, `…-here`,
 /// `replace-me`, `generate-…`); or one character repeated (`xxxxxxxx`, `********`).
 pub fn is_placeholder(value: &str) -> bool {
-    let v = value.trim().to_lowercase();
+    // Compared in place, ASCII case ignored: a lower-cased copy would be a copy of the secret
+    // in memory nobody wipes.
+    let text = value.trim();
+    let v = text.as_bytes();
     if v.is_empty() {
         return false;
     }
-    let wrapped = |open: &str, close: &str| v.starts_with(open) && v.ends_with(close);
-    if (v.len() > 2 && wrapped("<", ">")) || wrapped("{{", "}}") || wrapped("${", "}") {
+    let wrapped = |open: &[u8], close: &[u8]| v.starts_with(open) && v.ends_with(close);
+    if (v.len() > 2 && wrapped(b"<", b">")) || wrapped(b"{{", b"}}") || wrapped(b"${", b"}") {
         return true;
     }
-    if PLACEHOLDER_WORDS.contains(&v.as_str()) {
+    if PLACEHOLDER_WORDS
+        .iter()
+        .any(|w| v.eq_ignore_ascii_case(w.as_bytes()))
+    {
         return true;
     }
-    if PLACEHOLDER_PARTS.iter().any(|p| v.contains(p)) {
+    if PLACEHOLDER_PARTS.iter().any(|p| {
+        v.windows(p.len())
+            .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+    }) {
         return true;
     }
-    let mut chars = v.chars();
-    let first = chars.next();
-    v.chars().count() >= 3 && chars.all(|c| Some(c) == first)
+    let mut chars = text.chars();
+    let first = chars.next().unwrap_or_default();
+    text.chars().nth(2).is_some() && chars.all(|c| c.eq_ignore_ascii_case(&first))
 }
 
 /// An estimate of the entropy of `value` in bits, for refusing guessable secrets: length ×
@@ -362,43 +375,55 @@ pub fn is_placeholder(value: &str) -> bool {
 /// Words and keyboard patterns still score high (`Password123!` about 78 bits), so use it
 /// as a floor for generated secrets, not as a strength meter.
 pub fn estimate_entropy_bits(value: &str) -> f64 {
-    let chars: Vec<char> = value.chars().collect();
-    if chars.is_empty() {
+    // One pass, no copy of the value: which ASCII characters occur (wiped after), the
+    // character classes, and the length.
+    let mut seen = [0u8; 128];
+    let (mut n, mut other) = (0u32, 0u32);
+    let (mut lower, mut upper, mut digit, mut punct, mut wide) =
+        (false, false, false, false, false);
+    let (mut hex_lower, mut hex_upper) = (true, true);
+    for c in value.chars() {
+        n += 1;
+        lower |= c.is_ascii_lowercase();
+        upper |= c.is_ascii_uppercase();
+        digit |= c.is_ascii_digit();
+        punct |= c.is_ascii_punctuation();
+        wide |= !c.is_ascii() || c.is_ascii_whitespace();
+        hex_lower &= c.is_ascii_digit() || ('a'..='f').contains(&c);
+        hex_upper &= c.is_ascii_digit() || ('A'..='F').contains(&c);
+        match u8::try_from(c) {
+            Ok(b) if b < 128 => seen[usize::from(b)] = 1,
+            // Non-ASCII characters each count as distinct (an upper bound).
+            _ => other += 1,
+        }
+    }
+    let distinct = f64::from(seen.iter().map(|&b| u32::from(b)).sum::<u32>() + other);
+    zeroize::Zeroize::zeroize(&mut seen);
+    if n == 0 {
         return 0.0;
     }
-    let n = chars.len() as f64;
     let mut pool = 0u32;
-    type Class = (fn(&char) -> bool, u32);
-    let classes: [Class; 4] = [
-        (char::is_ascii_lowercase, 26),
-        (char::is_ascii_uppercase, 26),
-        (char::is_ascii_digit, 10),
-        (char::is_ascii_punctuation, 33),
-    ];
-    for (member, size) in classes {
-        if chars.iter().any(member) {
+    for (present, size) in [
+        (lower, 26),
+        (upper, 26),
+        (digit, 10),
+        (punct, 33),
+        (wide, 100),
+    ] {
+        if present {
             pool += size;
         }
     }
     // Both letter cases: a generated alphabet (alnum, base64), whose digits a short value
     // may lack by chance (one base64url:16 in 40 has none).
-    if chars.iter().any(char::is_ascii_lowercase)
-        && chars.iter().any(char::is_ascii_uppercase)
-        && !chars.iter().any(char::is_ascii_digit)
-    {
+    if lower && upper && !digit {
         pool += 10;
     }
-    if chars
-        .iter()
-        .any(|c| !c.is_ascii() || c.is_ascii_whitespace())
-    {
-        pool += 100;
+    // Hex in one case: 16 symbols, not the 36 of lower case and digits.
+    if hex_lower || hex_upper {
+        pool = pool.min(16);
     }
-    let pool = f64::from(pool.max(1));
-    let mut distinct: Vec<char> = chars.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let distinct = distinct.len() as f64;
+    let (n, pool) = (f64::from(n), f64::from(pool.max(1)));
     // The distinct characters n draws from `pool` give on average.
     let expected = pool * (1.0 - (1.0 - 1.0 / pool).powf(n));
     let scale = if distinct <= 1.0 {

@@ -1,7 +1,10 @@
-//! Key URIs, secret references and local key files: parsing arbitrary input never panics; a
-//! URI or reference that parses prints back to one that parses to the same value.
+//! Key URIs, secret references, generator specs, requirements and local key files: parsing
+//! arbitrary input never panics; what parses prints back to text that parses to the same
+//! value.
 #![no_main]
+use kmseal::secret::GenerateSpec;
 use kmseal::store::SecretRef;
+use kmseal_config::Require;
 use kmseal::{KeyUri, LocalKek};
 use libfuzzer_sys::fuzz_target;
 
@@ -19,6 +22,14 @@ fuzz_target!(|data: &[u8]| {
         let whole = r.without_field();
         let again: SecretRef = whole.to_string().parse().expect("a printed reference parses");
         assert_eq!(again, whole);
+    }
+    if let Ok(g) = uri.parse::<GenerateSpec>() {
+        assert_eq!(g.to_string().parse::<GenerateSpec>().ok(), Some(g));
+    }
+    if let Ok(r) = uri.parse::<Require>() {
+        let printed = r.to_string();
+        let again: Require = printed.parse().expect("a printed requirement parses");
+        assert_eq!(again.to_string(), printed);
     }
     let _ = LocalKek::from_key_file_contents(key_file, "fuzz");
 });
