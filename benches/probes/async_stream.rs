@@ -10,17 +10,16 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+#[path = "stats.rs"]
+mod stats;
+use stats::median;
+
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
 use kmseal::{Decryptor, Encryptor, Kek, LocalKek, SecretBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -95,7 +94,7 @@ fn main() {
         assert_eq!(total, mib << 20);
         t[3].push(bytes / start.elapsed().as_secs_f64() / 1e9);
     }
-    let m: Vec<f64> = t.into_iter().map(median).collect();
+    let m: Vec<f64> = t.iter_mut().map(|v| median(v)).collect();
     println!("| op | blocking stream | tokio stream | tokio / blocking |");
     println!("| --- | --- | --- | --- |");
     println!(

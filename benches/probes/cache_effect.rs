@@ -4,6 +4,10 @@
 //! a simulated 1 ms network round trip. Run with `scripts/bench-cache` (release build).
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+#[path = "stats.rs"]
+mod stats;
+use stats::median;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -44,11 +48,6 @@ impl Kek for Kms {
         }
         self.inner.unwrap(w, c).await
     }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// (seconds per message encrypting, seconds per message decrypting, KMS calls)

@@ -14,6 +14,10 @@
 #![allow(clippy::cast_possible_truncation)] // test patterns and helpers
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+#[path = "stats.rs"]
+mod stats;
+use stats::median;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,11 +32,6 @@ fn time<F: FnMut()>(iters: u32, mut f: F) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() / f64::from(iters)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn fmt(size: usize, s: f64) -> String {

@@ -8,6 +8,10 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+#[path = "stats.rs"]
+mod stats;
+use stats::median;
+
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,11 +37,6 @@ impl<R: Seek> Seek for Counting<R> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         self.inner.seek(pos)
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -99,7 +98,7 @@ fn main() {
         read_full = src.read;
     }
     std::fs::remove_file(&path).unwrap();
-    let (tr, tf) = (median(t_range), median(t_full));
+    let (tr, tf) = (median(&mut t_range), median(&mut t_full));
     println!("| {mib} MiB message ({size} bytes on disk), 64 KiB frames | bytes read | time |");
     println!("| --- | ---: | ---: |");
     println!(

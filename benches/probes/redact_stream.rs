@@ -9,17 +9,16 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+#[path = "stats.rs"]
+mod stats;
+use stats::median;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
 use kmseal::redact::Redactor;
 use kmseal::secret::GenerateSpec;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -82,7 +81,7 @@ fn main() {
         w.finish().unwrap();
         redacted.push(bytes / t.elapsed().as_secs_f64() / 1e9);
     }
-    let (p, r) = (median(plain), median(redacted));
+    let (p, r) = (median(&mut plain), median(&mut redacted));
     println!("| {mib} MiB of log lines, 64 KiB writes | throughput |");
     println!("| --- | --- |");
     println!("| plain copy (64 KiB pieces into a reused buffer) | {p:.2} GB/s |");
