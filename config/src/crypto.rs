@@ -51,7 +51,7 @@ impl Kind {
         }
     }
 
-    fn from_letter(c: char) -> Option<Kind> {
+    pub(crate) fn from_letter(c: char) -> Option<Kind> {
         Some(match c {
             's' => Kind::Str,
             'i' => Kind::Int,
@@ -124,6 +124,16 @@ impl DocKeys {
         Aes256Gcm::new(&(*key).into())
     }
 
+    /// The associated data of a previous value (format version 4): its own label, so a
+    /// previous value can never be read as a current one, and its expiry.
+    fn previous_aad(path: &Path, kind: Kind, expires: u64) -> Vec<u8> {
+        let mut aad = b"kmseal-config/v4 previous".to_vec();
+        aad.extend_from_slice(&path.encode());
+        aad.push(kind.letter() as u8);
+        aad.extend_from_slice(&expires.to_be_bytes());
+        aad
+    }
+
     /// `kmseal:v1:K:base64url(siv || ciphertext || tag)`. Deterministic: the same path, kind
     /// and plaintext under the same document key give the same string.
     pub(crate) fn encrypt(
@@ -132,12 +142,36 @@ impl DocKeys {
         kind: Kind,
         plaintext: &[u8],
     ) -> Result<String, Error> {
-        let aad = Self::aad(path, kind);
-        let siv = self.siv(&aad, plaintext);
+        self.seal_value(&Self::aad(path, kind), kind, plaintext)
+    }
+
+    /// A previous value kept until `expires` (Unix seconds), in the same string form.
+    pub(crate) fn encrypt_previous(
+        &self,
+        path: &Path,
+        kind: Kind,
+        expires: u64,
+        plaintext: &[u8],
+    ) -> Result<String, Error> {
+        self.seal_value(&Self::previous_aad(path, kind, expires), kind, plaintext)
+    }
+
+    /// Decrypts a previous value written by [`encrypt_previous`](Self::encrypt_previous).
+    pub(crate) fn decrypt_previous(
+        &self,
+        path: &Path,
+        expires: u64,
+        value: &str,
+    ) -> Result<(Kind, SecretBytes), Error> {
+        self.open_value(path, value, |kind| Self::previous_aad(path, kind, expires))
+    }
+
+    fn seal_value(&self, aad: &[u8], kind: Kind, plaintext: &[u8]) -> Result<String, Error> {
+        let siv = self.siv(aad, plaintext);
         let mut buf = SecretBytes::from_slice(plaintext)?;
         let tag = self
             .value_cipher(&siv)
-            .encrypt_inout_detached(&Nonce::default(), &aad, buf.expose_secret_mut().into())
+            .encrypt_inout_detached(&Nonce::default(), aad, buf.expose_secret_mut().into())
             .map_err(|_| Error::Crypto("value encryption failed"))?;
         let mut raw = Vec::with_capacity(SIV_LEN + plaintext.len() + TAG_LEN);
         raw.extend_from_slice(&siv);
@@ -148,6 +182,15 @@ impl DocKeys {
 
     /// Decrypts a value written by [`encrypt`](Self::encrypt) at `path`, into locked memory.
     pub(crate) fn decrypt(&self, path: &Path, value: &str) -> Result<(Kind, SecretBytes), Error> {
+        self.open_value(path, value, |kind| Self::aad(path, kind))
+    }
+
+    fn open_value(
+        &self,
+        path: &Path,
+        value: &str,
+        aad_for: impl Fn(Kind) -> Vec<u8>,
+    ) -> Result<(Kind, SecretBytes), Error> {
         let bad = || Error::Tampered(format!("the encrypted value at `{path}` is malformed"));
         let rest = value.strip_prefix(PREFIX).ok_or_else(bad)?;
         let (k, b64) = rest.split_once(':').ok_or_else(bad)?;
@@ -163,7 +206,7 @@ impl DocKeys {
         let (siv, rest) = raw.split_at(SIV_LEN);
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
         let siv: [u8; SIV_LEN] = siv.try_into().map_err(|_| bad())?;
-        let aad = Self::aad(path, kind);
+        let aad = aad_for(kind);
         let mut buf = SecretBytes::from_slice(ct)?;
         let opened = self.value_cipher(&siv).decrypt_inout_detached(
             &Nonce::default(),

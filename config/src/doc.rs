@@ -51,17 +51,24 @@ pub(crate) struct MetaFields {
     pub(crate) version: String,
     pub(crate) encrypt: String,
     pub(crate) plain: String,
+    /// Version 4 on, when there are any: the requirements, `;`-separated text forms.
+    pub(crate) rules: Option<String>,
     pub(crate) header: String,
     /// Version 2 on: one entry per value (FORMAT.md).
     pub(crate) manifest: Option<String>,
+    /// Version 4 on: when each value was set.
+    pub(crate) times: Option<String>,
+    /// Version 4 on, when there are any: previous values kept through a grace period.
+    pub(crate) previous: Option<String>,
     /// Version 2 on: the MAC over the metadata alone.
     pub(crate) meta_mac: Option<String>,
     pub(crate) mac: String,
 }
 
 /// Every field a metadata block may hold, in the order they are written.
-const FIELDS: [&str; 7] = [
-    "version", "encrypt", "plain", "header", "manifest", "meta_mac", "mac",
+const FIELDS: [&str; 10] = [
+    "version", "encrypt", "plain", "rules", "header", "manifest", "times", "previous", "meta_mac",
+    "mac",
 ];
 
 impl MetaFields {
@@ -71,10 +78,19 @@ impl MetaFields {
             ("version", self.version.as_str()),
             ("encrypt", &self.encrypt),
             ("plain", &self.plain),
-            ("header", &self.header),
         ];
-        if let Some(m) = &self.manifest {
-            out.push(("manifest", m));
+        if let Some(r) = &self.rules {
+            out.push(("rules", r));
+        }
+        out.push(("header", &self.header));
+        for (name, field) in [
+            ("manifest", &self.manifest),
+            ("times", &self.times),
+            ("previous", &self.previous),
+        ] {
+            if let Some(v) = field {
+                out.push((name, v));
+            }
         }
         if let Some(m) = &self.meta_mac {
             out.push(("meta_mac", m));
@@ -108,8 +124,11 @@ impl MetaFields {
             version: get("version")?,
             encrypt: get("encrypt")?,
             plain: get("plain")?,
+            rules: find("rules")?,
             header: get("header")?,
             manifest: find("manifest")?,
+            times: find("times")?,
+            previous: find("previous")?,
             meta_mac: find("meta_mac")?,
             mac: get("mac")?,
         })

@@ -39,7 +39,9 @@
 mod crypto;
 mod doc;
 mod dotenv;
+mod duration;
 mod json;
+mod lifecycle;
 mod meta;
 mod path;
 mod references;
@@ -47,6 +49,7 @@ mod require;
 mod seal;
 mod secrets;
 mod toml;
+mod weak;
 mod yaml;
 
 use base64::Engine;
@@ -55,11 +58,13 @@ use kmseal::rotate::{Outcome, Rotator};
 use kmseal::{Decryptor, Header, SecretString};
 
 pub use crypto::Kind;
+pub use duration::{format_duration, parse_duration};
 pub use path::{Path, Seg};
 pub use references::{REF_PREFIX, Resolution, is_sealed, read_unsealed};
-pub use require::{Finding, Problem, Require, estimate_entropy_bits, is_placeholder};
+pub use require::{Finding, Problem, Require};
 pub use seal::Sealer;
 pub use secrets::{Entry, Secrets};
+pub use weak::{estimate_entropy_bits, is_placeholder};
 
 use crypto::{DocKeys, LABEL};
 use doc::{Leaf, MetaFields, Repr};
@@ -187,7 +192,7 @@ impl Default for Policy {
     }
 }
 
-fn glob(pattern: &str, s: &str) -> bool {
+pub(crate) fn glob(pattern: &str, s: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == s;
@@ -359,10 +364,11 @@ impl Codec {
     }
 }
 
-/// A verified, opened document and its keys.
+/// A verified, opened document, its keys and its metadata.
 struct Opened {
     codec: Codec,
     keys: DocKeys,
+    meta: Meta,
 }
 
 /// Parses, opens the data key, and checks the metadata MAC (version 2) and the document MAC.
@@ -392,7 +398,7 @@ async fn open_doc(text: &str, format: Format, dec: &Decryptor) -> Result<Opened,
                 .into(),
         ));
     }
-    Ok(Opened { codec, keys })
+    Ok(Opened { codec, keys, meta })
 }
 
 /// Verifies a sealed document (document MAC, then each value at its path) and decrypts it
@@ -401,7 +407,14 @@ pub async fn open(text: &str, format: Format, dec: &Decryptor) -> Result<Secrets
     let opened = open_doc(text, format, dec).await?;
     let mut secrets = Secrets::default();
     secrets.keep_names = format == Format::Dotenv;
-    for leaf in opened.codec.leaves() {
+    let times = opened.meta.times.as_deref().unwrap_or_default();
+    for (i, leaf) in opened.codec.leaves().iter().enumerate() {
+        // Values come first among the MAC items, in document order; 0 is "not known".
+        if let Some(&t) = times.get(i).filter(|&&t| t != 0) {
+            secrets
+                .set_at
+                .insert(leaf.path.clone(), lifecycle::from_unix(t));
+        }
         if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) {
             let (kind, pt) = opened.keys.decrypt(&leaf.path, &leaf.value)?;
             let value = SecretString::try_from_bytes(pt)?;
@@ -415,6 +428,15 @@ pub async fn open(text: &str, format: Format, dec: &Decryptor) -> Result<Secrets
                 },
             );
         }
+    }
+    secrets.rules = opened.meta.rules.clone();
+    let now = lifecycle::unix(std::time::SystemTime::now());
+    for p in opened.meta.previous.iter().filter(|p| p.expires > now) {
+        let (_, pt) = opened.keys.decrypt_previous(&p.path, p.expires, &p.value)?;
+        let value = SecretString::try_from_bytes(pt)?;
+        secrets
+            .previous
+            .push((p.path.clone(), value, lifecycle::from_unix(p.expires)));
     }
     Ok(secrets)
 }
@@ -498,8 +520,9 @@ pub async fn rewrap(text: &str, format: Format, rotator: &Rotator) -> Result<Str
 
 /// What a document holds, without any key: see [`inspect`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Inspection {
-    /// The metadata block's version (1 or 2), if sealed.
+    /// The metadata block's version (1 to 4), if sealed.
     pub version: Option<u8>,
     /// The envelope header from the metadata (context, wrapped keys), if sealed.
     pub header: Option<Header>,
@@ -509,23 +532,51 @@ pub struct Inspection {
     pub plain: Vec<String>,
     /// Every value's path and whether it is encrypted, in document order.
     pub values: Vec<(Path, bool)>,
+    /// When each of [`values`](Self::values) was set, where recorded (version 4).
+    pub set_at: Vec<Option<std::time::SystemTime>>,
+    /// The stored requirements (version 4).
+    pub rules: Vec<Require>,
+    /// The paths that hold a previous value, and when its grace period ends (version 4).
+    pub previous: Vec<(Path, std::time::SystemTime)>,
 }
 
 /// Describes a document without decrypting or verifying anything (for `kmseal inspect`).
 pub fn inspect(text: &str, format: Format) -> Result<Inspection, Error> {
     let codec = Codec::parse(text, format)?;
-    let (version, header, policy) = match codec.meta() {
-        Some(m) => {
-            let meta = Meta::parse(m)?;
-            (Some(meta.version), Some(meta.header), meta.policy)
-        }
-        None => (None, None, Policy::default()),
+    let meta = codec.meta().map(Meta::parse).transpose()?;
+    let times = meta
+        .as_ref()
+        .and_then(|m| m.times.clone())
+        .unwrap_or_default();
+    let set_at = (0..codec.leaves().len())
+        .map(|i| {
+            times
+                .get(i)
+                .filter(|&&t| t != 0)
+                .map(|&t| lifecycle::from_unix(t))
+        })
+        .collect();
+    let (version, header, policy, rules, previous) = match meta {
+        Some(meta) => (
+            Some(meta.version),
+            Some(meta.header),
+            meta.policy,
+            meta.rules,
+            meta.previous
+                .into_iter()
+                .map(|p| (p.path, lifecycle::from_unix(p.expires)))
+                .collect(),
+        ),
+        None => (None, None, Policy::default(), Vec::new(), Vec::new()),
     };
     Ok(Inspection {
         version,
         header,
         encrypt: policy.encrypt,
         plain: policy.plain,
+        set_at,
+        rules,
+        previous,
         values: codec
             .leaves()
             .iter()

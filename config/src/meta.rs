@@ -8,6 +8,9 @@
 //!   document's structure: empty maps and lists, YAML tags and what each YAML alias points
 //!   at (so moving an `&anchor` onto a secret, retyping `{}` as `[]` or adding `!!int` is
 //!   detected).
+//! * Version 4: as version 3, and the metadata carries each value's lifecycle under the
+//!   metadata MAC: the requirements (`rules`), when each value was set (`times`) and the
+//!   previous values kept through a grace period (`previous`).
 //! * Version 2: the same document MAC (its metadata bytes now include the manifest), plus a
 //!   **metadata MAC** over the metadata alone and a **manifest** (per value: 8 bytes naming
 //!   the path, 8 naming the value as sealed). Seal always checks the metadata MAC, so a
@@ -22,11 +25,12 @@ use subtle::ConstantTimeEq;
 
 use crate::crypto::{DocKeys, Kind};
 use crate::doc::MetaFields;
+use crate::lifecycle::{self, Previous};
 use crate::path::Path;
-use crate::{Error, Policy};
+use crate::{Error, Policy, Require};
 
 /// The version every seal writes.
-pub(crate) const CURRENT: u8 = 3;
+pub(crate) const CURRENT: u8 = 4;
 
 /// A value as sealed: its path, its kind ([`Kind::Str`] for an encrypted value) and its text
 /// (the ciphertext string of an encrypted value).
@@ -38,8 +42,24 @@ pub(crate) struct Meta {
     pub(crate) policy: Policy,
     pub(crate) header: Header,
     manifest: Option<Vec<[u8; 16]>>,
+    /// Version 4: the requirements, and their text as stored (what the MACs cover).
+    pub(crate) rules: Vec<Require>,
+    rules_text: String,
+    /// Version 4: when each MAC item was set (Unix seconds, 0 unknown), and the field's bytes.
+    pub(crate) times: Option<Vec<u64>>,
+    times_raw: Vec<u8>,
+    /// Version 4: previous values, and the field's bytes.
+    pub(crate) previous: Vec<Previous>,
+    previous_raw: Vec<u8>,
     meta_mac: Option<Vec<u8>>,
     mac: Vec<u8>,
+}
+
+/// What version 4 adds to the bytes the MACs cover.
+pub(crate) struct Lifecycle<'a> {
+    pub(crate) rules_text: &'a str,
+    pub(crate) times_raw: &'a [u8],
+    pub(crate) previous_raw: &'a [u8],
 }
 
 /// How the values of a document differ from its last verified state.
@@ -59,9 +79,11 @@ impl Meta {
             "1" => 1,
             "2" => 2,
             "3" => 3,
+            "4" => 4,
             v => {
                 return Err(Error::Metadata(format!(
-                    "version `{v}` is not supported (this build reads versions 1 to 3)"
+                    "version `{}` is not supported (this build reads versions 1 to 4)",
+                    kmseal::escape_untrusted(v)
                 )));
             }
         };
@@ -70,7 +92,7 @@ impl Meta {
         let mac = b64("mac", &m.mac)?;
         let (manifest, meta_mac) = match (version, &m.manifest, &m.meta_mac) {
             (1, None, None) => (None, None),
-            (2 | 3, Some(manifest), Some(meta_mac)) => {
+            (2..=4, Some(manifest), Some(meta_mac)) => {
                 let raw = b64("manifest", manifest)?;
                 if raw.len() % 16 != 0 {
                     return Err(Error::Metadata(
@@ -94,18 +116,83 @@ impl Meta {
             }
             _ => {
                 return Err(Error::Metadata(
-                    "a version-2 or -3 block needs `manifest` and `meta_mac`".into(),
+                    "a version-2, -3 or -4 block needs `manifest` and `meta_mac`".into(),
                 ));
             }
         };
-        Ok(Meta {
+        let mut meta = Meta {
             version,
             policy,
             header,
             manifest,
+            rules: Vec::new(),
+            rules_text: String::new(),
+            times: None,
+            times_raw: Vec::new(),
+            previous: Vec::new(),
+            previous_raw: Vec::new(),
             meta_mac,
             mac,
+        };
+        if version < 4 {
+            if m.rules.is_some() || m.times.is_some() || m.previous.is_some() {
+                return Err(Error::Metadata(format!(
+                    "a version-{version} block has no `rules`, `times` or `previous`"
+                )));
+            }
+            return Ok(meta);
+        }
+        // Written only when there are any: an empty field is not the canonical form.
+        if let Some(rules) = &m.rules {
+            if rules.is_empty() {
+                return Err(Error::Metadata("`rules` is empty".into()));
+            }
+            meta.rules = Require::list_from_text(rules)
+                .map_err(|e| Error::Metadata(format!("`rules`: {e}")))?;
+            meta.rules_text = rules.clone();
+        }
+        let times = m
+            .times
+            .as_deref()
+            .ok_or_else(|| Error::Metadata("a version-4 block needs `times`".into()))?;
+        meta.times_raw = b64("times", times)?;
+        let items = meta.manifest.as_ref().map_or(0, Vec::len);
+        meta.times = Some(lifecycle::decode_times(&meta.times_raw, items)?);
+        if let Some(previous) = &m.previous {
+            meta.previous_raw = b64("previous", previous)?;
+            meta.previous = lifecycle::decode_previous(&meta.previous_raw)?;
+            if meta.previous.is_empty() {
+                return Err(Error::Metadata("`previous` is empty".into()));
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Whether the block has a manifest (version 2 on).
+    pub(crate) fn has_manifest(&self) -> bool {
+        self.manifest.is_some()
+    }
+
+    /// Whether `entry` is in the manifest.
+    pub(crate) fn in_manifest(&self, entry: &[u8; 16]) -> bool {
+        self.manifest.as_ref().is_some_and(|m| m.contains(entry))
+    }
+
+    /// What version 4 adds to the MAC input (`None` before).
+    fn lifecycle(&self) -> Option<Lifecycle<'_>> {
+        (self.version >= 4).then_some(Lifecycle {
+            rules_text: &self.rules_text,
+            times_raw: &self.times_raw,
+            previous_raw: &self.previous_raw,
         })
+    }
+
+    /// When each MAC item was last set, by its manifest entry (version 4; empty before).
+    pub(crate) fn times_by_entry(&self) -> std::collections::HashMap<[u8; 16], u64> {
+        match (&self.manifest, &self.times) {
+            (Some(m), Some(t)) => m.iter().copied().zip(t.iter().copied()).collect(),
+            _ => Default::default(),
+        }
     }
 
     /// Whether the MACs cover the document's structure (empty maps and lists, YAML tags and
@@ -120,6 +207,7 @@ impl Meta {
             &self.policy,
             &self.header,
             self.manifest.as_deref(),
+            self.lifecycle(),
         )
     }
 
@@ -194,38 +282,69 @@ impl Meta {
     }
 }
 
+/// What a seal writes beside the policy and header (version 4).
+pub(crate) struct Sealing<'a> {
+    pub(crate) rules: &'a [Require],
+    /// When each of the items was set (Unix seconds; 0 unknown), one per item.
+    pub(crate) times: &'a [u64],
+    pub(crate) previous: &'a [Previous],
+}
+
 /// The metadata block sealing `items` under `policy` and `header`, in the current version.
 pub(crate) fn sealed_fields(
     policy: &Policy,
     header: &Header,
     keys: &DocKeys,
     items: &[Item],
+    sealing: &Sealing<'_>,
 ) -> MetaFields {
     let manifest: Vec<[u8; 16]> = items
         .iter()
         .map(|(p, k, v)| keys.manifest_entry(p, *k, v))
         .collect();
-    let bytes = meta_bytes(CURRENT, policy, header, Some(&manifest));
+    let rules_text = Require::list_to_text(sealing.rules);
+    let times_raw = lifecycle::encode_times(sealing.times);
+    let previous_raw = if sealing.previous.is_empty() {
+        Vec::new()
+    } else {
+        lifecycle::encode_previous(sealing.previous)
+    };
+    let bytes = meta_bytes(
+        CURRENT,
+        policy,
+        header,
+        Some(&manifest),
+        Some(Lifecycle {
+            rules_text: &rules_text,
+            times_raw: &times_raw,
+            previous_raw: &previous_raw,
+        }),
+    );
     let meta_mac = keys.meta_mac(&bytes);
     let mac = keys.mac(&bytes, items.iter().map(|(p, k, v)| (p, *k, v.as_str())));
     MetaFields {
         version: CURRENT.to_string(),
         encrypt: policy.encrypt.join(","),
         plain: policy.plain.join(","),
+        rules: (!rules_text.is_empty()).then_some(rules_text),
         header: B64URL.encode(header.to_bytes()),
         manifest: Some(B64URL.encode(manifest.concat())),
+        times: Some(B64URL.encode(&times_raw)),
+        previous: (!previous_raw.is_empty()).then(|| B64URL.encode(&previous_raw)),
         meta_mac: Some(B64URL.encode(meta_mac)),
         mac: B64URL.encode(mac),
     }
 }
 
 /// The bytes the MACs cover: version, policy, the header's message id and context (not its
-/// wrapped keys, so a rewrap leaves both MACs valid), and from version 2 the manifest.
+/// wrapped keys, so a rewrap leaves both MACs valid), from version 2 the manifest, and from
+/// version 4 the rules, times and previous values.
 fn meta_bytes(
     version: u8,
     policy: &Policy,
     header: &Header,
     manifest: Option<&[[u8; 16]]>,
+    lifecycle: Option<Lifecycle<'_>>,
 ) -> Vec<u8> {
     let mut out = format!("version={version}\n").into_bytes();
     for (name, list) in [("encrypt", &policy.encrypt), ("plain", &policy.plain)] {
@@ -236,6 +355,11 @@ fn meta_bytes(
             out.extend_from_slice(p.as_bytes());
         }
     }
+    if let Some(l) = &lifecycle {
+        out.extend_from_slice(b"rules");
+        out.extend_from_slice(&len32(l.rules_text.len()));
+        out.extend_from_slice(l.rules_text.as_bytes());
+    }
     out.extend_from_slice(header.message_id());
     out.extend_from_slice(&header.context().canonical_bytes());
     if let Some(m) = manifest {
@@ -243,6 +367,13 @@ fn meta_bytes(
         out.extend_from_slice(&len32(m.len()));
         for e in m {
             out.extend_from_slice(e);
+        }
+    }
+    if let Some(l) = &lifecycle {
+        for (name, raw) in [("times", l.times_raw), ("previous", l.previous_raw)] {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&len32(raw.len()));
+            out.extend_from_slice(raw);
         }
     }
     out

@@ -65,6 +65,26 @@ impl Path {
         out
     }
 
+    /// The inverse of [`encode`](Self::encode): the path at the start of `raw` and how many
+    /// bytes it took, or `None` if `raw` does not start with a path encoding.
+    pub(crate) fn decode(raw: &[u8]) -> Option<(Path, usize)> {
+        let mut r = crate::lifecycle::Reader::new(raw);
+        let count = r.u32()?;
+        let mut segs = Vec::new();
+        for _ in 0..count {
+            match r.u8()? {
+                1 => {
+                    let len = usize::try_from(r.u32()?).ok()?;
+                    let key = std::str::from_utf8(r.take(len)?).ok()?;
+                    segs.push(Seg::Key(key.to_owned()));
+                }
+                2 => segs.push(Seg::Index(usize::try_from(r.u64()?).ok()?)),
+                _ => return None,
+            }
+        }
+        Some((Path(segs), r.used()))
+    }
+
     /// Parses the display form: keys separated by `.`, list positions as `[N]`, and `\`
     /// escaping `.`, `[`, `]` and `\` inside keys (`a\.b` is one key named "a.b").
     pub fn parse(s: &str) -> Result<Path, String> {

@@ -1,31 +1,52 @@
 //! Start-up requirements on values: present, encrypted, long enough, not a template's
-//! placeholder, not guessable. Checked by [`Secrets::check`](crate::Secrets::check) and
-//! reported path by path ([`Finding`]), never with the value.
+//! placeholder, not guessable, not older than its rotation interval. Checked by
+//! [`Secrets::check`](crate::Secrets::check) and reported path by path ([`Finding`]), never
+//! with the value. Stored in a sealed document (format version 4) they travel with it, under
+//! its metadata MAC: see [`Sealer::rules`](crate::Sealer::rules).
 
 use std::fmt;
+use std::time::Duration;
 
-/// A requirement checked by [`Secrets::check`](crate::Secrets::check). A secret requirement
-/// refuses the placeholders of configuration templates and guides (`<generate-a-password>`,
-/// `changeme`, `your-api-key`, `xxxx`, `${DB_PASSWORD}`…) unless
-/// [`allow_placeholders`](Self::allow_placeholders) says otherwise.
+use kmseal::secret::GenerateSpec;
+
+use crate::Error;
+use crate::duration::{format_duration, human, parse_duration};
+use crate::weak::{estimate_entropy_bits, is_placeholder};
+
+/// A requirement on the value at a path, or on every value whose path matches a glob (`*`
+/// matches any run of characters, dots included: `*password`, `db.*`).
+///
+/// A secret requirement refuses the placeholders of configuration templates and guides
+/// (`<generate-a-password>`, `changeme`, `your-api-key`, `xxxx`, `${DB_PASSWORD}`…) unless
+/// [`allow_placeholders`](Self::allow_placeholders) says otherwise. Besides the checks, a
+/// requirement can carry how to rotate the value: a [`max_age`](Self::max_age), a
+/// [`generate`](Self::generate) spec (what `kmseal config set --generate` draws) and
+/// [`alias`](Self::alias)es (more environment names for `kmseal exec`).
 ///
 /// ```
+/// use std::time::Duration;
 /// use kmseal_config::Require;
 ///
 /// let rules = [
-///     Require::secret("database.password").min_len(16),
-///     Require::secret("jwt.secret").min_len(32).min_entropy(128),
+///     Require::secret("database.password").min_len(16).max_age(Duration::from_secs(90 * 86_400)),
+///     Require::secret("jwt.secret").min_len(32).min_entropy(128).generate("base64:32".parse()?),
 ///     Require::present("database.host"),
 /// ];
-/// # let _ = rules;
+/// assert_eq!(rules[0].to_string(), "database.password:min_len=16,max_age=90d");
+/// let parsed: Require = "jwt.secret:min_len=32,min_entropy=128,generate=base64:32".parse()?;
+/// assert_eq!(parsed.to_string(), rules[1].to_string());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Require {
     pub(crate) path: String,
     pub(crate) min_len: usize,
     pub(crate) secret: bool,
     pub(crate) placeholders_allowed: bool,
     pub(crate) min_entropy_bits: Option<u32>,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) generate: Option<GenerateSpec>,
+    pub(crate) aliases: Vec<String>,
 }
 
 impl Require {
@@ -37,6 +58,9 @@ impl Require {
             secret: true,
             placeholders_allowed: false,
             min_entropy_bits: None,
+            max_age: None,
+            generate: None,
+            aliases: Vec::new(),
         }
     }
 
@@ -77,9 +101,103 @@ impl Require {
         self
     }
 
-    /// The path this requirement is about.
+    /// ... and set no longer than `interval` ago (its rotation interval: 90, 180 or 365 days
+    /// in the guides). The age is the time the value was last set in the document (recorded
+    /// from format version 4) or, for a `ref+` reference, the creation time of the store's
+    /// version. A value whose age is not known fails this check: rotate it to start the clock.
+    pub fn max_age(mut self, interval: Duration) -> Require {
+        self.max_age = Some(interval);
+        self
+    }
+
+    /// How to generate a new value (`kmseal config set FILE PATH --generate` with no spec).
+    pub fn generate(mut self, spec: GenerateSpec) -> Require {
+        self.generate = Some(spec);
+        self
+    }
+
+    /// Another environment variable name `kmseal exec` gives the value under (for services
+    /// that read `DATABASE_PASSWORD` where the document says `db.password`). A name is
+    /// letters, digits and `_`, not starting with a digit ([`validate`](Self::validate)).
+    pub fn alias(mut self, name: impl Into<String>) -> Require {
+        self.aliases.push(name.into());
+        self
+    }
+
+    /// The path (or glob) this requirement is about.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Whether [`path`](Self::path) is a glob (contains `*`).
+    pub fn is_glob(&self) -> bool {
+        self.path.contains('*')
+    }
+
+    /// Whether this requirement applies to the value at `path` (display form).
+    pub fn matches(&self, path: &str) -> bool {
+        if self.is_glob() {
+            crate::glob(&self.path, path)
+        } else {
+            self.path == path
+        }
+    }
+
+    /// The rotation interval, if any.
+    pub fn rotation_interval(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// The generator spec, if any.
+    pub fn generator(&self) -> Option<GenerateSpec> {
+        self.generate
+    }
+
+    /// The extra environment names.
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    /// Checks what the builder methods cannot: the path can be written in the text form
+    /// (no `:`, `;` or control characters), alias names are variable names, a rotation
+    /// interval is not zero, and a generator meets the requirement's own length and entropy
+    /// (a rule whose generated values it would refuse is a mistake).
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::Unsupported(format!("requirement `{self}`: {what}")));
+        if self.path.is_empty() {
+            return bad("no path".into());
+        }
+        // `a:b:min_len=3` would read two ways; `;` separates stored rules.
+        if self.path.contains([':', ';']) || self.path.chars().any(char::is_control) {
+            return bad("a path with `:`, `;` or control characters cannot be named here".into());
+        }
+        if let Some(a) = self.aliases.iter().find(|a| !is_env_name(a)) {
+            return bad(format!(
+                "alias `{}` is not a variable name (letters, digits, `_`)",
+                kmseal::escape_untrusted(a)
+            ));
+        }
+        if self.max_age == Some(Duration::ZERO) {
+            return bad("max_age must be longer than zero".into());
+        }
+        if let Some(spec) = self.generate {
+            if spec.output_len() < self.min_len {
+                return bad(format!(
+                    "generate={spec} gives {} characters, fewer than min_len={}",
+                    spec.output_len(),
+                    self.min_len
+                ));
+            }
+            if let Some(min) = self.min_entropy_bits
+                && spec.entropy_bits() < f64::from(min)
+            {
+                return bad(format!(
+                    "generate={spec} gives {:.0} bits, fewer than min_entropy={min}",
+                    spec.entropy_bits()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// What is wrong with `value` (`None`: missing; `Some((value, encrypted))`), never
@@ -120,12 +238,56 @@ impl Require {
         }
         found
     }
+
+    /// What is wrong with a value of age `age` (`None`: not known) against the rotation
+    /// interval: too old, its age unknown, or (a warning) due within `warn_within`.
+    pub(crate) fn age_problems(
+        &self,
+        age: Option<Duration>,
+        warn_within: Duration,
+    ) -> Vec<Problem> {
+        let Some(max) = self.max_age else {
+            return Vec::new();
+        };
+        match age {
+            None => vec![Problem::AgeUnknown],
+            Some(age) if age > max => vec![Problem::TooOld { age, max }],
+            Some(age) if max - age <= warn_within => vec![Problem::DueSoon { due_in: max - age }],
+            Some(_) => Vec::new(),
+        }
+    }
+
+    /// Rules as stored in a document's `rules` field: their text forms joined by `;`.
+    pub(crate) fn list_to_text(rules: &[Require]) -> String {
+        rules
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// The rules of a document's `rules` field (empty: none).
+    pub(crate) fn list_from_text(text: &str) -> Result<Vec<Require>, Error> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        text.split(';').map(str::parse).collect()
+    }
+}
+
+/// An environment variable name: letters, digits and `_`, not starting with a digit.
+pub(crate) fn is_env_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl fmt::Display for Require {
     /// The requirement's text form, `PATH[:RULE,...]` (what [`FromStr`](std::str::FromStr)
     /// reads): `present` (plain values allowed), `min_len=N`, `min_entropy=N`,
-    /// `allow_placeholders`, `deny_placeholders`; defaults are left out.
+    /// `max_age=DURATION`, `generate=SPEC`, `alias=NAME` (repeatable), `allow_placeholders`,
+    /// `deny_placeholders`; defaults are left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut rules = Vec::new();
         if !self.secret {
@@ -136,6 +298,15 @@ impl fmt::Display for Require {
         }
         if let Some(bits) = self.min_entropy_bits {
             rules.push(format!("min_entropy={bits}"));
+        }
+        if let Some(age) = self.max_age {
+            rules.push(format!("max_age={}", format_duration(age)));
+        }
+        if let Some(spec) = self.generate {
+            rules.push(format!("generate={spec}"));
+        }
+        for a in &self.aliases {
+            rules.push(format!("alias={a}"));
         }
         match (self.secret, self.placeholders_allowed) {
             (true, true) => rules.push("allow_placeholders".into()),
@@ -153,28 +324,33 @@ impl fmt::Display for Require {
 impl std::str::FromStr for Require {
     type Err = crate::Error;
 
-    /// `PATH[:RULE,...]`, for example `database.password:min_len=16` or
-    /// `jwt.secret:min_len=32,min_entropy=128`; a bare `PATH` is [`Require::secret`].
+    /// `PATH[:RULE,...]`, for example `database.password:min_len=16,max_age=90d` or
+    /// `jwt.secret:min_len=32,min_entropy=128,generate=base64:32`; a bare `PATH` is
+    /// [`Require::secret`]. `PATH` may be a glob (`*password`).
     fn from_str(s: &str) -> Result<Require, crate::Error> {
         let bad = |what: &str| {
             crate::Error::Unsupported(format!(
-                "a requirement is PATH[:RULE,...] with rules present, min_len=N, min_entropy=N, \
-                 allow_placeholders, deny_placeholders ({what})"
+                "a requirement is PATH[:RULE,...] with rules present, min_len=N, min_entropy=N,                  max_age=DURATION (90d), generate=SPEC (base64:32), alias=NAME,                  allow_placeholders, deny_placeholders ({what})"
             ))
         };
-        let (path, rules) = match s.rsplit_once(':') {
+        // Paths never contain `:` (validate), so the first one ends the path; a generator
+        // spec after it has its own.
+        let (path, rules) = match s.split_once(':') {
             Some((path, rules)) => (path, Some(rules)),
             None => (s, None),
         };
         if path.is_empty() {
             return Err(bad("no path"));
         }
-        // `a:b:min_len=3` would read two ways (and print back to the other one).
-        if path.contains(':') {
-            return Err(bad("a path with `:` cannot be named here"));
-        }
         let mut r = Require::secret(path);
+        let mut seen: Vec<&str> = Vec::new();
         for rule in rules.into_iter().flat_map(|r| r.split(',')) {
+            let name = rule.split_once('=').map_or(rule, |(n, _)| n);
+            // One of each (aliases aside), so the text form has one spelling.
+            if name != "alias" && seen.contains(&name) {
+                return Err(bad("a rule given twice"));
+            }
+            seen.push(name);
             let number = |v: &str| {
                 v.parse::<u32>()
                     .map_err(|_| bad("a rule's value is a number"))
@@ -188,9 +364,16 @@ impl std::str::FromStr for Require {
                 None if rule == "deny_placeholders" => r.placeholders_allowed = false,
                 Some(("min_len", v)) => r = r.min_len(number(v)? as usize),
                 Some(("min_entropy", v)) => r = r.min_entropy(number(v)?),
+                Some(("max_age", v)) => r = r.max_age(parse_duration(v)?),
+                Some(("generate", v)) => r = r.generate(v.parse()?),
+                Some(("alias", v)) => r = r.alias(v),
                 _ => return Err(bad("an unknown rule")),
             }
         }
+        if seen.contains(&"allow_placeholders") && seen.contains(&"deny_placeholders") {
+            return Err(bad("contradicting placeholder rules"));
+        }
+        r.validate()?;
         Ok(r)
     }
 }
@@ -199,7 +382,7 @@ impl std::str::FromStr for Require {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {
-    /// No value at the path.
+    /// No value at the path (or, for a glob, no value matches it).
     Missing,
     /// The value is stored in plaintext where a secret was required.
     NotEncrypted,
@@ -221,12 +404,27 @@ pub enum Problem {
         /// The minimum.
         min_bits: u32,
     },
+    /// Set longer ago than its rotation interval.
+    TooOld {
+        /// How long ago it was set.
+        age: Duration,
+        /// The rotation interval.
+        max: Duration,
+    },
+    /// A rotation interval applies but the value's age is not known (sealed before format
+    /// version 4 recorded times, or a store that gives no creation time).
+    AgeUnknown,
+    /// A warning, not a failure: the rotation interval ends within the warning window.
+    DueSoon {
+        /// How long until it is due.
+        due_in: Duration,
+    },
 }
 
 /// A problem at a path (printed without the value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// The path, as the requirement named it.
+    /// The value's path (for a glob that matched nothing, the glob).
     pub path: String,
     /// What is wrong.
     pub problem: Problem,
@@ -234,7 +432,7 @@ pub struct Finding {
 
 impl Problem {
     /// A short stable name (`missing`, `not_encrypted`, `empty`, `too_short`, `placeholder`,
-    /// `low_entropy`), for reports.
+    /// `low_entropy`, `too_old`, `age_unknown`, `due_soon`), for reports.
     pub fn name(&self) -> &'static str {
         match self {
             Problem::Missing => "missing",
@@ -243,7 +441,15 @@ impl Problem {
             Problem::TooShort { .. } => "too_short",
             Problem::Placeholder => "placeholder",
             Problem::LowEntropy { .. } => "low_entropy",
+            Problem::TooOld { .. } => "too_old",
+            Problem::AgeUnknown => "age_unknown",
+            Problem::DueSoon { .. } => "due_soon",
         }
+    }
+
+    /// Whether this is only a warning (due soon), which fails no check.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, Problem::DueSoon { .. })
     }
 }
 
@@ -259,259 +465,35 @@ impl fmt::Display for Finding {
             }
             Problem::Placeholder => write!(
                 f,
-                "`{p}` is a template placeholder, not a secret (generate one: kmseal config \
-                 set FILE {p} --generate)"
+                "`{p}` is a template placeholder, not a secret (generate one: kmseal config                  set FILE {p} --generate)"
             ),
             Problem::LowEntropy {
                 estimated_bits,
                 min_bits,
             } => write!(
                 f,
-                "`{p}` is too guessable (about {estimated_bits} bits; at least {min_bits} \
-                 required)"
+                "`{p}` is too guessable (about {estimated_bits} bits; at least {min_bits}                  required)"
             ),
+            Problem::TooOld { age, max } => write!(
+                f,
+                "`{p}` was set {} ago, longer than its rotation interval of {}; rotate it",
+                human(*age),
+                human(*max)
+            ),
+            Problem::AgeUnknown => write!(
+                f,
+                "`{p}` has a rotation interval but no recorded age (set before kmseal recorded                  times, or its store gives none); rotate it to start the clock"
+            ),
+            Problem::DueSoon { due_in } => {
+                write!(f, "`{p}` is due for rotation in {}", human(*due_in))
+            }
         }
     }
-}
-
-/// Words that are placeholders when they are the whole value (case-insensitive).
-const PLACEHOLDER_WORDS: &[&str] = &[
-    "changeme",
-    "change-me",
-    "change_me",
-    "changeit",
-    "password",
-    "passw0rd",
-    "secret",
-    "example",
-    "test",
-    "testing",
-    "todo",
-    "tbd",
-    "fixme",
-    "placeholder",
-    "default",
-    "admin",
-    "root",
-    "null",
-    "none",
-    "nil",
-    "undefined",
-    "dummy",
-    "sample",
-    "foo",
-    "bar",
-    "foobar",
-    "xxx",
-    "...",
-    "…",
-    "-",
-    "?",
-];
-
-/// Text that marks a placeholder anywhere in the value (case-insensitive): long enough that a
-/// random secret never contains it by chance (7 or more letters of a fixed word).
-const PLACEHOLDER_PARTS: &[&str] = &[
-    "changeme",
-    "change-me",
-    "change_me",
-    "example",
-    "placeholder",
-    "replace-me",
-    "replace_me",
-    "replaceme",
-    "your-",
-    "your_",
-    "generate-",
-    "generate_",
-    "insert-",
-    "insert_",
-    "-here",
-    "_here",
-    "dummy-",
-    "not-a-real",
-    "not_a_real",
-];
-
-/// Whether `value` looks like a configuration template's placeholder rather than a secret:
-/// wrapped in `<…>`, `{{…}}` or `${…}`; one of the usual words (`changeme`, `secret`,
-/// `example`, `todo`…); containing one of the usual phrases (`your-…`, `…-here`,
-/// `replace-me`, `generate-…`); or one character repeated (`xxxxxxxx`, `********`).
-pub fn is_placeholder(value: &str) -> bool {
-    // Compared in place, ASCII case ignored: a lower-cased copy would be a copy of the secret
-    // in memory nobody wipes.
-    let text = value.trim();
-    let v = text.as_bytes();
-    if v.is_empty() {
-        return false;
-    }
-    let wrapped = |open: &[u8], close: &[u8]| v.starts_with(open) && v.ends_with(close);
-    if (v.len() > 2 && wrapped(b"<", b">")) || wrapped(b"{{", b"}}") || wrapped(b"${", b"}") {
-        return true;
-    }
-    if PLACEHOLDER_WORDS
-        .iter()
-        .any(|w| v.eq_ignore_ascii_case(w.as_bytes()))
-    {
-        return true;
-    }
-    if PLACEHOLDER_PARTS.iter().any(|p| {
-        v.windows(p.len())
-            .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
-    }) {
-        return true;
-    }
-    let mut chars = text.chars();
-    let first = chars.next().unwrap_or_default();
-    text.chars().nth(2).is_some() && chars.all(|c| c.eq_ignore_ascii_case(&first))
-}
-
-/// An estimate of the entropy of `value` in bits, for refusing guessable secrets: length ×
-/// log2 of the character classes it uses (lower case 26, upper case 26, digits 10, ASCII
-/// symbols 33, anything else 100), scaled down when it uses fewer distinct characters than a
-/// random string of that length and pool would (0.6 of the expected number counts as
-/// random): `aaaaaaaa` and `abababab` score near zero, a generated `base64url:16` about 130,
-/// `hex:16` 128 (an unlucky draw, about 1 in 10,000, scores a little less).
-/// Words and keyboard patterns still score high (`Password123!` about 78 bits), so use it
-/// as a floor for generated secrets, not as a strength meter.
-pub fn estimate_entropy_bits(value: &str) -> f64 {
-    // One pass, no copy of the value: which ASCII characters occur (wiped after), the
-    // character classes, and the length.
-    let mut seen = [0u8; 128];
-    let (mut n, mut other) = (0u32, 0u32);
-    let (mut lower, mut upper, mut digit, mut punct, mut wide) =
-        (false, false, false, false, false);
-    let (mut hex_lower, mut hex_upper) = (true, true);
-    for c in value.chars() {
-        n += 1;
-        lower |= c.is_ascii_lowercase();
-        upper |= c.is_ascii_uppercase();
-        digit |= c.is_ascii_digit();
-        punct |= c.is_ascii_punctuation();
-        wide |= !c.is_ascii() || c.is_ascii_whitespace();
-        hex_lower &= c.is_ascii_digit() || ('a'..='f').contains(&c);
-        hex_upper &= c.is_ascii_digit() || ('A'..='F').contains(&c);
-        match u8::try_from(c) {
-            Ok(b) if b < 128 => seen[usize::from(b)] = 1,
-            // Non-ASCII characters each count as distinct (an upper bound).
-            _ => other += 1,
-        }
-    }
-    let distinct = f64::from(seen.iter().map(|&b| u32::from(b)).sum::<u32>() + other);
-    zeroize::Zeroize::zeroize(&mut seen);
-    if n == 0 {
-        return 0.0;
-    }
-    let mut pool = 0u32;
-    for (present, size) in [
-        (lower, 26),
-        (upper, 26),
-        (digit, 10),
-        (punct, 33),
-        (wide, 100),
-    ] {
-        if present {
-            pool += size;
-        }
-    }
-    // Both letter cases: a generated alphabet (alnum, base64), whose digits a short value
-    // may lack by chance (one base64url:16 in 40 has none).
-    if lower && upper && !digit {
-        pool += 10;
-    }
-    // Hex in one case: 16 symbols, not the 36 of lower case and digits.
-    if hex_lower || hex_upper {
-        pool = pool.min(16);
-    }
-    let (n, pool) = (f64::from(n), f64::from(pool.max(1)));
-    // The distinct characters n draws from `pool` give on average.
-    let expected = pool * (1.0 - (1.0 - 1.0 / pool).powf(n));
-    let scale = if distinct <= 1.0 {
-        0.0
-    } else {
-        (distinct / (0.6 * expected)).min(1.0)
-    };
-    n * pool.log2() * scale
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_guides_placeholders_are_refused_and_generated_secrets_are_not() {
-        for p in [
-            "<generate-strong-password>",
-            "<your-api-key>",
-            "changeme",
-            "CHANGEME",
-            "change-me-in-production",
-            "your-secret-key-here",
-            "your_jwt_secret",
-            "example",
-            "sk_test_example_key",
-            "xxxxxxxxxxxxxxxx",
-            "********",
-            "${DB_PASSWORD}",
-            "{{ .Values.password }}",
-            "secret",
-            "password",
-            "TODO",
-            "replace-me",
-            "insert-token-here",
-            "not-a-real-key",
-        ] {
-            assert!(is_placeholder(p), "{p}");
-        }
-        for real in [
-            "Xk9#mP2$vL5@nQ8!",
-            "db-pw-123",
-            "jwt-secret-456",
-            "correct horse battery staple",
-            "3q2+7w==",
-            "a<b>c",
-        ] {
-            assert!(!is_placeholder(real), "{real}");
-        }
-        // 10,000 generated secrets of each alphabet: none is mistaken for a placeholder.
-        for spec in ["base64:32", "base64url:16", "hex:16", "alnum:20"] {
-            let spec: kmseal::secret::GenerateSpec = spec.parse().unwrap_or_default();
-            for _ in 0..10_000 {
-                let v = spec.generate().ok();
-                let v = v.as_ref().map_or("", |v| v.expose_secret());
-                assert!(!is_placeholder(v), "{spec}");
-            }
-        }
-    }
-
-    #[test]
-    fn entropy_estimates_order_values_as_expected() {
-        assert_eq!(estimate_entropy_bits(""), 0.0);
-        assert_eq!(estimate_entropy_bits("aaaaaaaaaaaaaaaa"), 0.0);
-        let weak = estimate_entropy_bits("password1234");
-        let generated = kmseal::secret::GenerateSpec::default()
-            .generate()
-            .map(|v| estimate_entropy_bits(v.expose_secret()))
-            .unwrap_or(0.0);
-        assert!(weak < 80.0, "{weak}");
-        assert!(generated > 180.0 && generated <= 44.0 * 6.6, "{generated}");
-        assert!(estimate_entropy_bits("abababababababab") < 40.0);
-        // A 128-bit generated secret meets min_entropy(128) (an adversarial review found the
-        // first estimator refusing all of them: a Shannon bound cannot exceed n·log2(n)).
-        for spec in ["hex:16", "base64:16", "base64url:16", "alnum:22"] {
-            let spec: kmseal::secret::GenerateSpec = spec.parse().unwrap_or_default();
-            let passed = (0..1000)
-                .filter(|_| {
-                    let v = spec.generate().ok();
-                    v.as_ref()
-                        .map_or(0.0, |v| estimate_entropy_bits(v.expose_secret()))
-                        >= 128.0
-                })
-                .count();
-            assert!(passed >= 995, "{spec}: {passed} of 1000");
-        }
-        assert!(estimate_entropy_bits("deadbeefdeadbeefdeadbeefdeadbeef") < 128.0);
-    }
 
     #[test]
     fn requirements_read_and_print_their_text_form() {
@@ -522,6 +504,9 @@ mod tests {
             "db.host:present",
             "db.host:present,deny_placeholders",
             "api.key:allow_placeholders",
+            "*password:min_len=16,max_age=90d",
+            "jwt.secret:min_len=32,max_age=2w,generate=base64:32,alias=JWT_KEY,alias=SECRET",
+            "db.*:present,max_age=12h,alias=DB_VALUE",
         ] {
             let r: Require = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(r.to_string(), text);
@@ -538,9 +523,53 @@ mod tests {
             "a:bogus",
             "a:min_len",
             "a:min_len=-1",
+            "a:min_len=3,min_len=4",
+            "a:max_age=90",
+            "a:max_age=0d",
+            "a:generate=hex:4",
+            "a:min_len=64,generate=hex:16",
+            "a:alias=1X",
+            "a:alias=",
+            "a:allow_placeholders,deny_placeholders",
+            "a;b:min_len=3",
         ] {
             assert!(bad.parse::<Require>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rotation_intervals_fail_when_overdue_or_unknown_and_warn_when_due() {
+        let day = Duration::from_secs(86_400);
+        let r = Require::secret("k").max_age(day * 90);
+        let warn = day * 14;
+        assert_eq!(r.age_problems(Some(day * 10), warn), []);
+        assert_eq!(
+            r.age_problems(Some(day * 80), warn),
+            [Problem::DueSoon { due_in: day * 10 }]
+        );
+        assert_eq!(
+            r.age_problems(Some(day * 91), warn),
+            [Problem::TooOld {
+                age: day * 91,
+                max: day * 90
+            }]
+        );
+        assert_eq!(r.age_problems(None, warn), [Problem::AgeUnknown]);
+        assert_eq!(Require::secret("k").age_problems(None, warn), []);
+        assert!(Problem::DueSoon { due_in: day }.is_warning());
+        assert!(!Problem::AgeUnknown.is_warning());
+    }
+
+    #[test]
+    fn globs_match_whole_display_paths() {
+        let r = Require::secret("*password");
+        assert!(r.is_glob());
+        for p in ["password", "db.password", "db.replica_password"] {
+            assert!(r.matches(p), "{p}");
+        }
+        assert!(!r.matches("db.password_hint"));
+        let exact = Require::secret("db.password");
+        assert!(exact.matches("db.password") && !exact.matches("x.db.password"));
     }
 
     #[test]

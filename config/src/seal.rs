@@ -9,13 +9,17 @@
 //! ([`Sealer::accept_changes`], CLI `--accept-changes`). An encrypted value never becomes
 //! plaintext unless the caller asks for it ([`Sealer::declassify`], CLI `--declassify`).
 
-use kmseal::{Decryptor, Encryptor, Header};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use kmseal::{Decryptor, Encryptor, Header, SecretBytes};
 
 use crate::crypto::{self, DocKeys, Kind, LABEL};
 use crate::doc::{Leaf, Repr};
+use crate::lifecycle::{self, Previous};
 use crate::meta::{self, Changes, Item, Meta};
 use crate::path::Path;
-use crate::{Codec, Error, Format, Policy};
+use crate::{Codec, Error, Format, Policy, Require};
 
 /// Seals documents: encrypts the selected values and writes the metadata block.
 #[derive(Debug, Clone)]
@@ -23,8 +27,18 @@ pub struct Sealer {
     encryptor: Encryptor,
     decryptor: Decryptor,
     policy: Option<Policy>,
+    rules: Option<Vec<Require>>,
+    clock: Option<SystemTime>,
+    keep_previous: Option<Duration>,
     accept_changes: bool,
     declassify: bool,
+}
+
+/// A value [`Sealer::set`] replaced: its path, kind and old plaintext.
+struct Replaced {
+    path: Path,
+    kind: Kind,
+    old: SecretBytes,
 }
 
 impl Sealer {
@@ -35,9 +49,57 @@ impl Sealer {
             encryptor,
             decryptor,
             policy: None,
+            rules: None,
+            clock: None,
+            keep_previous: None,
             accept_changes: false,
             declassify: false,
         }
+    }
+
+    /// The requirements the document carries (replacing those it has; default: keep them).
+    /// They are covered by the metadata MAC, so nobody without the key can weaken them, and
+    /// [`Secrets::check_requirements`](crate::Secrets::check_requirements), `kmseal config
+    /// check` and `kmseal exec` apply them. Each is [`validate`](Require::validate)d when the
+    /// document is sealed.
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    /// use kmseal_config::{Format, Require, Sealer};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let dec = Decryptor::new(kek.clone());
+    /// let sealer = Sealer::new(Encryptor::new(kek), dec.clone())
+    ///     .rules(["jwt_secret:min_len=32,max_age=90d,generate=base64:32".parse::<Require>()?]);
+    /// let sealed = sealer.seal("jwt_secret: changeme\n", Format::Yaml).await?;
+    /// let secrets = kmseal_config::open(&sealed, Format::Yaml, &dec).await?;
+    /// let err = secrets.check_requirements().unwrap_err().to_string();
+    /// assert!(err.contains("shorter than 32") && err.contains("placeholder"), "{err}");
+    /// # Ok::<(), kmseal_config::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Require>) -> Sealer {
+        self.rules = Some(rules.into_iter().collect());
+        self
+    }
+
+    /// Seal as of `time` instead of now: the time recorded for values that changed, and the
+    /// start of a [`keep_previous`](Self::keep_previous) grace period (tests, reproducible
+    /// builds).
+    pub fn clock(mut self, time: SystemTime) -> Sealer {
+        self.clock = Some(time);
+        self
+    }
+
+    /// When [`set`](Self::set) replaces a value, keep the old one as the path's authenticated
+    /// *previous* value for `grace` (graceful rotation: services that verify JWT signatures
+    /// or API keys accept both meanwhile; [`Secrets::previous`](crate::Secrets::previous),
+    /// `NAME_PREVIOUS` in `kmseal exec`). The first seal after `grace` drops it.
+    pub fn keep_previous(mut self, grace: Duration) -> Sealer {
+        self.keep_previous = Some(grace);
+        self
     }
 
     /// Which values to encrypt (default: the document's stored policy, else everything).
@@ -90,26 +152,33 @@ impl Sealer {
     /// # }).unwrap();
     /// ```
     pub async fn seal(&self, text: &str, format: Format) -> Result<String, Error> {
-        self.seal_with(text, format, self.accept_changes).await
+        self.seal_with(text, format, self.accept_changes, None)
+            .await
     }
 
     /// [`seal`](Self::seal), with `accept_changes` saying whether values may differ from the
-    /// last verified state.
+    /// last verified state, and the value [`set`](Self::set) replaced, if any.
     async fn seal_with(
         &self,
         text: &str,
         format: Format,
         accept_changes: bool,
+        replaced: Option<Replaced>,
     ) -> Result<String, Error> {
+        let now = lifecycle::unix(self.clock.unwrap_or_else(SystemTime::now));
         let mut codec = Codec::parse(text, format)?;
         let leaves: Vec<Leaf> = codec.leaves().to_vec();
         // Values sealed encrypted last time, by the stored policy (empty for a new document).
         let mut was_encrypted: Vec<Path> = Vec::new();
         // The plan under the stored policy, reused when the caller gives no other.
         let mut stored_plan = None;
+        // When each unchanged value (and structure item) was set, from the last seal.
+        let mut known = KnownTimes::default();
+        let mut previous: Vec<Previous> = Vec::new();
+        let mut rules = Vec::new();
         let (header, keys, policy) = match codec.meta().cloned() {
             Some(fields) => {
-                let meta = Meta::parse(&fields)?;
+                let mut meta = Meta::parse(&fields)?;
                 let app_key = self
                     .decryptor
                     .open_application_key(&meta.header, LABEL)
@@ -117,15 +186,20 @@ impl Sealer {
                 let keys = DocKeys::derive(&app_key);
                 meta.verify_metadata(&keys)?;
                 let as_stored = plan(&keys, &meta.policy, &leaves)?;
-                if !accept_changes {
-                    let mut items = as_stored.items.clone();
-                    if meta.covers_shape() {
-                        items.extend(sealed_shape(&codec, &as_stored.items));
-                    }
-                    let changes = meta.changes(&keys, &items);
-                    wipe(&mut items);
+                let mut items = as_stored.items.clone();
+                if meta.covers_shape() {
+                    items.extend(sealed_shape(&codec, &as_stored.items));
+                }
+                known = KnownTimes::from_last_seal(&meta, &keys, &items);
+                let changes = (!accept_changes).then(|| meta.changes(&keys, &items));
+                wipe(&mut items);
+                if let Some(changes) = changes {
                     refuse_changes(changes)?;
                 }
+                // Previous values outlive neither their grace period nor their path.
+                previous = std::mem::take(&mut meta.previous);
+                previous.retain(|p| p.expires > now && leaves.iter().any(|l| l.path == p.path));
+                rules = std::mem::take(&mut meta.rules);
                 was_encrypted = as_stored
                     .items
                     .iter()
@@ -166,7 +240,39 @@ impl Sealer {
                 codec.set(i, repr)?;
             }
         }
+        if let Some(r) = replaced {
+            previous.retain(|p| p.path != r.path);
+            if let Some(grace) = self.keep_previous {
+                let expires = now.saturating_add(grace.as_secs());
+                let value =
+                    keys.encrypt_previous(&r.path, r.kind, expires, r.old.expose_secret())?;
+                previous.push(Previous {
+                    path: r.path,
+                    expires,
+                    value,
+                });
+            }
+        }
+        let rules = self.rules.clone().unwrap_or(rules);
+        for r in &rules {
+            r.validate()?;
+        }
         let shape = sealed_shape(&codec, &planned.items);
+        let times: Vec<u64> = planned
+            .items
+            .iter()
+            .map(|(p, _, _)| known.value(p).unwrap_or(now))
+            .chain(
+                shape
+                    .iter()
+                    .map(|(p, _, t)| known.shape(p, t).unwrap_or(now)),
+            )
+            .collect();
+        let sealing = meta::Sealing {
+            rules: &rules,
+            times: &times,
+            previous: &previous,
+        };
         write_back(
             codec,
             format,
@@ -175,6 +281,7 @@ impl Sealer {
             &keys,
             &planned.items,
             &shape,
+            &sealing,
         )
     }
 
@@ -196,13 +303,78 @@ impl Sealer {
             .iter()
             .position(|l| l.path == target)
             .ok_or_else(|| Error::Unsupported(format!("`{path}` is not in the document")))?;
+        let leaf = &opened.codec.leaves()[i];
+        let (kind, old) = if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) {
+            opened.keys.decrypt(&leaf.path, &leaf.value)?
+        } else {
+            (leaf.kind, SecretBytes::from_slice(leaf.value.as_bytes())?)
+        };
+        let unchanged = kind == Kind::Str
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                old.expose_secret(),
+                value.as_bytes(),
+            ));
+        if unchanged {
+            // Nothing to replace: the value keeps its time and any previous value.
+            return self.seal_with(text, format, false, None).await;
+        }
         opened
             .codec
             .set(i, &Repr::Plain(Kind::Str, value.to_owned()))?;
         let meta = opened.codec.meta().cloned();
         let edited = opened.codec.render(meta.as_ref());
+        let replaced = Replaced {
+            path: target,
+            kind,
+            old,
+        };
         // The document was verified before this one edit, so the edit is the only change.
-        self.seal_with(&edited, format, true).await
+        self.seal_with(&edited, format, true, Some(replaced)).await
+    }
+}
+
+/// When the values and structure items of the last seal were set, for those that are
+/// unchanged: by path for values, by path and text for structure items.
+#[derive(Default)]
+struct KnownTimes {
+    values: HashMap<Path, u64>,
+    shape: HashMap<(Path, String), u64>,
+}
+
+impl KnownTimes {
+    /// `items`: the document as sealed under its stored policy (values, then structure).
+    /// An item equal to its manifest entry keeps its recorded time (0, "not known", for a
+    /// document sealed before version 4); one that differs has none (it is new).
+    fn from_last_seal(meta: &Meta, keys: &DocKeys, items: &[Item]) -> KnownTimes {
+        let by_entry = meta.times_by_entry();
+        let mut known = KnownTimes::default();
+        for (path, kind, text) in items {
+            let time = match meta.has_manifest() {
+                true => {
+                    let entry = keys.manifest_entry(path, *kind, text);
+                    if !meta.in_manifest(&entry) {
+                        continue;
+                    }
+                    by_entry.get(&entry).copied().unwrap_or(0)
+                }
+                // Version 1 cannot say which values changed: none has a known time.
+                false => 0,
+            };
+            if *kind == Kind::Other && text.starts_with('\u{0}') {
+                known.shape.insert((path.clone(), text.clone()), time);
+            } else {
+                known.values.insert(path.clone(), time);
+            }
+        }
+        known
+    }
+
+    fn value(&self, path: &Path) -> Option<u64> {
+        self.values.get(path).copied()
+    }
+
+    fn shape(&self, path: &Path, text: &str) -> Option<u64> {
+        self.shape.get(&(path.clone(), text.to_owned())).copied()
     }
 }
 
@@ -310,6 +482,7 @@ fn plan(keys: &DocKeys, policy: &Policy, leaves: &[Leaf]) -> Result<Plan, Error>
 
 /// Renders the sealed document and checks that it parses back to exactly the values meant,
 /// in order (unusual layouts are refused, never written broken).
+#[allow(clippy::too_many_arguments)]
 fn write_back(
     codec: Codec,
     format: Format,
@@ -318,9 +491,10 @@ fn write_back(
     keys: &DocKeys,
     items: &[Item],
     shape: &[Item],
+    sealing: &meta::Sealing<'_>,
 ) -> Result<String, Error> {
     let mut all: Vec<Item> = items.iter().chain(shape).cloned().collect();
-    let fields = meta::sealed_fields(policy, header, keys, &all);
+    let fields = meta::sealed_fields(policy, header, keys, &all, sealing);
     wipe(&mut all);
     let sealed = codec.render(Some(&fields));
     let check = Codec::parse(&sealed, format).map_err(|e| {

@@ -1,13 +1,14 @@
 //! [`Secrets`]: a decrypted config document in process memory, secret strings locked.
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use kmseal::SecretString;
 
 use crate::Error;
 use crate::crypto::Kind;
 use crate::path::{Path, Seg};
-use crate::require::{Finding, Require};
+use crate::require::{Finding, Problem, Require};
 
 /// One value of an opened document.
 #[derive(Debug)]
@@ -39,6 +40,13 @@ pub struct Secrets {
     pub(crate) keep_names: bool,
     /// Values that were references, and what they resolved to.
     pub(crate) resolutions: crate::references::Resolutions,
+    /// When each value was set, where the document records it (format version 4).
+    pub(crate) set_at: HashMap<Path, SystemTime>,
+    /// The document's requirements and any added with
+    /// [`add_requirements`](Secrets::add_requirements).
+    pub(crate) rules: Vec<Require>,
+    /// Previous values kept through a grace period, with the end of it.
+    pub(crate) previous: Vec<(Path, SecretString, SystemTime)>,
 }
 
 impl Secrets {
@@ -82,8 +90,54 @@ impl Secrets {
         self.entries.iter().map(|(p, e)| (p, e))
     }
 
-    /// Checks every rule and reports everything missing or weak in one error, so a service
-    /// fails fast at start-up instead of running with blank defaults. Values are never quoted.
+    /// When the value at `path` was last set: the time the document recorded (format version
+    /// 4; a re-seal that leaves a value unchanged keeps its time) or, for a resolved `ref+`
+    /// reference, the creation time of the store's version. `None` when not known.
+    pub fn set_at(&self, path: &str) -> Option<SystemTime> {
+        let p = Path::parse(path).ok()?;
+        self.set_at_path(&p)
+    }
+
+    fn set_at_path(&self, p: &Path) -> Option<SystemTime> {
+        match self.resolutions.get(p) {
+            Some(r) => r.version.created,
+            None => self.set_at.get(p).copied(),
+        }
+    }
+
+    /// The previous value at `path`, kept through the grace period of a rotation
+    /// ([`Sealer::keep_previous`](crate::Sealer::keep_previous)); `None` once it is over.
+    /// A service that verifies tokens or keys accepts this one too until then.
+    pub fn previous(&self, path: &str) -> Option<&SecretString> {
+        let p = Path::parse(path).ok()?;
+        let now = SystemTime::now();
+        self.previous
+            .iter()
+            .find(|(q, _, until)| *q == p && now < *until)
+            .map(|(_, v, _)| v)
+    }
+
+    /// The requirements the document carries (format version 4, under its metadata MAC),
+    /// and any added with [`add_requirements`](Self::add_requirements).
+    pub fn requirements(&self) -> &[Require] {
+        &self.rules
+    }
+
+    /// Adds requirements to those the document carries (for this process only: command-line
+    /// rules, a service's own floor). Aliases among them name environment variables too.
+    pub fn add_requirements(&mut self, rules: impl IntoIterator<Item = Require>) {
+        self.rules.extend(rules);
+    }
+
+    /// [`check`](Self::check) against [`requirements`](Self::requirements): what a service
+    /// calls at start-up to fail fast on anything its document declares.
+    pub fn check_requirements(&self) -> Result<(), Error> {
+        self.check(&self.rules)
+    }
+
+    /// Checks every rule and reports everything missing, weak or overdue for rotation in
+    /// one error, so a service fails fast at start-up instead of running with blank
+    /// defaults. Values are never quoted. Warnings (due soon) fail nothing.
     ///
     /// ```
     /// # use kmseal_config::{Require, Secrets};
@@ -96,30 +150,70 @@ impl Secrets {
     /// # Ok(()) }
     /// ```
     pub fn check(&self, rules: &[Require]) -> Result<(), Error> {
-        let findings = self.findings(rules);
-        if findings.is_empty() {
+        let failures: Vec<String> = self
+            .findings(rules)
+            .iter()
+            .filter(|f| !f.problem.is_warning())
+            .map(ToString::to_string)
+            .collect();
+        if failures.is_empty() {
             Ok(())
         } else {
-            Err(Error::Requirements(
-                findings.iter().map(ToString::to_string).collect(),
-            ))
+            Err(Error::Requirements(failures))
         }
     }
 
-    /// Every problem `rules` find, path by path (for a report: `kmseal config check`,
+    /// Every problem `rules` find now, path by path (for a report: `kmseal config check`,
     /// a CI job); empty when all are met. Never carries a value.
     pub fn findings(&self, rules: &[Require]) -> Vec<Finding> {
+        self.findings_at(rules, SystemTime::now(), Duration::ZERO)
+    }
+
+    /// [`findings`](Self::findings) as of `now`, with a warning
+    /// ([`Problem::DueSoon`]) for each value whose rotation interval ends within
+    /// `warn_within`.
+    pub fn findings_at(
+        &self,
+        rules: &[Require],
+        now: SystemTime,
+        warn_within: Duration,
+    ) -> Vec<Finding> {
         let mut findings = Vec::new();
         for r in rules {
-            let value = match self.get(r.path()) {
-                None => None,
-                Some(Entry::Plain { value, .. }) => Some((value.as_str(), false)),
-                Some(Entry::Secret { value, .. }) => Some((value.expose_secret(), true)),
+            let mut report = |path: String, problems: Vec<Problem>| {
+                findings.extend(problems.into_iter().map(|problem| Finding {
+                    path: path.clone(),
+                    problem,
+                }));
             };
-            findings.extend(r.problems(value).into_iter().map(|problem| Finding {
-                path: r.path().to_owned(),
-                problem,
-            }));
+            let matched: Vec<&(Path, Entry)> = if r.is_glob() {
+                self.entries
+                    .iter()
+                    .filter(|(p, _)| r.matches(&p.to_string()))
+                    .collect()
+            } else {
+                Path::parse(r.path())
+                    .ok()
+                    .and_then(|p| self.index.get(&p))
+                    .map(|&i| &self.entries[i])
+                    .into_iter()
+                    .collect()
+            };
+            if matched.is_empty() {
+                report(r.path().to_owned(), vec![Problem::Missing]);
+            }
+            for (path, entry) in matched {
+                let value = match entry {
+                    Entry::Plain { value, .. } => (value.as_str(), false),
+                    Entry::Secret { value, .. } => (value.expose_secret(), true),
+                };
+                let age = self
+                    .set_at_path(path)
+                    .map(|t| now.duration_since(t).unwrap_or_default());
+                let mut problems = r.problems(Some(value));
+                problems.extend(r.age_problems(age, warn_within));
+                report(path.to_string(), problems);
+            }
         }
         findings
     }
@@ -159,22 +253,62 @@ impl Secrets {
 
     /// Environment variable names and values for every value: the path's keys upper-cased
     /// and joined with `_` (list positions as numbers), other characters replaced by `_`
-    /// (`db.password` → `DB_PASSWORD`). For a `.env` document the names are its own.
+    /// (`db.password` → `DB_PASSWORD`). For a `.env` document the names are its own. A
+    /// value is also given under every alias of the requirements that match its path, and a
+    /// [`previous`](Self::previous) value under each of its names with `_PREVIOUS` appended
+    /// (`JWT_SECRET_PREVIOUS`). An alias never replaces a name the document defines.
     pub fn env_vars(&self) -> Vec<(String, &str)> {
-        self.entries
+        let mut out: Vec<(String, &str)> = self
+            .entries
             .iter()
             .map(|(p, e)| {
-                let name = match (&p.0[..], self.keep_names) {
-                    ([Seg::Key(k)], true) => k.clone(),
-                    _ => env_name(p),
-                };
                 let value = match e {
                     Entry::Secret { value, .. } => value.expose_secret(),
                     Entry::Plain { value, .. } => value.as_str(),
                 };
-                (name, value)
+                (self.name_of(p), value)
             })
-            .collect()
+            .collect();
+        let taken: std::collections::HashSet<String> = out.iter().map(|(n, _)| n.clone()).collect();
+        let mut extra = Vec::new();
+        for ((path, _), (_, value)) in self.entries.iter().zip(&out) {
+            let shown = path.to_string();
+            for alias in self.aliases_of(&shown) {
+                if !taken.contains(alias) {
+                    extra.push((alias.to_owned(), *value));
+                }
+            }
+        }
+        let now = SystemTime::now();
+        for (path, value, until) in &self.previous {
+            if now >= *until {
+                continue;
+            }
+            let shown = path.to_string();
+            let names = std::iter::once(self.name_of(path))
+                .chain(self.aliases_of(&shown).map(str::to_owned));
+            for name in names {
+                extra.push((format!("{name}_PREVIOUS"), value.expose_secret()));
+            }
+        }
+        out.extend(extra);
+        out
+    }
+
+    /// The environment name of the value at `p`.
+    fn name_of(&self, p: &Path) -> String {
+        match (&p.0[..], self.keep_names) {
+            ([Seg::Key(k)], true) => k.clone(),
+            _ => env_name(p),
+        }
+    }
+
+    /// The aliases the requirements give the value at `shown` (a display path).
+    fn aliases_of<'a>(&'a self, shown: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.rules
+            .iter()
+            .filter(move |r| r.matches(shown))
+            .flat_map(|r| r.aliases().iter().map(String::as_str))
     }
 
     /// Adds (or replaces) a secret at the top-level key `name`: a value that came from
@@ -200,6 +334,12 @@ impl Secrets {
             if let Entry::Secret { value, .. } = entry {
                 redactor.add(&path.to_string(), value.expose_secret().as_bytes())?;
             }
+        }
+        for (path, value, _) in &self.previous {
+            redactor.add(
+                &format!("{path} (previous)"),
+                value.expose_secret().as_bytes(),
+            )?;
         }
         Ok(())
     }

@@ -1095,11 +1095,11 @@ fn review_a_signed_message_header_is_not_a_config_header() {
     }
 }
 
-/// Malformed metadata of versions 2 and 3 is a typed error, never a panic: an unknown
+/// Malformed metadata of versions 2 to 4 is a typed error, never a panic: an unknown
 /// version, a manifest that is not base64url or not whole entries, a missing or extra MAC
-/// field for the version.
+/// field for the version, version-4 fields that are garbage, empty, or in an older version.
 #[test]
-fn malformed_v3_metadata_is_a_typed_error() {
+fn malformed_v4_metadata_is_a_typed_error() {
     let k = kek();
     let sealed = block(sealer(&k).seal("a: 1\nb: secret\n", Format::Yaml)).unwrap();
     let field = |name: &str| {
@@ -1108,9 +1108,29 @@ fn malformed_v3_metadata_is_a_typed_error() {
         sealed[start..end].to_owned()
     };
     let manifest = field("manifest");
+    let times = field("times");
+    let header = field("header");
     for (from, to) in [
-        ("  version: \"3\"".to_owned(), "  version: \"4\"".to_owned()),
-        ("  version: \"3\"".to_owned(), "  version: \"1\"".to_owned()),
+        ("  version: \"4\"".to_owned(), "  version: \"5\"".to_owned()),
+        ("  version: \"4\"".to_owned(), "  version: \"3\"".to_owned()),
+        ("  version: \"4\"".to_owned(), "  version: \"1\"".to_owned()),
+        (times.clone(), String::new()),
+        (times.clone(), "  times: \"!!!\"".to_owned()),
+        (times.clone(), "  times: \"AAAAAQ\"".to_owned()),
+        (times.clone(), "  times: \"\"".to_owned()),
+        (times.clone(), format!("{times}\n  previous: \"AAAAAA\"")),
+        (times.clone(), format!("{times}\n  previous: \"\"")),
+        (times.clone(), format!("{times}\n  previous: \"AAAAAQ\"")),
+        (header.clone(), format!("  rules: \"\"\n{header}")),
+        (header.clone(), format!("  rules: \"a:bogus\"\n{header}")),
+        (
+            header.clone(),
+            format!("  rules: \"a:min_len=3;;b\"\n{header}"),
+        ),
+        (
+            header.clone(),
+            format!("  rules: \"a:min_len=3\"\n{header}"),
+        ),
         (manifest.clone(), "  manifest: \"!!!\"".to_owned()),
         (manifest.clone(), "  manifest: \"AAAA\"".to_owned()),
         (manifest.clone(), String::new()),

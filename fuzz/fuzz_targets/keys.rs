@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = uri.parse::<Require>() {
         let printed = r.to_string();
         let again: Require = printed.parse().expect("a printed requirement parses");
+        assert_eq!(again, r);
         assert_eq!(again.to_string(), printed);
     }
     let _ = LocalKek::from_key_file_contents(key_file, "fuzz");
