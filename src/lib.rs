@@ -94,7 +94,7 @@ mod slots;
 pub mod store;
 pub mod stream;
 mod suite;
-mod time;
+pub mod time;
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)] // test patterns
 mod vectors;

@@ -1,9 +1,15 @@
-//! RFC 3339 timestamps (UTC, whole seconds), without a date-time crate.
+//! RFC 3339 timestamps (UTC, whole seconds), without a date-time crate: how kmseal shows the
+//! times of store versions and of config values.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for `t` (the epoch for times before it).
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// assert_eq!(kmseal::time::rfc3339(UNIX_EPOCH + Duration::from_secs(86_400)), "1970-01-02T00:00:00Z");
+/// ```
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -99,21 +99,74 @@ pub(crate) enum ConfigCommand {
         #[arg(conflicts_with = "generate", required_unless_present = "generate")]
         value: Option<String>,
         /// Generate the value instead: ALPHABET[:LENGTH] (base64, base64url, hex: random
-        /// bytes; alnum: characters); alone, base64:32. Never printed.
-        #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "base64:32")]
+        /// bytes; alnum: characters); alone, the generator of the document's requirement for
+        /// PATH, else base64:32. Never printed.
+        #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "")]
         generate: Option<String>,
+        /// Keep the old value as PATH's previous value for this long (24h, 7d): services
+        /// that verify tokens or keys accept both meanwhile (`Secrets::previous`,
+        /// NAME_PREVIOUS in `kmseal exec`). The first seal after it ends drops it.
+        #[arg(long, value_name = "DURATION", value_parser = crate::rotate::parse_age)]
+        keep_previous: Option<std::time::Duration>,
     },
-    /// Check a document's values against requirements (never printing a value): missing,
-    /// empty, too short, a template's placeholder, too guessable. Exit 5 when any fails.
+    /// Add, replace or remove a requirement the document carries (under its metadata MAC, so
+    /// nobody without the key can weaken it); with only FILE, list them. `config check`,
+    /// `exec` and `Secrets::check_requirements` apply them.
+    #[command(after_help = "Examples:
+  kmseal config require config.yaml database.password --min-len 16 --max-age 90d
+  kmseal config require config.yaml jwt.secret --min-len 32 --max-age 180d --generate base64:32 --alias JWT_KEY
+  kmseal config require config.yaml '*_token' --min-entropy 128
+  kmseal config require config.yaml old.key --remove
+  kmseal config require config.yaml                     # list
+
+PATH may be a glob (`*` matches any characters, dots included). A requirement on a
+secret refuses template placeholders (changeme, <your-...>) unless --allow-placeholders.")]
+    Require {
+        #[command(flatten)]
+        doc: DocArgs,
+        /// The value's path, or a glob.
+        path: Option<String>,
+        /// Plain (not encrypted) values are allowed; placeholders are not checked.
+        #[arg(long)]
+        present: bool,
+        /// At least N characters.
+        #[arg(long, value_name = "N")]
+        min_len: Option<usize>,
+        /// At least N bits of estimated entropy.
+        #[arg(long, value_name = "N")]
+        min_entropy: Option<u32>,
+        /// Rotation interval (90d, 2w, 24h): `config check` fails once a value is older.
+        #[arg(long, value_name = "DURATION", value_parser = crate::rotate::parse_age)]
+        max_age: Option<std::time::Duration>,
+        /// What `config set --generate` draws for this path (base64:32, hex:32, alnum:24).
+        #[arg(long, value_name = "SPEC")]
+        generate: Option<String>,
+        /// Another environment name `exec` gives the value under (repeatable).
+        #[arg(long = "alias", value_name = "NAME")]
+        aliases: Vec<String>,
+        /// Accept values that look like a template's placeholder.
+        #[arg(long)]
+        allow_placeholders: bool,
+        /// Remove the requirement on PATH instead.
+        #[arg(long, conflicts_with_all = ["present", "min_len", "min_entropy", "max_age", "generate", "aliases", "allow_placeholders"])]
+        remove: bool,
+    },
+    /// Check a document's values against its requirements (`config require`) and any given
+    /// here, never printing a value: missing, empty, too short, a template's placeholder, too
+    /// guessable, older than its rotation interval. Exit 5 when any fails; values due for
+    /// rotation within --warn-within are warnings (exit 0).
     #[command(
-        after_help = "Examples:\n  kmseal config check config.yaml --require database.password:min_len=16 \\\n      --require jwt.secret:min_len=32,min_entropy=128 --require database.host:present\n  kmseal config check --json config.yaml --require api.key   # for CI\n\nRULES: present (plain values allowed), min_len=N, min_entropy=N (estimated bits),\nallow_placeholders, deny_placeholders. A bare PATH must be present, encrypted, non-empty\nand not a placeholder. References (ref+URI) are resolved first."
+        after_help = "Examples:\n  kmseal config check config.yaml                           # the document's own requirements\n  kmseal config check config.yaml --require database.password:min_len=16,max_age=90d \\\n      --require jwt.secret:min_len=32,min_entropy=128 --require database.host:present\n  kmseal config check --json --warn-within 30d config.yaml   # for CI or a cron job\n\nRULES: present (plain values allowed), min_len=N, min_entropy=N (estimated bits),\nmax_age=DURATION, generate=SPEC, alias=NAME, allow_placeholders, deny_placeholders. A bare\nPATH must be present, encrypted, non-empty and not a placeholder; PATH may be a glob.\nReferences (ref+URI) are resolved first; their age is their store version's."
     )]
     Check {
         #[command(flatten)]
         doc: DocArgs,
-        /// PATH[:RULE,...] (repeatable).
-        #[arg(long = "require", value_name = "PATH[:RULES]", required = true)]
+        /// PATH[:RULE,...] (repeatable), in addition to the document's own.
+        #[arg(long = "require", value_name = "PATH[:RULES]")]
         require: Vec<String>,
+        /// Warn about values due for rotation within this long (default 14d; 0s: never).
+        #[arg(long, value_name = "DURATION", value_parser = crate::rotate::parse_age, default_value = "14d")]
+        warn_within: std::time::Duration,
         /// FILE is not sealed (a ConfigMap of references).
         #[arg(long)]
         unsealed: bool,
@@ -244,12 +297,18 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             path,
             value,
             generate,
+            keep_previous,
         } => {
             let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
             let value = match (value, generate) {
                 // Drawn straight into locked memory; never printed.
                 (_, Some(spec)) => {
+                    let spec = if spec.is_empty() {
+                        stored_generator(&text, format, &path)?
+                    } else {
+                        spec
+                    };
                     kmseal::SecretString::try_from_bytes(crate::secret::generated(&spec)?)?
                 }
                 // Into locked memory through a locked buffer (a growing String would leave
@@ -278,8 +337,104 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 .into_iter()
                 .next()
                 .ok_or_else(|| usage("no key given"))?;
-            let sealer = Sealer::new(Encryptor::new(first), dec);
+            let mut sealer = Sealer::new(Encryptor::new(first), dec);
+            if let Some(grace) = keep_previous {
+                sealer = sealer.keep_previous(grace);
+            }
             let out = block(sealer.set(&text, format, &path, value.expose_secret()))?;
+            output::write_atomically(Some(&doc.file), true, mode_of(&doc.file), |w| {
+                w.write_all(out.as_bytes())?;
+                Ok(())
+            })
+        }
+        ConfigCommand::Require {
+            doc,
+            path,
+            present,
+            min_len,
+            min_entropy,
+            max_age,
+            generate,
+            aliases,
+            allow_placeholders,
+            remove,
+        } => {
+            let format = format_of(&doc.file, &doc.format)?;
+            let text = read_text(&doc.file)?;
+            if !kmseal_config::is_sealed(&text, format)? {
+                return Err(usage(format!(
+                    "{} is not sealed; seal it first (kmseal config encrypt), then add requirements",
+                    doc.file.display()
+                )));
+            }
+            let dec = decryptor(&doc.keys)?;
+            let Some(path) = path else {
+                // Listing: from the verified document only.
+                let secrets = block(kmseal_config::open(&text, format, &dec))?;
+                use std::io::Write;
+                let mut out = io::stdout().lock();
+                for r in secrets.requirements() {
+                    writeln!(out, "{r}")?;
+                }
+                if secrets.requirements().is_empty() && !crate::progress::quiet() {
+                    let _ = writeln!(
+                        io::stderr(),
+                        "kmseal: {} carries no requirements",
+                        doc.file.display()
+                    );
+                }
+                return Ok(());
+            };
+            let mut rule = if present {
+                Require::present(path.as_str())
+            } else {
+                Require::secret(path.as_str())
+            };
+            if let Some(n) = min_len {
+                rule = rule.min_len(n);
+            }
+            if let Some(bits) = min_entropy {
+                rule = rule.min_entropy(bits);
+            }
+            if let Some(age) = max_age {
+                rule = rule.max_age(age);
+            }
+            if let Some(spec) = generate {
+                rule = rule.generate(
+                    spec.parse()
+                        .map_err(|e: kmseal::Error| usage(e.to_string()))?,
+                );
+            }
+            for a in aliases {
+                rule = rule.alias(a);
+            }
+            if allow_placeholders {
+                rule = rule.allow_placeholders();
+            }
+            rule.validate()?;
+            // The stored rules as written; the seal below verifies them (metadata MAC) before
+            // anything is written.
+            let current = kmseal_config::inspect(&text, format)?.rules;
+            let before = current.len();
+            let mut rules: Vec<Require> =
+                current.into_iter().filter(|r| r.path() != path).collect();
+            if remove {
+                if rules.len() == before {
+                    return Err(usage(format!(
+                        "{} has no requirement on `{}`",
+                        doc.file.display(),
+                        kmseal::escape_untrusted(&path)
+                    )));
+                }
+            } else {
+                rules.push(rule);
+            }
+            let first = keks(&doc.keys, false)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| usage("no key given"))?;
+            let sealer = Sealer::new(Encryptor::new(first), dec).rules(rules);
+            let out = block(sealer.seal(&text, format))?;
             output::write_atomically(Some(&doc.file), true, mode_of(&doc.file), |w| {
                 w.write_all(out.as_bytes())?;
                 Ok(())
@@ -288,13 +443,23 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
         ConfigCommand::Check {
             doc,
             require,
+            warn_within,
             unsealed,
             json,
         } => {
-            let rules = parse_requirements(&require)?;
+            let flags = parse_requirements(&require)?;
             let mut secrets = read_document(&doc.file, &doc.format, &doc.keys, unsealed)?;
+            secrets.add_requirements(flags);
+            if secrets.requirements().is_empty() {
+                return Err(usage(format!(
+                    "{} carries no requirements and none were given; add some with `kmseal \
+                     config require` or --require",
+                    doc.file.display()
+                )));
+            }
             block(secrets.resolve_references(&kmseal_keys::resolver()))?;
-            let findings = secrets.findings(&rules);
+            let rules = secrets.requirements();
+            let findings = secrets.findings_at(rules, std::time::SystemTime::now(), warn_within);
             report_findings(&findings, rules.len(), json)
         }
         ConfigCommand::Rotate {
@@ -343,8 +508,9 @@ pub(crate) struct ExecArgs {
     /// and exits with the command's status (128+N for signal N).
     #[arg(long)]
     redact: bool,
-    /// PATH[:RULE,...] (repeatable; see `kmseal config check`): checked after every value
-    /// and reference is read; the command is not started when one fails (exit 5).
+    /// PATH[:RULE,...] (repeatable; see `kmseal config check`), checked with the document's
+    /// own requirements after every value and reference is read; the command is not started
+    /// when one fails (exit 5).
     #[arg(long = "require", value_name = "PATH[:RULES]")]
     require: Vec<String>,
     /// The command and its arguments, after `--`.
@@ -420,16 +586,16 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
             ),
         });
     }
-    if !rules.is_empty() {
-        // Values given with --env count too, under their variable names.
-        let mut checked = std::mem::take(&mut secrets);
+    // The document's requirements and those given here; values given with --env count too,
+    // under their variable names.
+    secrets.add_requirements(rules);
+    if !secrets.requirements().is_empty() {
         for (name, value) in &env {
-            checked.insert_secret(name, value.try_clone()?);
+            secrets.insert_secret(name, value.try_clone()?);
         }
-        let findings = checked.findings(&rules);
-        secrets = checked;
-        if !findings.is_empty() {
-            return report_findings(&findings, rules.len(), false);
+        let findings = secrets.findings(secrets.requirements());
+        if findings.iter().any(|f| !f.problem.is_warning()) {
+            return report_findings(&findings, secrets.requirements().len(), false);
         }
     }
     let (program, rest) = args
@@ -472,17 +638,20 @@ pub(crate) fn parse_requirements(flags: &[String]) -> Result<Vec<Require>, Failu
 }
 
 /// Prints the findings (text on stderr, or a JSON report on stdout), never a value; exit 5
-/// when there are any.
+/// when any is more than a warning.
 fn report_findings(findings: &[Finding], rules: usize, json: bool) -> Result<(), Failure> {
     use std::io::Write;
+    let (warnings, failures): (Vec<&Finding>, Vec<&Finding>) =
+        findings.iter().partition(|f| f.problem.is_warning());
     if json {
         let items: Vec<String> = findings
             .iter()
             .map(|f| {
                 format!(
-                    r#"{{"path":{},"problem":"{}","message":{}}}"#,
+                    r#"{{"path":{},"problem":"{}","warning":{},"message":{}}}"#,
                     crate::rotate::json_string(&f.path),
                     f.problem.name(),
+                    f.problem.is_warning(),
                     crate::rotate::json_string(&f.to_string())
                 )
             })
@@ -491,11 +660,15 @@ fn report_findings(findings: &[Finding], rules: usize, json: bool) -> Result<(),
         writeln!(
             out,
             r#"{{"ok":{},"requirements":{rules},"findings":[{}]}}"#,
-            findings.is_empty(),
+            failures.is_empty(),
             items.join(",")
         )?;
+    } else if !crate::progress::quiet() {
+        for w in &warnings {
+            let _ = writeln!(io::stderr(), "kmseal: warning: {w}");
+        }
     }
-    if findings.is_empty() {
+    if failures.is_empty() {
         if !json && !crate::progress::quiet() {
             let _ = writeln!(io::stderr(), "kmseal: all {rules} requirements met");
         }
@@ -505,13 +678,26 @@ fn report_findings(findings: &[Finding], rules: usize, json: bool) -> Result<(),
         code: exit::REQUIREMENTS,
         message: format!(
             "requirements not met: {}",
-            findings
+            failures
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
     })
+}
+
+/// The generator the document's requirements give `path` (the first that matches and has
+/// one), else the default `base64:32`. Read without the key: the seal that follows verifies
+/// the rules (metadata MAC) before anything is written.
+fn stored_generator(text: &str, format: Format, path: &str) -> Result<String, Failure> {
+    let rules = kmseal_config::inspect(text, format)?.rules;
+    Ok(rules
+        .iter()
+        .filter(|r| r.matches(path))
+        .find_map(Require::generator)
+        .unwrap_or_default()
+        .to_string())
 }
 
 fn read_document(

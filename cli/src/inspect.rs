@@ -135,13 +135,36 @@ pub(crate) fn run(args: InspectArgs) -> Result<(), Failure> {
     let info = kmseal_config::inspect(&text, format)?;
     let mut out = String::new();
     if args.json {
+        let time = |t: &Option<std::time::SystemTime>| {
+            t.map_or("null".to_owned(), |t| {
+                format!("\"{}\"", kmseal::time::rfc3339(t))
+            })
+        };
         let values: Vec<String> = info
             .values
             .iter()
-            .map(|(p, e)| {
+            .zip(&info.set_at)
+            .map(|((p, e), t)| {
                 format!(
-                    r#"{{"path":{},"encrypted":{e}}}"#,
-                    json_string(&p.to_string())
+                    r#"{{"path":{},"encrypted":{e},"set_at":{}}}"#,
+                    json_string(&p.to_string()),
+                    time(t)
+                )
+            })
+            .collect();
+        let rules: Vec<String> = info
+            .rules
+            .iter()
+            .map(|r| json_string(&r.to_string()))
+            .collect();
+        let previous: Vec<String> = info
+            .previous
+            .iter()
+            .map(|(p, until)| {
+                format!(
+                    r#"{{"path":{},"until":{}}}"#,
+                    json_string(&p.to_string()),
+                    time(&Some(*until))
                 )
             })
             .collect();
@@ -152,11 +175,14 @@ pub(crate) fn run(args: InspectArgs) -> Result<(), Failure> {
                 .join(",")
         };
         out.push_str(&format!(
-            r#"{{"type":"config","sealed":{},"encrypt":[{}],"plain":[{}],"values":[{}]"#,
+            r#"{{"type":"config","sealed":{},"version":{},"encrypt":[{}],"plain":[{}],"values":[{}],"rules":[{}],"previous":[{}]"#,
             info.header.is_some(),
+            info.version.map_or("null".to_owned(), |v| v.to_string()),
             list(&info.encrypt),
             list(&info.plain),
-            values.join(",")
+            values.join(","),
+            rules.join(","),
+            previous.join(",")
         ));
         if let Some(h) = &info.header {
             out.push_str(&format!(
@@ -191,12 +217,28 @@ pub(crate) fn run(args: InspectArgs) -> Result<(), Failure> {
             "values:       {} ({enc} encrypted)\n",
             info.values.len()
         ));
-        for (p, e) in &info.values {
+        for ((p, e), t) in info.values.iter().zip(&info.set_at) {
             let path = p.to_string();
+            let set = t.map_or(String::new(), |t| {
+                format!("  (set {})", kmseal::time::rfc3339(t))
+            });
             out.push_str(&format!(
-                "  {} {}\n",
+                "  {} {}{set}\n",
                 if *e { "enc  " } else { "plain" },
                 escape_untrusted(&path)
+            ));
+        }
+        if !info.rules.is_empty() {
+            out.push_str("requirements: (unverified: inspect reads without the key)\n");
+            for r in &info.rules {
+                out.push_str(&format!("  {}\n", escape_untrusted(&r.to_string())));
+            }
+        }
+        for (p, until) in &info.previous {
+            out.push_str(&format!(
+                "previous:     {} until {}\n",
+                escape_untrusted(&p.to_string()),
+                kmseal::time::rfc3339(*until)
             ));
         }
     }

@@ -87,19 +87,7 @@ fn rotator(args: &RotateArgs, reencrypt: Option<ReencryptArgs>) -> Result<Rotato
 }
 
 pub(crate) fn parse_age(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("expected a number and a unit (d, h, m, s), got `{s}`"))?;
-    let secs = match unit {
-        "d" => n.checked_mul(86_400),
-        "h" => n.checked_mul(3_600),
-        "m" => n.checked_mul(60),
-        "s" => Some(n),
-        _ => None,
-    };
-    secs.map(Duration::from_secs)
-        .ok_or_else(|| format!("expected a number and a unit (d, h, m, s), got `{s}`"))
+    kmseal_config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Re-encryption options.

@@ -62,6 +62,9 @@ impl Drop for Env {
     }
 }
 
+#[path = "cli/lifecycle.rs"]
+mod lifecycle;
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -457,7 +460,7 @@ fn rewrap_and_rotate_a_tree_in_place() {
             "--to",
             &kb,
             "--older-than",
-            "3w",
+            "3y",
             s(&data),
         ],
         None,
@@ -845,10 +848,24 @@ fn inspect_shows_headers_and_config_metadata_without_a_key() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["type"], "config");
     assert_eq!(v["sealed"], true);
+    let values: Vec<(String, bool)> = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert!(v["set_at"].as_str().unwrap().ends_with('Z'), "{v}");
+            (
+                v["path"].as_str().unwrap().to_owned(),
+                v["encrypted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        v["values"],
-        serde_json::json!([{"path": "db.host", "encrypted": false},
-                           {"path": "db.password", "encrypted": true}])
+        values,
+        [
+            ("db.host".to_owned(), false),
+            ("db.password".to_owned(), true)
+        ]
     );
     assert_eq!(v["encrypt"], serde_json::json!(["password"]));
     // Not a message and no format: a usage error.

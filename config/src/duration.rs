@@ -52,15 +52,17 @@ pub fn format_duration(d: Duration) -> String {
     format!("{}{unit}", secs / scale)
 }
 
-/// A duration for a report: whole days from two days on, else hours, else minutes.
+/// A duration for a report, to the nearest unit: days from two days on, else hours from two
+/// hours on, else minutes.
 pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs();
+    let nearest = |unit: u64| secs.saturating_add(unit / 2) / unit;
     if secs >= 2 * 86_400 {
-        format!("{} days", secs / 86_400)
+        format!("{} days", nearest(86_400))
     } else if secs >= 2 * 3_600 {
-        format!("{} hours", secs / 3_600)
+        format!("{} hours", nearest(3_600))
     } else {
-        format!("{} minutes", secs / 60)
+        format!("{} minutes", nearest(60))
     }
 }
 
@@ -85,6 +87,9 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(86_400)), "1d");
         assert_eq!(format_duration(Duration::from_secs(90 * 86_400)), "90d");
         assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "2w");
+        assert_eq!(human(Duration::from_secs(10 * 86_400 - 60)), "10 days");
+        assert_eq!(human(Duration::from_secs(3 * 3_600 + 1_700)), "3 hours");
+        assert_eq!(human(Duration::from_secs(90)), "2 minutes");
         for bad in [
             "",
             "d",
