@@ -97,6 +97,73 @@ fn reseals_into_v4(frozen: &str, f: Format, what: &str) {
     assert_eq!(reseal(&resealed, f), resealed, "{what}: not stable");
 }
 
+/// Version 4 (issue 20): the fixtures with a stored requirement, the password rotated with a
+/// previous value kept for 100 years, every time recorded. They open to the fixture's values
+/// (the password rotated), give the previous value and the requirements back, and re-seal
+/// byte for byte.
+#[test]
+fn frozen_v4_documents_open_with_rules_times_and_previous_values_and_reseal_byte_for_byte() {
+    for (ext, f) in FORMATS {
+        let frozen =
+            std::fs::read_to_string(dir().join(format!("frozen/v4_service.{ext}"))).unwrap();
+        let password = if f == Format::Dotenv {
+            "DB_PASSWORD"
+        } else {
+            "database.password"
+        };
+        let opened = block(kmseal_config::open(&frozen, f, &Decryptor::new(kek_a()))).unwrap();
+        let mut expected = fixture_values(ext, f);
+        let old = expected
+            .iter_mut()
+            .find(|(p, _)| p == password)
+            .map(|(_, v)| std::mem::replace(v, "n3w-p@ss: rotated value".to_owned()))
+            .unwrap();
+        assert_eq!(pairs(&opened), expected, "{ext}");
+        assert_eq!(
+            opened
+                .previous(password)
+                .map(|v| v.expose_secret().to_owned()),
+            Some(old),
+            "{ext}"
+        );
+        let rules: Vec<String> = opened
+            .requirements()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                format!("{password}:min_len=16,max_age=90d,generate=base64:32,alias=DB_PASS"),
+                "*name*:present".to_owned()
+            ],
+            "{ext}"
+        );
+        // Every value has a time; the rotated password's is the latest.
+        let first = opened
+            .iter()
+            .map(|(p, _)| opened.set_at(&p.to_string()).unwrap())
+            .min()
+            .unwrap();
+        let rotated = opened.set_at(password).unwrap();
+        assert!(rotated > first, "{ext}");
+        for (p, _) in opened.iter() {
+            let p = p.to_string();
+            if p != password {
+                assert_eq!(opened.set_at(&p), Some(first), "{ext} {p}");
+            }
+        }
+        let env = opened.env_vars();
+        assert!(
+            env.iter()
+                .any(|(n, v)| n == "DB_PASS" && *v == "n3w-p@ss: rotated value"),
+            "{ext}"
+        );
+        assert!(env.iter().any(|(n, _)| n == "DB_PASS_PREVIOUS"), "{ext}");
+        assert_eq!(reseal(&frozen, f), frozen, "{ext}: encoder changed");
+    }
+}
+
 #[test]
 fn frozen_v3_documents_open_and_reseal_as_v4_with_the_same_ciphertexts() {
     for (ext, f) in FORMATS {
@@ -221,6 +288,10 @@ fn frozen_failure_vectors_are_refused() {
         "fail_v3_key_tag_removed",
         "fail_v3_key_anchor_removed",
         "fail_v3_ref_redirected",
+        "fail_v4_rule_weakened",
+        "fail_v4_times_changed",
+        "fail_v4_previous_dropped",
+        "fail_v4_previous_extended",
     ] {
         let text = std::fs::read_to_string(dir().join(format!("frozen/{name}.yaml"))).unwrap();
         let r = block(kmseal_config::open(
