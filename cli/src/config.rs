@@ -457,7 +457,15 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                     doc.file.display()
                 )));
             }
-            block(secrets.resolve_references(&kmseal_keys::resolver()))?;
+            let resolver = kmseal_keys::resolver();
+            block(secrets.resolve_references(&resolver))?;
+            if secrets
+                .requirements()
+                .iter()
+                .any(|r| r.rotation_interval().is_some())
+            {
+                block(secrets.resolve_version_times(&resolver))?;
+            }
             let rules = secrets.requirements();
             let findings = secrets.findings_at(rules, std::time::SystemTime::now(), warn_within);
             report_findings(&findings, rules.len(), json)
@@ -513,6 +521,12 @@ pub(crate) struct ExecArgs {
     /// when one fails (exit 5).
     #[arg(long = "require", value_name = "PATH[:RULES]")]
     require: Vec<String>,
+    /// Also give each reference's previous version from its store as NAME_PREVIOUS
+    /// (Secrets Manager's AWSPREVIOUS, the prior Vault KV, Secret Manager or Key Vault
+    /// version), for services that accept both during a rotation. Two more store calls per
+    /// reference.
+    #[arg(long)]
+    store_previous: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -565,16 +579,47 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     });
     from_doc?;
     let mut env = Vec::with_capacity(extra.len());
+    let mut versions = Vec::with_capacity(extra.len());
     let mut problems = Vec::new();
     for ((name, reference), got) in extra.iter().zip(from_flags) {
         match got {
-            Ok(v) => match kmseal::SecretString::try_from_bytes(v.into_value()) {
-                Ok(text) => env.push((name, text)),
-                Err(_) => problems.push(format!(
-                    "--env {name}={reference}: the value is not UTF-8 text"
-                )),
-            },
+            Ok(v) => {
+                let version = v.version().clone();
+                match kmseal::SecretString::try_from_bytes(v.into_value()) {
+                    Ok(text) => {
+                        env.push((name.clone(), text));
+                        versions.push((name, reference, version));
+                    }
+                    Err(_) => problems.push(format!(
+                        "--env {name}={reference}: the value is not UTF-8 text"
+                    )),
+                }
+            }
             Err(e) => problems.push(format!("--env {name}: {e}")),
+        }
+    }
+    if args.store_previous && problems.is_empty() {
+        let from_flags = versions
+            .iter()
+            .map(|(_, reference, version)| resolver.previous_version(reference, version));
+        let (from_doc, from_flags) = block(futures_util::future::join(
+            secrets.resolve_previous_versions(&resolver),
+            futures_util::future::join_all(from_flags),
+        ));
+        from_doc?;
+        for ((name, _, _), got) in versions.iter().zip(from_flags) {
+            match got {
+                Ok((_, Some(before))) => {
+                    match kmseal::SecretString::try_from_bytes(before.into_value()) {
+                        Ok(text) => env.push((format!("{name}_PREVIOUS"), text)),
+                        Err(_) => problems.push(format!(
+                            "--env {name}: the previous value is not UTF-8 text"
+                        )),
+                    }
+                }
+                Ok((_, None)) => {}
+                Err(e) => problems.push(format!("--env {name}: previous version: {e}")),
+            }
         }
     }
     if !problems.is_empty() {
@@ -589,6 +634,13 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     // The document's requirements and those given here; values given with --env count too,
     // under their variable names.
     secrets.add_requirements(rules);
+    if secrets
+        .requirements()
+        .iter()
+        .any(|r| r.rotation_interval().is_some())
+    {
+        block(secrets.resolve_version_times(&resolver))?;
+    }
     if !secrets.requirements().is_empty() {
         for (name, value) in &env {
             secrets.insert_secret(name, value.try_clone()?);

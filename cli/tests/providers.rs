@@ -488,3 +488,98 @@ fn secrets_in_aws_secrets_manager_on_moto_through_the_cli() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
 }
+
+/// Graceful rotation with stores (issue 20): `exec --store-previous` gives each reference's
+/// previous version as NAME_PREVIOUS (the prior OpenBao KV version; Secrets Manager's
+/// AWSPREVIOUS on moto, for an `--env` reference), and a rotation interval on a reference is
+/// judged by the store's version time.
+#[test]
+fn exec_gives_the_stores_previous_versions_and_checks_their_age() {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let endpoint = std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    let vault_addr = format!("http://{addr}");
+    let env = [
+        ("VAULT_TOKEN", token.as_str()),
+        ("VAULT_ADDR", vault_addr.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let id = std::process::id();
+    let kv = format!("vault-kv+http://{addr}/secret/cli/rotating-{id}");
+    let sm = format!("aws-sm://kmseal/cli/rotating-{id}");
+    for (secret, field, value) in [
+        (&kv, "password", "old-db-password"),
+        (&kv, "password", "new-db-password"),
+        (&sm, "API_KEY", "old-api-key"),
+        (&sm, "API_KEY", "new-api-key"),
+    ] {
+        let o = run_with_stdin(
+            &["secret", "put", secret, "--field", field, "-"],
+            &env,
+            value.as_bytes(),
+        );
+        assert!(o.status.success(), "put: {}", stderr(&o));
+    }
+    let d = dir("store-previous");
+    let cfg = d.join("app.yaml");
+    std::fs::write(&cfg, format!("db_password: ref+{kv}#password\n")).unwrap();
+    let api = format!("API_KEY={sm}#API_KEY");
+    let vars = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["exec", "--unsealed", s(&cfg), "--env", &api];
+        args.extend(extra);
+        args.extend(["--", "env"]);
+        let o = run(&args, &env);
+        assert!(o.status.success(), "exec: {}", stderr(&o));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let with = vars(&["--store-previous"]);
+    for expected in [
+        "DB_PASSWORD=new-db-password",
+        "DB_PASSWORD_PREVIOUS=old-db-password",
+        "API_KEY=new-api-key",
+        "API_KEY_PREVIOUS=old-api-key",
+    ] {
+        assert!(with.iter().any(|l| l == expected), "{expected} in {with:?}");
+    }
+    let without = vars(&[]);
+    assert!(
+        !without.iter().any(|l| l.contains("_PREVIOUS=")),
+        "{without:?}"
+    );
+    // The store's version time is the reference's age: just written, so within a day.
+    let o = run(
+        &[
+            "config",
+            "check",
+            "--unsealed",
+            s(&cfg),
+            "--require",
+            "db_password:max_age=1d",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "check: {}", stderr(&o));
+    let o = run(
+        &[
+            "exec",
+            "--unsealed",
+            s(&cfg),
+            "--require",
+            "db_password:max_age=1d",
+            "--",
+            "true",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "exec: {}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}

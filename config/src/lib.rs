@@ -436,7 +436,7 @@ pub async fn open(text: &str, format: Format, dec: &Decryptor) -> Result<Secrets
         let value = SecretString::try_from_bytes(pt)?;
         secrets
             .previous
-            .push((p.path.clone(), value, lifecycle::from_unix(p.expires)));
+            .push((p.path.clone(), value, Some(lifecycle::from_unix(p.expires))));
     }
     Ok(secrets)
 }

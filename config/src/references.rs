@@ -94,6 +94,93 @@ impl Secrets {
         Ok(n)
     }
 
+    /// Reads, for every resolved reference, the store's previous version
+    /// ([`Resolver::previous_version`]: `AWSPREVIOUS` on Secrets Manager, the prior version
+    /// elsewhere), so that [`previous`](Self::previous) and `NAME_PREVIOUS` in `kmseal exec`
+    /// give it during a graceful rotation; and the current version's creation time where its
+    /// read gave none. Two store calls per reference; a store that keeps no versions gives
+    /// none. Returns how many previous values were found. Fails, naming every reference
+    /// (never a value), when a store fails.
+    pub async fn resolve_previous_versions(&mut self, resolver: &Resolver) -> Result<usize, Error> {
+        let refs: Vec<(Path, Resolution)> = self
+            .resolutions
+            .iter()
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        let lookups = refs
+            .iter()
+            .map(|(_, r)| resolver.previous_version(&r.reference, &r.version));
+        let results = futures_util::future::join_all(lookups).await;
+        let mut problems = Vec::new();
+        let mut found = Vec::new();
+        for ((path, r), result) in refs.into_iter().zip(results) {
+            match result {
+                Ok((listed, before)) => {
+                    if let Some(created) = listed.and_then(|l| l.created) {
+                        if let Some(res) = self.resolutions.get_mut(&path) {
+                            res.version.created.get_or_insert(created);
+                        }
+                    }
+                    if let Some(before) = before {
+                        match SecretString::try_from_bytes(before.into_value()) {
+                            Ok(v) => found.push((path, v)),
+                            Err(_) => problems.push(format!(
+                                "`{path}`: {}: the previous value is not UTF-8 text",
+                                r.reference
+                            )),
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("`{path}`: previous version: {e}")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::References(problems));
+        }
+        let n = found.len();
+        for (path, value) in found {
+            self.previous.retain(|(p, _, _)| *p != path);
+            self.previous.push((path, value, None));
+        }
+        Ok(n)
+    }
+
+    /// Fills in the creation time of every resolved reference whose read gave none (Google
+    /// Secret Manager's read does not), from the store's version listing: one call each,
+    /// only where needed. A rotation interval (`max_age`) on a reference is judged by it.
+    pub async fn resolve_version_times(&mut self, resolver: &Resolver) -> Result<usize, Error> {
+        let missing: Vec<(Path, Resolution)> = self
+            .resolutions
+            .iter()
+            .filter(|(_, r)| r.version.created.is_none() && !r.version.id.is_empty())
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        let lookups = missing.iter().map(|(_, r)| resolver.versions(&r.reference));
+        let results = futures_util::future::join_all(lookups).await;
+        let (mut n, mut problems) = (0, Vec::new());
+        for ((path, r), result) in missing.into_iter().zip(results) {
+            match result {
+                Ok(listed) => {
+                    let created = listed
+                        .into_iter()
+                        .find(|v| v.id == r.version.id)
+                        .and_then(|v| v.created);
+                    if let (Some(t), Some(res)) = (created, self.resolutions.get_mut(&path)) {
+                        res.version.created = Some(t);
+                        n += 1;
+                    }
+                }
+                Err(e) if e.store_kind() == Some(kmseal::StoreErrorKind::Unsupported) => {}
+                Err(e) => problems.push(format!("`{path}`: version times: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(n)
+        } else {
+            Err(Error::References(problems))
+        }
+    }
+
     /// Where the value at `path` came from, if it was a resolved reference.
     pub fn resolution(&self, path: &str) -> Option<&Resolution> {
         let p = Path::parse(path).ok()?;

@@ -45,8 +45,9 @@ pub struct Secrets {
     /// The document's requirements and any added with
     /// [`add_requirements`](Secrets::add_requirements).
     pub(crate) rules: Vec<Require>,
-    /// Previous values kept through a grace period, with the end of it.
-    pub(crate) previous: Vec<(Path, SecretString, SystemTime)>,
+    /// Previous values kept through a grace period, with the end of it (`None`: a store's
+    /// previous version, kept as long as the store keeps it).
+    pub(crate) previous: Vec<(Path, SecretString, Option<SystemTime>)>,
 }
 
 impl Secrets {
@@ -107,13 +108,15 @@ impl Secrets {
 
     /// The previous value at `path`, kept through the grace period of a rotation
     /// ([`Sealer::keep_previous`](crate::Sealer::keep_previous)); `None` once it is over.
-    /// A service that verifies tokens or keys accepts this one too until then.
+    /// For a `ref+` reference, the store's previous version once
+    /// [`resolve_previous_versions`](Self::resolve_previous_versions) has read it. A service
+    /// that verifies tokens or keys accepts this one too meanwhile.
     pub fn previous(&self, path: &str) -> Option<&SecretString> {
         let p = Path::parse(path).ok()?;
         let now = SystemTime::now();
         self.previous
             .iter()
-            .find(|(q, _, until)| *q == p && now < *until)
+            .find(|(q, _, until)| *q == p && until.is_none_or(|t| now < t))
             .map(|(_, v, _)| v)
     }
 
@@ -281,7 +284,7 @@ impl Secrets {
         }
         let now = SystemTime::now();
         for (path, value, until) in &self.previous {
-            if now >= *until {
+            if until.is_some_and(|t| now >= t) {
                 continue;
             }
             let shown = path.to_string();

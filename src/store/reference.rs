@@ -123,6 +123,29 @@ impl SecretRef {
         }
     }
 
+    /// The same secret and `#field` at version `id` (any `?version=` or `?stage=` replaced):
+    /// how a version listed by [`SecretStore::versions`](crate::store::SecretStore::versions)
+    /// is read. An id a reference cannot carry is an [`Error::InvalidReference`].
+    pub fn at_version(&self, id: &str) -> Result<SecretRef, Error> {
+        let ok = self.kind.has_versions()
+            && !id.is_empty()
+            && id.len() <= MAX_SELECTOR_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            return Err(self.invalid(format!(
+                "version `{}` cannot be selected here",
+                crate::escape_untrusted(id)
+            )));
+        }
+        Ok(SecretRef {
+            version: Some(id.to_owned()),
+            stage: None,
+            ..self.clone()
+        })
+    }
+
     /// An [`Error::InvalidReference`] for this reference.
     pub fn invalid(&self, reason: impl Into<String>) -> Error {
         Error::InvalidReference {

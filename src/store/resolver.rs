@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{MAX_SECRET_LEN, SecretRef, SecretStore, StoredSecret, VersionInfo, too_large};
-use crate::error::Error;
+use crate::error::{Error, StoreErrorKind};
 use crate::secret::SecretBytes;
 use crate::slots::{Slots, digest};
 
@@ -334,6 +334,43 @@ impl Resolver {
         let key = entry_key(&store, reference);
         *self.inner.slots.get(key).value.lock().await = None;
         written
+    }
+
+    /// The version before `current` (what `reference` resolved to) and its value, for a
+    /// graceful rotation: on Secrets Manager, when `current` is the `AWSCURRENT` one, the
+    /// version staged `AWSPREVIOUS`; elsewhere the newest enabled version listed after
+    /// `current` (the prior Vault KV version, the previous Secret Manager or Key Vault
+    /// version). `Ok(None)` when there is none, or the store keeps no versions (`env://`,
+    /// `file://`, KV version 1). Also returns `current` as listed (with its creation time,
+    /// which some reads do not return). Two store calls: a listing and a read.
+    pub async fn previous_version(
+        &self,
+        reference: &SecretRef,
+        current: &VersionInfo,
+    ) -> Result<(Option<VersionInfo>, Option<Resolved>), Error> {
+        let listed = match self.versions(reference).await {
+            Ok(v) => v,
+            Err(e) if e.store_kind() == Some(StoreErrorKind::Unsupported) => {
+                return Ok((None, None));
+            }
+            Err(e) => return Err(e),
+        };
+        let at = listed.iter().position(|v| v.id == current.id);
+        let this = at.map(|i| listed[i].clone());
+        let aws_current = current.stages.iter().any(|s| s == "AWSCURRENT");
+        let before = if aws_current {
+            listed
+                .iter()
+                .find(|v| v.stages.iter().any(|s| s == "AWSPREVIOUS"))
+        } else {
+            at.and_then(|i| listed[i + 1..].iter().find(|v| !v.disabled))
+        };
+        let Some(before) = before else {
+            return Ok((this, None));
+        };
+        let pinned = reference.at_version(&before.id)?;
+        let value = self.resolve(&pinned).await?;
+        Ok((this, Some(value)))
     }
 
     /// The versions of the secret `reference` names, newest first (never cached).
