@@ -28,6 +28,7 @@ pub struct StoreFixture {
 pub async fn run(f: &StoreFixture) {
     fields_round_trip(f).await;
     versions_newest_first_and_older_ones_readable(f).await;
+    the_previous_version_is_the_one_before_the_current(f).await;
     a_missing_secret_is_not_found(f).await;
     refused_credentials_are_access_denied(f).await;
     a_value_over_the_limit_is_refused(f).await;
@@ -97,6 +98,34 @@ pub async fn versions_newest_first_and_older_ones_readable(f: &StoreFixture) {
         .unwrap_or_else(|e| panic!("get {old_ref}: {e}"));
     assert_eq!(old.version.id, one.id);
     assert_eq!(old_ref.select(&old).unwrap().expose_secret(), b"one");
+}
+
+/// Graceful rotation: after three puts, [`Resolver::previous_version`] of the current
+/// version is the second (`AWSPREVIOUS` on Secrets Manager, the prior version elsewhere), its
+/// field applied, and the listing gives the current version's creation time (what a rotation
+/// interval on a reference is judged by).
+pub async fn the_previous_version_is_the_one_before_the_current(f: &StoreFixture) {
+    let r = (f.fresh)();
+    for v in ["one", "two", "three"] {
+        f.store
+            .put(&r, format!(r#"{{"k": "{v}"}}"#).as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("put {r}: {e}"));
+    }
+    let resolver = Resolver::with_stores(vec![f.store.clone()], ResolverSettings::default());
+    let field = with(&r, "#k");
+    let current = resolver.resolve(&field).await.unwrap();
+    assert_eq!(current.value().expose_secret(), b"three");
+    let (listed, before) = resolver
+        .previous_version(&field, current.version())
+        .await
+        .unwrap_or_else(|e| panic!("previous of {field}: {e}"));
+    let listed = listed.unwrap_or_else(|| panic!("{field}: the current version is not listed"));
+    assert_eq!(listed.id, current.version().id);
+    assert!(listed.created.is_some(), "{field}: no creation time listed: {listed:?}");
+    let before = before.unwrap_or_else(|| panic!("{field}: no previous version"));
+    assert_eq!(before.value().expose_secret(), b"two");
+    assert_ne!(before.version().id, current.version().id);
 }
 
 /// A secret that does not exist is [`StoreErrorKind::NotFound`], naming the reference.
