@@ -378,6 +378,22 @@ impl std::str::FromStr for Require {
     }
 }
 
+/// As its text form (`"jwt.secret:min_len=32,max_age=90d"`), so a list of requirements is
+/// plain data in any serde format (a service's own config, a JSON policy file).
+impl serde::Serialize for Require {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// From the text form, checked as [`FromStr`](std::str::FromStr) checks it.
+impl<'de> serde::Deserialize<'de> for Require {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Require, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// What a requirement found wrong with a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -558,6 +574,25 @@ mod tests {
         assert_eq!(Require::secret("k").age_problems(None, warn), []);
         assert!(Problem::DueSoon { due_in: day }.is_warning());
         assert!(!Problem::AgeUnknown.is_warning());
+    }
+
+    #[test]
+    fn requirements_are_serde_data_as_their_text_form() {
+        let rules: Vec<Require> =
+            serde_json::from_str(r#"["db.password:min_len=16,max_age=90d", "api.*:present"]"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            rules[0],
+            Require::secret("db.password")
+                .min_len(16)
+                .max_age(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            serde_json::to_string(&rules).unwrap_or_default(),
+            r#"["db.password:min_len=16,max_age=90d","api.*:present"]"#
+        );
+        let bad = serde_json::from_str::<Vec<Require>>(r#"["a:bogus"]"#);
+        assert!(bad.is_err());
     }
 
     #[test]
