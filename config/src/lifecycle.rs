@@ -8,14 +8,22 @@ use crate::Error;
 use crate::meta::len32;
 use crate::path::Path;
 
+/// The latest time a document records: 9999-12-31T23:59:59Z. Later times (a crafted field, a
+/// grace period of `u64::MAX` seconds) are refused: they overflow `SystemTime` on some
+/// platforms and mean nothing anyway.
+pub(crate) const MAX_TIME: u64 = 253_402_300_799;
+
 /// Seconds since the Unix epoch (0 before it, which no real clock reads).
 pub(crate) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The time `secs` seconds after the Unix epoch.
+/// The time `secs` seconds after the Unix epoch (at most [`MAX_TIME`]; never panics).
 pub(crate) fn from_unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
+    let secs = secs.min(MAX_TIME);
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// A bounds-checked reader over a field's bytes.
@@ -91,6 +99,9 @@ pub(crate) fn decode_times(raw: &[u8], items: usize) -> Result<Vec<u64>, Error> 
     let mut table = Vec::with_capacity(n);
     for _ in 0..n {
         let t = r.u64().ok_or_else(|| bad("truncated"))?;
+        if t > MAX_TIME {
+            return Err(bad("a time after the year 9999"));
+        }
         if table.last().is_some_and(|&last| t <= last) {
             return Err(bad("table not ascending"));
         }
@@ -161,6 +172,9 @@ pub(crate) fn decode_previous(raw: &[u8]) -> Result<Vec<Previous>, Error> {
         }
         last = Some(encoded);
         let expires = r.u64().ok_or_else(|| bad("truncated"))?;
+        if expires > MAX_TIME {
+            return Err(bad("an expiry after the year 9999"));
+        }
         let len = r.u32().ok_or_else(|| bad("truncated"))? as usize;
         let value = std::str::from_utf8(r.take(len).ok_or_else(|| bad("truncated"))?)
             .map_err(|_| bad("value not text"))?
@@ -208,6 +222,11 @@ mod tests {
         assert!(decode_times(&out_of_range, times.len()).is_err());
         // A huge count is refused without allocating for it.
         assert!(decode_times(&u32::MAX.to_be_bytes(), 0).is_err());
+        // Times past the year 9999 are refused (they overflowed SystemTime: a review found
+        // `inspect` panicking on a crafted field).
+        assert!(decode_times(&encode_times(&[MAX_TIME + 1]), 1).is_err());
+        assert!(decode_times(&encode_times(&[MAX_TIME]), 1).is_ok());
+        assert_eq!(from_unix(u64::MAX), from_unix(MAX_TIME));
     }
 
     #[test]
@@ -240,6 +259,9 @@ mod tests {
         twice[1].path = twice[0].path.clone();
         assert!(decode_previous(&encode_previous(&twice)).is_err());
         assert!(decode_previous(&u32::MAX.to_be_bytes()).is_err());
+        let mut late = list.clone();
+        late[0].expires = MAX_TIME + 1;
+        assert!(decode_previous(&encode_previous(&late)).is_err());
         let mut extra = raw.clone();
         extra.push(0);
         assert!(decode_previous(&extra).is_err());

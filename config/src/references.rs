@@ -59,9 +59,39 @@ impl Secrets {
     /// value), so a service fails fast with the whole list.
     pub async fn resolve_references(&mut self, resolver: &Resolver) -> Result<usize, Error> {
         let refs = self.references()?;
+        // A previous value kept through a grace period may be a reference too: it names the
+        // value the service accepted before, and is resolved the same way.
+        let mut previous_refs = Vec::new();
+        for (k, (path, value, _)) in self.previous.iter().enumerate() {
+            if let Some(text) = value.expose_secret().strip_prefix(REF_PREFIX) {
+                match text.parse::<SecretRef>() {
+                    Ok(r) => previous_refs.push((k, path.clone(), r)),
+                    Err(e) => {
+                        return Err(Error::References(vec![format!("`{path}` (previous): {e}")]));
+                    }
+                }
+            }
+        }
         let lookups = refs.iter().map(|(_, r)| resolver.resolve(r));
-        let results = futures_util::future::join_all(lookups).await;
+        let previous_lookups = previous_refs.iter().map(|(_, _, r)| resolver.resolve(r));
+        let (results, previous_results) = futures_util::future::join(
+            futures_util::future::join_all(lookups),
+            futures_util::future::join_all(previous_lookups),
+        )
+        .await;
         let mut problems = Vec::new();
+        let mut previous_values = Vec::new();
+        for ((k, path, reference), result) in previous_refs.into_iter().zip(previous_results) {
+            let value = result.and_then(|got| {
+                SecretString::try_from_bytes(got.into_value()).map_err(|_| {
+                    reference.error(kmseal::StoreErrorKind::Other, "the value is not UTF-8 text")
+                })
+            });
+            match value {
+                Ok(v) => previous_values.push((k, v)),
+                Err(e) => problems.push(format!("`{path}` (previous): {e}")),
+            }
+        }
         let mut resolved = Vec::with_capacity(refs.len());
         for ((path, reference), result) in refs.into_iter().zip(results) {
             let value = result.and_then(|got| {
@@ -78,6 +108,9 @@ impl Secrets {
         }
         if !problems.is_empty() {
             return Err(Error::References(problems));
+        }
+        for (k, value) in previous_values {
+            self.previous[k].1 = value;
         }
         let n = resolved.len();
         for (path, reference, value, version) in resolved {

@@ -177,8 +177,16 @@ impl Require {
                 kmseal::escape_untrusted(a)
             ));
         }
-        if self.max_age == Some(Duration::ZERO) {
-            return bad("max_age must be longer than zero".into());
+        // What the text form can hold, so that a stored rule always reads back (a review
+        // found `min_len=5000000000` and `max_age` of 500 ms sealing into documents that no
+        // longer opened).
+        if u32::try_from(self.min_len).is_err() {
+            return bad(format!("min_len must be at most {}", u32::MAX));
+        }
+        if let Some(age) = self.max_age
+            && (age.as_secs() == 0 || age.subsec_nanos() != 0)
+        {
+            return bad("max_age must be a whole number of seconds, at least 1s".into());
         }
         if let Some(spec) = self.generate {
             if spec.output_len() < self.min_len {
@@ -330,7 +338,9 @@ impl std::str::FromStr for Require {
     fn from_str(s: &str) -> Result<Require, crate::Error> {
         let bad = |what: &str| {
             crate::Error::Unsupported(format!(
-                "a requirement is PATH[:RULE,...] with rules present, min_len=N, min_entropy=N,                  max_age=DURATION (90d), generate=SPEC (base64:32), alias=NAME,                  allow_placeholders, deny_placeholders ({what})"
+                "a requirement is PATH[:RULE,...] with rules present, min_len=N, min_entropy=N, \
+                 max_age=DURATION (90d), generate=SPEC (base64:32), alias=NAME, \
+                 allow_placeholders, deny_placeholders ({what})"
             ))
         };
         // Paths never contain `:` (validate), so the first one ends the path; a generator
@@ -344,6 +354,8 @@ impl std::str::FromStr for Require {
         }
         let mut r = Require::secret(path);
         let mut seen: Vec<&str> = Vec::new();
+        // Placeholder rules are applied after `present`, whatever their order.
+        let mut placeholders = None;
         for rule in rules.into_iter().flat_map(|r| r.split(',')) {
             let name = rule.split_once('=').map_or(rule, |(n, _)| n);
             // One of each (aliases aside), so the text form has one spelling.
@@ -360,8 +372,8 @@ impl std::str::FromStr for Require {
                     r.secret = false;
                     r.placeholders_allowed = true;
                 }
-                None if rule == "allow_placeholders" => r.placeholders_allowed = true,
-                None if rule == "deny_placeholders" => r.placeholders_allowed = false,
+                None if rule == "allow_placeholders" => placeholders = Some(true),
+                None if rule == "deny_placeholders" => placeholders = Some(false),
                 Some(("min_len", v)) => r = r.min_len(number(v)? as usize),
                 Some(("min_entropy", v)) => r = r.min_entropy(number(v)?),
                 Some(("max_age", v)) => r = r.max_age(parse_duration(v)?),
@@ -372,6 +384,9 @@ impl std::str::FromStr for Require {
         }
         if seen.contains(&"allow_placeholders") && seen.contains(&"deny_placeholders") {
             return Err(bad("contradicting placeholder rules"));
+        }
+        if let Some(allowed) = placeholders {
+            r.placeholders_allowed = allowed;
         }
         r.validate()?;
         Ok(r)
@@ -435,6 +450,13 @@ pub enum Problem {
         /// How long until it is due.
         due_in: Duration,
     },
+    /// An environment name (an alias, or `NAME_PREVIOUS`) that would replace a variable the
+    /// document defines, or an alias whose glob matches more than one value: `kmseal exec`
+    /// gives it to none of them.
+    NameConflict {
+        /// The name.
+        name: String,
+    },
 }
 
 /// A problem at a path (printed without the value).
@@ -448,7 +470,7 @@ pub struct Finding {
 
 impl Problem {
     /// A short stable name (`missing`, `not_encrypted`, `empty`, `too_short`, `placeholder`,
-    /// `low_entropy`, `too_old`, `age_unknown`, `due_soon`), for reports.
+    /// `low_entropy`, `too_old`, `age_unknown`, `due_soon`, `name_conflict`), for reports.
     pub fn name(&self) -> &'static str {
         match self {
             Problem::Missing => "missing",
@@ -460,6 +482,7 @@ impl Problem {
             Problem::TooOld { .. } => "too_old",
             Problem::AgeUnknown => "age_unknown",
             Problem::DueSoon { .. } => "due_soon",
+            Problem::NameConflict { .. } => "name_conflict",
         }
     }
 
@@ -481,14 +504,16 @@ impl fmt::Display for Finding {
             }
             Problem::Placeholder => write!(
                 f,
-                "`{p}` is a template placeholder, not a secret (generate one: kmseal config                  set FILE {p} --generate)"
+                "`{p}` is a template placeholder, not a secret (generate one: kmseal config \
+                 set FILE {p} --generate)"
             ),
             Problem::LowEntropy {
                 estimated_bits,
                 min_bits,
             } => write!(
                 f,
-                "`{p}` is too guessable (about {estimated_bits} bits; at least {min_bits}                  required)"
+                "`{p}` is too guessable (about {estimated_bits} bits; at least {min_bits} \
+                 required)"
             ),
             Problem::TooOld { age, max } => write!(
                 f,
@@ -498,11 +523,17 @@ impl fmt::Display for Finding {
             ),
             Problem::AgeUnknown => write!(
                 f,
-                "`{p}` has a rotation interval but no recorded age (set before kmseal recorded                  times, or its store gives none); rotate it to start the clock"
+                "`{p}` has a rotation interval but no recorded age (set before kmseal recorded \
+                 times, or its store gives none); rotate it to start the clock"
             ),
             Problem::DueSoon { due_in } => {
                 write!(f, "`{p}` is due for rotation in {}", human(*due_in))
             }
+            Problem::NameConflict { name } => write!(
+                f,
+                "`{p}`: the environment name {name} would replace a variable the document \
+                 defines, or name more than one value; it is not set (rename the alias or the key)"
+            ),
         }
     }
 }
@@ -547,6 +578,7 @@ mod tests {
             "a:alias=1X",
             "a:alias=",
             "a:allow_placeholders,deny_placeholders",
+            "a:min_len=4294967296",
             "a;b:min_len=3",
         ] {
             assert!(bad.parse::<Require>().is_err(), "{bad}");
@@ -593,6 +625,43 @@ mod tests {
         );
         let bad = serde_json::from_str::<Vec<Require>>(r#"["a:bogus"]"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn rules_that_cannot_be_written_back_are_refused() {
+        assert!(
+            Require::secret("a")
+                .min_len(5_000_000_000)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Require::secret("a")
+                .max_age(Duration::from_millis(500))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Require::secret("a")
+                .max_age(Duration::from_millis(1500))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Require::secret("a")
+                .max_age(Duration::from_secs(1))
+                .validate()
+                .is_ok()
+        );
+        // Order does not matter: `deny_placeholders` before `present` still denies.
+        let a: Require = "h:deny_placeholders,present"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b: Require = "h:present,deny_placeholders"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a, b);
+        assert!(!a.placeholders_allowed);
     }
 
     #[test]

@@ -166,6 +166,11 @@ impl Sealer {
         replaced: Option<Replaced>,
     ) -> Result<String, Error> {
         let now = lifecycle::unix(self.clock.unwrap_or_else(SystemTime::now));
+        if now > lifecycle::MAX_TIME {
+            return Err(Error::Unsupported(
+                "the sealing time is after the year 9999".into(),
+            ));
+        }
         let mut codec = Codec::parse(text, format)?;
         let leaves: Vec<Leaf> = codec.leaves().to_vec();
         // Values sealed encrypted last time, by the stored policy (empty for a new document).
@@ -191,10 +196,26 @@ impl Sealer {
                     items.extend(sealed_shape(&codec, &as_stored.items));
                 }
                 known = KnownTimes::from_last_seal(&meta, &keys, &items);
-                let changes = (!accept_changes).then(|| meta.changes(&keys, &items));
+                if let Some(r) = &replaced {
+                    // The value `set` replaced is new, whatever the last seal recorded.
+                    known.values.remove(&r.path);
+                }
+                let changes = meta.changes(&keys, &items);
                 wipe(&mut items);
-                if let Some(changes) = changes {
+                if !accept_changes {
                     refuse_changes(changes)?;
+                } else if changes == Changes::Unknown && replaced.is_none() {
+                    // A version-1 block has no metadata MAC: once its document MAC fails,
+                    // nothing in it is vouched for, and a newer document stripped down to
+                    // version 1 (its rules, times and previous values gone) looks the same.
+                    return Err(Error::Tampered(
+                        "this version-1 document does not match its MAC, and version 1 cannot \
+                         say what changed, so it is not re-sealed even with --accept-changes \
+                         (a newer document stripped down to version 1 looks the same); restore \
+                         the last sealed version (git), re-seal it unchanged (which upgrades it), \
+                         then make the edits again"
+                            .into(),
+                    ));
                 }
                 // Previous values outlive neither their grace period nor their path.
                 previous = std::mem::take(&mut meta.previous);
@@ -243,7 +264,15 @@ impl Sealer {
         if let Some(r) = replaced {
             previous.retain(|p| p.path != r.path);
             if let Some(grace) = self.keep_previous {
-                let expires = now.saturating_add(grace.as_secs());
+                let expires = now
+                    .checked_add(grace.as_secs())
+                    .filter(|&t| t <= lifecycle::MAX_TIME)
+                    .ok_or_else(|| {
+                        Error::Unsupported(
+                            "the grace period for the previous value ends after the year 9999"
+                                .into(),
+                        )
+                    })?;
                 let value =
                     keys.encrypt_previous(&r.path, r.kind, expires, r.old.expose_secret())?;
                 previous.push(Previous {

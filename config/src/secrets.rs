@@ -218,6 +218,12 @@ impl Secrets {
                 report(path.to_string(), problems);
             }
         }
+        for (path, name) in self.names(rules).conflicts {
+            findings.push(Finding {
+                path,
+                problem: Problem::NameConflict { name },
+            });
+        }
         findings
     }
 
@@ -259,43 +265,85 @@ impl Secrets {
     /// (`db.password` → `DB_PASSWORD`). For a `.env` document the names are its own. A
     /// value is also given under every alias of the requirements that match its path, and a
     /// [`previous`](Self::previous) value under each of its names with `_PREVIOUS` appended
-    /// (`JWT_SECRET_PREVIOUS`). An alias never replaces a name the document defines.
+    /// (`JWT_SECRET_PREVIOUS`). A name the document defines is never replaced, and an alias
+    /// that would name two values is given to none: [`findings`](Self::findings) reports
+    /// both as [`Problem::NameConflict`].
     pub fn env_vars(&self) -> Vec<(String, &str)> {
-        let mut out: Vec<(String, &str)> = self
-            .entries
-            .iter()
-            .map(|(p, e)| {
-                let value = match e {
-                    Entry::Secret { value, .. } => value.expose_secret(),
-                    Entry::Plain { value, .. } => value.as_str(),
+        let names = self.names(&self.rules);
+        let mut out: Vec<(String, &str)> = Vec::with_capacity(names.assigned.len());
+        for (name, at) in &names.assigned {
+            let value = match at {
+                Source::Entry(i) => entry_text(&self.entries[*i].1),
+                Source::Previous(i) => self.previous[*i].1.expose_secret(),
+            };
+            out.push((name.clone(), value));
+        }
+        out
+    }
+
+    /// Every environment name and what it gives (document names first), and the names that
+    /// conflict, by the path they were meant for.
+    fn names(&self, rules: &[Require]) -> Names {
+        let mut names = Names::default();
+        let mut taken: HashMap<String, Source> = HashMap::new();
+        for (i, (p, _)) in self.entries.iter().enumerate() {
+            let name = self.name_of(p);
+            // Two paths with one name (`a.b` and `a_b`): the first keeps it, as before.
+            if !taken.contains_key(&name) {
+                taken.insert(name.clone(), Source::Entry(i));
+                names.assigned.push((name, Source::Entry(i)));
+            }
+        }
+        // Aliases: each names exactly one value, or none.
+        let mut alias_of: Vec<(usize, String)> = Vec::new();
+        for r in rules.iter().filter(|r| !r.aliases().is_empty()) {
+            let matched: Vec<usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, (p, _))| r.matches(&p.to_string()))
+                .map(|(i, _)| i)
+                .collect();
+            for alias in r.aliases() {
+                let conflict = |names: &mut Names, path: String| {
+                    names.conflicts.push((path, alias.clone()));
                 };
-                (self.name_of(p), value)
-            })
-            .collect();
-        let taken: std::collections::HashSet<String> = out.iter().map(|(n, _)| n.clone()).collect();
-        let mut extra = Vec::new();
-        for ((path, _), (_, value)) in self.entries.iter().zip(&out) {
-            let shown = path.to_string();
-            for alias in self.aliases_of(&shown) {
-                if !taken.contains(alias) {
-                    extra.push((alias.to_owned(), *value));
+                match (&matched[..], taken.get(alias)) {
+                    ([], _) => {}
+                    ([i], None) => {
+                        taken.insert(alias.clone(), Source::Entry(*i));
+                        names.assigned.push((alias.clone(), Source::Entry(*i)));
+                        alias_of.push((*i, alias.clone()));
+                    }
+                    ([i], Some(Source::Entry(j))) if i == j => {}
+                    ([i], Some(_)) => conflict(&mut names, self.entries[*i].0.to_string()),
+                    (_, _) => conflict(&mut names, r.path().to_owned()),
                 }
             }
         }
         let now = SystemTime::now();
-        for (path, value, until) in &self.previous {
+        for (k, (path, _, until)) in self.previous.iter().enumerate() {
             if until.is_some_and(|t| now >= t) {
                 continue;
             }
-            let shown = path.to_string();
-            let names = std::iter::once(self.name_of(path))
-                .chain(self.aliases_of(&shown).map(str::to_owned));
-            for name in names {
-                extra.push((format!("{name}_PREVIOUS"), value.expose_secret()));
+            let own = self.index.get(path).copied();
+            let bases = std::iter::once(self.name_of(path)).chain(
+                alias_of
+                    .iter()
+                    .filter(|(i, _)| Some(*i) == own)
+                    .map(|(_, a)| a.clone()),
+            );
+            for base in bases {
+                let name = format!("{base}_PREVIOUS");
+                if taken.contains_key(&name) {
+                    names.conflicts.push((path.to_string(), name));
+                } else {
+                    taken.insert(name.clone(), Source::Previous(k));
+                    names.assigned.push((name, Source::Previous(k)));
+                }
             }
         }
-        out.extend(extra);
-        out
+        names
     }
 
     /// The environment name of the value at `p`.
@@ -304,14 +352,6 @@ impl Secrets {
             ([Seg::Key(k)], true) => k.clone(),
             _ => env_name(p),
         }
-    }
-
-    /// The aliases the requirements give the value at `shown` (a display path).
-    fn aliases_of<'a>(&'a self, shown: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.rules
-            .iter()
-            .filter(move |r| r.matches(shown))
-            .flat_map(|r| r.aliases().iter().map(String::as_str))
     }
 
     /// Adds (or replaces) a secret at the top-level key `name`: a value that came from
@@ -353,6 +393,28 @@ impl Secrets {
         for (k, v) in self.env_vars() {
             cmd.env(k, v);
         }
+    }
+}
+
+/// What an environment name gives: a value (by entry) or a previous value (by position).
+#[derive(Clone, Copy)]
+enum Source {
+    Entry(usize),
+    Previous(usize),
+}
+
+/// The environment names of a document and its requirements.
+#[derive(Default)]
+struct Names {
+    assigned: Vec<(String, Source)>,
+    /// (path, name): a name that would replace another or name two values.
+    conflicts: Vec<(String, String)>,
+}
+
+fn entry_text(e: &Entry) -> &str {
+    match e {
+        Entry::Secret { value, .. } => value.expose_secret(),
+        Entry::Plain { value, .. } => value.as_str(),
     }
 }
 
