@@ -149,10 +149,10 @@ impl Secrets {
         for ((path, r), result) in refs.into_iter().zip(results) {
             match result {
                 Ok((listed, before)) => {
-                    if let Some(created) = listed.and_then(|l| l.created) {
-                        if let Some(res) = self.resolutions.get_mut(&path) {
-                            res.version.created.get_or_insert(created);
-                        }
+                    if let Some(created) = listed.and_then(|l| l.created)
+                        && let Some(res) = self.resolutions.get_mut(&path)
+                    {
+                        res.version.created.get_or_insert(created);
                     }
                     if let Some(before) = before {
                         match SecretString::try_from_bytes(before.into_value()) {
