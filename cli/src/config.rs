@@ -73,7 +73,8 @@ pub(crate) enum ConfigCommand {
         #[arg(long)]
         declassify: bool,
     },
-    /// Decrypt a document to -o FILE or stdout (verifying it first).
+    /// Decrypt a document to -o FILE or stdout (verifying it first). FILE `-` is stdin; a
+    /// sealed document's format is told by its content when its name does not say.
     Decrypt {
         #[command(flatten)]
         doc: DocArgs,
@@ -190,7 +191,15 @@ secret refuses template placeholders (changeme, <your-...>) unless --allow-place
     },
 }
 
-fn format_of(file: &Path, explicit: &Option<String>) -> Result<Format, Failure> {
+/// The format of `file` (whose content is `text`): `--format` if given; else, for a sealed
+/// document, the format its metadata block parses in (so `app.yaml.enc`, `secrets.kmseal` or
+/// stdin need no flag); else its name (`app.yaml.kmseal`, a whole-file message, goes by the
+/// name inside).
+fn format_of(
+    file: &Path,
+    explicit: &Option<String>,
+    text: Option<&str>,
+) -> Result<Format, Failure> {
     if let Some(f) = explicit {
         return Format::from_name(f).ok_or_else(|| {
             usage(format!(
@@ -198,7 +207,9 @@ fn format_of(file: &Path, explicit: &Option<String>) -> Result<Format, Failure> 
             ))
         });
     }
-    // `app.yaml.kmseal` (a whole-file message) goes by the name inside.
+    if let Some(f) = text.and_then(Format::of_sealed) {
+        return Ok(f);
+    }
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
@@ -206,10 +217,22 @@ fn format_of(file: &Path, explicit: &Option<String>) -> Result<Format, Failure> 
         .trim_end_matches(".kmseal");
     Format::from_path(Path::new(name)).ok_or_else(|| {
         usage(format!(
-            "cannot tell the format of {} from its name; pass --format yaml|json|toml|env",
+            "cannot tell the format of {}: it is not a sealed document and its name does not \
+             say; pass --format yaml|json|toml|env",
             file.display()
         ))
     })
+}
+
+/// The text of `file`; `-` reads standard input (for commands that write elsewhere).
+fn read_input(file: &Path) -> Result<String, Failure> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::stdin().lock(), &mut text)
+            .map_err(|e| usage(format!("cannot read standard input: {e}")))?;
+        return Ok(text);
+    }
+    read_text(file)
 }
 
 fn read_text(file: &Path) -> Result<String, Failure> {
@@ -242,8 +265,8 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             accept_changes,
             declassify,
         } => {
-            let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
+            let format = format_of(&doc.file, &doc.format, Some(&text))?;
             let keks = keks(&doc.keys, true)?;
             let enc = Encryptor::with_keks(keks.iter().cloned())?.with_context(context(pairs)?);
             let dec = Decryptor::with_keks(keks)?;
@@ -272,8 +295,8 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             keep_metadata,
             force,
         } => {
-            let format = format_of(&doc.file, &doc.format)?;
-            let text = read_text(&doc.file)?;
+            let text = zeroize::Zeroizing::new(read_input(&doc.file)?);
+            let format = format_of(&doc.file, &doc.format, Some(&text))?;
             if output.is_none() && io::stdout().is_terminal() && !force {
                 return Err(usage(
                     "refusing to write decrypted values to a terminal; pipe it, use -o FILE, or pass --force",
@@ -299,8 +322,8 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             generate,
             keep_previous,
         } => {
-            let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
+            let format = format_of(&doc.file, &doc.format, Some(&text))?;
             let value = match (value, generate) {
                 // Drawn straight into locked memory; never printed.
                 (_, Some(spec)) => {
@@ -359,8 +382,8 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             allow_placeholders,
             remove,
         } => {
-            let format = format_of(&doc.file, &doc.format)?;
             let text = read_text(&doc.file)?;
+            let format = format_of(&doc.file, &doc.format, Some(&text))?;
             if !kmseal_config::is_sealed(&text, format)? {
                 return Err(usage(format!(
                     "{} is not sealed; seal it first (kmseal config encrypt), then add requirements",
@@ -476,8 +499,8 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             from,
             to,
         } => {
-            let format = format_of(&file, &format)?;
             let text = read_text(&file)?;
+            let format = format_of(&file, &format, Some(&text))?;
             let rot = Rotator::rewrap(decryptor(&from)?, keks(&to, false)?);
             let out = block(kmseal_config::rewrap(&text, format, &rot))?;
             output::write_atomically(Some(&file), true, mode_of(&file), |w| {
@@ -758,9 +781,10 @@ fn read_document(
     keys: &[String],
     unsealed: bool,
 ) -> Result<kmseal_config::Secrets, Failure> {
-    let format = format_of(file, format)?;
     let bytes =
         std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+    let text = std::str::from_utf8(&bytes).ok();
+    let format = format_of(file, format, text)?;
     if bytes.starts_with(&kmseal::format::MAGIC) {
         return Ok(block(kmseal_config::open_blob(
             &bytes,

@@ -124,14 +124,19 @@ pub(crate) fn run(args: InspectArgs) -> Result<(), Failure> {
         return print_message(&h, bytes.len() as u64, args.json);
     }
     let name = args.input.clone().unwrap_or_default();
+    let text = String::from_utf8(bytes).map_err(|_| usage("not a kmseal message or text"))?;
+    // A sealed document by its metadata block first (whatever its name), then by its name.
     let format = match &args.format {
         Some(f) => kmseal_config::Format::from_name(f),
-        None => kmseal_config::Format::from_path(&name),
+        None => kmseal_config::Format::of_sealed(&text)
+            .or_else(|| kmseal_config::Format::from_path(&name)),
     }
     .ok_or_else(|| {
-        usage("not a kmseal message; for a config document pass --format yaml|json|toml|env")
+        usage(
+            "not a kmseal message or sealed config document; for an unsealed config document \
+             pass --format yaml|json|toml|env",
+        )
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| usage("not a kmseal message or text"))?;
     let info = kmseal_config::inspect(&text, format)?;
     let mut out = String::new();
     if args.json {

@@ -64,6 +64,8 @@ impl Drop for Env {
 
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
+#[path = "cli/runtime.rs"]
+mod runtime;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
