@@ -195,7 +195,7 @@ secret refuses template placeholders (changeme, <your-...>) unless --allow-place
 /// document, the format its metadata block parses in (so `app.yaml.enc`, `secrets.kmseal` or
 /// stdin need no flag); else its name (`app.yaml.kmseal`, a whole-file message, goes by the
 /// name inside).
-fn format_of(
+pub(crate) fn format_of(
     file: &Path,
     explicit: &Option<String>,
     text: Option<&str>,
@@ -239,7 +239,7 @@ fn read_text(file: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))
 }
 
-fn decryptor(uris: &[String]) -> Result<Decryptor, Failure> {
+pub(crate) fn decryptor(uris: &[String]) -> Result<Decryptor, Failure> {
     Ok(Decryptor::with_keks(keks(uris, false)?)?)
 }
 
@@ -250,7 +250,7 @@ fn mode_of(file: &Path) -> u32 {
         .unwrap_or(0o644)
 }
 
-fn block<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block<F: std::future::Future>(f: F) -> F::Output {
     kmseal::blocking::block_on(f)
 }
 
@@ -511,197 +511,6 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
     }
 }
 
-#[derive(Args)]
-pub(crate) struct ExecArgs {
-    /// A sealed config document, or a whole-file kmseal message of one (`app.env.kmseal`).
-    /// Values written `ref+URI` are resolved from their secret stores.
-    file: Option<PathBuf>,
-    /// yaml, json, toml or env (default: from the file name, without `.kmseal`).
-    #[arg(long)]
-    format: Option<String>,
-    /// Key URI (repeatable; default $KMSEAL_KEY, else the development key).
-    #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
-    keys: Vec<String>,
-    /// NAME=REFERENCE (repeatable): set NAME in the command's environment to the secret the
-    /// reference names (aws-sm://…, vault-kv://…#field, env://…, file://…).
-    /// (Parsed in `exec`, never by clap: a malformed value may be a secret pasted in the wrong
-    /// place, and clap's errors repeat values.)
-    #[arg(long = "env", value_name = "NAME=REFERENCE")]
-    env: Vec<String>,
-    /// FILE is not sealed (a ConfigMap of references): its values and references are taken
-    /// as they are, as trustworthy as the file itself. Without this, an unsealed file is
-    /// refused, so a sealed one cannot be swapped for one that is not.
-    #[arg(long)]
-    unsealed: bool,
-    /// Pass the command's stdout and stderr through kmseal, replacing every secret it was
-    /// given (and its base64, URL- and JSON-encoded forms) with `[REDACTED:NAME]`. kmseal
-    /// stays the parent: it forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2,
-    /// and exits with the command's status (128+N for signal N).
-    #[arg(long)]
-    redact: bool,
-    /// PATH[:RULE,...] (repeatable; see `kmseal config check`), checked with the document's
-    /// own requirements after every value and reference is read; the command is not started
-    /// when one fails (exit 5).
-    #[arg(long = "require", value_name = "PATH[:RULES]")]
-    require: Vec<String>,
-    /// Also give each reference's previous version from its store as NAME_PREVIOUS
-    /// (Secrets Manager's AWSPREVIOUS, the prior Vault KV, Secret Manager or Key Vault
-    /// version), for services that accept both during a rotation. Two more store calls per
-    /// reference.
-    #[arg(long)]
-    store_previous: bool,
-    /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true)]
-    command: Vec<String>,
-}
-
-/// Decrypts in memory, resolves references, and replaces this process with the command, its
-/// environment extended with every value (`db.password` → `DB_PASSWORD`; .env names as they
-/// are) and every --env. Nothing starts unless every value and reference was read.
-pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
-    use std::os::unix::process::CommandExt;
-    // Refused before anything is read: a typo in a rule is a usage error.
-    let rules = parse_requirements(&args.require)?;
-    let mut secrets = match &args.file {
-        Some(file) => read_document(file, &args.format, &args.keys, args.unsealed)?,
-        None => kmseal_config::Secrets::default(),
-    };
-    let mut extra = Vec::with_capacity(args.env.len());
-    for (i, pair) in args.env.iter().enumerate() {
-        // Errors here never repeat the argument: it may be a secret given where a reference
-        // belongs.
-        let which = i + 1;
-        let (name, reference) = pair.split_once('=').ok_or_else(|| {
-            usage(format!(
-                "--env argument {which} is not NAME=REFERENCE (not shown, in case it is a value)"
-            ))
-        })?;
-        let name_ok = name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !name_ok {
-            return Err(usage(format!(
-                "--env argument {which}: a variable name is letters, digits and `_`"
-            )));
-        }
-        let reference: kmseal::store::SecretRef = reference.parse()?;
-        extra.push((name.to_owned(), reference));
-    }
-    let resolver = kmseal_keys::resolver();
-    // Flags and document references are resolved together: one round of store calls.
-    let from_flags = async {
-        let lookups = extra.iter().map(|(_, r)| resolver.resolve(r));
-        futures_util::future::join_all(lookups).await
-    };
-    let (from_doc, from_flags) = block(async {
-        let doc = secrets.resolve_references(&resolver);
-        let flags = from_flags;
-        futures_util::future::join(doc, flags).await
-    });
-    from_doc?;
-    let mut env = Vec::with_capacity(extra.len());
-    let mut versions = Vec::with_capacity(extra.len());
-    let mut problems = Vec::new();
-    for ((name, reference), got) in extra.iter().zip(from_flags) {
-        match got {
-            Ok(v) => {
-                let version = v.version().clone();
-                match kmseal::SecretString::try_from_bytes(v.into_value()) {
-                    Ok(text) => {
-                        env.push((name.clone(), text));
-                        versions.push((name, reference, version));
-                    }
-                    Err(_) => problems.push(format!(
-                        "--env {name}={reference}: the value is not UTF-8 text"
-                    )),
-                }
-            }
-            Err(e) => problems.push(format!("--env {name}: {e}")),
-        }
-    }
-    if args.store_previous && problems.is_empty() {
-        let from_flags = versions
-            .iter()
-            .map(|(_, reference, version)| resolver.previous_version(reference, version));
-        let (from_doc, from_flags) = block(futures_util::future::join(
-            secrets.resolve_previous_versions(&resolver),
-            futures_util::future::join_all(from_flags),
-        ));
-        from_doc?;
-        for ((name, _, _), got) in versions.iter().zip(from_flags) {
-            match got {
-                Ok((_, Some(before))) => {
-                    match kmseal::SecretString::try_from_bytes(before.into_value()) {
-                        Ok(text) => env.push((format!("{name}_PREVIOUS"), text)),
-                        Err(_) => problems.push(format!(
-                            "--env {name}: the previous value is not UTF-8 text"
-                        )),
-                    }
-                }
-                Ok((_, None)) => {}
-                Err(e) => problems.push(format!("--env {name}: previous version: {e}")),
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Failure {
-            code: exit::KMS,
-            message: format!(
-                "secret references could not be resolved: {}",
-                problems.join("; ")
-            ),
-        });
-    }
-    // The document's requirements and those given here; values given with --env count too,
-    // under their variable names.
-    secrets.add_requirements(rules);
-    if secrets
-        .requirements()
-        .iter()
-        .any(|r| r.rotation_interval().is_some())
-    {
-        block(secrets.resolve_version_times(&resolver))?;
-    }
-    if !secrets.requirements().is_empty() {
-        for (name, value) in &env {
-            secrets.insert_secret(name, value.try_clone()?);
-        }
-        let findings = secrets.findings(secrets.requirements());
-        if findings.iter().any(|f| !f.problem.is_warning()) {
-            return report_findings(&findings, secrets.requirements().len(), false);
-        }
-    }
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or_else(|| usage("no command given after --"))?;
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(rest);
-    secrets.apply_env(&mut cmd);
-    for (name, value) in &env {
-        cmd.env(name, value.expose_secret());
-    }
-    if args.redact {
-        let mut redactor = kmseal::redact::Redactor::new();
-        secrets.add_to_redactor(&mut redactor)?;
-        for (name, value) in &env {
-            redactor.add(name, value.expose_secret().as_bytes())?;
-        }
-        drop(secrets);
-        drop(env);
-        return crate::redacted::run(cmd, redactor);
-    }
-    drop(secrets);
-    drop(env);
-    let err = cmd.exec();
-    Err(Failure {
-        code: exit::OTHER,
-        message: format!("cannot run `{program}`: {err}"),
-    })
-}
-
 /// Opens a document for `exec`: a whole-file message, a sealed document, or (with
 /// `unsealed`) a document that is not sealed.
 /// `--require PATH[:RULES]` flags.
@@ -714,7 +523,11 @@ pub(crate) fn parse_requirements(flags: &[String]) -> Result<Vec<Require>, Failu
 
 /// Prints the findings (text on stderr, or a JSON report on stdout), never a value; exit 5
 /// when any is more than a warning.
-fn report_findings(findings: &[Finding], rules: usize, json: bool) -> Result<(), Failure> {
+pub(crate) fn report_findings(
+    findings: &[Finding],
+    rules: usize,
+    json: bool,
+) -> Result<(), Failure> {
     use std::io::Write;
     let (warnings, failures): (Vec<&Finding>, Vec<&Finding>) =
         findings.iter().partition(|f| f.problem.is_warning());
@@ -775,7 +588,7 @@ fn stored_generator(text: &str, format: Format, path: &str) -> Result<String, Fa
         .to_string())
 }
 
-fn read_document(
+pub(crate) fn read_document(
     file: &Path,
     format: &Option<String>,
     keys: &[String],

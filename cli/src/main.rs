@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod exec;
 mod inspect;
+mod memfile;
 mod output;
 mod progress;
 mod redacted;
@@ -131,7 +133,7 @@ enum Command {
     )]
     Exec {
         #[command(flatten)]
-        args: config::ExecArgs,
+        args: exec::ExecArgs,
     },
     /// Secrets in stores (env://, file://, vault-kv://, aws-sm://): get, put, list versions.
     #[command(
@@ -331,7 +333,7 @@ fn run(command: Command) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut cmd, "kmseal", &mut io::stdout());
             Ok(())
         }
-        Command::Exec { args } => config::exec(args),
+        Command::Exec { args } => exec::exec(args),
         Command::Secret(cmd) => secret::run(cmd),
         Command::Rewrap { args } => rotate::run(args, None),
         Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),

@@ -160,6 +160,39 @@ impl Format {
         }
     }
 
+    /// The format of a **sealed** document, told by its content when its name does not
+    /// (`app.yaml.enc`, `secrets.kmseal`, stdin): the one format in which `text` parses
+    /// *and* holds a kmseal metadata block. JSON is tried first (every JSON document is also
+    /// YAML), then TOML, `.env` and YAML. `None` when no format finds a metadata block.
+    ///
+    /// ```
+    /// # kmseal::blocking::block_on(async {
+    /// use std::sync::Arc;
+    /// use kmseal::{Decryptor, Encryptor, LocalKek};
+    /// use kmseal_config::{Format, Sealer};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let sealer = Sealer::new(Encryptor::new(kek.clone()), Decryptor::new(kek));
+    /// let sealed = sealer.seal("DB_PASSWORD=hunter2-hunter2\n", Format::Dotenv).await?;
+    /// assert_eq!(Format::of_sealed(&sealed), Some(Format::Dotenv));
+    /// assert_eq!(Format::of_sealed("DB_PASSWORD=hunter2-hunter2\n"), None); // not sealed
+    /// # Ok::<(), kmseal_config::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn of_sealed(text: &str) -> Option<Format> {
+        [Format::Json, Format::Toml, Format::Dotenv, Format::Yaml]
+            .into_iter()
+            .find(|&f| {
+                Codec::parse(text, f)
+                    .map(|c| {
+                        let found = c.meta().is_some();
+                        c.wipe();
+                        found
+                    })
+                    .unwrap_or(false)
+            })
+    }
+
     /// Parses `yaml`, `json`, `toml` or `env`.
     pub fn from_name(name: &str) -> Option<Format> {
         match name.to_ascii_lowercase().as_str() {
@@ -500,6 +533,67 @@ pub async fn decrypt(
         None
     };
     Ok(opened.codec.render(meta.as_ref()))
+}
+
+/// The whole document as its service should read it, in its own format: encrypted values
+/// decrypted, and every value that `secrets` resolved from a reference (`ref+URI`) replaced
+/// by what it resolved to; no metadata block. A sealed document is verified first (`dec`);
+/// an unsealed one (`dec` = `None`, as [`read_unsealed`]) is taken as it is. For handing a
+/// program a config *file* that never touches a disk (`kmseal exec --template`). Wipe the
+/// result when done.
+pub async fn render(
+    text: &str,
+    format: Format,
+    dec: Option<&Decryptor>,
+    secrets: &Secrets,
+) -> Result<zeroize::Zeroizing<String>, Error> {
+    let (mut codec, keys) = match dec {
+        Some(dec) => {
+            let opened = open_doc(text, format, dec).await?;
+            (opened.codec, Some(opened.keys))
+        }
+        None => {
+            if is_sealed(text, format)? {
+                return Err(Error::Metadata(
+                    "the document is sealed: render it with its key".into(),
+                ));
+            }
+            (Codec::parse(text, format)?, None)
+        }
+    };
+    let leaves: Vec<Leaf> = codec.leaves().to_vec();
+    for (i, leaf) in leaves.iter().enumerate() {
+        let replacement = if secrets.resolutions.contains_key(&leaf.path) {
+            match secrets.get_path(&leaf.path) {
+                Some(Entry::Secret { value, .. }) => {
+                    Some(Repr::Plain(Kind::Str, value.expose_secret().to_owned()))
+                }
+                _ => None,
+            }
+        } else if let (Some(keys), true) = (
+            &keys,
+            leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value),
+        ) {
+            let (kind, pt) = keys.decrypt(&leaf.path, &leaf.value)?;
+            Some(Repr::Plain(
+                kind,
+                std::str::from_utf8(pt.expose_secret())?.to_owned(),
+            ))
+        } else {
+            None
+        };
+        if let Some(mut r) = replacement {
+            codec.set(i, &r)?;
+            if let Repr::Plain(_, t) = &mut r {
+                zeroize::Zeroize::zeroize(t);
+            }
+        }
+    }
+    let mut leaves = leaves;
+    for l in &mut leaves {
+        zeroize::Zeroize::zeroize(&mut l.value);
+    }
+    Ok(zeroize::Zeroizing::new(codec.render(None)))
 }
 
 /// Rewraps the document's data key (new KEKs, a KEK version change, adding or dropping a

@@ -70,6 +70,10 @@ impl Secrets {
         self.index.get(&p).map(|&i| &self.entries[i].1)
     }
 
+    pub(crate) fn get_path(&self, p: &Path) -> Option<&Entry> {
+        self.index.get(p).map(|&i| &self.entries[i].1)
+    }
+
     /// The secret at `path`; `None` if absent or not encrypted.
     pub fn secret(&self, path: &str) -> Option<&SecretString> {
         match self.get(path)? {

@@ -1,0 +1,317 @@
+//! `kmseal exec`: read a document and references into memory, check the requirements,
+//! and run a command with the values in its environment (and in memory files).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::{block, parse_requirements, read_document, report_findings};
+use crate::{Failure, exit, usage};
+
+#[derive(Args)]
+pub(crate) struct ExecArgs {
+    /// A sealed config document, or a whole-file kmseal message of one (`app.env.kmseal`).
+    /// Values written `ref+URI` are resolved from their secret stores.
+    file: Option<PathBuf>,
+    /// yaml, json, toml or env (default: from the file name, without `.kmseal`).
+    #[arg(long)]
+    format: Option<String>,
+    /// Key URI (repeatable; default $KMSEAL_KEY, else the development key).
+    #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
+    keys: Vec<String>,
+    /// NAME=REFERENCE (repeatable): set NAME in the command's environment to the secret the
+    /// reference names (aws-sm://…, vault-kv://…#field, env://…, file://…).
+    /// (Parsed in `exec`, never by clap: a malformed value may be a secret pasted in the wrong
+    /// place, and clap's errors repeat values.)
+    #[arg(long = "env", value_name = "NAME=REFERENCE")]
+    env: Vec<String>,
+    /// FILE is not sealed (a ConfigMap of references): its values and references are taken
+    /// as they are, as trustworthy as the file itself. Without this, an unsealed file is
+    /// refused, so a sealed one cannot be swapped for one that is not.
+    #[arg(long)]
+    unsealed: bool,
+    /// Pass the command's stdout and stderr through kmseal, replacing every secret it was
+    /// given (and its base64, URL- and JSON-encoded forms) with `[REDACTED:NAME]`. kmseal
+    /// stays the parent: it forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2,
+    /// and exits with the command's status (128+N for signal N).
+    #[arg(long)]
+    redact: bool,
+    /// PATH[:RULE,...] (repeatable; see `kmseal config check`), checked with the document's
+    /// own requirements after every value and reference is read; the command is not started
+    /// when one fails (exit 5).
+    #[arg(long = "require", value_name = "PATH[:RULES]")]
+    require: Vec<String>,
+    /// Also give each reference's previous version from its store as NAME_PREVIOUS
+    /// (Secrets Manager's AWSPREVIOUS, the prior Vault KV, Secret Manager or Key Vault
+    /// version), for services that accept both during a rotation. Two more store calls per
+    /// reference.
+    #[arg(long)]
+    store_previous: bool,
+    /// NAME=PATH or NAME=REFERENCE (repeatable): hand the command the value at the
+    /// document's PATH (or the secret REFERENCE names) as a file that never touches a disk:
+    /// an anonymous memory file, sealed against writes, at the path $NAME holds
+    /// (/proc/self/fd/N). For programs that read a key or certificate from a file.
+    #[arg(long = "file", value_name = "NAME=PATH|REFERENCE")]
+    files: Vec<String>,
+    /// NAME: hand the command the whole document, decrypted and with its references
+    /// resolved, in its own format, as a memory file at $NAME (as --file).
+    #[arg(long, value_name = "NAME")]
+    template: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Decrypts in memory, resolves references, and replaces this process with the command, its
+/// environment extended with every value (`db.password` → `DB_PASSWORD`; .env names as they
+/// are) and every --env. Nothing starts unless every value and reference was read.
+pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    // Refused before anything is read: a typo in a rule is a usage error.
+    let rules = parse_requirements(&args.require)?;
+    let mut secrets = match &args.file {
+        Some(file) => read_document(file, &args.format, &args.keys, args.unsealed)?,
+        None => kmseal_config::Secrets::default(),
+    };
+    let mut extra = Vec::with_capacity(args.env.len());
+    for (i, pair) in args.env.iter().enumerate() {
+        // Errors here never repeat the argument: it may be a secret given where a reference
+        // belongs.
+        let which = i + 1;
+        let (name, reference) = pair.split_once('=').ok_or_else(|| {
+            usage(format!(
+                "--env argument {which} is not NAME=REFERENCE (not shown, in case it is a value)"
+            ))
+        })?;
+        if !is_env_name(name) {
+            return Err(usage(format!(
+                "--env argument {which}: a variable name is letters, digits and `_`"
+            )));
+        }
+        let reference: kmseal::store::SecretRef = reference.parse()?;
+        extra.push((name.to_owned(), reference));
+    }
+    let mut files = Vec::with_capacity(args.files.len());
+    for (i, arg) in args.files.iter().enumerate() {
+        let (name, source) = crate::memfile::parse_file_arg(arg, i + 1)?;
+        let source = if source.contains("://") {
+            FileSource::Reference(source.parse()?)
+        } else {
+            FileSource::Path(source)
+        };
+        files.push((name, source));
+    }
+    if let Some(name) = &args.template {
+        if !is_env_name(name) {
+            return Err(usage(
+                "--template NAME: a variable name is letters, digits and `_`",
+            ));
+        }
+        if args.file.is_none() {
+            return Err(usage("--template needs a document (FILE)"));
+        }
+    }
+    let resolver = kmseal_keys::resolver();
+    // Flags, files and document references are resolved together: one round of store
+    // calls.
+    let from_flags = async {
+        let lookups = extra.iter().map(|(_, r)| resolver.resolve(r));
+        let file_lookups = files.iter().filter_map(|(_, s)| match s {
+            FileSource::Reference(r) => Some(resolver.resolve(r)),
+            FileSource::Path(_) => None,
+        });
+        futures_util::future::join(
+            futures_util::future::join_all(lookups),
+            futures_util::future::join_all(file_lookups),
+        )
+        .await
+    };
+    let (from_doc, (from_flags, from_files)) = block(async {
+        let doc = secrets.resolve_references(&resolver);
+        let flags = from_flags;
+        futures_util::future::join(doc, flags).await
+    });
+    from_doc?;
+    let mut env = Vec::with_capacity(extra.len());
+    let mut versions = Vec::with_capacity(extra.len());
+    let mut problems = Vec::new();
+    for ((name, reference), got) in extra.iter().zip(from_flags) {
+        match got {
+            Ok(v) => {
+                let version = v.version().clone();
+                match kmseal::SecretString::try_from_bytes(v.into_value()) {
+                    Ok(text) => {
+                        env.push((name.clone(), text));
+                        versions.push((name, reference, version));
+                    }
+                    Err(_) => problems.push(format!(
+                        "--env {name}={reference}: the value is not UTF-8 text"
+                    )),
+                }
+            }
+            Err(e) => problems.push(format!("--env {name}: {e}")),
+        }
+    }
+    if args.store_previous && problems.is_empty() {
+        let from_flags = versions
+            .iter()
+            .map(|(_, reference, version)| resolver.previous_version(reference, version));
+        let (from_doc, from_flags) = block(futures_util::future::join(
+            secrets.resolve_previous_versions(&resolver),
+            futures_util::future::join_all(from_flags),
+        ));
+        from_doc?;
+        for ((name, _, _), got) in versions.iter().zip(from_flags) {
+            match got {
+                Ok((_, Some(before))) => {
+                    match kmseal::SecretString::try_from_bytes(before.into_value()) {
+                        Ok(text) => env.push((format!("{name}_PREVIOUS"), text)),
+                        Err(_) => problems.push(format!(
+                            "--env {name}: the previous value is not UTF-8 text"
+                        )),
+                    }
+                }
+                Ok((_, None)) => {}
+                Err(e) => problems.push(format!("--env {name}: previous version: {e}")),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure {
+            code: exit::KMS,
+            message: format!(
+                "secret references could not be resolved: {}",
+                problems.join("; ")
+            ),
+        });
+    }
+    // The document's requirements and those given here; values given with --env count too,
+    // under their variable names.
+    secrets.add_requirements(rules);
+    if secrets
+        .requirements()
+        .iter()
+        .any(|r| r.rotation_interval().is_some())
+    {
+        block(secrets.resolve_version_times(&resolver))?;
+    }
+    if !secrets.requirements().is_empty() {
+        for (name, value) in &env {
+            secrets.insert_secret(name, value.try_clone()?);
+        }
+        let findings = secrets.findings(secrets.requirements());
+        if findings.iter().any(|f| !f.problem.is_warning()) {
+            return report_findings(&findings, secrets.requirements().len(), false);
+        }
+    }
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| usage("no command given after --"))?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(rest);
+    secrets.apply_env(&mut cmd);
+    for (name, value) in &env {
+        cmd.env(name, value.expose_secret());
+    }
+    // Memory files: open until the command replaces this process (or, with --redact, until
+    // it exits); never on a disk.
+    let mut memfiles = Vec::with_capacity(files.len() + 1);
+    let mut from_files = from_files.into_iter();
+    for (name, source) in &files {
+        let content = match source {
+            FileSource::Path(path) => match secrets.get(path) {
+                Some(kmseal_config::Entry::Secret { value, .. }) => value.try_clone()?.into_bytes(),
+                Some(kmseal_config::Entry::Plain { value, .. }) => {
+                    kmseal::SecretBytes::from_slice(value.as_bytes())?
+                }
+                None => {
+                    return Err(usage(format!(
+                        "--file {name}: `{}` is not in the document",
+                        kmseal::escape_untrusted(path)
+                    )));
+                }
+            },
+            FileSource::Reference(reference) => match from_files.next() {
+                Some(Ok(v)) => v.into_value(),
+                Some(Err(e)) => {
+                    return Err(Failure {
+                        code: exit::KMS,
+                        message: format!("--file {name}={reference}: {e}"),
+                    });
+                }
+                None => return Err(usage("internal: a --file reference was not resolved")),
+            },
+        };
+        let file = crate::memfile::MemFile::new(name, content.expose_secret())?;
+        cmd.env(name, file.path());
+        memfiles.push(file);
+    }
+    if let (Some(name), Some(path)) = (&args.template, &args.file) {
+        let rendered = render_document(path, &args.format, &args.keys, args.unsealed, &secrets)?;
+        let file = crate::memfile::MemFile::new(name, rendered.as_bytes())?;
+        cmd.env(name, file.path());
+        memfiles.push(file);
+    }
+    if args.redact {
+        let mut redactor = kmseal::redact::Redactor::new();
+        secrets.add_to_redactor(&mut redactor)?;
+        for (name, value) in &env {
+            redactor.add(name, value.expose_secret().as_bytes())?;
+        }
+        drop(secrets);
+        drop(env);
+        return crate::redacted::run(cmd, redactor);
+    }
+    drop(secrets);
+    drop(env);
+    let err = cmd.exec();
+    Err(Failure {
+        code: exit::OTHER,
+        message: format!("cannot run `{program}`: {err}"),
+    })
+}
+
+/// Where a `--file` comes from.
+enum FileSource {
+    /// A path in the document.
+    Path(String),
+    /// A secret reference.
+    Reference(kmseal::store::SecretRef),
+}
+
+/// An environment variable name: letters, digits and `_`, not starting with a digit.
+pub(crate) fn is_env_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The document at `path` rendered for `--template`: decrypted (a whole-file message, or a
+/// sealed document verified again), its references replaced by what `secrets` resolved.
+fn render_document(
+    path: &std::path::Path,
+    format: &Option<String>,
+    keys: &[String],
+    unsealed: bool,
+    secrets: &kmseal_config::Secrets,
+) -> Result<zeroize::Zeroizing<String>, Failure> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
+    );
+    let dec = crate::config::decryptor(keys)?;
+    if bytes.starts_with(&kmseal::format::MAGIC) {
+        let format = crate::config::format_of(path, format, None)?;
+        let plain = block(dec.decrypt(&bytes))?;
+        let text = std::str::from_utf8(plain.expose_secret())
+            .map_err(|_| usage(format!("{} does not decrypt to text", path.display())))?;
+        return Ok(block(kmseal_config::render(text, format, None, secrets))?);
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| usage(format!("{} is not text", path.display())))?;
+    let format = crate::config::format_of(path, format, Some(text))?;
+    let sealed = !unsealed || kmseal_config::is_sealed(text, format)?;
+    let dec = sealed.then_some(&dec);
+    Ok(block(kmseal_config::render(text, format, dec, secrets))?)
+}
