@@ -57,61 +57,147 @@ pub(crate) struct ExecArgs {
     /// resolved, in its own format, as a memory file at $NAME (as --file).
     #[arg(long, value_name = "NAME")]
     template: Option<String>,
+    /// Re-read the document and re-resolve every reference this often (5m, 1h), and on
+    /// SIGHUP to kmseal; when a value changed, act as --on-change says. A failed refresh keeps
+    /// the command running on the last good values (and says so on stderr) for up to
+    /// --max-stale.
+    #[arg(long, value_name = "DURATION", value_parser = crate::rotate::parse_age)]
+    refresh: Option<std::time::Duration>,
+    /// What a changed value does: `restart` the command (SIGTERM, up to --grace, then
+    /// SIGKILL; then start it with the new values), `signal:NAME` (send it HUP, USR1, ...;
+    /// it keeps its environment), or `exit` (stop it the same way and exit 8, so the
+    /// orchestrator restarts the container).
+    #[arg(long, value_name = "ACTION", default_value = "restart", value_parser = parse_on_change)]
+    on_change: crate::supervise::OnChange,
+    /// How long a stopping command gets between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::rotate::parse_age)]
+    grace: std::time::Duration,
+    /// How long refreshes may fail before kmseal stops the command and exits 4.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::rotate::parse_age)]
+    max_stale: std::time::Duration,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
 }
 
+fn parse_on_change(s: &str) -> Result<crate::supervise::OnChange, String> {
+    s.parse()
+}
+
 /// Decrypts in memory, resolves references, and replaces this process with the command, its
 /// environment extended with every value (`db.password` → `DB_PASSWORD`; .env names as they
 /// are) and every --env. Nothing starts unless every value and reference was read.
+/// Runs the command with the document's values and references in its environment (and in
+/// memory files). Without --redact or --refresh, and unless kmseal is PID 1, kmseal replaces
+/// itself with the command; otherwise it stays as the command's parent (`supervise`).
 pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
-    // Refused before anything is read: a typo in a rule is a usage error.
-    let rules = parse_requirements(&args.require)?;
+    // Everything a typo can break is refused before anything is read.
+    let plan = Plan::parse(&args)?;
+    let resolver = kmseal_keys::resolver();
+    let mut prepared = prepare(&args, &plan, &resolver)?;
+    let pid1 = rustix::process::getpid().is_init();
+    if args.redact || args.refresh.is_some() || pid1 {
+        let options = crate::supervise::Options {
+            refresh: args.refresh,
+            on_change: args.on_change,
+            grace: args.grace,
+            max_stale: args.max_stale,
+        };
+        return crate::supervise::run(prepared, &options, || {
+            // A refresh reads everything again, from the stores, not from the cache.
+            resolver.clear();
+            prepare(&args, &plan, &resolver)
+        });
+    }
+    let err = prepared.cmd.exec();
+    Err(Failure {
+        code: exit::OTHER,
+        message: format!("cannot run `{}`: {err}", args.command[0]),
+    })
+}
+
+/// What the flags ask for, checked before anything is read.
+struct Plan {
+    rules: Vec<kmseal_config::Require>,
+    extra: Vec<(String, kmseal::store::SecretRef)>,
+    files: Vec<(String, FileSource)>,
+}
+
+impl Plan {
+    fn parse(args: &ExecArgs) -> Result<Plan, Failure> {
+        let rules = parse_requirements(&args.require)?;
+        let mut extra = Vec::with_capacity(args.env.len());
+        for (i, pair) in args.env.iter().enumerate() {
+            // Errors here never repeat the argument: it may be a secret given where a
+            // reference belongs.
+            let which = i + 1;
+            let (name, reference) = pair.split_once('=').ok_or_else(|| {
+                usage(format!(
+                    "--env argument {which} is not NAME=REFERENCE (not shown, in case it is a value)"
+                ))
+            })?;
+            if !is_env_name(name) {
+                return Err(usage(format!(
+                    "--env argument {which}: a variable name is letters, digits and `_`"
+                )));
+            }
+            let reference: kmseal::store::SecretRef = reference.parse()?;
+            extra.push((name.to_owned(), reference));
+        }
+        let mut files = Vec::with_capacity(args.files.len());
+        for (i, arg) in args.files.iter().enumerate() {
+            let (name, source) = crate::memfile::parse_file_arg(arg, i + 1)?;
+            let source = if source.contains("://") {
+                FileSource::Reference(source.parse()?)
+            } else {
+                FileSource::Path(source)
+            };
+            files.push((name, source));
+        }
+        if let Some(name) = &args.template {
+            if !is_env_name(name) {
+                return Err(usage(
+                    "--template NAME: a variable name is letters, digits and `_`",
+                ));
+            }
+            if args.file.is_none() {
+                return Err(usage("--template needs a document (FILE)"));
+            }
+        }
+        if args.command.is_empty() {
+            return Err(usage("no command given after --"));
+        }
+        Ok(Plan {
+            rules,
+            extra,
+            files,
+        })
+    }
+}
+
+/// A command ready to start: its environment and memory files, the redactor for its output
+/// (with --redact), and a fingerprint of everything it is given (to tell whether a refresh
+/// changed anything, without keeping the values).
+pub(crate) struct Prepared {
+    pub(crate) cmd: std::process::Command,
+    /// Open until the command replaces this process, or exits.
+    pub(crate) memfiles: Vec<crate::memfile::MemFile>,
+    pub(crate) redactor: Option<kmseal::redact::Redactor>,
+    pub(crate) fingerprint: [u8; 32],
+}
+
+/// Reads the document and every reference, checks the requirements, and builds the command.
+fn prepare(
+    args: &ExecArgs,
+    plan: &Plan,
+    resolver: &kmseal::store::Resolver,
+) -> Result<Prepared, Failure> {
+    let (extra, files) = (&plan.extra, &plan.files);
     let mut secrets = match &args.file {
         Some(file) => read_document(file, &args.format, &args.keys, args.unsealed)?,
         None => kmseal_config::Secrets::default(),
     };
-    let mut extra = Vec::with_capacity(args.env.len());
-    for (i, pair) in args.env.iter().enumerate() {
-        // Errors here never repeat the argument: it may be a secret given where a reference
-        // belongs.
-        let which = i + 1;
-        let (name, reference) = pair.split_once('=').ok_or_else(|| {
-            usage(format!(
-                "--env argument {which} is not NAME=REFERENCE (not shown, in case it is a value)"
-            ))
-        })?;
-        if !is_env_name(name) {
-            return Err(usage(format!(
-                "--env argument {which}: a variable name is letters, digits and `_`"
-            )));
-        }
-        let reference: kmseal::store::SecretRef = reference.parse()?;
-        extra.push((name.to_owned(), reference));
-    }
-    let mut files = Vec::with_capacity(args.files.len());
-    for (i, arg) in args.files.iter().enumerate() {
-        let (name, source) = crate::memfile::parse_file_arg(arg, i + 1)?;
-        let source = if source.contains("://") {
-            FileSource::Reference(source.parse()?)
-        } else {
-            FileSource::Path(source)
-        };
-        files.push((name, source));
-    }
-    if let Some(name) = &args.template {
-        if !is_env_name(name) {
-            return Err(usage(
-                "--template NAME: a variable name is letters, digits and `_`",
-            ));
-        }
-        if args.file.is_none() {
-            return Err(usage("--template needs a document (FILE)"));
-        }
-    }
-    let resolver = kmseal_keys::resolver();
     // Flags, files and document references are resolved together: one round of store
     // calls.
     let from_flags = async {
@@ -127,7 +213,7 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
         .await
     };
     let (from_doc, (from_flags, from_files)) = block(async {
-        let doc = secrets.resolve_references(&resolver);
+        let doc = secrets.resolve_references(resolver);
         let flags = from_flags;
         futures_util::future::join(doc, flags).await
     });
@@ -157,7 +243,7 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
             .iter()
             .map(|(_, reference, version)| resolver.previous_version(reference, version));
         let (from_doc, from_flags) = block(futures_util::future::join(
-            secrets.resolve_previous_versions(&resolver),
+            secrets.resolve_previous_versions(resolver),
             futures_util::future::join_all(from_flags),
         ));
         from_doc?;
@@ -187,13 +273,13 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     }
     // The document's requirements and those given here; values given with --env count too,
     // under their variable names.
-    secrets.add_requirements(rules);
+    secrets.add_requirements(plan.rules.iter().cloned());
     if secrets
         .requirements()
         .iter()
         .any(|r| r.rotation_interval().is_some())
     {
-        block(secrets.resolve_version_times(&resolver))?;
+        block(secrets.resolve_version_times(resolver))?;
     }
     if !secrets.requirements().is_empty() {
         for (name, value) in &env {
@@ -201,7 +287,8 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
         }
         let findings = secrets.findings(secrets.requirements());
         if findings.iter().any(|f| !f.problem.is_warning()) {
-            return report_findings(&findings, secrets.requirements().len(), false);
+            // Failures among them: this is an error (exit 5), and the command never starts.
+            report_findings(&findings, secrets.requirements().len(), false)?;
         }
     }
     let (program, rest) = args
@@ -210,15 +297,20 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
         .ok_or_else(|| usage("no command given after --"))?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
+    let mut print = Fingerprint::new()?;
+    for (name, value) in secrets.env_vars() {
+        print.add(&name, value.as_bytes());
+    }
     secrets.apply_env(&mut cmd);
     for (name, value) in &env {
+        print.add(name, value.expose_secret().as_bytes());
         cmd.env(name, value.expose_secret());
     }
-    // Memory files: open until the command replaces this process (or, with --redact, until
-    // it exits); never on a disk.
+    // Memory files: open until the command replaces this process (or, with a supervisor,
+    // until it exits); never on a disk.
     let mut memfiles = Vec::with_capacity(files.len() + 1);
     let mut from_files = from_files.into_iter();
-    for (name, source) in &files {
+    for (name, source) in files {
         let content = match source {
             FileSource::Path(path) => match secrets.get(path) {
                 Some(kmseal_config::Entry::Secret { value, .. }) => value.try_clone()?.into_bytes(),
@@ -243,33 +335,71 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
                 None => return Err(usage("internal: a --file reference was not resolved")),
             },
         };
+        print.add(&format!("--file {name}"), content.expose_secret());
         let file = crate::memfile::MemFile::new(name, content.expose_secret())?;
         cmd.env(name, file.path());
         memfiles.push(file);
     }
     if let (Some(name), Some(path)) = (&args.template, &args.file) {
         let rendered = render_document(path, &args.format, &args.keys, args.unsealed, &secrets)?;
+        print.add(&format!("--template {name}"), rendered.as_bytes());
         let file = crate::memfile::MemFile::new(name, rendered.as_bytes())?;
         cmd.env(name, file.path());
         memfiles.push(file);
     }
-    if args.redact {
+    let redactor = if args.redact {
         let mut redactor = kmseal::redact::Redactor::new();
         secrets.add_to_redactor(&mut redactor)?;
         for (name, value) in &env {
             redactor.add(name, value.expose_secret().as_bytes())?;
         }
-        drop(secrets);
-        drop(env);
-        return crate::redacted::run(cmd, redactor);
-    }
-    drop(secrets);
-    drop(env);
-    let err = cmd.exec();
-    Err(Failure {
-        code: exit::OTHER,
-        message: format!("cannot run `{program}`: {err}"),
+        Some(redactor)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        cmd,
+        memfiles,
+        redactor,
+        fingerprint: print.finish(),
     })
+}
+
+/// A keyed hash of what a command is given (names and values, in order), under a key drawn
+/// for this process: equal fingerprints mean nothing changed, and the fingerprint says
+/// nothing about the values.
+struct Fingerprint {
+    mac: hmac::Hmac<sha2::Sha256>,
+}
+
+impl Fingerprint {
+    fn new() -> Result<Fingerprint, Failure> {
+        use hmac::KeyInit;
+        static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            let mut k = [0u8; 32];
+            if let Ok(random) = kmseal::SecretBytes::random(32) {
+                k.copy_from_slice(random.expose_secret());
+            }
+            k
+        });
+        let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+            .map_err(|_| usage("internal: fingerprint key"))?;
+        Ok(Fingerprint { mac })
+    }
+
+    fn add(&mut self, name: &str, value: &[u8]) {
+        use hmac::Mac;
+        for part in [name.as_bytes(), value] {
+            self.mac.update(&(part.len() as u64).to_be_bytes());
+            self.mac.update(part);
+        }
+    }
+
+    fn finish(self) -> [u8; 32] {
+        use hmac::Mac;
+        self.mac.finalize().into_bytes().into()
+    }
 }
 
 /// Where a `--file` comes from.

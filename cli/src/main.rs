@@ -7,11 +7,11 @@ mod inspect;
 mod memfile;
 mod output;
 mod progress;
-mod redacted;
 mod rotate;
 mod rotate_objects;
 mod secret;
 mod settings;
+mod supervise;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ mod exit {
     pub(crate) const REFUSED: u8 = 6;
     /// A file changed while it was being rotated and was left alone: rerun.
     pub(crate) const CHANGED: u8 = 7;
+    /// `exec --refresh --on-change exit`: a value changed; the command was stopped so that
+    /// the orchestrator restarts the container with the new values.
+    pub(crate) const RESTART: u8 = 8;
 }
 
 #[derive(Parser)]

@@ -232,3 +232,255 @@ fn exec_hands_files_that_never_touch_a_disk() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!stderr(&o).contains("hunter2-secret"), "{}", stderr(&o));
 }
+
+/// A running `kmseal exec` whose stdout lines arrive on a channel.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(env: &Env, args: &[&str]) -> Running {
+        let mut child = env
+            .command(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next line, within 20 s (a failure shows what kmseal said).
+    fn line(&mut self) -> String {
+        match self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = self.child.kill();
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("no line within 20 s ({e}); kmseal said: {err}");
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-s", sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Exit code and stderr, within 30 s.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.code(), err);
+            }
+            assert!(std::time::Instant::now() < deadline, "kmseal did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// A secret in a `file://` store (mode 0600) and an unsealed document referring to it.
+fn store_and_document(env: &Env, value: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let secret = env.path("token.secret");
+    std::fs::write(&secret, value).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let doc = env.path("app.yaml");
+    std::fs::write(&doc, format!("token: ref+file://{}\n", s(&secret))).unwrap();
+    (secret, doc)
+}
+
+/// The command, looping until SIGTERM, prints its token once at start.
+const PRINTS_TOKEN: &str =
+    r#"trap 'exit 0' TERM; echo "token=$TOKEN"; while :; do sleep 0.05; done"#;
+
+/// `--refresh` restarts the command when a value changes in its store (SIGTERM, then the
+/// new values), SIGHUP to kmseal refreshes at once, and a SIGTERM to kmseal still ends the
+/// command and kmseal with the command's status.
+#[test]
+fn refresh_restarts_the_command_when_a_value_changes() {
+    let env = Env::new("refresh");
+    let (secret, doc) = store_and_document(&env, "one");
+    let mut run = Running::start(
+        &env,
+        &[
+            "exec",
+            "--unsealed",
+            s(&doc),
+            "--refresh",
+            "1h",
+            "--grace",
+            "5s",
+            "--",
+            "sh",
+            "-c",
+            PRINTS_TOKEN,
+        ],
+    );
+    assert_eq!(run.line(), "token=one");
+    std::fs::write(&secret, "two").unwrap();
+    // The interval is an hour: SIGHUP makes kmseal refresh now.
+    run.signal("HUP");
+    assert_eq!(run.line(), "token=two");
+    // Nothing changed: no restart.
+    run.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(run.lines.try_recv().is_err(), "restarted without a change");
+    run.signal("TERM");
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("restarted the command with the new values"),
+        "{err}"
+    );
+    assert!(!err.contains("one") && !err.contains("two"), "{err}");
+}
+
+/// `--on-change signal:USR1` signals the command instead (it keeps running), and
+/// `--on-change exit` stops it and exits 8.
+#[test]
+fn refresh_signals_or_exits_as_asked() {
+    let env = Env::new("refresh-signal");
+    let (secret, doc) = store_and_document(&env, "one");
+    let script = r#"trap 'echo got-USR1' USR1; trap 'exit 0' TERM; echo "token=$TOKEN"; while :; do sleep 0.05; done"#;
+    let mut run = Running::start(
+        &env,
+        &[
+            "exec",
+            "--unsealed",
+            s(&doc),
+            "--refresh",
+            "1s",
+            "--on-change",
+            "signal:USR1",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(run.line(), "token=one");
+    std::fs::write(&secret, "two").unwrap();
+    assert_eq!(run.line(), "got-USR1");
+    run.signal("TERM");
+    assert_eq!(run.finish().0, Some(0));
+
+    std::fs::write(&secret, "one").unwrap();
+    let mut run = Running::start(
+        &env,
+        &[
+            "exec",
+            "--unsealed",
+            s(&doc),
+            "--refresh",
+            "1h",
+            "--on-change",
+            "exit",
+            "--",
+            "sh",
+            "-c",
+            PRINTS_TOKEN,
+        ],
+    );
+    assert_eq!(run.line(), "token=one");
+    std::fs::write(&secret, "two").unwrap();
+    run.signal("HUP");
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(8), "{err}");
+}
+
+/// A refresh that fails keeps the command running on the last good values; once failures
+/// last longer than --max-stale, kmseal stops the command and exits 4.
+#[test]
+fn a_failing_refresh_keeps_the_last_values_until_max_stale() {
+    let env = Env::new("refresh-stale");
+    let (secret, doc) = store_and_document(&env, "one");
+    let mut run = Running::start(
+        &env,
+        &[
+            "exec",
+            "--unsealed",
+            s(&doc),
+            "--refresh",
+            "1s",
+            "--max-stale",
+            "2s",
+            "--grace",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            PRINTS_TOKEN,
+        ],
+    );
+    assert_eq!(run.line(), "token=one");
+    let started = std::time::Instant::now();
+    std::fs::remove_file(&secret).unwrap();
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "stopped before --max-stale"
+    );
+    assert!(
+        err.contains("refresh failed; the command keeps the last good values"),
+        "{err}"
+    );
+    assert!(err.contains("older than --max-stale"), "{err}");
+}
+
+/// Supervising, kmseal is the subreaper of the command's tree: a process the command
+/// orphans is re-parented to kmseal, which reaps it when it exits (no zombie left).
+#[test]
+fn orphans_are_reaped() {
+    let env = Env::new("reap");
+    let gpid = env.path("gpid");
+    let script = format!(
+        r#"sh -c 'sleep 0.3 & echo $! > {g}'; sleep 0.1; gp=$(cat {g});
+        echo "adopted=$(awk '{{print $4}}' /proc/$gp/stat) kmseal=$PPID"; sleep 1;
+        if [ -e /proc/$gp ]; then echo "left=$(awk '{{print $3}}' /proc/$gp/stat)"; else echo reaped; fi"#,
+        g = s(&gpid)
+    );
+    let o = env.run(
+        &["exec", "--refresh", "1h", "--", "sh", "-c", &script],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let mut lines = out.lines();
+    let adopted = lines.next().unwrap();
+    let (a, k) = adopted.split_once(' ').unwrap();
+    assert_eq!(
+        a.trim_start_matches("adopted="),
+        k.trim_start_matches("kmseal="),
+        "{out}"
+    );
+    assert_eq!(lines.next(), Some("reaped"), "{out}");
+}
