@@ -64,6 +64,8 @@ impl Drop for Env {
 
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
+#[path = "common/running.rs"]
+mod running;
 #[path = "cli/runtime.rs"]
 mod runtime;
 

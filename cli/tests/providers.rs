@@ -9,6 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "common/running.rs"]
+mod running;
+
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
     cmd.args(args).env_remove("KMSEAL_KEY");
@@ -581,5 +584,79 @@ fn exec_gives_the_stores_previous_versions_and_checks_their_age() {
         &env,
     );
     assert!(o.status.success(), "exec: {}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 22: `exec --refresh` restarts the command with the new value when a secret changes
+/// in OpenBao KV, and again when one changes in Secrets Manager on moto (SIGHUP makes kmseal
+/// refresh at once; the interval is an hour).
+#[test]
+fn exec_refresh_restarts_the_command_when_openbao_kv_or_secrets_manager_changes() {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let endpoint = std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    let vault_addr = format!("http://{addr}");
+    let env = [
+        ("VAULT_TOKEN", token.as_str()),
+        ("VAULT_ADDR", vault_addr.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let id = std::process::id();
+    let kv = format!("vault-kv+http://{addr}/secret/cli/refresh-{id}");
+    let sm = format!("aws-sm://kmseal/cli/refresh-{id}");
+    let put = |secret: &str, field: &str, value: &str| {
+        let o = run_with_stdin(
+            &["secret", "put", secret, "--field", field, "-"],
+            &env,
+            value.as_bytes(),
+        );
+        assert!(o.status.success(), "put: {}", stderr(&o));
+    };
+    put(&kv, "password", "db-one");
+    put(&sm, "API_KEY", "api-one");
+    let d = dir("refresh");
+    let cfg = d.join("app.yaml");
+    std::fs::write(
+        &cfg,
+        format!("db_password: ref+{kv}#password\napi_key: ref+{sm}#API_KEY\n"),
+    )
+    .unwrap();
+    let script =
+        r#"trap 'exit 0' TERM; echo "db=$DB_PASSWORD api=$API_KEY"; while :; do sleep 0.05; done"#;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));
+    cmd.args([
+        "exec",
+        "--unsealed",
+        s(&cfg),
+        "--refresh",
+        "1h",
+        "--grace",
+        "5s",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .env_remove("KMSEAL_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut run = running::Running::start(cmd);
+    assert_eq!(run.line(), "db=db-one api=api-one");
+    put(&kv, "password", "db-two");
+    run.signal("HUP");
+    assert_eq!(run.line(), "db=db-two api=api-one");
+    put(&sm, "API_KEY", "api-two");
+    run.signal("HUP");
+    assert_eq!(run.line(), "db=db-two api=api-two");
+    run.signal("TERM");
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("db-two") && !err.contains("api-two"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }

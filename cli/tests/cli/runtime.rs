@@ -1,5 +1,6 @@
 //! Issue 22 through the binary: sealed documents recognised by content.
 
+use super::running::Running;
 use super::{Env, s, stderr};
 
 /// A sealed document is recognised by its metadata block whatever its name says
@@ -233,80 +234,6 @@ fn exec_hands_files_that_never_touch_a_disk() {
     assert!(!stderr(&o).contains("hunter2-secret"), "{}", stderr(&o));
 }
 
-/// A running `kmseal exec` whose stdout lines arrive on a channel.
-struct Running {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(env: &Env, args: &[&str]) -> Running {
-        let mut child = env
-            .command(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(out).lines() {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The next line, within 20 s (a failure shows what kmseal said).
-    fn line(&mut self) -> String {
-        match self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = self.child.kill();
-                let mut err = String::new();
-                use std::io::Read;
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("no line within 20 s ({e}); kmseal said: {err}");
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-s", sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Exit code and stderr, within 30 s.
-    fn finish(mut self) -> (Option<i32>, String) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                use std::io::Read;
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return (status.code(), err);
-            }
-            assert!(std::time::Instant::now() < deadline, "kmseal did not exit");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-}
-
 /// A secret in a `file://` store (mode 0600) and an unsealed document referring to it.
 fn store_and_document(env: &Env, value: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let secret = env.path("token.secret");
@@ -328,22 +255,19 @@ const PRINTS_TOKEN: &str =
 fn refresh_restarts_the_command_when_a_value_changes() {
     let env = Env::new("refresh");
     let (secret, doc) = store_and_document(&env, "one");
-    let mut run = Running::start(
-        &env,
-        &[
-            "exec",
-            "--unsealed",
-            s(&doc),
-            "--refresh",
-            "1h",
-            "--grace",
-            "5s",
-            "--",
-            "sh",
-            "-c",
-            PRINTS_TOKEN,
-        ],
-    );
+    let mut run = Running::start(env.command(&[
+        "exec",
+        "--unsealed",
+        s(&doc),
+        "--refresh",
+        "1h",
+        "--grace",
+        "5s",
+        "--",
+        "sh",
+        "-c",
+        PRINTS_TOKEN,
+    ]));
     assert_eq!(run.line(), "token=one");
     std::fs::write(&secret, "two").unwrap();
     // The interval is an hour: SIGHUP makes kmseal refresh now.
@@ -370,22 +294,19 @@ fn refresh_signals_or_exits_as_asked() {
     let env = Env::new("refresh-signal");
     let (secret, doc) = store_and_document(&env, "one");
     let script = r#"trap 'echo got-USR1' USR1; trap 'exit 0' TERM; echo "token=$TOKEN"; while :; do sleep 0.05; done"#;
-    let mut run = Running::start(
-        &env,
-        &[
-            "exec",
-            "--unsealed",
-            s(&doc),
-            "--refresh",
-            "1s",
-            "--on-change",
-            "signal:USR1",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let mut run = Running::start(env.command(&[
+        "exec",
+        "--unsealed",
+        s(&doc),
+        "--refresh",
+        "1s",
+        "--on-change",
+        "signal:USR1",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
     assert_eq!(run.line(), "token=one");
     std::fs::write(&secret, "two").unwrap();
     assert_eq!(run.line(), "got-USR1");
@@ -393,22 +314,19 @@ fn refresh_signals_or_exits_as_asked() {
     assert_eq!(run.finish().0, Some(0));
 
     std::fs::write(&secret, "one").unwrap();
-    let mut run = Running::start(
-        &env,
-        &[
-            "exec",
-            "--unsealed",
-            s(&doc),
-            "--refresh",
-            "1h",
-            "--on-change",
-            "exit",
-            "--",
-            "sh",
-            "-c",
-            PRINTS_TOKEN,
-        ],
-    );
+    let mut run = Running::start(env.command(&[
+        "exec",
+        "--unsealed",
+        s(&doc),
+        "--refresh",
+        "1h",
+        "--on-change",
+        "exit",
+        "--",
+        "sh",
+        "-c",
+        PRINTS_TOKEN,
+    ]));
     assert_eq!(run.line(), "token=one");
     std::fs::write(&secret, "two").unwrap();
     run.signal("HUP");
@@ -422,24 +340,21 @@ fn refresh_signals_or_exits_as_asked() {
 fn a_failing_refresh_keeps_the_last_values_until_max_stale() {
     let env = Env::new("refresh-stale");
     let (secret, doc) = store_and_document(&env, "one");
-    let mut run = Running::start(
-        &env,
-        &[
-            "exec",
-            "--unsealed",
-            s(&doc),
-            "--refresh",
-            "1s",
-            "--max-stale",
-            "2s",
-            "--grace",
-            "1s",
-            "--",
-            "sh",
-            "-c",
-            PRINTS_TOKEN,
-        ],
-    );
+    let mut run = Running::start(env.command(&[
+        "exec",
+        "--unsealed",
+        s(&doc),
+        "--refresh",
+        "1s",
+        "--max-stale",
+        "2s",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        PRINTS_TOKEN,
+    ]));
     assert_eq!(run.line(), "token=one");
     let started = std::time::Instant::now();
     std::fs::remove_file(&secret).unwrap();
