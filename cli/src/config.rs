@@ -175,6 +175,23 @@ secret refuses template placeholders (changeme, <your-...>) unless --allow-place
         #[arg(long)]
         json: bool,
     },
+    /// Edit a sealed document in $VISUAL/$EDITOR: decrypted (verified first, shown without
+    /// its metadata) into a private 0700 directory on a memory-backed filesystem
+    /// ($XDG_RUNTIME_DIR or /dev/shm), re-sealed on save (unchanged values keep their
+    /// ciphertexts); the decrypted file is wiped and removed whatever happens, and the
+    /// document is left untouched when the editor fails or the result does not parse.
+    Edit {
+        #[command(flatten)]
+        doc: DocArgs,
+        /// Put the decrypted file here instead (it must be memory-backed too, unless
+        /// --allow-disk-temp).
+        #[arg(long, value_name = "DIR")]
+        temp_dir: Option<PathBuf>,
+        /// Accept a disk-backed directory for the decrypted file when no memory-backed one
+        /// is available (the plaintext then reaches a disk, wiped but perhaps not erased).
+        #[arg(long)]
+        allow_disk_temp: bool,
+    },
     /// Rewrap a sealed document's data key under new keys (values untouched).
     Rotate {
         /// The config document.
@@ -235,7 +252,7 @@ fn read_input(file: &Path) -> Result<String, Failure> {
     read_text(file)
 }
 
-fn read_text(file: &Path) -> Result<String, Failure> {
+pub(crate) fn read_text(file: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))
 }
 
@@ -493,6 +510,17 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             let findings = secrets.findings_at(rules, std::time::SystemTime::now(), warn_within);
             report_findings(&findings, rules.len(), json)
         }
+        ConfigCommand::Edit {
+            doc,
+            temp_dir,
+            allow_disk_temp,
+        } => crate::edit::edit(&crate::edit::EditArgs {
+            file: &doc.file,
+            format: &doc.format,
+            keys: &doc.keys,
+            temp_dir: temp_dir.as_deref(),
+            allow_disk_temp,
+        }),
         ConfigCommand::Rotate {
             file,
             format,

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod edit;
 mod exec;
 mod inspect;
 mod memfile;

@@ -596,6 +596,29 @@ pub async fn render(
     Ok(zeroize::Zeroizing::new(codec.render(None)))
 }
 
+/// `edited` (a document decrypted without its metadata block, then edited) with the
+/// metadata block of `sealed` attached again, ready for [`Sealer::seal`] (with
+/// [`Sealer::accept_changes`]: the edits are the changes). So an editor never shows, and a
+/// user never breaks, the metadata; the seal keeps the document's data key, and values left
+/// unchanged keep their ciphertexts. Fails if `edited` does not parse (the caller keeps the
+/// original) or has a metadata block of its own.
+pub fn attach_metadata(edited: &str, format: Format, sealed: &str) -> Result<String, Error> {
+    let original = Codec::parse(sealed, format)?;
+    let meta = original
+        .meta()
+        .cloned()
+        .ok_or_else(|| Error::Metadata("the original document is not sealed".into()))?;
+    original.wipe();
+    let codec = Codec::parse(edited, format)?;
+    if codec.meta().is_some() {
+        codec.wipe();
+        return Err(Error::Unsupported(
+            "the edited document has a kmseal metadata block of its own; leave it out".into(),
+        ));
+    }
+    Ok(codec.render(Some(&meta)))
+}
+
 /// Rewraps the document's data key (new KEKs, a KEK version change, adding or dropping a
 /// KEK) by rewrapping the header in its metadata; values and MAC are unchanged.
 pub async fn rewrap(text: &str, format: Format, rotator: &Rotator) -> Result<String, Error> {

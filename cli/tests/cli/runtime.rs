@@ -399,3 +399,142 @@ fn orphans_are_reaped() {
     );
     assert_eq!(lines.next(), Some("reaped"), "{out}");
 }
+
+/// `config edit` with scripted editors: a change is sealed (the untouched secret keeps its
+/// ciphertext), no change leaves the file as it was, an unparsable result, a failing editor
+/// and a killed kmseal leave the document untouched; the decrypted file lives in a private
+/// 0700 directory on tmpfs (mode 0600) and is gone afterwards in every case; a disk-backed
+/// directory is refused unless --allow-disk-temp.
+#[test]
+fn config_edit_with_scripted_editors() {
+    let env = Env::new("edit");
+    let key = env.path("k.key");
+    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
+    let k = format!("local://{}", s(&key));
+    let cfg = env.path("app.yaml");
+    std::fs::write(
+        &cfg,
+        "db:\n  host: db.internal\n  password: hunter2-hunter2\n",
+    )
+    .unwrap();
+    let o = env.run(
+        &[
+            "config",
+            "encrypt",
+            "-k",
+            &k,
+            "--encrypt",
+            "password",
+            s(&cfg),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shm = std::path::PathBuf::from(format!("/dev/shm/kmseal-edit-test-{}", std::process::id()));
+    std::fs::create_dir_all(&shm).unwrap();
+    let log = env.path("editor.log");
+    let editor = |name: &str, body: &str| -> String {
+        let p = env.path(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        format!("sh {}", s(&p))
+    };
+    let edit = |editor: &str, extra: &[&str]| {
+        let mut args = vec!["config", "edit", "-k", k.as_str(), s(&cfg)];
+        args.extend(extra);
+        env.command(&args)
+            .env_remove("VISUAL")
+            .env("EDITOR", editor)
+            .env("XDG_RUNTIME_DIR", &shm)
+            .output()
+            .unwrap()
+    };
+    let password_ct = |text: &str| -> String {
+        let start = text.find("password: \"").unwrap() + 11;
+        text[start..start + text[start..].find('"').unwrap()].to_owned()
+    };
+    let before = std::fs::read_to_string(&cfg).unwrap();
+
+    // A change: what the editor saw, where, and the result.
+    let changes = editor(
+        "change.sh",
+        &format!(
+            "stat -c '%a %n' \"$(dirname \"$1\")\" \"$1\" > {log}; stat -f -c %T \"$1\" >> {log}; \
+             cat \"$1\" >> {log}; sed -i 's/db.internal/db2.internal/' \"$1\"",
+            log = s(&log)
+        ),
+    );
+    let o = edit(&changes, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(
+        lines[0].starts_with("700 ") && lines[1].starts_with("600 "),
+        "{seen}"
+    );
+    assert!(lines[1].contains(&*shm.to_string_lossy()), "{seen}");
+    assert_eq!(lines[2], "tmpfs", "{seen}");
+    assert!(
+        seen.contains("password: \"hunter2-hunter2\"") && !seen.contains("kmseal:"),
+        "{seen}"
+    );
+    let after = std::fs::read_to_string(&cfg).unwrap();
+    assert!(after.contains("host: db2.internal"), "{after}");
+    assert_eq!(
+        password_ct(&after),
+        password_ct(&before),
+        "the unchanged secret was re-encrypted"
+    );
+    let o = env.run(&["config", "decrypt", "-k", &k, s(&cfg)], None);
+    assert!(
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .contains("hunter2-hunter2")
+    );
+    assert_eq!(
+        std::fs::read_dir(&shm).unwrap().count(),
+        0,
+        "the decrypted file was left behind"
+    );
+
+    // No change, an unparsable result, a failing editor, kmseal told to stop: untouched.
+    let sealed = std::fs::read(&cfg).unwrap();
+    let kill_kmseal = editor(
+        "term.sh",
+        "kill -TERM $(ps -o ppid= -p $PPID); i=0; while [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done",
+    );
+    for (what, ed, code) in [
+        ("no change", editor("none.sh", "true"), Some(0)),
+        (
+            "unparsable",
+            editor("bad.sh", "printf 'db: [unclosed\\n' > \"$1\""),
+            Some(2),
+        ),
+        ("editor killed", editor("dies.sh", "kill -9 $$"), Some(1)),
+        ("kmseal terminated", kill_kmseal, Some(143)),
+    ] {
+        let o = edit(&ed, &[]);
+        assert_eq!(o.status.code(), code, "{what}: {}", stderr(&o));
+        assert_eq!(
+            std::fs::read(&cfg).unwrap(),
+            sealed,
+            "{what}: the document changed"
+        );
+        assert_eq!(
+            std::fs::read_dir(&shm).unwrap().count(),
+            0,
+            "{what}: left behind"
+        );
+        assert!(!stderr(&o).contains("hunter2"), "{what}: {}", stderr(&o));
+    }
+
+    // A disk-backed directory is refused, unless allowed.
+    let disk = env.path("disk-temp");
+    std::fs::create_dir_all(&disk).unwrap();
+    let o = edit(&editor("none2.sh", "true"), &["--temp-dir", s(&disk)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--allow-disk-temp"), "{}", stderr(&o));
+    let o = edit(&changes, &["--temp-dir", s(&disk), "--allow-disk-temp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&disk).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&shm);
+}
