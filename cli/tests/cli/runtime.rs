@@ -538,3 +538,55 @@ fn config_edit_with_scripted_editors() {
     assert_eq!(std::fs::read_dir(&disk).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&shm);
 }
+
+/// The `kmseal` command line of every Kubernetes example parses as written: every flag,
+/// requirement and `--file` reference is accepted, and the run gets as far as reading the
+/// mounted document (which is not there in a test). The ConfigMaps' documents hold only
+/// references, and every one parses. (scripts/check-examples validates the manifests
+/// against the Kubernetes API schema.)
+#[test]
+fn the_kubernetes_examples_command_lines_parse_as_written() {
+    let env = Env::new("k8s-examples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
+    let mut checked = 0;
+    for name in ["eks.yaml", "gke.yaml", "aks.yaml"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The `command:` list of the container.
+        let at = lines.iter().position(|l| l.trim() == "command:").unwrap();
+        let args: Vec<String> = lines[at + 1..]
+            .iter()
+            .take_while(|l| l.trim_start().starts_with("- "))
+            .map(|l| {
+                let item = l.trim_start().trim_start_matches("- ");
+                item.split("  #").next().unwrap().trim().to_owned()
+            })
+            .collect();
+        assert_eq!(args[0], "/usr/local/bin/kmseal", "{name}");
+        let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let o = env.run(&rest, None);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot read /etc/billing/app.yaml"),
+            "{name}: {}",
+            stderr(&o)
+        );
+        // The ConfigMap's document: references only, all valid.
+        let at = lines
+            .iter()
+            .position(|l| l.trim() == "app.yaml: |")
+            .unwrap();
+        let doc: String = lines[at + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        let secrets = kmseal_config::read_unsealed(&doc, kmseal_config::Format::Yaml).unwrap();
+        let refs = secrets
+            .references()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(refs.len(), 2, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
