@@ -1150,3 +1150,24 @@ fn malformed_v4_metadata_is_a_typed_error() {
         }
     }
 }
+
+/// Issue 22: a sealed document is recognised by its metadata block whatever its name, in
+/// every format (JSON before YAML, which reads JSON too); plain documents are not sealed.
+#[test]
+fn sealed_documents_are_recognised_by_content() {
+    let k = kek();
+    for (_, f, text) in cases() {
+        let sealed = block(sealer(&k).seal(text, f)).unwrap();
+        assert_eq!(Format::of_sealed(&sealed), Some(f), "{f:?}");
+        assert_eq!(Format::of_sealed(text), None, "{f:?} plain");
+    }
+    for garbage in [
+        "",
+        "kmseal:",
+        "{\"kmseal\": 1}",
+        "[kmseal]\n",
+        "#kmseal.version=4\n",
+    ] {
+        assert_eq!(Format::of_sealed(garbage), None, "{garbage:?}");
+    }
+}

@@ -122,7 +122,10 @@ pub async fn the_previous_version_is_the_one_before_the_current(f: &StoreFixture
         .unwrap_or_else(|e| panic!("previous of {field}: {e}"));
     let listed = listed.unwrap_or_else(|| panic!("{field}: the current version is not listed"));
     assert_eq!(listed.id, current.version().id);
-    assert!(listed.created.is_some(), "{field}: no creation time listed: {listed:?}");
+    assert!(
+        listed.created.is_some(),
+        "{field}: no creation time listed: {listed:?}"
+    );
     let before = before.unwrap_or_else(|| panic!("{field}: no previous version"));
     assert_eq!(before.value().expose_secret(), b"two");
     assert_ne!(before.version().id, current.version().id);
