@@ -307,7 +307,8 @@ mod tests {
         assert_eq!(parse_age("90d").unwrap(), Duration::from_secs(90 * 86_400));
         assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(43_200));
         assert_eq!(parse_age("45s").unwrap(), Duration::from_secs(45));
-        for bad in ["", "d", "12", "12w", "-1d", "99999999999999999999d"] {
+        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        for bad in ["", "d", "12", "12y", "-1d", "99999999999999999999d"] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }
     }
