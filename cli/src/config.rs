@@ -622,25 +622,33 @@ pub(crate) fn read_document(
     keys: &[String],
     unsealed: bool,
 ) -> Result<kmseal_config::Secrets, Failure> {
-    let bytes =
-        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-    let text = std::str::from_utf8(&bytes).ok();
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?,
+    );
+    open_document(file, &bytes, format, keys, unsealed)
+}
+
+/// [`read_document`] on bytes already read from `file` (so that everything taken from one
+/// document comes from one version of it).
+pub(crate) fn open_document(
+    file: &Path,
+    bytes: &[u8],
+    format: &Option<String>,
+    keys: &[String],
+    unsealed: bool,
+) -> Result<kmseal_config::Secrets, Failure> {
+    let text = std::str::from_utf8(bytes).ok();
     let format = format_of(file, format, text)?;
     if bytes.starts_with(&kmseal::format::MAGIC) {
         return Ok(block(kmseal_config::open_blob(
-            &bytes,
+            bytes,
             format,
             &decryptor(keys)?,
         ))?);
     }
-    let text =
-        String::from_utf8(bytes).map_err(|_| usage(format!("{} is not text", file.display())))?;
-    if kmseal_config::is_sealed(&text, format)? {
-        return Ok(block(kmseal_config::open(
-            &text,
-            format,
-            &decryptor(keys)?,
-        ))?);
+    let text = text.ok_or_else(|| usage(format!("{} is not text", file.display())))?;
+    if kmseal_config::is_sealed(text, format)? {
+        return Ok(block(kmseal_config::open(text, format, &decryptor(keys)?))?);
     }
     if !unsealed {
         return Err(Failure {
@@ -652,5 +660,5 @@ pub(crate) fn read_document(
             ),
         });
     }
-    Ok(kmseal_config::read_unsealed(&text, format)?)
+    Ok(kmseal_config::read_unsealed(text, format)?)
 }

@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kmseal::Encryptor;
 use kmseal_config::Sealer;
@@ -38,6 +38,9 @@ pub(crate) fn edit(args: &EditArgs<'_>) -> Result<(), Failure> {
     let dec = decryptor(args.keys)?;
     // Verified (both MACs) before anything is shown; shown without the metadata block.
     let plain = Zeroizing::new(block(kmseal_config::decrypt(&text, format, &dec, false))?);
+    // Caught from before the file exists until after it is gone (and through the seal):
+    // a signal never ends kmseal with the decrypted file left behind.
+    let guard = Guard::start()?;
     let dir = PrivateDir::new(args.temp_dir, args.allow_disk_temp)?;
     let ext = args
         .file
@@ -52,7 +55,7 @@ pub(crate) fn edit(args: &EditArgs<'_>) -> Result<(), Failure> {
         });
     let path = dir.path.join(format!("edit.{ext}"));
     dir.write(&path, plain.as_bytes())?;
-    let outcome = run_editor(&path);
+    let outcome = run_editor(&path, &guard);
     // Whatever happened: the plaintext is read back (if the editor finished), then wiped
     // and removed with its directory when `dir` goes.
     let edited = match &outcome {
@@ -62,6 +65,7 @@ pub(crate) fn edit(args: &EditArgs<'_>) -> Result<(), Failure> {
         Err(_) => None,
     };
     drop(dir);
+    guard.check()?;
     outcome?;
     let Some(edited) = edited else {
         return Err(internal());
@@ -93,6 +97,8 @@ pub(crate) fn edit(args: &EditArgs<'_>) -> Result<(), Failure> {
         f.message = format!("{}; {} is unchanged", f.message, args.file.display());
         f
     })?;
+    // Told to stop while the seal ran (a KMS call may take a while): nothing is written.
+    guard.check()?;
     let mode = std::fs::metadata(args.file)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
         .unwrap_or(0o600);
@@ -104,10 +110,89 @@ pub(crate) fn edit(args: &EditArgs<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Every catchable signal whose default action ends the process: while a decrypted file
+/// exists, kmseal catches them, cleans up, then exits 128+N.
+const CAUGHT: [i32; 12] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+    signal_hook::consts::SIGUSR1,
+    signal_hook::consts::SIGUSR2,
+    signal_hook::consts::SIGALRM,
+    signal_hook::consts::SIGVTALRM,
+    signal_hook::consts::SIGPROF,
+    signal_hook::consts::SIGXCPU,
+    signal_hook::consts::SIGXFSZ,
+    signal_hook::consts::SIGIO,
+];
+
+/// Signals caught for the whole edit. The editor, while it runs, is asked to stop on any of
+/// them but INT and QUIT (a terminal sends those to it directly).
+struct Guard {
+    caught: Arc<AtomicI32>,
+    /// The running editor; `None` once it has exited (then it is never signalled again,
+    /// as its pid may be reused once reaped).
+    editor: Arc<Mutex<Option<rustix::process::Pid>>>,
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Guard {
+    fn start() -> Result<Guard, Failure> {
+        let mut signals = signal_hook::iterator::Signals::new(CAUGHT)
+            .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
+        let caught = Arc::new(AtomicI32::new(0));
+        let editor: Arc<Mutex<Option<rustix::process::Pid>>> = Arc::new(Mutex::new(None));
+        let handle = signals.handle();
+        let (seen, running) = (caught.clone(), editor.clone());
+        let thread = std::thread::spawn(move || {
+            use signal_hook::consts::{SIGINT, SIGQUIT};
+            for sig in signals.forever() {
+                seen.store(sig, Ordering::SeqCst);
+                if sig == SIGINT || sig == SIGQUIT {
+                    continue;
+                }
+                // Signalled under the lock: the main thread clears it before reaping.
+                if let Ok(pid) = running.lock()
+                    && let Some(pid) = *pid
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                }
+            }
+        });
+        Ok(Guard {
+            caught,
+            editor,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// `Err(128+N)` once signal N was caught.
+    fn check(&self) -> Result<(), Failure> {
+        match self.caught.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(Failure {
+                code: u8::try_from(128 + sig).unwrap_or(1),
+                message: "interrupted; nothing was saved and the decrypted file is gone".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Runs `$VISUAL`, else `$EDITOR`, else `vi` on `path` (through `sh`, so `code --wait`
-/// works). kmseal stays through SIGINT, SIGTERM, SIGHUP and SIGQUIT while the editor runs
-/// (TERM and HUP are passed on to it) so that it can clean up, then ends as the signal asked.
-fn run_editor(path: &Path) -> Result<(), Failure> {
+/// works).
+fn run_editor(path: &Path, guard: &Guard) -> Result<(), Failure> {
     let editor = std::env::var("VISUAL")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -117,9 +202,6 @@ fn run_editor(path: &Path) -> Result<(), Failure> {
                 .filter(|v| !v.trim().is_empty())
         })
         .unwrap_or_else(|| "vi".into());
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
-        .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
     let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
@@ -131,32 +213,29 @@ fn run_editor(path: &Path) -> Result<(), Failure> {
             message: format!("cannot start the editor: {e}"),
         })?;
     let pid = rustix::process::Pid::from_child(&child);
-    let caught = Arc::new(AtomicI32::new(0));
-    let handle = signals.handle();
-    let seen = caught.clone();
-    let watcher = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            seen.store(sig, Ordering::SeqCst);
-            // A terminal sends INT and QUIT to the editor itself; TERM and HUP sent to
-            // kmseal alone must reach it too.
-            if (sig == SIGTERM || sig == SIGHUP)
-                && let Some(s) = rustix::process::Signal::from_named_raw(sig)
-            {
-                let _ = rustix::process::kill_process(pid, s);
-            }
-        }
-    });
-    let status = child.wait();
-    handle.close();
-    let _ = watcher.join();
-    let status = status.map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
-    let sig = caught.load(Ordering::SeqCst);
-    if sig != 0 {
-        return Err(Failure {
-            code: u8::try_from(128 + sig).unwrap_or(1),
-            message: "interrupted; nothing was saved and the decrypted file is gone".into(),
-        });
+    if let Ok(mut slot) = guard.editor.lock() {
+        *slot = Some(pid);
     }
+    // A signal caught before the editor was known: stop it now.
+    if guard.caught.load(Ordering::SeqCst) != 0 {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    // Wait for the exit without reaping, forget the pid, then reap: no signal can reach
+    // the pid after it is free for reuse.
+    let exited = rustix::process::waitid(
+        rustix::process::WaitId::Pid(pid),
+        rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+    );
+    if let Ok(mut slot) = guard.editor.lock() {
+        *slot = None;
+    }
+    if let Err(e) = exited {
+        tracing::debug!(error = %e, "waitid");
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
+    guard.check()?;
     if !status.success() {
         return Err(Failure {
             code: exit::OTHER,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{block, parse_requirements, read_document, report_findings};
+use crate::config::{block, parse_requirements, report_findings};
 use crate::{Failure, exit, usage};
 
 #[derive(Args)]
@@ -94,21 +94,30 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
     // Everything a typo can break is refused before anything is read.
     let plan = Plan::parse(&args)?;
+    let pid1 = rustix::process::getpid().is_init();
+    let supervised = args.redact || args.refresh.is_some() || pid1;
+    // Signals are caught from here on when kmseal will stay the parent: one that arrives
+    // while the stores are read is queued, not lost.
+    let listener = supervised
+        .then(crate::supervise::Listener::start)
+        .transpose()?;
     let resolver = kmseal_keys::resolver();
     let mut prepared = prepare(&args, &plan, &resolver)?;
-    let pid1 = rustix::process::getpid().is_init();
-    if args.redact || args.refresh.is_some() || pid1 {
+    if let Some(listener) = listener {
         let options = crate::supervise::Options {
             refresh: args.refresh,
             on_change: args.on_change,
             grace: args.grace,
             max_stale: args.max_stale,
         };
-        return crate::supervise::run(prepared, &options, || {
+        let context = std::sync::Arc::new((args, plan, resolver));
+        let reload = std::sync::Arc::new(move || {
+            let (args, plan, resolver) = &*context;
             // A refresh reads everything again, from the stores, not from the cache.
             resolver.clear();
-            prepare(&args, &plan, &resolver)
+            prepare(args, plan, resolver)
         });
+        return crate::supervise::run(listener, prepared, &options, reload);
     }
     let err = prepared.cmd.exec();
     Err(Failure {
@@ -168,6 +177,16 @@ impl Plan {
         if args.command.is_empty() {
             return Err(usage("no command given after --"));
         }
+        if matches!(args.on_change, crate::supervise::OnChange::Signal(_))
+            && (!args.files.is_empty() || args.template.is_some() || args.redact)
+        {
+            // The command would be told to re-read while its memory files and kmseal's
+            // redactor still hold the old values.
+            return Err(usage(
+                "--on-change signal:NAME cannot hand new values to --file or --template (sealed \
+                 memory files) or to --redact; use --on-change restart or exit",
+            ));
+        }
         Ok(Plan {
             rules,
             extra,
@@ -194,9 +213,19 @@ fn prepare(
     resolver: &kmseal::store::Resolver,
 ) -> Result<Prepared, Failure> {
     let (extra, files) = (&plan.extra, &plan.files);
-    let mut secrets = match &args.file {
-        Some(file) => read_document(file, &args.format, &args.keys, args.unsealed)?,
-        None => kmseal_config::Secrets::default(),
+    // Read once: the environment, the files and the template come from one version of it.
+    let document = match &args.file {
+        Some(file) => Some(zeroize::Zeroizing::new(
+            std::fs::read(file)
+                .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?,
+        )),
+        None => None,
+    };
+    let mut secrets = match (&args.file, &document) {
+        (Some(file), Some(bytes)) => {
+            crate::config::open_document(file, bytes, &args.format, &args.keys, args.unsealed)?
+        }
+        _ => kmseal_config::Secrets::default(),
     };
     // Flags, files and document references are resolved together: one round of store
     // calls.
@@ -309,6 +338,7 @@ fn prepare(
     // Memory files: open until the command replaces this process (or, with a supervisor,
     // until it exits); never on a disk.
     let mut memfiles = Vec::with_capacity(files.len() + 1);
+    let mut file_secrets = Vec::new();
     let mut from_files = from_files.into_iter();
     for (name, source) in files {
         let content = match source {
@@ -318,14 +348,20 @@ fn prepare(
                     kmseal::SecretBytes::from_slice(value.as_bytes())?
                 }
                 None => {
+                    // Not repeated: it may be a value pasted where a path belongs.
                     return Err(usage(format!(
-                        "--file {name}: `{}` is not in the document",
-                        kmseal::escape_untrusted(path)
+                        "--file {name}: that path is not in the document (not shown, in case it \
+                         is a value)"
                     )));
                 }
             },
             FileSource::Reference(reference) => match from_files.next() {
-                Some(Ok(v)) => v.into_value(),
+                Some(Ok(v)) => {
+                    let value = v.into_value();
+                    // Redacted like every other secret the command is given.
+                    file_secrets.push((name.clone(), value.try_clone()?));
+                    value
+                }
                 Some(Err(e)) => {
                     return Err(Failure {
                         code: exit::KMS,
@@ -340,8 +376,8 @@ fn prepare(
         cmd.env(name, file.path());
         memfiles.push(file);
     }
-    if let (Some(name), Some(path)) = (&args.template, &args.file) {
-        let rendered = render_document(path, &args.format, &args.keys, args.unsealed, &secrets)?;
+    if let (Some(name), Some(path), Some(bytes)) = (&args.template, &args.file, &document) {
+        let rendered = render_document(path, bytes, &args.format, &args.keys, &secrets)?;
         print.add(&format!("--template {name}"), rendered.as_bytes());
         let file = crate::memfile::MemFile::new(name, rendered.as_bytes())?;
         cmd.env(name, file.path());
@@ -352,6 +388,9 @@ fn prepare(
         secrets.add_to_redactor(&mut redactor)?;
         for (name, value) in &env {
             redactor.add(name, value.expose_secret().as_bytes())?;
+        }
+        for (name, value) in &file_secrets {
+            redactor.add(name, value.expose_secret())?;
         }
         Some(redactor)
     } else {
@@ -418,30 +457,36 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// The document at `path` rendered for `--template`: decrypted (a whole-file message, or a
-/// sealed document verified again), its references replaced by what `secrets` resolved.
+/// The document (`bytes`, read from `path`) rendered for `--template`: decrypted (a
+/// whole-file message, or a sealed document verified again), its references replaced by what
+/// `secrets` resolved. An unsealed document needs no key.
 fn render_document(
     path: &std::path::Path,
+    bytes: &[u8],
     format: &Option<String>,
     keys: &[String],
-    unsealed: bool,
     secrets: &kmseal_config::Secrets,
 ) -> Result<zeroize::Zeroizing<String>, Failure> {
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
-    );
-    let dec = crate::config::decryptor(keys)?;
     if bytes.starts_with(&kmseal::format::MAGIC) {
         let format = crate::config::format_of(path, format, None)?;
-        let plain = block(dec.decrypt(&bytes))?;
+        let plain = block(crate::config::decryptor(keys)?.decrypt(bytes))?;
         let text = std::str::from_utf8(plain.expose_secret())
             .map_err(|_| usage(format!("{} does not decrypt to text", path.display())))?;
         return Ok(block(kmseal_config::render(text, format, None, secrets))?);
     }
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| usage(format!("{} is not text", path.display())))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| usage(format!("{} is not text", path.display())))?;
     let format = crate::config::format_of(path, format, Some(text))?;
-    let sealed = !unsealed || kmseal_config::is_sealed(text, format)?;
-    let dec = sealed.then_some(&dec);
-    Ok(block(kmseal_config::render(text, format, dec, secrets))?)
+    // (open_document already refused an unsealed document without --unsealed.)
+    if kmseal_config::is_sealed(text, format)? {
+        let dec = crate::config::decryptor(keys)?;
+        Ok(block(kmseal_config::render(
+            text,
+            format,
+            Some(&dec),
+            secrets,
+        ))?)
+    } else {
+        Ok(block(kmseal_config::render(text, format, None, secrets))?)
+    }
 }

@@ -90,20 +90,64 @@ pub(crate) struct Options {
 }
 
 /// Something the main loop reacts to.
-enum Event {
+pub(crate) enum Event {
     Signal(i32),
-    /// A pump finished copying one of the command's outputs.
-    PumpDone,
+    /// A pump of the command started `generation`-th finished copying one of its outputs.
+    PumpDone(u64),
+    /// A refresh finished (it runs on its own thread, so that signals are never held up by
+    /// a slow store).
+    Reloaded(Box<Result<Prepared, Failure>>),
+}
+
+/// Signals caught from the moment kmseal knows it will supervise, before anything is read:
+/// a SIGTERM that arrives while the document and references are read (slow stores) is
+/// queued, not lost (as PID 1 an unhandled one would be dropped by the kernel).
+pub(crate) struct Listener {
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Listener {
+    pub(crate) fn start() -> Result<Listener, Failure> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut wanted = FORWARDED.to_vec();
+        wanted.push(signal_hook::consts::SIGCHLD);
+        let mut signals = signal_hook::iterator::Signals::new(&wanted)
+            .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
+        let handle = signals.handle();
+        let signal_tx = tx.clone();
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                if signal_tx.send(Event::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Listener {
+            tx,
+            rx,
+            handle,
+            thread,
+        })
+    }
 }
 
 /// The running command and what belongs to it.
 struct Running {
     pid: Pid,
-    /// Kept for its pipes only: the process is reaped with `waitpid`, never `Child::wait`.
+    /// Whether it leads a process group of its own (no terminal): stopping it stops the
+    /// group, so an entrypoint script's server goes too.
+    own_group: bool,
+    /// Kept for its pipes only: the process is reaped with `wait`, never `Child::wait`.
     _child: Child,
-    /// Its memory files, open while it runs.
-    _memfiles: Vec<crate::memfile::MemFile>,
+    /// Its memory files, open while it runs (closed before another command starts, which
+    /// would inherit them).
+    memfiles: Vec<crate::memfile::MemFile>,
+    generation: u64,
     pumps: usize,
+    pumps_done: usize,
     fingerprint: [u8; 32],
 }
 
@@ -114,63 +158,78 @@ enum Stopping {
     ForRestart,
     /// Then exit with this code.
     ForExit(u8),
+    /// Told to stop (a terminating signal during a restart): then exit with its status.
+    AsTold,
+}
+
+/// Signals that stop the command for good when forwarded (SIGHUP too, unless it means
+/// "refresh").
+fn terminating(sig: i32, refresh: bool) -> bool {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    sig == SIGTERM || sig == SIGINT || sig == SIGQUIT || (sig == SIGHUP && !refresh)
 }
 
 /// Runs `first`, then supervises it until it exits (its status is ours) or a refresh says to
-/// stop. `reload` reads every value again.
+/// stop. `reload` reads every value again, on a thread of its own.
 pub(crate) fn run(
+    listener: Listener,
     first: Prepared,
     options: &Options,
-    mut reload: impl FnMut() -> Result<Prepared, Failure>,
+    reload: std::sync::Arc<dyn Fn() -> Result<Prepared, Failure> + Send + Sync>,
 ) -> Result<(), Failure> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Registered before the command starts, so no signal in between takes the default action
-    // (which would kill kmseal and orphan the command).
-    let mut wanted = FORWARDED.to_vec();
-    wanted.push(signal_hook::consts::SIGCHLD);
-    let mut signals = signal_hook::iterator::Signals::new(&wanted)
-        .map_err(|e| Failure::from(kmseal::Error::Io(e)))?;
-    let handle = signals.handle();
-    let signal_tx = tx.clone();
-    let listener = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if signal_tx.send(Event::Signal(sig)).is_err() {
-                break;
-            }
-        }
-    });
     // Orphans of the command's process tree are re-parented to us (as to PID 1), and reaped.
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         tracing::debug!(error = %e, "PR_SET_CHILD_SUBREAPER");
     }
     let terminal = io::stdin().is_terminal();
-    let result = supervise(first, options, &mut reload, &tx, &rx, terminal);
+    let Listener {
+        tx,
+        rx,
+        handle,
+        thread,
+    } = listener;
+    let result = supervise(first, options, &reload, &tx, &rx, terminal);
     handle.close();
     drop(tx);
-    let _ = listener.join();
+    let _ = thread.join();
     result
 }
 
 fn supervise(
     first: Prepared,
     options: &Options,
-    reload: &mut impl FnMut() -> Result<Prepared, Failure>,
+    reload: &std::sync::Arc<dyn Fn() -> Result<Prepared, Failure> + Send + Sync>,
     tx: &Sender<Event>,
     rx: &Receiver<Event>,
     terminal: bool,
 ) -> Result<(), Failure> {
-    let mut running = start(first, terminal, tx)?;
+    let refresh = options.refresh.is_some();
+    // A terminating signal that came while everything was read: nothing starts.
+    while let Ok(event) = rx.try_recv() {
+        if let Event::Signal(sig) = event
+            && terminating(sig, refresh)
+        {
+            return Err(signalled(sig));
+        }
+    }
+    let mut generation = 0;
+    let mut running = start(first, terminal, tx, generation)?;
     let mut pending: Option<Prepared> = None;
     let mut stopping: Option<(Stopping, Instant)> = None;
     let mut next_refresh = options.refresh.map(|every| Instant::now() + every);
+    let mut reloading = false;
     let mut last_good = Instant::now();
-    let mut pumps_done = 0usize;
     loop {
-        // The earliest of: the next refresh, the end of a stopping command's grace period.
-        let deadline = [next_refresh, stopping.map(|(_, until)| until)]
-            .into_iter()
-            .flatten()
-            .min();
+        // The earliest of: the next refresh, the end of a stopping command's grace period,
+        // and (while a refresh runs) a check of the staleness bound.
+        let deadline = [
+            next_refresh.filter(|_| !reloading),
+            stopping.map(|(_, until)| until),
+            reloading.then(|| Instant::now() + Duration::from_secs(1)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let event = match deadline {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(e) => Some(e),
@@ -180,42 +239,71 @@ fn supervise(
             None => Some(rx.recv().map_err(|_| internal("signal listener"))?),
         };
         let mut refresh_now = false;
+        let now = Instant::now();
         match event {
-            Some(Event::PumpDone) => pumps_done += 1,
+            Some(Event::PumpDone(g)) if g == running.generation => running.pumps_done += 1,
+            Some(Event::PumpDone(_)) => {}
             Some(Event::Signal(sig)) if sig == signal_hook::consts::SIGCHLD => {}
-            Some(Event::Signal(sig))
-                if sig == signal_hook::consts::SIGHUP && options.refresh.is_some() =>
-            {
+            Some(Event::Signal(sig)) if sig == signal_hook::consts::SIGHUP && refresh => {
                 // With --refresh, SIGHUP to kmseal means "refresh now".
                 refresh_now = true;
             }
-            Some(Event::Signal(sig)) if !(terminal && FROM_TERMINAL.contains(&sig)) => {
-                send(running.pid, sig);
+            Some(Event::Signal(sig)) => {
+                if terminating(sig, refresh) && stopping.is_some() {
+                    // Told to stop while stopping for a restart (or an exit): no new
+                    // command starts; kmseal ends with this one's status.
+                    pending = None;
+                    stopping = Some((Stopping::AsTold, now + options.grace));
+                    stop(&running, sig);
+                } else if !(terminal && FROM_TERMINAL.contains(&sig)) {
+                    send(running.pid, sig);
+                }
             }
-            Some(Event::Signal(_)) => {}
+            Some(Event::Reloaded(result)) => {
+                reloading = false;
+                if stopping.is_none() {
+                    match *result {
+                        Ok(next) => {
+                            last_good = Instant::now();
+                            if next.fingerprint != running.fingerprint {
+                                on_change(options, &mut running, next, &mut pending, &mut stopping);
+                            }
+                        }
+                        Err(e) => {
+                            // Never a value: errors name paths, references and stores.
+                            tell(&format!(
+                                "refresh failed; the command keeps the last good values: {}",
+                                e.message
+                            ));
+                        }
+                    }
+                }
+            }
             None => {}
         }
         // Reap whatever exited: orphans re-parented to us, and the command itself.
         if let Some(status) = reap(running.pid) {
+            // Whatever is left of its process group goes with it (and is reaped, so that no
+            // zombie is left to an init that may not reap).
+            if running.own_group {
+                end_group(running.pid);
+            }
+            let left = running.pumps.saturating_sub(running.pumps_done);
             match (stopping, pending.take()) {
                 (Some((Stopping::ForRestart, _)), Some(next)) => {
                     stopping = None;
-                    drain(
-                        rx,
-                        running.pumps.saturating_sub(pumps_done),
-                        &mut pumps_done,
-                    );
-                    pumps_done = 0;
-                    running = start(next, terminal, tx)?;
+                    if let Some(sig) = drain(rx, left, refresh) {
+                        return Err(signalled(sig));
+                    }
+                    // The old memory files close first: the new command must not inherit them.
+                    running.memfiles.clear();
+                    generation += 1;
+                    running = start(next, terminal, tx, generation)?;
                     tell("restarted the command with the new values");
                     continue;
                 }
                 (Some((Stopping::ForExit(code), _)), _) => {
-                    drain(
-                        rx,
-                        running.pumps.saturating_sub(pumps_done),
-                        &mut pumps_done,
-                    );
+                    let _ = drain(rx, left, refresh);
                     return Err(Failure {
                         code,
                         message: match code {
@@ -229,73 +317,124 @@ fn supervise(
                     });
                 }
                 _ => {
-                    drain(
-                        rx,
-                        running.pumps.saturating_sub(pumps_done),
-                        &mut pumps_done,
-                    );
+                    let _ = drain(rx, left, refresh);
                     return exit_like(status);
                 }
             }
         }
         let now = Instant::now();
-        if let Some((_, until)) = stopping
+        if let Some((why, until)) = stopping
             && now >= until
         {
             // The grace period is over.
-            send(running.pid, signal_hook::consts::SIGKILL);
-            stopping = stopping.map(|(why, _)| (why, now + Duration::from_secs(3600)));
+            kill(&running);
+            stopping = Some((why, now + Duration::from_secs(3600)));
+        }
+        if reloading && stopping.is_none() && last_good.elapsed() > options.max_stale {
+            // A refresh that hangs counts as failing.
+            stale(&running, options, &mut stopping);
         }
         let due = next_refresh.is_some_and(|at| now >= at);
-        if (due || refresh_now) && stopping.is_none() {
+        if (due || refresh_now) && stopping.is_none() && !reloading {
             if let Some(every) = options.refresh {
-                next_refresh = Some(Instant::now() + every);
+                next_refresh = Some(now + every);
             }
-            match reload() {
-                Ok(next) => {
-                    last_good = Instant::now();
-                    if next.fingerprint != running.fingerprint {
-                        match options.on_change {
-                            OnChange::Restart => {
-                                tell("a value changed; restarting the command");
-                                pending = Some(next);
-                                stopping = Some((Stopping::ForRestart, now + options.grace));
-                                send(running.pid, signal_hook::consts::SIGTERM);
-                            }
-                            OnChange::Signal(sig) => {
-                                tell("a value changed; signalling the command");
-                                running.fingerprint = next.fingerprint;
-                                send(running.pid, sig);
-                            }
-                            OnChange::Exit => {
-                                tell("a value changed; stopping the command");
-                                stopping =
-                                    Some((Stopping::ForExit(exit::RESTART), now + options.grace));
-                                send(running.pid, signal_hook::consts::SIGTERM);
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    // Never a value: errors name paths, references and stores.
-                    tell(&format!(
-                        "refresh failed; the command keeps the last good values: {}",
-                        e.message
-                    ));
-                    if last_good.elapsed() > options.max_stale {
-                        tell("values are older than --max-stale; stopping the command");
-                        stopping = Some((Stopping::ForExit(exit::KMS), now + options.grace));
-                        send(running.pid, signal_hook::consts::SIGTERM);
-                    }
-                }
-            }
+            reloading = true;
+            let (reload, tx) = (reload.clone(), tx.clone());
+            // Not joined: a store that never answers must not keep kmseal from exiting.
+            std::thread::spawn(move || {
+                let _ = tx.send(Event::Reloaded(Box::new(reload())));
+            });
         }
+        if !reloading && stopping.is_none() && last_good.elapsed() > options.max_stale {
+            stale(&running, options, &mut stopping);
+        }
+    }
+}
+
+/// What a changed value does.
+fn on_change(
+    options: &Options,
+    running: &mut Running,
+    next: Prepared,
+    pending: &mut Option<Prepared>,
+    stopping: &mut Option<(Stopping, Instant)>,
+) {
+    let now = Instant::now();
+    match options.on_change {
+        OnChange::Restart => {
+            tell("a value changed; restarting the command");
+            *pending = Some(next);
+            *stopping = Some((Stopping::ForRestart, now + options.grace));
+            stop(running, signal_hook::consts::SIGTERM);
+        }
+        OnChange::Signal(sig) => {
+            tell("a value changed; signalling the command");
+            running.fingerprint = next.fingerprint;
+            send(running.pid, sig);
+        }
+        OnChange::Exit => {
+            tell("a value changed; stopping the command");
+            *stopping = Some((Stopping::ForExit(exit::RESTART), now + options.grace));
+            stop(running, signal_hook::consts::SIGTERM);
+        }
+    }
+}
+
+/// Values are older than --max-stale: stop the command, then exit 4.
+fn stale(running: &Running, options: &Options, stopping: &mut Option<(Stopping, Instant)>) {
+    tell("values are older than --max-stale; stopping the command");
+    *stopping = Some((Stopping::ForExit(exit::KMS), Instant::now() + options.grace));
+    stop(running, signal_hook::consts::SIGTERM);
+}
+
+/// Asks the command to stop: its whole process group when it has one of its own.
+fn stop(running: &Running, sig: i32) {
+    match (running.own_group, Signal::from_named_raw(sig)) {
+        (true, Some(signal)) => {
+            let _ = rustix::process::kill_process_group(running.pid, signal);
+        }
+        _ => send(running.pid, sig),
+    }
+}
+
+/// The end of the grace period: SIGKILL to the command (and its group).
+fn kill(running: &Running) {
+    if running.own_group {
+        let _ = rustix::process::kill_process_group(running.pid, Signal::KILL);
+    } else {
+        send(running.pid, signal_hook::consts::SIGKILL);
+    }
+}
+
+/// Kills what is left of the process group `pgid` and reaps it (waiting up to a second for
+/// the kernel to finish them).
+fn end_group(pgid: Pid) {
+    let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while rustix::process::test_kill_process_group(pgid).is_ok() && Instant::now() < deadline {
+        let _ = reap(pgid);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = reap(pgid);
+}
+
+/// kmseal ends as if signal `sig` had ended the command: 128+N.
+fn signalled(sig: i32) -> Failure {
+    Failure {
+        code: u8::try_from(128 + sig).unwrap_or(1),
+        message: String::new(),
     }
 }
 
 /// Starts the command: its own process group without a terminal (so that a signal to ours
 /// reaches it once, through us), its output through the redactor when there is one.
-fn start(prepared: Prepared, terminal: bool, tx: &Sender<Event>) -> Result<Running, Failure> {
+fn start(
+    prepared: Prepared,
+    terminal: bool,
+    tx: &Sender<Event>,
+    generation: u64,
+) -> Result<Running, Failure> {
     let Prepared {
         mut cmd,
         memfiles,
@@ -335,15 +474,18 @@ fn start(prepared: Prepared, terminal: bool, tx: &Sender<Event>) -> Result<Runni
             std::thread::spawn(move || {
                 // A broken pipe on our side (a closed terminal) must not hide the status.
                 let _ = pump(from, &redactor, to_stdout);
-                let _ = done.send(Event::PumpDone);
+                let _ = done.send(Event::PumpDone(generation));
             });
         }
     }
     Ok(Running {
         pid,
+        own_group: !terminal,
         _child: child,
-        _memfiles: memfiles,
+        memfiles,
+        generation,
         pumps,
+        pumps_done: 0,
         fingerprint,
     })
 }
@@ -371,20 +513,29 @@ fn reap(command: Pid) -> Option<WaitStatus> {
 }
 
 /// Waits (a bounded time) for `left` pumps to finish copying what is still in the pipes;
-/// processes the command left behind do not keep us.
-fn drain(rx: &Receiver<Event>, left: usize, done: &mut usize) {
+/// processes the command left behind do not keep us. Returns a terminating signal that
+/// arrived meanwhile (it is not lost).
+fn drain(rx: &Receiver<Event>, left: usize, refresh: bool) -> Option<i32> {
     let deadline = Instant::now() + DRAIN_AFTER_EXIT;
     let mut waited = 0;
+    let mut told = None;
     while waited < left {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Event::PumpDone) => {
-                waited += 1;
-                *done += 1;
-            }
-            Ok(Event::Signal(_)) => {}
+            Ok(Event::PumpDone(_)) => waited += 1,
+            Ok(Event::Signal(sig)) if terminating(sig, refresh) => told = Some(sig),
+            Ok(_) => {}
             Err(_) => break,
         }
     }
+    // And any that is already queued.
+    while let Ok(event) = rx.try_recv() {
+        if let Event::Signal(sig) = event
+            && terminating(sig, refresh)
+        {
+            told = Some(sig);
+        }
+    }
+    told
 }
 
 fn send(pid: Pid, sig: i32) {

@@ -64,6 +64,8 @@ impl Drop for Env {
 
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
+#[path = "cli/review_runtime.rs"]
+mod review_runtime;
 #[path = "common/running.rs"]
 mod running;
 #[path = "cli/runtime.rs"]

@@ -91,7 +91,11 @@ impl Dotenv {
                 .ok_or_else(|| err(line_no, "expected KEY=VALUE"))?;
             let key = key.trim();
             if !valid_name(key) {
-                return Err(err(line_no, &format!("`{key}` is not a variable name")));
+                // The text is not repeated: it may be a value (a pasted URL or token).
+                return Err(err(
+                    line_no,
+                    "expected KEY=VALUE with a variable name (letters, digits, `_`) as KEY",
+                ));
             }
             if !seen.insert(key.to_owned()) {
                 return Err(err(line_no, &format!("`{key}` is set twice")));

@@ -131,7 +131,9 @@ impl Toml {
             Error::Parse {
                 format: "TOML",
                 line,
-                message: e.message().to_owned(),
+                // toml_edit quotes the document in backticks (a duplicate key, a bad value):
+                // the quoted text is left out, as it may be a secret.
+                message: crate::without_quoted_text(e.message()),
             }
         })?;
         let mut walk = Walk {

@@ -288,7 +288,8 @@ impl Yaml {
         let mut root_is_block_map = false;
         let mut root_indent = String::new();
         for ev in Parser::new_from_str(text) {
-            let (ev, span) = ev.map_err(|e| err(e.marker().line(), e.info().to_owned()))?;
+            let (ev, span) =
+                ev.map_err(|e| err(e.marker().line(), crate::without_quoted_text(e.info())))?;
             let line = span.start.line();
             // The path of a value starting here, if we are in a value position.
             let value_path = |stack: &mut Vec<Frame>| -> Result<Option<Path>, Error> {
@@ -361,7 +362,10 @@ impl Yaml {
                                 ls -= 1;
                             }
                             if top_keys.iter().any(|(k, _)| *k == *value) {
-                                return Err(err(line, format!("duplicate key `{value}`")));
+                                return Err(err(
+                                    line,
+                                    "duplicate key (not shown: it may be a secret)".to_owned(),
+                                ));
                             }
                             if top_keys.is_empty() {
                                 root_indent = chars[ls..span.start.index().min(chars.len())]
@@ -388,7 +392,10 @@ impl Yaml {
                                 shape.push((path.key(value.to_string()), how));
                             }
                             if !seen.insert(value.to_string()) {
-                                return Err(err(line, format!("duplicate key `{value}`")));
+                                return Err(err(
+                                    line,
+                                    "duplicate key (not shown: it may be a secret)".to_owned(),
+                                ));
                             }
                             *key = Some(value.to_string());
                             *children += 1;
