@@ -224,21 +224,42 @@ pub(crate) fn format_of(
             ))
         });
     }
-    if let Some(f) = text.and_then(Format::of_sealed) {
-        return Ok(f);
-    }
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .trim_end_matches(".kmseal");
-    Format::from_path(Path::new(name)).ok_or_else(|| {
+    let by_name = Format::from_path(Path::new(name));
+    if let Some(f) = text.and_then(Format::of_sealed) {
+        if by_name.is_some_and(|n| n != f) && !crate::progress::quiet() {
+            // Not an error (the MACs decide what is accepted), but worth knowing: a sealed
+            // document of another format stands where the name promised this one.
+            use std::io::Write;
+            let _ = writeln!(
+                io::stderr(),
+                "kmseal: note: {} holds a sealed {} document, not what its name says",
+                file.display(),
+                format_name(f)
+            );
+        }
+        return Ok(f);
+    }
+    by_name.ok_or_else(|| {
         usage(format!(
             "cannot tell the format of {}: it is not a sealed document and its name does not \
              say; pass --format yaml|json|toml|env",
             file.display()
         ))
     })
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Yaml => "YAML",
+        Format::Json => "JSON",
+        Format::Toml => "TOML",
+        Format::Dotenv => ".env",
+    }
 }
 
 /// The text of `file`; `-` reads standard input (for commands that write elsewhere).

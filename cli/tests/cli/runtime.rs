@@ -38,6 +38,13 @@ fn sealed_documents_are_recognised_by_content_with_misleading_names() {
         std::fs::write(&f, &sealed).unwrap();
         let o = env.run(&["config", "decrypt", "-k", &k, s(&f)], None);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
+        // A name that promises another format is pointed out, never trusted.
+        assert_eq!(
+            stderr(&o).contains("holds a sealed JSON document"),
+            name == "app.yaml",
+            "{name}: {}",
+            stderr(&o)
+        );
         let text = String::from_utf8(o.stdout).unwrap();
         assert!(
             text.contains("\"db_password\": \"hunter2-hunter2\""),
