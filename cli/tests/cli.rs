@@ -24,6 +24,15 @@ impl Env {
         self.dir.join(name)
     }
 
+    /// A new local key file at `name` in this environment: its path and its key URI.
+    fn key_at(&self, name: &str) -> (PathBuf, String) {
+        let key = self.path(name);
+        let o = self.run(&["keygen", "-o", s(&key)], None);
+        assert!(o.status.success(), "keygen: {}", stderr(&o));
+        let uri = format!("local://{}", s(&key));
+        (key, uri)
+    }
+
     /// The binary with `args`, this environment's home and no key from the environment.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmseal"));

@@ -79,9 +79,7 @@ fn problems(report: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn requirements_travel_with_the_document_and_rotation_keeps_the_previous_value() {
     let env = Env::new("lifecycle");
-    let key = env.path("k.key");
-    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
-    let k = format!("local://{}", s(&key));
+    let (key, k) = env.key_at("k.key");
     let cfg = env.path("app.yaml");
     std::fs::write(
         &cfg,

@@ -7,17 +7,8 @@
 use std::time::{Duration, Instant};
 
 use super::running::Running;
+use super::runtime::store_and_document;
 use super::{Env, s, stderr};
-
-/// A secret in a `file://` store (mode 0600) and an unsealed document referring to it.
-fn store_and_document(env: &Env, value: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let secret = env.path("token.secret");
-    std::fs::write(&secret, value).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let doc = env.path("app.yaml");
-    std::fs::write(&doc, format!("token: ref+file://{}\n", s(&secret))).unwrap();
-    (secret, doc)
-}
 
 /// Waits up to `within` for kmseal to exit; its exit code if it did.
 fn exited_within(run: &mut Running, within: Duration) -> Option<Option<i32>> {

@@ -10,9 +10,7 @@ use super::{Env, s, stderr};
 #[test]
 fn sealed_documents_are_recognised_by_content_with_misleading_names() {
     let env = Env::new("by-content");
-    let key = env.path("k.key");
-    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
-    let k = format!("local://{}", s(&key));
+    let (_, k) = env.key_at("k.key");
     let json = env.path("app.json");
     std::fs::write(
         &json,
@@ -121,9 +119,7 @@ fn exec_hands_files_that_never_touch_a_disk() {
     let env = Env::new("memfd");
     let root = env.path("root");
     std::fs::create_dir_all(root.join("tmp")).unwrap();
-    let key = env.path("root/k.key");
-    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
-    let k = format!("local://{}", s(&key));
+    let (_, k) = env.key_at("root/k.key");
     let cfg = env.path("root/app.yaml");
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
     let api = env.path("root/api.secret");
@@ -242,7 +238,10 @@ fn exec_hands_files_that_never_touch_a_disk() {
 }
 
 /// A secret in a `file://` store (mode 0600) and an unsealed document referring to it.
-fn store_and_document(env: &Env, value: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(super) fn store_and_document(
+    env: &Env,
+    value: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let secret = env.path("token.secret");
     std::fs::write(&secret, value).unwrap();
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -415,9 +414,7 @@ fn orphans_are_reaped() {
 #[test]
 fn config_edit_with_scripted_editors() {
     let env = Env::new("edit");
-    let key = env.path("k.key");
-    assert!(env.run(&["keygen", "-o", s(&key)], None).status.success());
-    let k = format!("local://{}", s(&key));
+    let (_, k) = env.key_at("k.key");
     let cfg = env.path("app.yaml");
     std::fs::write(
         &cfg,
