@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use kmseal_config::is_env_name;
+
 use crate::config::{block, parse_requirements, report_findings};
 use crate::{Failure, exit, usage};
 
@@ -102,7 +104,7 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
         .then(crate::supervise::Listener::start)
         .transpose()?;
     let resolver = kmseal_keys::resolver();
-    let mut prepared = prepare(&args, &plan, &resolver)?;
+    let prepared = prepare(&args, &plan, &resolver)?;
     if let Some(listener) = listener {
         let options = crate::supervise::Options {
             refresh: args.refresh,
@@ -119,7 +121,7 @@ pub(crate) fn exec(args: ExecArgs) -> Result<(), Failure> {
         });
         return crate::supervise::run(listener, prepared, &options, reload);
     }
-    let err = prepared.cmd.exec();
+    let err = prepared.command().exec();
     Err(Failure {
         code: exit::OTHER,
         message: format!("cannot run `{}`: {err}", args.command[0]),
@@ -199,11 +201,29 @@ impl Plan {
 /// (with --redact), and a fingerprint of everything it is given (to tell whether a refresh
 /// changed anything, without keeping the values).
 pub(crate) struct Prepared {
-    pub(crate) cmd: std::process::Command,
+    program: String,
+    args: Vec<String>,
+    /// The command's environment, in locked memory until the moment it starts: a refresh
+    /// that changed nothing leaves no copy behind (a `Command` keeps its environment in
+    /// ordinary strings, freed unwiped, so one is built only to start).
+    vars: Vec<(String, kmseal::SecretString)>,
     /// Open until the command replaces this process, or exits.
     pub(crate) memfiles: Vec<crate::memfile::MemFile>,
     pub(crate) redactor: Option<kmseal::redact::Redactor>,
     pub(crate) fingerprint: [u8; 32],
+}
+
+impl Prepared {
+    /// The command to start, its environment set (the copies `Command` makes of it are
+    /// ordinary memory: build it only to start it).
+    pub(crate) fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(&self.args);
+        for (name, value) in &self.vars {
+            cmd.env(name, value.expose_secret());
+        }
+        cmd
+    }
 }
 
 /// Reads the document and every reference, checks the requirements, and builds the command.
@@ -324,16 +344,15 @@ fn prepare(
         .command
         .split_first()
         .ok_or_else(|| usage("no command given after --"))?;
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(rest);
+    let mut vars = Vec::new();
     let mut print = Fingerprint::new()?;
     for (name, value) in secrets.env_vars() {
         print.add(&name, value.as_bytes());
+        vars.push((name, kmseal::SecretString::copy_from_str(value)?));
     }
-    secrets.apply_env(&mut cmd);
     for (name, value) in &env {
         print.add(name, value.expose_secret().as_bytes());
-        cmd.env(name, value.expose_secret());
+        vars.push((name.clone(), value.try_clone()?));
     }
     // Memory files: open until the command replaces this process (or, with a supervisor,
     // until it exits); never on a disk.
@@ -373,14 +392,20 @@ fn prepare(
         };
         print.add(&format!("--file {name}"), content.expose_secret());
         let file = crate::memfile::MemFile::new(name, content.expose_secret())?;
-        cmd.env(name, file.path());
+        vars.push((
+            name.clone(),
+            kmseal::SecretString::copy_from_str(&file.path())?,
+        ));
         memfiles.push(file);
     }
     if let (Some(name), Some(path), Some(bytes)) = (&args.template, &args.file, &document) {
         let rendered = render_document(path, bytes, &args.format, &args.keys, &secrets)?;
         print.add(&format!("--template {name}"), rendered.as_bytes());
         let file = crate::memfile::MemFile::new(name, rendered.as_bytes())?;
-        cmd.env(name, file.path());
+        vars.push((
+            name.clone(),
+            kmseal::SecretString::copy_from_str(&file.path())?,
+        ));
         memfiles.push(file);
     }
     let redactor = if args.redact {
@@ -397,7 +422,9 @@ fn prepare(
         None
     };
     Ok(Prepared {
-        cmd,
+        program: program.clone(),
+        args: rest.to_vec(),
+        vars,
         memfiles,
         redactor,
         fingerprint: print.finish(),
@@ -447,14 +474,6 @@ enum FileSource {
     Path(String),
     /// A secret reference.
     Reference(kmseal::store::SecretRef),
-}
-
-/// An environment variable name: letters, digits and `_`, not starting with a digit.
-pub(crate) fn is_env_name(name: &str) -> bool {
-    name.bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The document (`bytes`, read from `path`) rendered for `--template`: decrypted (a

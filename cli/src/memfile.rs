@@ -57,7 +57,7 @@ pub(crate) fn parse_file_arg(arg: &str, which: usize) -> Result<(String, String)
             "--file argument {which} is not NAME=PATH or NAME=REFERENCE (not shown, in case it is a value)"
         ))
     })?;
-    if !crate::exec::is_env_name(name) || source.is_empty() {
+    if !kmseal_config::is_env_name(name) || source.is_empty() {
         return Err(usage(format!(
             "--file argument {which}: NAME is letters, digits and `_`, then `=` and a document path or reference"
         )));

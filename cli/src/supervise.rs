@@ -435,11 +435,12 @@ fn start(
     tx: &Sender<Event>,
     generation: u64,
 ) -> Result<Running, Failure> {
+    let mut cmd = prepared.command();
     let Prepared {
-        mut cmd,
         memfiles,
         redactor,
         fingerprint,
+        ..
     } = prepared;
     if !terminal {
         cmd.process_group(0);
@@ -452,7 +453,8 @@ fn start(
         code: exit::OTHER,
         message: format!("cannot run the command: {e}"),
     })?;
-    // The environment the command got held the secrets: nothing of ours keeps a copy now.
+    // The `Command`'s copy of the environment goes now (unwiped: std gives no way to wipe
+    // it); the locked originals went with `prepared`.
     drop(cmd);
     let pid = Pid::from_child(&child);
     let mut pumps = 0;

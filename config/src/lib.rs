@@ -61,7 +61,7 @@ pub use crypto::Kind;
 pub use duration::{format_duration, parse_duration};
 pub use path::{Path, Seg};
 pub use references::{REF_PREFIX, Resolution, is_sealed, read_unsealed};
-pub use require::{Finding, Problem, Require};
+pub use require::{Finding, Problem, Require, is_env_name};
 pub use seal::Sealer;
 pub use secrets::{Entry, Secrets};
 pub use weak::{estimate_entropy_bits, is_placeholder};
@@ -544,14 +544,7 @@ pub async fn decrypt(
     keep_metadata: bool,
 ) -> Result<String, Error> {
     let mut opened = open_doc(text, format, dec).await?;
-    let leaves: Vec<Leaf> = opened.codec.leaves().to_vec();
-    for (i, leaf) in leaves.iter().enumerate() {
-        if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) {
-            let (kind, pt) = opened.keys.decrypt(&leaf.path, &leaf.value)?;
-            let text = std::str::from_utf8(pt.expose_secret())?.to_owned();
-            opened.codec.set(i, &Repr::Plain(kind, text))?;
-        }
-    }
+    in_plaintext(&mut opened.codec, Some(&opened.keys), None)?;
     let meta = if keep_metadata {
         opened.codec.meta().cloned()
     } else {
@@ -586,38 +579,7 @@ pub async fn render(
             (Codec::parse(text, format)?, None)
         }
     };
-    let leaves: Vec<Leaf> = codec.leaves().to_vec();
-    for (i, leaf) in leaves.iter().enumerate() {
-        let replacement = if secrets.resolutions.contains_key(&leaf.path) {
-            match secrets.get_path(&leaf.path) {
-                Some(Entry::Secret { value, .. }) => {
-                    Some(Repr::Plain(Kind::Str, value.expose_secret().to_owned()))
-                }
-                _ => None,
-            }
-        } else if let (Some(keys), true) = (
-            &keys,
-            leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value),
-        ) {
-            let (kind, pt) = keys.decrypt(&leaf.path, &leaf.value)?;
-            Some(Repr::Plain(
-                kind,
-                std::str::from_utf8(pt.expose_secret())?.to_owned(),
-            ))
-        } else {
-            None
-        };
-        if let Some(mut r) = replacement {
-            codec.set(i, &r)?;
-            if let Repr::Plain(_, t) = &mut r {
-                zeroize::Zeroize::zeroize(t);
-            }
-        }
-    }
-    let mut leaves = leaves;
-    for l in &mut leaves {
-        zeroize::Zeroize::zeroize(&mut l.value);
-    }
+    in_plaintext(&mut codec, keys.as_ref(), Some(secrets))?;
     Ok(zeroize::Zeroizing::new(codec.render(None)))
 }
 
@@ -642,6 +604,59 @@ pub fn attach_metadata(edited: &str, format: Format, sealed: &str) -> Result<Str
         ));
     }
     Ok(codec.render(Some(&meta)))
+}
+
+/// Replaces, in `codec`, every value that `secrets` resolved from a reference with what it
+/// resolved to, and every encrypted value with its plaintext (with `keys`). The texts this
+/// makes on the way (the leaves' copy, each replacement) are wiped; the codec's own copy is
+/// the caller's to render and wipe.
+fn in_plaintext(
+    codec: &mut Codec,
+    keys: Option<&DocKeys>,
+    secrets: Option<&Secrets>,
+) -> Result<(), Error> {
+    use zeroize::Zeroize;
+    let mut leaves: Vec<Leaf> = codec.leaves().to_vec();
+    let mut result = Ok(());
+    for (i, leaf) in leaves.iter().enumerate() {
+        let resolved = secrets
+            .filter(|s| s.resolutions.contains_key(&leaf.path))
+            .and_then(|s| match s.get_path(&leaf.path) {
+                Some(Entry::Secret { value, .. }) => Some(value.expose_secret().to_owned()),
+                _ => None,
+            });
+        let replacement = match (resolved, keys) {
+            (Some(text), _) => Some(Repr::Plain(Kind::Str, text)),
+            (None, Some(keys)) if leaf.kind == Kind::Str && crypto::is_encrypted(&leaf.value) => {
+                match keys
+                    .decrypt(&leaf.path, &leaf.value)
+                    .and_then(|(kind, pt)| {
+                        Ok((kind, std::str::from_utf8(pt.expose_secret())?.to_owned()))
+                    }) {
+                    Ok((kind, text)) => Some(Repr::Plain(kind, text)),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(mut r) = replacement {
+            let set = codec.set(i, &r);
+            if let Repr::Plain(_, t) = &mut r {
+                t.zeroize();
+            }
+            if let Err(e) = set {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    for l in &mut leaves {
+        l.value.zeroize();
+    }
+    result
 }
 
 /// Rewraps the document's data key (new KEKs, a KEK version change, adding or dropping a

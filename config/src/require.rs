@@ -283,8 +283,9 @@ impl Require {
     }
 }
 
-/// An environment variable name: letters, digits and `_`, not starting with a digit.
-pub(crate) fn is_env_name(name: &str) -> bool {
+/// Whether `name` can be an environment variable name: letters, digits and `_`, not
+/// starting with a digit (what aliases and `kmseal exec`'s names must be).
+pub fn is_env_name(name: &str) -> bool {
     name.bytes()
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')

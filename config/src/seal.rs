@@ -347,11 +347,15 @@ impl Sealer {
             // Nothing to replace: the value keeps its time and any previous value.
             return self.seal_with(text, format, false, None).await;
         }
-        opened
-            .codec
-            .set(i, &Repr::Plain(Kind::Str, value.to_owned()))?;
+        let mut repr = Repr::Plain(Kind::Str, value.to_owned());
+        let set = opened.codec.set(i, &repr);
+        if let Repr::Plain(_, text) = &mut repr {
+            zeroize::Zeroize::zeroize(text);
+        }
+        set?;
         let meta = opened.codec.meta().cloned();
-        let edited = opened.codec.render(meta.as_ref());
+        // The new value in plaintext, until it is sealed: wiped after.
+        let edited = zeroize::Zeroizing::new(opened.codec.render(meta.as_ref()));
         let replaced = Replaced {
             path: target,
             kind,
