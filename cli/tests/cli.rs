@@ -1654,3 +1654,22 @@ fn config_check_and_exec_require_fail_fast_without_showing_values() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// Audit finding 13: `decrypt --help` must not recommend piping plaintext into a service
+/// without saying that a pipe receives verified frames before a later truncation is found;
+/// it points to `-o` and `kmseal exec` instead.
+#[test]
+fn audit_13_decrypt_help_states_the_pipe_trade_off_and_recommends_o_or_exec() {
+    let env = Env::new("audit13");
+    let o = env.run(&["decrypt", "--help"], None);
+    assert!(o.status.success());
+    let help = String::from_utf8(o.stdout).unwrap();
+    for part in [
+        "With -o the output appears only once the whole message verified",
+        "the reader has already consumed the verified part",
+        "Use -o or\n`kmseal exec` when a service must never act on a partial input",
+    ] {
+        assert!(help.contains(part), "missing {part:?} in:\n{help}");
+    }
+    assert!(!help.contains("| service"), "{help}");
+}

@@ -6,7 +6,7 @@ pub mod time;
 pub mod uri;
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,8 +37,13 @@ pub fn status_kind(status: u16) -> KmsErrorKind {
 }
 
 /// Runs `fut` on the caller's tokio runtime, or, when there is none (kmseal's blocking
-/// facade, the CLI), on one private single-thread I/O runtime shared by all providers: the
-/// cloud SDKs and reqwest need a tokio reactor.
+/// facade, the CLI, the Python bindings), on one private single-thread I/O runtime per
+/// process, shared by all providers: the cloud SDKs and reqwest need a tokio reactor.
+///
+/// Per process, not per program: in the child of a `fork()` (gunicorn workers, Python's
+/// `multiprocessing`) the parent's runtime has no worker thread, and a task spawned on it
+/// would never run. The child builds its own on first use (the parent's is leaked there: it
+/// cannot be shut down without the threads it would join).
 pub async fn on_runtime<T: Send + 'static>(
     provider: &'static str,
     fut: impl Future<Output = Result<T, Error>> + Send + 'static,
@@ -46,31 +51,45 @@ pub async fn on_runtime<T: Send + 'static>(
     if tokio::runtime::Handle::try_current().is_ok() {
         return fut.await;
     }
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    let rt = RT
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("kmseal-kms-io")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| {
-            kms_error(
-                provider,
-                KmsErrorKind::Other,
-                format!("cannot start an I/O runtime: {e}"),
-            )
-        })?;
-    rt.spawn(fut).await.map_err(|e| {
+    let handle = io_runtime().map_err(|e| {
+        kms_error(
+            provider,
+            KmsErrorKind::Other,
+            format!("cannot start an I/O runtime: {e}"),
+        )
+    })?;
+    handle.spawn(fut).await.map_err(|e| {
         kms_error(
             provider,
             KmsErrorKind::Other,
             format!("I/O task failed: {e}"),
         )
     })?
+}
+
+/// This process's I/O runtime (see [`on_runtime`]), built on first use.
+fn io_runtime() -> Result<tokio::runtime::Handle, String> {
+    // The lock is held only to compare a pid and clone a handle (and once per process to
+    // build the runtime), so a fork from another thread finds it free all but never.
+    static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((owner, rt)) = *slot {
+        if owner == pid {
+            return Ok(rt.handle().clone());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("kmseal-kms-io")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Leaked on purpose: it lives as long as the process, and a runtime inherited by a
+    // forked child must never be dropped there.
+    let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt.handle().clone())
 }
 
 /// Exponential backoff from 100 ms (doubling, capped at 6.4 s) plus up to 50% jitter.
