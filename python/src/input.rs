@@ -1,0 +1,96 @@
+//! Plaintext and ciphertext arguments: `bytes` is read in place, a `SecretBytes` is shared
+//! (never copied out of locked memory), and any other bytes-like object (`bytearray`,
+//! `memoryview`, `array`) is copied once into locked memory.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+use crate::errors::to_py;
+use crate::secret::PySecretBytes;
+
+/// Bytes to hand to the core, in a form that can cross into a call without the GIL.
+pub(crate) enum Data<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    Shared(Arc<kmseal::SecretBytes>),
+    Locked(kmseal::SecretBytes),
+}
+
+impl Data<'_> {
+    /// Runs `f` on the bytes with the GIL released.
+    pub(crate) fn run<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&[u8]) -> R + Send) -> R {
+        match self {
+            Data::Bytes(b) => {
+                // `bytes` is immutable and `b` keeps it alive for the call.
+                let slice = b.as_bytes();
+                py.detach(|| f(slice))
+            }
+            Data::Shared(s) => py.detach(|| f(s.expose_secret())),
+            Data::Locked(s) => py.detach(|| f(s.expose_secret())),
+        }
+    }
+}
+
+/// Reads a bytes-like argument. `str` is refused: say which encoding by passing bytes.
+pub(crate) fn data<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Data<'py>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Data::Bytes(b.clone()));
+    }
+    if let Ok(s) = obj.cast::<PySecretBytes>() {
+        return Ok(Data::Shared(s.get().share()?));
+    }
+    Ok(Data::Locked(locked_copy(obj)?))
+}
+
+/// A copy of a bytes-like argument in locked memory (`SecretBytes` arguments are copied from
+/// their own locked memory).
+pub(crate) fn locked_copy(obj: &Bound<'_, PyAny>) -> PyResult<kmseal::SecretBytes> {
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "expected bytes-like data, got str; encode it (text.encode()) or use SecretString",
+        ));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return kmseal::SecretBytes::from_slice(b.as_bytes()).map_err(to_py);
+    }
+    if let Ok(s) = obj.cast::<PySecretBytes>() {
+        return s
+            .get()
+            .with_bytes(kmseal::SecretBytes::from_slice)?
+            .map_err(to_py);
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        // Copied while the GIL is held, so no other thread resizes it meanwhile.
+        return kmseal::SecretBytes::from_vec_zeroizing(b.to_vec()).map_err(to_py);
+    }
+    copy_buffer(obj)
+}
+
+#[cfg(any(not(Py_LIMITED_API), Py_3_11))]
+fn copy_buffer(obj: &Bound<'_, PyAny>) -> PyResult<kmseal::SecretBytes> {
+    let buffer = pyo3::buffer::PyBuffer::<u8>::get(obj).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "expected bytes-like data, got {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    })?;
+    let mut out = kmseal::SecretBytes::zeroed(buffer.item_count()).map_err(to_py)?;
+    buffer.copy_to_slice(obj.py(), out.expose_secret_mut())?;
+    Ok(out)
+}
+
+#[cfg(not(any(not(Py_LIMITED_API), Py_3_11)))]
+fn copy_buffer(obj: &Bound<'_, PyAny>) -> PyResult<kmseal::SecretBytes> {
+    // No buffer API in the stable ABI before 3.11: go through `bytes(obj)` (a transient copy
+    // in Python's heap).
+    let bytes = obj
+        .py()
+        .get_type::<PyBytes>()
+        .call1((obj,))?
+        .cast_into::<PyBytes>()?;
+    kmseal::SecretBytes::from_slice(bytes.as_bytes()).map_err(to_py)
+}
