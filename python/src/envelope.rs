@@ -32,7 +32,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// strings. The first wraps; any may open.
 pub(crate) fn key_uris(keys: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let uris: Vec<String> = if let Ok(s) = keys.cast::<PyString>() {
-        s.to_str()?
+        s.to_cow()?
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())

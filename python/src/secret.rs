@@ -294,7 +294,7 @@ impl PySecretString {
     /// arrive as `SecretString`).
     #[new]
     fn py_new(text: &Bound<'_, PyString>) -> PyResult<PyClassInitializer<PySecretString>> {
-        let secret = kmseal::SecretBytes::from_slice(text.to_str()?.as_bytes()).map_err(to_py)?;
+        let secret = kmseal::SecretBytes::from_slice(text.to_cow()?.as_bytes()).map_err(to_py)?;
         Ok(PyClassInitializer::from(PySecretBytes::new(secret)).add_subclass(PySecretString))
     }
 

@@ -109,3 +109,11 @@ class ForkError(Error):
 
 class WipedError(Error, ValueError):
     """A secret (or a ``Secrets`` document) was used after ``wipe()``."""
+
+
+for _cls in (
+    Error, DecryptError, KmsError, StoreError, InvalidKeyError, InvalidArgumentError,
+    ConfigError, TamperedError, RequirementError, ForkError, WipedError, Finding,
+):
+    _cls.__module__ = "kmseal"
+del _cls
