@@ -989,6 +989,58 @@ fn audit_3_and_6_structure_is_authenticated() {
     }
 }
 
+/// Audit findings 3 and 6, the cases the first test did not spell out: an empty element
+/// appended to a list (JSON, TOML, YAML flow and block), and two YAML anchors swapped so that an
+/// alias points at the other node. Refused by `open` and by a re-seal.
+#[test]
+fn audit_3_and_6_appended_empty_elements_and_swapped_anchors_are_refused() {
+    let k = kek();
+    type Edits = &'static [(&'static str, &'static str)];
+    let cases: [(Format, &str, Edits); 4] = [
+        (
+            Format::Json,
+            r#"{"hosts": ["a", "b"], "password": "hunter2-hunter2"}"#,
+            &[
+                (r#""b"]"#, r#""b", {}]"#),
+                (r#""b"]"#, r#""b", []]"#),
+            ],
+        ),
+        (
+            Format::Toml,
+            "hosts = [\"a\", \"b\"]\npassword = \"hunter2-hunter2\"\n",
+            &[("\"b\"]", "\"b\", {}]"), ("\"b\"]", "\"b\", []]")],
+        ),
+        (
+            Format::Yaml,
+            "hosts:\n- a\n- b\npassword: hunter2-hunter2\n",
+            &[("- b\n", "- b\n- {}\n"), ("- b\n", "- b\n- []\n")],
+        ),
+        (
+            Format::Yaml,
+            "primary: &p db-1.internal\nreplica: &r db-2.internal\nwrites: *p\nreads: *r\npassword: hunter2-hunter2\n",
+            &[(
+                "primary: &p db-1.internal\nreplica: &r ",
+                "primary: &r db-1.internal\nreplica: &p ",
+            )],
+        ),
+    ];
+    for (f, text, edits) in cases {
+        let s = sealer(&k).policy(Policy::only(["password"]).unwrap());
+        let sealed = block(s.seal(text, f)).unwrap();
+        open(&sealed, f, &k).unwrap();
+        for (from, to) in edits {
+            assert!(sealed.contains(from), "{f:?}: {from:?} not in {sealed}");
+            let tampered = sealed.replacen(from, to, 1);
+            assert_tampered(open(&tampered, f, &k), to);
+            match block(sealer(&k).seal(&tampered, f)) {
+                Err(Error::Changed(list)) => assert!(!list.is_empty()),
+                Err(Error::Tampered(_)) => {}
+                other => panic!("{f:?} {to:?}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+}
+
 /// Found by the `config` fuzz target (long run, issue 17): a key repeated in a nested YAML
 /// mapping gave two values one path (parsers disagree on which wins), and a re-seal then saw an
 /// encrypted value turning plain. Duplicate keys are refused at every level.
