@@ -383,14 +383,8 @@ impl Encryptor {
     }
 
     async fn encrypt_into_inner(&self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let (header, keys, signer) = self.start(Some(plaintext.len() as u64)).await?;
-        let head = header.encoded_len();
-        let trailer = if signer.is_some() { TRAILER_LEN } else { 0 };
-        let total = body_len(plaintext.len() as u64, self.frame_size.get())
-            .and_then(|b| usize::try_from(b).ok())
-            .and_then(|b| b.checked_add(head))
-            .and_then(|b| b.checked_add(trailer))
-            .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
+        let prepared = self.prepare(plaintext.len()).await?;
+        let total = prepared.sealed_len();
         // Every byte of `out[..total]` is overwritten below, so avoid zero-filling what will
         // be overwritten: keep old bytes where they exist, and take a fresh allocation (whose
         // zero pages the OS provides lazily, touched first by the frame workers) rather than
@@ -403,22 +397,52 @@ impl Encryptor {
             *out = vec![0u8; total];
             crate::secret::advise_huge_pages(out);
         }
-        let (head_out, body_out) = out.split_at_mut(head);
-        header.write_to_slice(head_out)?;
-        let (frames_out, trailer_out) = body_out.split_at_mut(body_out.len() - trailer);
-        seal_all(
-            &keys,
-            header.message_id(),
-            self.frame_size.get(),
-            plaintext,
-            frames_out,
-            self.max_threads,
-        )?;
-        if let Some(mut signer) = signer {
-            signer.update(frames_out);
-            trailer_out.copy_from_slice(&signer.finish());
-        }
-        Ok(())
+        prepared.seal_into(plaintext, out)
+    }
+
+    /// The first half of a one-shot [`encrypt`](Self::encrypt): gets the data key (from the
+    /// cache or the KEKs), builds the header and fixes the message's exact length, so that the
+    /// caller can provide the output buffer, then seal into it with
+    /// [`PreparedMessage::seal_into`]. For bindings and allocators that own the output
+    /// (a Python `bytes`, a pooled buffer); [`encrypt_into`](Self::encrypt_into) covers
+    /// `Vec`s.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kmseal::{blocking::block_on, Decryptor, Encryptor, LocalKek};
+    ///
+    /// let kek = Arc::new(LocalKek::generate()?);
+    /// let plaintext = b"sealed into a buffer the caller allocated";
+    /// let prepared = block_on(Encryptor::new(kek.clone()).prepare(plaintext.len()))?;
+    /// let mut out = vec![0u8; prepared.sealed_len()];
+    /// prepared.seal_into(plaintext, &mut out)?;
+    /// assert_eq!(block_on(Decryptor::new(kek).decrypt(&out))?.expose_secret(), plaintext);
+    /// # Ok::<(), kmseal::Error>(())
+    /// ```
+    pub async fn prepare(&self, plaintext_len: usize) -> Result<PreparedMessage, Error> {
+        let len = plaintext_len as u64;
+        let (header, keys, signer) = self.start(Some(len)).await?;
+        let head = header.encoded_len();
+        let trailer = if signer.is_some() { TRAILER_LEN } else { 0 };
+        let total = body_len(len, self.frame_size.get())
+            .and_then(|b| usize::try_from(b).ok())
+            .and_then(|b| b.checked_add(head))
+            .and_then(|b| b.checked_add(trailer))
+            .ok_or_else(|| Error::InvalidArgument("plaintext too large"))?;
+        Ok(PreparedMessage {
+            header,
+            keys,
+            signer,
+            plaintext_len,
+            total,
+            frame_size: self.frame_size.get(),
+            max_threads: self.max_threads,
+        })
+    }
+
+    /// Blocking form of [`prepare`](Self::prepare).
+    pub fn prepare_blocking(&self, plaintext_len: usize) -> Result<PreparedMessage, Error> {
+        crate::blocking::block_on(self.prepare(plaintext_len))
     }
 
     /// A streaming encryptor writing to `writer`. Call
@@ -793,6 +817,74 @@ impl Decryptor {
     /// Blocking form of [`reader`](Self::reader).
     pub fn reader_blocking<R: Read>(&self, reader: R) -> Result<DecryptReader<R>, Error> {
         crate::blocking::block_on(self.reader(reader))
+    }
+}
+
+/// A message whose data key, header and length are fixed ([`Encryptor::prepare`]), waiting
+/// for its plaintext and an output buffer of exactly [`sealed_len`](Self::sealed_len) bytes.
+/// It holds the message keys (derived in locked memory) until sealed or dropped.
+pub struct PreparedMessage {
+    header: Header,
+    keys: MessageKeys,
+    signer: Option<MessageSigner>,
+    plaintext_len: usize,
+    total: usize,
+    frame_size: u32,
+    max_threads: Option<usize>,
+}
+
+impl PreparedMessage {
+    /// The exact length of the sealed message.
+    pub fn sealed_len(&self) -> usize {
+        self.total
+    }
+
+    /// Seals `plaintext` (of the length given to [`Encryptor::prepare`]) into `out` (exactly
+    /// [`sealed_len`](Self::sealed_len) bytes; its contents are overwritten). Either length
+    /// being different is an [`Error::InvalidArgument`], and nothing is written. On any error
+    /// `out` holds no complete message; it is not cleared.
+    pub fn seal_into(self, plaintext: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        if plaintext.len() != self.plaintext_len {
+            return Err(Error::InvalidArgument(
+                "the plaintext is not the length the message was prepared for",
+            ));
+        }
+        if out.len() != self.total {
+            return Err(Error::InvalidArgument(
+                "the output buffer is not the prepared message's sealed_len",
+            ));
+        }
+        self.keys.check_process()?;
+        let head = self.header.encoded_len();
+        let trailer = if self.signer.is_some() {
+            TRAILER_LEN
+        } else {
+            0
+        };
+        let (head_out, body_out) = out.split_at_mut(head);
+        self.header.write_to_slice(head_out)?;
+        let (frames_out, trailer_out) = body_out.split_at_mut(body_out.len() - trailer);
+        seal_all(
+            &self.keys,
+            self.header.message_id(),
+            self.frame_size,
+            plaintext,
+            frames_out,
+            self.max_threads,
+        )?;
+        if let Some(mut signer) = self.signer {
+            signer.update(frames_out);
+            trailer_out.copy_from_slice(&signer.finish());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PreparedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedMessage")
+            .field("sealed_len", &self.total)
+            .finish_non_exhaustive()
     }
 }
 

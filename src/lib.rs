@@ -102,7 +102,7 @@ mod vectors;
 pub use aead::Backend;
 pub use cache::{CacheLimits, CacheStats, DecryptCache, EncryptCache};
 pub use context::EncryptionContext;
-pub use envelope::{Decryptor, Encryptor, OpenedHeader};
+pub use envelope::{Decryptor, Encryptor, OpenedHeader, PreparedMessage};
 pub use error::{Error, KekFailure, KmsErrorKind, StoreErrorKind, escape_untrusted};
 pub use format::{FrameSize, Header, Limits};
 pub use kek::{DataKey, Kek, KeyUri, Provider, WrappedKey};

@@ -1000,10 +1000,7 @@ fn audit_3_and_6_appended_empty_elements_and_swapped_anchors_are_refused() {
         (
             Format::Json,
             r#"{"hosts": ["a", "b"], "password": "hunter2-hunter2"}"#,
-            &[
-                (r#""b"]"#, r#""b", {}]"#),
-                (r#""b"]"#, r#""b", []]"#),
-            ],
+            &[(r#""b"]"#, r#""b", {}]"#), (r#""b"]"#, r#""b", []]"#)],
         ),
         (
             Format::Toml,

@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyModule, PySequence, PyString};
 
 use kmseal::{
-    CacheLimits, DecryptCache, Decryptor, EncryptCache, EncryptionContext, Encryptor, FrameSize,
-    Kek, Suite,
+    Backend, CacheLimits, DecryptCache, Decryptor, EncryptCache, EncryptionContext, Encryptor,
+    FrameSize, Kek, Suite,
 };
 
 use crate::Origin;
@@ -87,6 +87,18 @@ fn suite(name: Option<&str>) -> PyResult<Suite> {
     }
 }
 
+/// The AEAD implementation: `"aws-lc"` (the package's default: AWS-LC's assembly) or
+/// `"rustcrypto"` (pure Rust). Messages are byte-identical either way.
+fn backend(name: Option<&str>) -> PyResult<Backend> {
+    match name.unwrap_or("aws-lc") {
+        "aws-lc" => Ok(Backend::AwsLc),
+        "rustcrypto" => Ok(Backend::RustCrypto),
+        other => Err(invalid_argument(format!(
+            "unknown backend {other:?}; choose aws-lc or rustcrypto"
+        ))),
+    }
+}
+
 fn cache_stats<'py>(py: Python<'py>, s: kmseal::CacheStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("hits", s.hits)?;
@@ -113,7 +125,7 @@ fn encrypt<'py>(
     suite: Option<&str>,
     signed: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let enc = PyEncryptor::build(py, keys, context, suite, signed, None, None)?;
+    let enc = PyEncryptor::build(py, keys, context, suite, signed, None, None, None)?;
     enc.encrypt(py, data)
 }
 
@@ -131,11 +143,12 @@ fn decrypt<'py>(
     context: Option<&Bound<'py, PyDict>>,
     require_signed: bool,
 ) -> PyResult<PySecretBytes> {
-    let dec = PyDecryptor::build(py, keys, context, require_signed, false, None)?;
+    let dec = PyDecryptor::build(py, keys, context, require_signed, false, None, None)?;
     dec.decrypt(py, data)
 }
 
-/// Encrypts with fixed keys, context and options; keep one for repeated calls. With
+/// Encrypts with fixed keys, context and options; keep one for repeated calls. `backend` is
+/// `"aws-lc"` (default) or `"rustcrypto"` (pure Rust); messages are the same bytes. With
 /// `cache=True` data keys are reused within limits (`cache_max_age` seconds,
 /// `cache_max_messages` messages), saving a KMS call per message.
 #[pyclass(module = "kmseal", name = "Encryptor", frozen)]
@@ -145,6 +158,7 @@ pub(crate) struct PyEncryptor {
 }
 
 impl PyEncryptor {
+    #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one to one
     fn build(
         py: Python<'_>,
         keys: &Bound<'_, PyAny>,
@@ -153,11 +167,14 @@ impl PyEncryptor {
         signed: bool,
         cache: Option<CacheLimits>,
         frame_size: Option<FrameSize>,
+        backend_name: Option<&str>,
     ) -> PyResult<PyEncryptor> {
         let ctx = context(ctx)?;
         let suite = suite(suite_name)?;
         let keks = keks(py, keys)?;
         let mut inner = Encryptor::with_keks(keks)
+            .map_err(to_py)?
+            .backend(backend(backend_name)?)
             .map_err(to_py)?
             .with_context(ctx)
             .suite(suite)
@@ -181,10 +198,21 @@ impl PyEncryptor {
     ) -> PyResult<Bound<'py, PyBytes>> {
         self.origin.check("Encryptor")?;
         let plaintext = data(plaintext)?;
-        let sealed = plaintext
-            .run(py, |p| self.inner.encrypt_blocking(p))
+        let len = plaintext.len();
+        // The data key (a KMS call, or the cache) first; then the frames are sealed straight
+        // into the `bytes` object Python gets, with no copy of the message in between.
+        let prepared = py
+            .detach(|| self.inner.prepare_blocking(len))
             .map_err(to_py)?;
-        Ok(PyBytes::new(py, &sealed))
+        let mut prepared = Some(prepared);
+        PyBytes::new_with(py, prepared.as_ref().map_or(0, |p| p.sealed_len()), |out| {
+            let prepared = prepared
+                .take()
+                .ok_or_else(|| to_py(kmseal::Error::Internal("prepared message used twice")))?;
+            plaintext
+                .run(py, |p| prepared.seal_into(p, out))
+                .map_err(to_py)
+        })
     }
 }
 
@@ -192,7 +220,8 @@ impl PyEncryptor {
 impl PyEncryptor {
     #[new]
     #[pyo3(signature = (keys, context = None, *, suite = None, signed = false, cache = false,
-                        cache_max_age = 300.0, cache_max_messages = 10_000, frame_size = None))]
+                        cache_max_age = 300.0, cache_max_messages = 10_000, frame_size = None,
+                        backend = None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn py_new(
         py: Python<'_>,
@@ -204,6 +233,7 @@ impl PyEncryptor {
         cache_max_age: f64,
         cache_max_messages: u64,
         frame_size: Option<u32>,
+        backend: Option<&str>,
     ) -> PyResult<PyEncryptor> {
         let max_age = Duration::try_from_secs_f64(cache_max_age)
             .map_err(|_| invalid_argument("cache_max_age must be a non-negative number".into()))?;
@@ -214,7 +244,7 @@ impl PyEncryptor {
         };
         let frame_size = frame_size.map(FrameSize::new).transpose().map_err(to_py)?;
         let cache = cache.then_some(limits);
-        PyEncryptor::build(py, keys, context, suite, signed, cache, frame_size)
+        PyEncryptor::build(py, keys, context, suite, signed, cache, frame_size, backend)
     }
 
     /// Encrypts `data` (bytes-like or `SecretBytes`) into one message.
@@ -273,10 +303,13 @@ impl PyDecryptor {
         require_signed: bool,
         cache: bool,
         cache_settings: Option<(Duration, usize)>,
+        backend_name: Option<&str>,
     ) -> PyResult<PyDecryptor> {
         let ctx = context(ctx)?;
         let keks = keks(py, keys)?;
         let mut inner = Decryptor::with_keks(keks)
+            .map_err(to_py)?
+            .backend(backend(backend_name)?)
             .map_err(to_py)?
             .with_expected_context(ctx)
             .require_signed(require_signed);
@@ -308,8 +341,9 @@ impl PyDecryptor {
 #[pymethods]
 impl PyDecryptor {
     #[new]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
     #[pyo3(signature = (keys, context = None, *, require_signed = false, cache = false,
-                        cache_ttl = 300.0, cache_capacity = 1_000))]
+                        cache_ttl = 300.0, cache_capacity = 1_000, backend = None))]
     fn py_new(
         py: Python<'_>,
         keys: &Bound<'_, PyAny>,
@@ -318,6 +352,7 @@ impl PyDecryptor {
         cache: bool,
         cache_ttl: f64,
         cache_capacity: usize,
+        backend: Option<&str>,
     ) -> PyResult<PyDecryptor> {
         let ttl = Duration::try_from_secs_f64(cache_ttl)
             .map_err(|_| invalid_argument("cache_ttl must be a non-negative number".into()))?;
@@ -328,6 +363,7 @@ impl PyDecryptor {
             require_signed,
             cache,
             Some((ttl, cache_capacity)),
+            backend,
         )
     }
 

@@ -19,6 +19,14 @@ pub(crate) enum Data<'py> {
 }
 
 impl Data<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Data::Bytes(b) => b.as_bytes().len(),
+            Data::Shared(s) => s.len(),
+            Data::Locked(s) => s.len(),
+        }
+    }
+
     /// Runs `f` on the bytes with the GIL released.
     pub(crate) fn run<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&[u8]) -> R + Send) -> R {
         match self {

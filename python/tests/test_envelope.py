@@ -149,3 +149,13 @@ def test_no_cache_means_a_fresh_data_key_per_message(key):
 def test_reprs_name_no_keys_or_values(key):
     enc, dec = kmseal.Encryptor(key), kmseal.Decryptor(key)
     assert "local://" not in repr(enc) and "local://" not in repr(dec)
+
+
+def test_both_backends_open_each_others_messages(key):
+    data = os.urandom(300_000)
+    for suite in SUITES:
+        for a, b in [("aws-lc", "rustcrypto"), ("rustcrypto", "aws-lc")]:
+            sealed = kmseal.Encryptor(key, suite=suite, backend=a).encrypt(data)
+            assert kmseal.Decryptor(key, backend=b).decrypt(sealed) == data
+    with pytest.raises(kmseal.InvalidArgumentError, match="backend"):
+        kmseal.Encryptor(key, backend="openssl")

@@ -162,3 +162,46 @@ fn any_thread_count_opens_any_other() {
         }
     }
 }
+
+/// `Encryptor::prepare` + `PreparedMessage::seal_into`: the caller owns the output buffer.
+/// The message opens like any other (every suite, signed or not, with a cache), its length is
+/// exactly `sealed_len`, and a plaintext or buffer of another length is refused before
+/// anything is written.
+#[test]
+fn prepared_messages_seal_into_a_buffer_of_exactly_sealed_len() {
+    let k = kek();
+    let dec = Decryptor::new(k.clone() as Arc<dyn Kek>);
+    for suite in Suite::ALL {
+        for signed in [false, true] {
+            let enc = Encryptor::new(k.clone() as Arc<dyn Kek>)
+                .suite(suite)
+                .signed(signed)
+                .cache(kmseal::EncryptCache::new(kmseal::CacheLimits::default()))
+                .frame_size(kmseal::FrameSize::new(1000).unwrap());
+            for len in [0usize, 1, 999, 1000, 1001, 5000] {
+                let plaintext = pattern(len, 7);
+                let prepared = enc.prepare_blocking(len).unwrap();
+                let total = prepared.sealed_len();
+                assert_eq!(total, enc.encrypt_blocking(&plaintext).unwrap().len());
+                let mut out = vec![0xAAu8; total];
+                prepared.seal_into(&plaintext, &mut out).unwrap();
+                assert_eq!(
+                    dec.decrypt_blocking(&out).unwrap().expose_secret(),
+                    &plaintext[..],
+                    "{suite:?} signed={signed} len={len}"
+                );
+            }
+            let plaintext = pattern(3000, 1);
+            for (plain_len, out_delta) in [(2999usize, 0isize), (3000, -1), (3000, 1)] {
+                let prepared = enc.prepare_blocking(3000).unwrap();
+                let total = (prepared.sealed_len() as isize + out_delta) as usize;
+                let mut out = vec![0x55u8; total];
+                match prepared.seal_into(&plaintext[..plain_len], &mut out) {
+                    Err(Error::InvalidArgument(_)) => {}
+                    other => panic!("{plain_len} {out_delta}: {:?}", other.map(|_| ())),
+                }
+                assert!(out.iter().all(|&b| b == 0x55), "written before refusing");
+            }
+        }
+    }
+}

@@ -74,10 +74,10 @@ fn io_runtime() -> Result<tokio::runtime::Handle, String> {
     static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
     let pid = std::process::id();
     let mut slot = RT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((owner, rt)) = *slot {
-        if owner == pid {
-            return Ok(rt.handle().clone());
-        }
+    if let Some((owner, rt)) = *slot
+        && owner == pid
+    {
+        return Ok(rt.handle().clone());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
