@@ -10,7 +10,8 @@
 //! * the view holds a strong reference to the `SecretBytes` (`view.obj`), so the object (and
 //!   the `kmseal::SecretBytes` it owns) lives until the view is released;
 //! * while `exports > 0`, nothing moves, resizes or frees the buffer: `wipe()` only zeroizes
-//!   it in place (`secret.rs`), and `Held::secret` is never replaced;
+//!   it in place (`Held::settle` in `secret.rs` frees it only at `exports == 0`, in a forked
+//!   child too), and `Held::secret` is never replaced;
 //! * the pages are kmseal's own mapping (`src/secret/sys.rs`), which stays mapped until the
 //!   `kmseal::SecretBytes` drops.
 #![allow(unsafe_code)]
@@ -50,16 +51,28 @@ mod protocol {
                 ));
             }
             let this = slf.get();
-            let mut held = this.lock();
-            let (ptr, len) = {
-                let secret = this.readable(&held, "secret")?;
-                let bytes = secret.expose_secret();
-                (bytes.as_ptr(), bytes.len())
+            // The exception, if any, is built after the lock is released (secret.rs, `Held`).
+            let exported = {
+                let mut held = this.lock();
+                let found = held.readable(this.origin).map(|secret| {
+                    let bytes = secret.expose_secret();
+                    (bytes.as_ptr(), bytes.len())
+                });
+                match found {
+                    Ok((ptr, len)) => match isize::try_from(len) {
+                        Ok(len) => {
+                            held.exports += 1;
+                            Ok((ptr, len))
+                        }
+                        Err(_) => Err(None),
+                    },
+                    Err(refusal) => Err(Some(refusal)),
+                }
             };
-            let len = isize::try_from(len)
-                .map_err(|_| PyBufferError::new_err("secret too large for a buffer"))?;
-            held.exports += 1;
-            drop(held);
+            let (ptr, len) = exported.map_err(|refusal| match refusal {
+                Some(r) => r.into_py(this.origin),
+                None => PyBufferError::new_err("secret too large for a buffer"),
+            })?;
             // SAFETY: `view` is non-null and points to the Py_buffer CPython passed for us to
             // fill (the protocol's contract). `ptr..ptr+len` is the locked buffer of `this`,
             // which stays allocated, unmoved and unfreed while `exports > 0` (module docs);
@@ -100,10 +113,8 @@ mod protocol {
         unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
             let mut held = self.lock();
             held.exports = held.exports.saturating_sub(1);
-            if held.exports == 0 && held.wiped {
-                // The last view of a wiped secret: now the buffer may go.
-                held.secret = None;
-            }
+            // The last view of a wiped secret: now the buffer may go.
+            held.settle();
         }
     }
 }

@@ -1,19 +1,21 @@
 //! Sealed config documents (`open_config` → `Secrets`) and secret stores (`get_secret`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
 
-use kmseal::{Decryptor, SecretBytes};
+use kmseal::{Decryptor, SecretBytes, SecretString};
 use kmseal_config::{Entry, Format, Require, Secrets};
 
 use crate::Origin;
 use crate::envelope::keks;
-use crate::errors::{config_to_py, findings_error, invalid_argument, to_py, wiped_error};
+use crate::errors::{
+    config_to_py, finding_list, findings_error, invalid_argument, to_py, wiped_error,
+};
 use crate::secret::{PySecretBytes, PySecretStringInit};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -163,45 +165,55 @@ pub(crate) struct PySecrets {
 }
 
 impl PySecrets {
-    fn lock(&self) -> PyResult<MutexGuard<'_, Option<Secrets>>> {
+    /// Runs `f` on the document under its lock. `f` does plain Rust work only: exceptions and
+    /// Python objects are made from what it returns, after the lock is released (a thread
+    /// that runs Python code may hand the GIL to one that then waits for this lock).
+    fn with<R>(&self, f: impl FnOnce(&Secrets) -> R) -> PyResult<R> {
         self.origin.check("Secrets")?;
-        Ok(self
+        let held = self
             .inner
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = held.as_ref().map(f);
+        drop(held);
+        out.ok_or_else(|| wiped_error("Secrets"))
     }
 
-    fn rules(extra: Option<Vec<String>>, secrets: &Secrets) -> PyResult<Vec<Require>> {
-        let mut rules = secrets.requirements().to_vec();
-        for text in extra.unwrap_or_default() {
-            // The error names the rule's position, never its text (a value pasted in the
-            // wrong place must not reach a log).
-            let rule: Require = text.parse().map_err(config_to_py)?;
-            rules.push(rule);
+    /// What the document's requirements and `rules` find now, due-soon within `warn_within`
+    /// seconds included.
+    fn found(
+        &self,
+        rules: Option<Vec<String>>,
+        warn_within: f64,
+    ) -> PyResult<Vec<kmseal_config::Finding>> {
+        // Parsed before the lock: a bad rule raises without it.
+        let mut extra = Vec::new();
+        for text in rules.unwrap_or_default() {
+            extra.push(text.parse::<Require>().map_err(config_to_py)?);
         }
-        Ok(rules)
+        let window = Duration::try_from_secs_f64(warn_within)
+            .map_err(|_| invalid_argument("warn_within must be a non-negative number".into()))?;
+        self.with(|secrets| {
+            let mut all = secrets.requirements().to_vec();
+            all.extend(extra);
+            secrets.findings_at(&all, SystemTime::now(), window)
+        })
     }
 }
 
-fn open_ref(held: &Option<Secrets>) -> PyResult<&Secrets> {
-    held.as_ref().ok_or_else(|| wiped_error("Secrets"))
+/// A value looked up by path, before it becomes a Python object or exception.
+enum Lookup {
+    Secret(Result<SecretString, kmseal::Error>),
+    Plain(String),
+    Missing,
 }
 
-fn finding_list<'py>(
-    py: Python<'py>,
-    findings: &[kmseal_config::Finding],
-) -> PyResult<Bound<'py, PyList>> {
-    let class = PyModule::import(py, "kmseal._errors")?.getattr("Finding")?;
-    let list = PyList::empty(py);
-    for f in findings {
-        list.append(class.call1((
-            f.path.to_string(),
-            f.problem.name(),
-            f.to_string(),
-            f.problem.is_warning(),
-        ))?)?;
+fn lookup(secrets: &Secrets, path: &str) -> Lookup {
+    match secrets.get(path) {
+        Some(Entry::Secret { value, .. }) => Lookup::Secret(value.try_clone()),
+        Some(Entry::Plain { value, .. }) => Lookup::Plain(value.clone()),
+        _ => Lookup::Missing,
     }
-    Ok(list)
 }
 
 #[pymethods]
@@ -209,85 +221,60 @@ impl PySecrets {
     /// The encrypted value at `path` as a `SecretString` (a locked copy). `KeyError` when there
     /// is no value there; `ConfigError` when the value is stored in plaintext (use `plain`).
     fn secret(&self, path: &str) -> PyResult<PySecretStringInit> {
-        let held = self.lock()?;
-        let secrets = open_ref(&held)?;
-        match secrets.get(path) {
-            Some(Entry::Secret { value, .. }) => Ok(PySecretStringInit(
-                value.try_clone().map_err(to_py)?.into_bytes(),
-            )),
-            Some(Entry::Plain { .. }) => Err(config_to_py(kmseal_config::Error::Unsupported(
-                format!("`{path}` is stored in plaintext, not encrypted; read it with plain()"),
-            ))),
-            _ => Err(PyKeyError::new_err(path.to_owned())),
+        match self.with(|s| lookup(s, path))? {
+            Lookup::Secret(value) => Ok(PySecretStringInit(value.map_err(to_py)?.into_bytes())),
+            Lookup::Plain(_) => Err(config_to_py(kmseal_config::Error::Unsupported(format!(
+                "`{path}` is stored in plaintext, not encrypted; read it with plain()"
+            )))),
+            Lookup::Missing => Err(PyKeyError::new_err(path.to_owned())),
         }
     }
 
     /// The plaintext value at `path` (numbers and booleans as written). `KeyError` when there
     /// is no value there; `ConfigError` when the value is encrypted (use `secret`).
     fn plain(&self, path: &str) -> PyResult<String> {
-        let held = self.lock()?;
-        let secrets = open_ref(&held)?;
-        match secrets.get(path) {
-            Some(Entry::Plain { value, .. }) => Ok(value.clone()),
-            Some(Entry::Secret { .. }) => Err(config_to_py(kmseal_config::Error::Unsupported(
-                format!("`{path}` is encrypted; read it with secret()"),
-            ))),
-            _ => Err(PyKeyError::new_err(path.to_owned())),
+        match self.with(|s| lookup(s, path))? {
+            Lookup::Plain(value) => Ok(value),
+            Lookup::Secret(_) => Err(config_to_py(kmseal_config::Error::Unsupported(format!(
+                "`{path}` is encrypted; read it with secret()"
+            )))),
+            Lookup::Missing => Err(PyKeyError::new_err(path.to_owned())),
         }
     }
 
     /// The previous value at `path` during a rotation's grace period (`SecretString`), else
     /// `None`.
     fn previous(&self, path: &str) -> PyResult<Option<PySecretStringInit>> {
-        let held = self.lock()?;
-        let secrets = open_ref(&held)?;
-        secrets
-            .previous(path)
-            .map(|v| {
-                Ok(PySecretStringInit(
-                    v.try_clone().map_err(to_py)?.into_bytes(),
-                ))
-            })
+        self.with(|s| s.previous(path).map(SecretString::try_clone))?
+            .map(|v| Ok(PySecretStringInit(v.map_err(to_py)?.into_bytes())))
             .transpose()
     }
 
     /// When the value at `path` was set (seconds since the epoch, UTC), if the document
     /// records it (format version 4) or its store does; else `None`.
     fn set_at(&self, path: &str) -> PyResult<Option<f64>> {
-        let held = self.lock()?;
-        Ok(open_ref(&held)?
-            .set_at(path)
+        Ok(self
+            .with(|s| s.set_at(path))?
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| d.as_secs_f64()))
     }
 
     /// Every value's path, in document order.
     fn paths(&self) -> PyResult<Vec<String>> {
-        let held = self.lock()?;
-        Ok(open_ref(&held)?
-            .iter()
-            .map(|(p, _)| p.to_string())
-            .collect())
+        self.with(|s| s.iter().map(|(p, _)| p.to_string()).collect())
     }
 
     /// Whether the value at `path` is encrypted (`KeyError` when there is none).
     fn is_secret(&self, path: &str) -> PyResult<bool> {
-        let held = self.lock()?;
-        match open_ref(&held)?.get(path) {
-            Some(Entry::Secret { .. }) => Ok(true),
-            Some(_) => Ok(false),
+        match self.with(|s| s.get(path).map(|e| matches!(e, Entry::Secret { .. })))? {
+            Some(secret) => Ok(secret),
             None => Err(PyKeyError::new_err(path.to_owned())),
         }
     }
 
     /// The document's requirements (text form, `PATH:min_len=16,max_age=90d`).
     fn requirements(&self) -> PyResult<Vec<String>> {
-        let held = self.lock()?;
-        Ok(open_ref(&held)?
-            .requirements()
-            .iter()
-            .map(ToString::to_string)
-            .collect())
+        self.with(|s| s.requirements().iter().map(ToString::to_string).collect())
     }
 
     /// Every problem the document's requirements and `rules` (text form, as
@@ -301,12 +288,7 @@ impl PySecrets {
         rules: Option<Vec<String>>,
         warn_within: f64,
     ) -> PyResult<Bound<'py, PyList>> {
-        let held = self.lock()?;
-        let secrets = open_ref(&held)?;
-        let rules = PySecrets::rules(rules, secrets)?;
-        let window = Duration::try_from_secs_f64(warn_within)
-            .map_err(|_| invalid_argument("warn_within must be a non-negative number".into()))?;
-        let found = secrets.findings_at(&rules, SystemTime::now(), window);
+        let found = self.found(rules, warn_within)?;
         finding_list(py, &found)
     }
 
@@ -319,12 +301,7 @@ impl PySecrets {
         rules: Option<Vec<String>>,
         warn_within: f64,
     ) -> PyResult<Bound<'py, PyList>> {
-        let held = self.lock()?;
-        let secrets = open_ref(&held)?;
-        let rules = PySecrets::rules(rules, secrets)?;
-        let window = Duration::try_from_secs_f64(warn_within)
-            .map_err(|_| invalid_argument("warn_within must be a non-negative number".into()))?;
-        let found = secrets.findings_at(&rules, SystemTime::now(), window);
+        let found = self.found(rules, warn_within)?;
         let (warnings, failures): (Vec<_>, Vec<_>) =
             found.into_iter().partition(|f| f.problem.is_warning());
         if !failures.is_empty() {
@@ -337,12 +314,17 @@ impl PySecrets {
     /// value (`db.password` → `DB_PASSWORD`; .env names as written), aliases and
     /// `NAME_PREVIOUS` included.
     fn env<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let held = self.lock()?;
-        let secrets = open_ref(&held)?;
+        let vars = self.with(|s| {
+            s.env_vars()
+                .into_iter()
+                .map(|(name, value)| {
+                    kmseal::SecretBytes::from_slice(value.as_bytes()).map(|v| (name, v))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
         let out = PyDict::new(py);
-        for (name, value) in secrets.env_vars() {
-            let locked = kmseal::SecretBytes::from_slice(value.as_bytes()).map_err(to_py)?;
-            out.set_item(name, PySecretStringInit(locked))?;
+        for (name, value) in vars.map_err(to_py)? {
+            out.set_item(name, PySecretStringInit(value))?;
         }
         Ok(out)
     }
@@ -371,13 +353,11 @@ impl PySecrets {
     }
 
     fn __contains__(&self, path: &str) -> PyResult<bool> {
-        let held = self.lock()?;
-        Ok(open_ref(&held)?.get(path).is_some())
+        self.with(|s| s.get(path).is_some())
     }
 
     fn __len__(&self) -> PyResult<usize> {
-        let held = self.lock()?;
-        Ok(open_ref(&held)?.iter().count())
+        self.with(|s| s.iter().count())
     }
 
     fn __repr__(&self) -> String {

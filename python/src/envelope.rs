@@ -25,6 +25,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decrypt, m)?)?;
     m.add_class::<PyEncryptor>()?;
     m.add_class::<PyDecryptor>()?;
+    m.add_function(wrap_pyfunction!(streams::_remove_in_flight, m)?)?;
     Ok(())
 }
 
@@ -374,10 +375,11 @@ impl PyDecryptor {
     }
 
     /// Decrypts `src` into `dst` in constant memory; only verified frames are written. A path
-    /// `dst` (mode 0600) appears only once the whole message verified: on any error nothing is
-    /// left behind. A file object `dst` may have received verified frames before a later
-    /// frame failed (the error says so); use a path when that matters. Returns the plaintext
-    /// length.
+    /// `dst` (mode 0600) appears only once the whole message verified, and the plaintext goes
+    /// from locked memory straight to the file: on any error nothing is left behind. A file
+    /// object `dst` receives each verified chunk as `bytes` (a copy in Python's heap), and
+    /// may have received verified frames before a later frame fails: discard what it got
+    /// when this raises, or use a path. Returns the plaintext length.
     fn decrypt_stream(
         &self,
         py: Python<'_>,

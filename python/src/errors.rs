@@ -165,23 +165,31 @@ pub(crate) fn config_to_py(err: kmseal_config::Error) -> PyErr {
     }
 }
 
-/// `RequirementError` with one `Finding` per failed rule (`path`, `problem`, `message`).
+/// A list of `kmseal.Finding`s (`path`, `problem`, `message`, `warning`); never a value.
+pub(crate) fn finding_list<'py>(
+    py: Python<'py>,
+    findings: &[kmseal_config::Finding],
+) -> PyResult<Bound<'py, PyList>> {
+    let class = class(py, "Finding")?;
+    let list = PyList::empty(py);
+    for f in findings {
+        list.append(class.call1((
+            f.path.to_string(),
+            f.problem.name(),
+            f.to_string(),
+            f.problem.is_warning(),
+        ))?)?;
+    }
+    Ok(list)
+}
+
+/// `RequirementError` with one `Finding` per failed rule.
 pub(crate) fn findings_error(findings: &[kmseal_config::Finding]) -> PyErr {
     let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
     Python::attach(|py| {
         let made = (|| -> PyResult<PyErr> {
-            let list = PyList::empty(py);
-            let finding = class(py, "Finding")?;
-            for f in findings {
-                list.append(finding.call1((
-                    f.path.to_string(),
-                    f.problem.name(),
-                    f.to_string(),
-                    f.problem.is_warning(),
-                ))?)?;
-            }
             let kwargs = PyDict::new(py);
-            kwargs.set_item("findings", list)?;
+            kwargs.set_item("findings", finding_list(py, findings)?)?;
             let message = format!("configuration requirements not met: {}", lines.join("; "));
             let value = class(py, "RequirementError")?.call((message,), Some(&kwargs))?;
             Ok(PyErr::from_value(value))

@@ -2,19 +2,17 @@
 //! (never copied out of locked memory), and any other bytes-like object (`bytearray`,
 //! `memoryview`, `array`) is copied once into locked memory.
 
-use std::sync::Arc;
-
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::errors::to_py;
-use crate::secret::PySecretBytes;
+use crate::secret::{PySecretBytes, Share};
 
 /// Bytes to hand to the core, in a form that can cross into a call without the GIL.
 pub(crate) enum Data<'py> {
     Bytes(Bound<'py, PyBytes>),
-    Shared(Arc<kmseal::SecretBytes>),
+    Shared(Share),
     Locked(kmseal::SecretBytes),
 }
 
@@ -22,7 +20,7 @@ impl Data<'_> {
     pub(crate) fn len(&self) -> usize {
         match self {
             Data::Bytes(b) => b.as_bytes().len(),
-            Data::Shared(s) => s.len(),
+            Data::Shared(s) => s.secret().len(),
             Data::Locked(s) => s.len(),
         }
     }
@@ -35,7 +33,10 @@ impl Data<'_> {
                 let slice = b.as_bytes();
                 py.detach(|| f(slice))
             }
-            Data::Shared(s) => py.detach(|| f(s.expose_secret())),
+            Data::Shared(s) => {
+                let slice = s.secret().expose_secret();
+                py.detach(|| f(slice))
+            }
             Data::Locked(s) => py.detach(|| f(s.expose_secret())),
         }
     }
@@ -47,7 +48,7 @@ pub(crate) fn data<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Data<'py>> {
         return Ok(Data::Bytes(b.clone()));
     }
     if let Ok(s) = obj.cast::<PySecretBytes>() {
-        return Ok(Data::Shared(s.get().share()?));
+        return Ok(Data::Shared(PySecretBytes::share(s)?));
     }
     Ok(Data::Locked(locked_copy(obj)?))
 }
@@ -64,9 +65,7 @@ pub(crate) fn locked_copy(obj: &Bound<'_, PyAny>) -> PyResult<kmseal::SecretByte
         return kmseal::SecretBytes::from_slice(b.as_bytes()).map_err(to_py);
     }
     if let Ok(s) = obj.cast::<PySecretBytes>() {
-        return s
-            .get()
-            .with_bytes(kmseal::SecretBytes::from_slice)?
+        return kmseal::SecretBytes::from_slice(PySecretBytes::share(s)?.secret().expose_secret())
             .map_err(to_py);
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {

@@ -20,18 +20,24 @@ mod streams;
 
 use pyo3::prelude::*;
 
-/// The process an object was made in; its methods refuse to run anywhere else.
+/// The process (fork generation) an object was made in; its methods refuse to run in any
+/// other. A generation, not a pid: a pid can come back in a grandchild, a generation cannot.
 #[derive(Clone, Copy)]
-pub(crate) struct Origin(u32);
+pub(crate) struct Origin(u64);
 
 impl Origin {
     pub(crate) fn here() -> Origin {
-        Origin(std::process::id())
+        Origin(kmseal::secret::fork_generation())
+    }
+
+    /// Whether this is the process that made the object.
+    pub(crate) fn is_current(self) -> bool {
+        self.0 == kmseal::secret::fork_generation()
     }
 
     /// `ForkError` when called in a process other than the one that made the object.
     pub(crate) fn check(self, what: &str) -> PyResult<()> {
-        if self.0 == std::process::id() {
+        if self.is_current() {
             Ok(())
         } else {
             Err(errors::fork_error(format!(

@@ -23,13 +23,69 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// What a `SecretBytes` holds: the locked buffer (gone once wiped and no view is open) and
-/// how many buffer-protocol views are open on it. The buffer is shared (`Arc`) with calls
-/// running without the GIL, so the lock is never held across one (a thread waiting for it
-/// would hold the GIL the call needs back).
+/// how many buffer-protocol views are open on it.
+///
+/// Lock discipline: the lock is held only for plain Rust work. Never across a call without
+/// the GIL (the buffer is shared as an `Arc` with such calls instead), and never while
+/// Python code can run (building an exception, an object, a collection): a thread that runs
+/// Python code may hand the GIL to one that then waits for this lock while holding it.
 pub(crate) struct Held {
     pub(crate) secret: Option<Arc<kmseal::SecretBytes>>,
     pub(crate) exports: usize,
     pub(crate) wiped: bool,
+}
+
+/// Why a secret cannot be read (turned into an exception once the lock is released).
+pub(crate) enum Refusal {
+    Wiped,
+    Forked,
+}
+
+impl Refusal {
+    pub(crate) fn into_py(self, origin: Origin) -> PyErr {
+        match self {
+            Refusal::Wiped => wiped_error("secret"),
+            Refusal::Forked => origin
+                .check("secret")
+                .err()
+                .unwrap_or_else(|| to_py(kmseal::Error::ForkedSecret)),
+        }
+    }
+}
+
+impl Held {
+    /// The buffer, if it may be read here (not wiped, not inherited across a fork).
+    pub(crate) fn readable(&self, origin: Origin) -> Result<&Arc<kmseal::SecretBytes>, Refusal> {
+        if !origin.is_current() {
+            return Err(Refusal::Forked);
+        }
+        match &self.secret {
+            Some(s) if !self.wiped => {
+                if s.check_process().is_err() {
+                    return Err(Refusal::Forked);
+                }
+                Ok(s)
+            }
+            _ => Err(Refusal::Wiped),
+        }
+    }
+
+    /// After `wipe()`: zeroize the buffer if nobody else holds it now, and free it if no view
+    /// is open. Never touches memory inherited across a fork (it reads as zeros there, and
+    /// exposing it would abort).
+    pub(crate) fn settle(&mut self) {
+        if !self.wiped {
+            return;
+        }
+        if let Some(s) = self.secret.as_mut().and_then(Arc::get_mut)
+            && s.check_process().is_ok()
+        {
+            zeroize::Zeroize::zeroize(s.expose_secret_mut());
+        }
+        if self.exports == 0 {
+            self.secret = None;
+        }
+    }
 }
 
 /// Bytes in locked memory, zeroized on `wipe()`, on leaving a `with` block, and when
@@ -39,6 +95,31 @@ pub(crate) struct Held {
 pub(crate) struct PySecretBytes {
     pub(crate) held: Mutex<Held>,
     pub(crate) origin: Origin,
+}
+
+/// A share of a secret's buffer for one call (possibly without the GIL). When the last share
+/// of a secret wiped meanwhile is dropped, the buffer is zeroized: `wipe()` could not while
+/// the call read it.
+pub(crate) struct Share {
+    secret: Option<Arc<kmseal::SecretBytes>>,
+    owner: Py<PySecretBytes>,
+}
+
+impl Share {
+    pub(crate) fn secret(&self) -> &kmseal::SecretBytes {
+        // Set from construction until drop.
+        self.secret.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+static EMPTY: std::sync::LazyLock<kmseal::SecretBytes> =
+    std::sync::LazyLock::new(kmseal::SecretBytes::new);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        drop(self.secret.take());
+        self.owner.get().lock().settle();
+    }
 }
 
 impl PySecretBytes {
@@ -60,78 +141,39 @@ impl PySecretBytes {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The held buffer, for reading: refuses in a forked child and after `wipe()`.
-    pub(crate) fn readable<'g>(
-        &self,
-        held: &'g MutexGuard<'_, Held>,
-        what: &str,
-    ) -> PyResult<&'g Arc<kmseal::SecretBytes>> {
-        self.origin.check(what)?;
-        match &held.secret {
-            Some(s) if !held.wiped => {
-                s.check_process().map_err(to_py)?;
-                Ok(s)
-            }
-            _ => Err(wiped_error(what)),
+    /// A share of the buffer for one call; the exception (wiped, forked) is built after the
+    /// lock is released.
+    pub(crate) fn share(slf: &Bound<'_, PySecretBytes>) -> PyResult<Share> {
+        let this = slf.get();
+        let got = this.lock().readable(this.origin).map(Arc::clone);
+        match got {
+            Ok(secret) => Ok(Share {
+                secret: Some(secret),
+                owner: slf.clone().unbind(),
+            }),
+            Err(r) => Err(r.into_py(this.origin)),
         }
-    }
-
-    /// Runs `f` on the secret bytes (for callers that pass them to the core).
-    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
-        let held = self.lock();
-        let s = self.readable(&held, "secret")?;
-        Ok(f(s.expose_secret()))
-    }
-
-    /// The buffer, shared, for a call that runs without the GIL.
-    pub(crate) fn share(&self) -> PyResult<Arc<kmseal::SecretBytes>> {
-        let held = self.lock();
-        Ok(Arc::clone(self.readable(&held, "secret")?))
     }
 
     fn wipe_now(&self) {
         let mut held = self.lock();
-        if held.origin_mismatch(self.origin) {
-            // In a forked child the pages already read as zeros; dropping is all there is.
-            held.secret = None;
-            held.wiped = true;
-            return;
-        }
-        // Zeroize in place now, unless a call running without the GIL still reads it (it
-        // is zeroized when that call drops its share).
-        if let Some(s) = held.secret.as_mut().and_then(Arc::get_mut) {
-            zeroize::Zeroize::zeroize(s.expose_secret_mut());
-        }
-        if held.exports == 0 {
-            // No view is open: free it now (views unmap it when the last one is released).
-            held.secret = None;
-        }
         held.wiped = true;
+        held.settle();
     }
 
-    fn len_now(&self) -> usize {
+    /// The length, or `None` when the value cannot be read here.
+    fn len_now(&self) -> Option<usize> {
         let held = self.lock();
-        match &held.secret {
-            Some(s) if !held.wiped => s.len(),
-            _ => 0,
-        }
+        held.readable(self.origin).ok().map(|s| s.len())
     }
 
     fn describe(&self, class: &str) -> String {
         let held = self.lock();
-        if held.origin_mismatch(self.origin) {
-            return format!("{class}(<made before fork(); unusable here>)");
+        match held.readable(self.origin) {
+            Ok(s) => format!("{class}(<redacted>, {} bytes)", s.len()),
+            Err(Refusal::Forked) => format!("{class}(<made before fork(); unusable here>)"),
+            Err(Refusal::Wiped) => format!("{class}(<wiped>)"),
         }
-        match &held.secret {
-            Some(s) if !held.wiped => format!("{class}(<redacted>, {} bytes)", s.len()),
-            _ => format!("{class}(<wiped>)"),
-        }
-    }
-}
-
-impl Held {
-    fn origin_mismatch(&self, origin: Origin) -> bool {
-        origin.check("secret").is_err()
     }
 }
 
@@ -168,37 +210,35 @@ impl PySecretBytes {
     /// Whether the memory is locked in RAM (`mlock`); `False` when the memlock limit was
     /// exhausted and the process policy is best effort.
     #[getter]
-    fn locked(&self) -> PyResult<bool> {
-        let held = self.lock();
-        Ok(self.readable(&held, "secret")?.is_locked())
+    fn locked(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(PySecretBytes::share(slf)?.secret().is_locked())
     }
 
     /// A copy of the value as `bytes`, in Python's garbage-collected heap: it is not locked
     /// and never wiped. Prefer `memoryview(secret)`.
-    fn expose_secret<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let held = self.lock();
-        let s = self.readable(&held, "secret")?;
-        Ok(PyBytes::new(py, s.expose_secret()))
+    fn expose_secret<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyBytes>> {
+        let share = PySecretBytes::share(slf)?;
+        Ok(PyBytes::new(slf.py(), share.secret().expose_secret()))
     }
 
     /// The value as a `SecretString` (a new locked copy), or `ValueError` when it is not
     /// UTF-8 (the error never shows the bytes).
-    fn decode(&self) -> PyResult<PySecretStringInit> {
-        let copy = {
-            let held = self.lock();
-            self.readable(&held, "secret")?.try_clone().map_err(to_py)?
-        };
+    fn decode(slf: &Bound<'_, Self>) -> PyResult<PySecretStringInit> {
+        let copy = PySecretBytes::share(slf)?
+            .secret()
+            .try_clone()
+            .map_err(to_py)?;
         let text = kmseal::SecretString::try_from_bytes(copy)
             .map_err(|_| pyo3::exceptions::PyValueError::new_err("the secret is not UTF-8 text"))?;
         Ok(PySecretStringInit(text.into_bytes()))
     }
 
     fn __len__(&self) -> usize {
-        self.len_now()
+        self.len_now().unwrap_or(0)
     }
 
     fn __bool__(&self) -> bool {
-        self.len_now() > 0
+        self.len_now().unwrap_or(0) > 0
     }
 
     fn __repr__(&self) -> String {
@@ -211,25 +251,28 @@ impl PySecretBytes {
 
     /// Constant-time equality with another secret or a bytes-like object (the lengths are
     /// compared first).
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let mine = PySecretBytes::share(slf)?;
         if let Ok(other) = other.cast::<PySecretBytes>() {
-            let other = other.get();
-            if std::ptr::eq(self, other) {
-                return Ok(true);
-            }
-            let theirs = other.with_bytes(kmseal::SecretBytes::from_slice)?;
-            let theirs = theirs.map_err(to_py)?;
-            return self.with_bytes(|mine| ct_eq(mine, theirs.expose_secret()));
+            let theirs = PySecretBytes::share(other)?;
+            return Ok(ct_eq(
+                mine.secret().expose_secret(),
+                theirs.secret().expose_secret(),
+            ));
         }
         if other.is_instance_of::<PyString>() {
             return Ok(false);
         }
-        let theirs = crate::input::locked_copy(other)?;
-        self.with_bytes(|mine| ct_eq(mine, theirs.expose_secret()))
+        match crate::input::locked_copy(other) {
+            Ok(theirs) => Ok(ct_eq(mine.secret().expose_secret(), theirs.expose_secret())),
+            // Not bytes-like (None, a number): simply not equal.
+            Err(e) if e.is_instance_of::<PyTypeError>(other.py()) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
-    fn __ne__(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(!self.__eq__(other)?)
+    fn __ne__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(!PySecretBytes::__eq__(slf, other)?)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -310,23 +353,19 @@ impl PySecretString {
     }
 
     /// A copy of the value as `str`, in Python's heap: not locked, never wiped.
-    fn expose_secret<'py>(slf: PyRef<'_, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
-        let base = slf.as_super();
-        let held = base.lock();
-        let s = base.readable(&held, "secret")?;
-        let text = std::str::from_utf8(s.expose_secret())
+    fn expose_secret<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyString>> {
+        let share = PySecretBytes::share(slf.as_super())?;
+        let text = std::str::from_utf8(share.secret().expose_secret())
             .map_err(|_| crate::errors::invalid_argument("not UTF-8".into()))?;
-        Ok(PyString::new(py, text))
+        Ok(PyString::new(slf.py(), text))
     }
 
-    fn __len__(slf: PyRef<'_, Self>) -> usize {
-        let base = slf.as_super();
-        let held = base.lock();
-        match &held.secret {
-            Some(s) if !held.wiped && base.origin.check("secret").is_ok() => {
-                std::str::from_utf8(s.expose_secret()).map_or(0, |t| t.chars().count())
+    fn __len__(slf: &Bound<'_, Self>) -> usize {
+        match PySecretBytes::share(slf.as_super()) {
+            Ok(share) => {
+                std::str::from_utf8(share.secret().expose_secret()).map_or(0, |t| t.chars().count())
             }
-            _ => 0,
+            Err(_) => 0,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Streaming between paths and Python file objects in constant memory.
 //!
-//! The copy runs without the GIL; a Python file object is called back with the GIL for each
-//! read or write. A path destination is written under a temporary name in its directory and
+//! Between paths the copy runs without the GIL; with a Python file object on either side it
+//! keeps the GIL (the object is called for every chunk). A path destination is written under a temporary name in its directory and
 //! renamed only after the stream finished (decrypt: after the final frame verified), so no
 //! partial file is ever left where the caller expects a complete one.
 
@@ -77,9 +77,19 @@ struct PyReader {
     raised: Raised,
 }
 
+/// Runs `f` with the GIL, or fails when the interpreter is shutting down (a daemon thread
+/// still streaming at exit must not touch a finalizing interpreter).
+fn attached<R>(f: impl FnOnce(Python<'_>) -> io::Result<R>) -> io::Result<R> {
+    Python::try_attach(f).unwrap_or_else(|| {
+        Err(io::Error::other(
+            "the Python interpreter is shutting down; the stream was abandoned",
+        ))
+    })
+}
+
 impl Read for PyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Python::attach(|py| {
+        attached(|py| {
             let got = self
                 .obj
                 .bind(py)
@@ -123,21 +133,37 @@ struct PyWriter {
 
 impl Write for PyWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Python::attach(|py| {
+        attached(|py| {
             let written = self
                 .obj
                 .bind(py)
                 .call_method1("write", (PyBytes::new(py, buf),))
                 .map_err(|e| keep(&self.raised, e))?;
-            // Buffered and text-like writers return the length or None (all written); a raw
-            // stream may write less.
-            let n: Option<usize> = written.extract().unwrap_or(None);
-            Ok(n.unwrap_or(buf.len()).min(buf.len()))
+            // A count (a raw stream may write less; the rest is written again). None means
+            // a non-blocking raw stream wrote nothing: refused, as for the source, rather
+            // than dropping the bytes.
+            if written.is_none() {
+                return Err(keep(
+                    &self.raised,
+                    pyo3::exceptions::PyBlockingIOError::new_err(
+                        "the destination wrote nothing (non-blocking); pass a blocking file object",
+                    ),
+                ));
+            }
+            let n: usize = written.extract().map_err(|_| {
+                keep(
+                    &self.raised,
+                    pyo3::exceptions::PyTypeError::new_err(
+                        "the destination's write() must return the number of bytes written",
+                    ),
+                )
+            })?;
+            Ok(n.min(buf.len()))
         })
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Python::attach(|py| {
+        attached(|py| {
             let obj = self.obj.bind(py);
             if obj.hasattr("flush").unwrap_or(false) {
                 obj.call_method0("flush")
@@ -157,7 +183,12 @@ fn run(
     job: impl FnOnce(&mut dyn Read, &mut dyn Write) -> Result<u64, kmseal::Error> + Send,
 ) -> PyResult<u64> {
     let raised: Raised = Arc::default();
-    let outcome = py.detach(|| -> Result<u64, Failure> {
+    // Paths only: the whole copy runs without the GIL. With a Python file object on either
+    // side it keeps the GIL: it calls back into Python for every chunk anyway, and a thread
+    // that let go of the GIL mid-stream could come back to a finalizing interpreter (a
+    // daemon thread at exit crashed that way).
+    let paths_only = matches!((&src, &dst), (Source::Path(_), Sink::Path(..)));
+    let copy = || -> Result<u64, Failure> {
         let mut reader: Box<dyn Read> = match src {
             Source::Path(p) => Box::new(File::open(&p).map_err(|e| Failure::Open(p, e))?),
             Source::Object(obj) => Box::new(PyReader {
@@ -182,7 +213,8 @@ fn run(
                 Ok(n)
             }
         }
-    });
+    };
+    let outcome = if paths_only { py.detach(copy) } else { copy() };
     let err = match outcome {
         Ok(n) => return Ok(n),
         Err(e) => e,
@@ -231,10 +263,32 @@ enum Failure {
     Write(PathBuf, io::Error),
 }
 
+/// Temporary files being written now, removed by [`remove_in_flight`] at interpreter exit (a
+/// daemon thread still streaming then would otherwise leave one behind).
+static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the temporary files of streams still running (`atexit`, in `kmseal/__init__.py`):
+/// their writers then fail, and nothing partial is left behind.
+#[pyfunction]
+pub(crate) fn _remove_in_flight() {
+    for path in in_flight().drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// A file written under a temporary name beside `path`, renamed over it by `commit` and
 /// removed if dropped before.
 struct Atomic {
-    file: BufWriter<File>,
+    /// Unbuffered: decrypted frames go from locked memory straight to the file (a buffer here
+    /// would be an ordinary heap copy of the plaintext); the encrypt side buffers its
+    /// ciphertext itself.
+    file: File,
     temp: Option<PathBuf>,
     path: PathBuf,
 }
@@ -269,8 +323,9 @@ impl Atomic {
                 .open(&temp)
             {
                 Ok(file) => {
+                    in_flight().push(temp.clone());
                     return Ok(Atomic {
-                        file: BufWriter::with_capacity(256 << 10, file),
+                        file,
                         temp: Some(temp),
                         path: path.to_owned(),
                     });
@@ -288,11 +343,11 @@ impl Atomic {
     /// Flushes, syncs, renames into place and syncs the directory.
     fn commit(mut self) -> Result<(), Failure> {
         let fail = |e: io::Error| Failure::Write(self.path.clone(), e);
-        self.file.flush().map_err(fail)?;
-        self.file.get_ref().sync_all().map_err(fail)?;
+        self.file.sync_all().map_err(fail)?;
         let Some(temp) = self.temp.take() else {
             return Ok(());
         };
+        forget_in_flight(&temp);
         if let Err(e) = std::fs::rename(&temp, &self.path) {
             let _ = std::fs::remove_file(&temp);
             return Err(fail(e));
@@ -306,9 +361,14 @@ impl Atomic {
     }
 }
 
+fn forget_in_flight(temp: &Path) {
+    in_flight().retain(|p| p != temp);
+}
+
 impl Drop for Atomic {
     fn drop(&mut self) {
         if let Some(temp) = self.temp.take() {
+            forget_in_flight(&temp);
             let _ = std::fs::remove_file(temp);
         }
     }

@@ -38,7 +38,13 @@ mod sys;
 pub use generate::{Alphabet, GenerateSpec};
 
 pub(crate) use random::{fill_random, scrub_stack};
-pub(crate) use sys::{ForkLocal, advise_huge_pages, effective_uid, fork_generation};
+/// A counter that changes in the child of every `fork()` (a `pthread_atfork` handler; the
+/// first call registers it). Everything kmseal makes records it and refuses to run under
+/// another; bindings that wrap kmseal objects can do the same (the Python package's objects
+/// do). Unlike a process id it cannot come back: a grandchild that happens to get its
+/// grandparent's pid still has another generation.
+pub use sys::fork_generation;
+pub(crate) use sys::{ForkLocal, advise_huge_pages, effective_uid};
 
 use std::fmt;
 

@@ -84,7 +84,7 @@ extern "C" fn after_fork_in_child() {
 /// The current fork generation of this process (0 in a process that never forked from one
 /// holding kmseal secrets). The first call registers the fork handler; every secret
 /// allocation calls this, so the handler is in place before any secret can cross a fork.
-pub(crate) fn fork_generation() -> u64 {
+pub fn fork_generation() -> u64 {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         // SAFETY: pthread_atfork only records the handler pointers; the child handler is a

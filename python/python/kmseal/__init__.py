@@ -11,6 +11,7 @@ after forking (gunicorn ``post_fork``, or in a ``multiprocessing`` worker).
 """
 
 import asyncio
+import atexit
 import functools
 from typing import Any
 
@@ -41,6 +42,11 @@ from ._native import (
     get_secret,
     open_config,
 )
+
+from . import _native
+
+# A daemon thread still streaming into a path at exit must not leave its temporary file.
+atexit.register(_native._remove_in_flight)
 
 __all__ = [
     "BUFFER_PROTOCOL",
