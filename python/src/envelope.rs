@@ -16,7 +16,7 @@ use kmseal::{
 
 use crate::Origin;
 use crate::errors::{invalid_argument, to_py};
-use crate::input::data;
+use crate::input::{SMALL, data};
 use crate::secret::PySecretBytes;
 use crate::streams::{self, Sink, Source};
 
@@ -60,6 +60,12 @@ pub(crate) fn keks(py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Vec<Arc<
     let uris = key_uris(keys)?;
     py.detach(|| kmseal::blocking::block_on(kmseal_keys::from_uris(&uris)))
         .map_err(to_py)
+}
+
+/// Whether every KEK is a local key (no call to it can wait on a network).
+fn all_local(keks: &[Arc<dyn Kek>]) -> bool {
+    keks.iter()
+        .all(|k| k.provider() == kmseal::Provider::Local.scheme())
 }
 
 /// An encryption context from a `dict[str, str]` (or `None`).
@@ -155,6 +161,8 @@ fn decrypt<'py>(
 #[pyclass(module = "kmseal", name = "Encryptor", frozen)]
 pub(crate) struct PyEncryptor {
     inner: Encryptor,
+    /// Every key is local: no call can wait on a network.
+    local_only: bool,
     origin: Origin,
 }
 
@@ -173,6 +181,7 @@ impl PyEncryptor {
         let ctx = context(ctx)?;
         let suite = suite(suite_name)?;
         let keks = keks(py, keys)?;
+        let local_only = all_local(&keks);
         let mut inner = Encryptor::with_keks(keks)
             .map_err(to_py)?
             .backend(backend(backend_name)?)
@@ -188,6 +197,7 @@ impl PyEncryptor {
         }
         Ok(PyEncryptor {
             inner,
+            local_only,
             origin: Origin::here(),
         })
     }
@@ -202,16 +212,19 @@ impl PyEncryptor {
         let len = plaintext.len();
         // The data key (a KMS call, or the cache) first; then the frames are sealed straight
         // into the `bytes` object Python gets, with no copy of the message in between.
-        let prepared = py
-            .detach(|| self.inner.prepare_blocking(len))
-            .map_err(to_py)?;
+        let prepared = if self.local_only && len <= SMALL {
+            self.inner.prepare_blocking(len)
+        } else {
+            py.detach(|| self.inner.prepare_blocking(len))
+        }
+        .map_err(to_py)?;
         let mut prepared = Some(prepared);
         PyBytes::new_with(py, prepared.as_ref().map_or(0, |p| p.sealed_len()), |out| {
             let prepared = prepared
                 .take()
                 .ok_or_else(|| to_py(kmseal::Error::Internal("prepared message used twice")))?;
             plaintext
-                .run(py, |p| prepared.seal_into(p, out))
+                .run(py, false, |p| prepared.seal_into(p, out))
                 .map_err(to_py)
         })
     }
@@ -293,6 +306,8 @@ impl PyEncryptor {
 #[pyclass(module = "kmseal", name = "Decryptor", frozen)]
 pub(crate) struct PyDecryptor {
     inner: Decryptor,
+    /// Every key is local: no call can wait on a network.
+    local_only: bool,
     origin: Origin,
 }
 
@@ -308,6 +323,7 @@ impl PyDecryptor {
     ) -> PyResult<PyDecryptor> {
         let ctx = context(ctx)?;
         let keks = keks(py, keys)?;
+        let local_only = all_local(&keks);
         let mut inner = Decryptor::with_keks(keks)
             .map_err(to_py)?
             .backend(backend(backend_name)?)
@@ -320,6 +336,7 @@ impl PyDecryptor {
         }
         Ok(PyDecryptor {
             inner,
+            local_only,
             origin: Origin::here(),
         })
     }
@@ -333,7 +350,7 @@ impl PyDecryptor {
         let dec = self.decryptor()?;
         let message = data(message)?;
         let plain = message
-            .run(py, |m| dec.decrypt_blocking(m))
+            .run(py, !self.local_only, |m| dec.decrypt_blocking(m))
             .map_err(to_py)?;
         Ok(PySecretBytes::new(plain))
     }

@@ -9,6 +9,11 @@ use pyo3::types::{PyByteArray, PyBytes, PyString};
 use crate::errors::to_py;
 use crate::secret::{PySecretBytes, Share};
 
+/// Up to this many bytes, a call that cannot wait on a KMS (local keys, or a sealing step)
+/// keeps the GIL: it takes a few microseconds, about what releasing and re-taking the GIL
+/// costs (BENCHMARKS.md, "Python").
+pub(crate) const SMALL: usize = 16 << 10;
+
 /// Bytes to hand to the core, in a form that can cross into a call without the GIL.
 pub(crate) enum Data<'py> {
     Bytes(Bound<'py, PyBytes>),
@@ -25,8 +30,22 @@ impl Data<'_> {
         }
     }
 
-    /// Runs `f` on the bytes with the GIL released.
-    pub(crate) fn run<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&[u8]) -> R + Send) -> R {
+    /// Runs `f` on the bytes with the GIL released, unless the call is small enough that
+    /// releasing and taking back the GIL would cost more than it lets other threads do
+    /// ([`SMALL`]; the caller says whether `f` can wait on a KMS).
+    pub(crate) fn run<R: Send>(
+        &self,
+        py: Python<'_>,
+        may_block: bool,
+        f: impl FnOnce(&[u8]) -> R + Send,
+    ) -> R {
+        if !may_block && self.len() <= SMALL {
+            return match self {
+                Data::Bytes(b) => f(b.as_bytes()),
+                Data::Shared(s) => f(s.secret().expose_secret()),
+                Data::Locked(s) => f(s.expose_secret()),
+            };
+        }
         match self {
             Data::Bytes(b) => {
                 // `bytes` is immutable and `b` keeps it alive for the call.
