@@ -224,17 +224,12 @@ pub(crate) fn format_of(
             ))
         });
     }
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .trim_end_matches(".kmseal");
-    let by_name = Format::from_path(Path::new(name));
-    if let Some(f) = text.and_then(Format::of_sealed) {
-        if by_name.is_some_and(|n| n != f) && !crate::progress::quiet() {
-            // Not an error (the MACs decide what is accepted), but worth knowing: a sealed
-            // document of another format stands where the name promised this one.
-            use std::io::Write;
+    let clues = kmseal_config::FormatClues::of(file, text);
+    if clues.disagree() && !crate::progress::quiet() {
+        // Not an error (the MACs decide what is accepted), but worth knowing: a sealed
+        // document of another format stands where the name promised this one.
+        use std::io::Write;
+        if let Some(f) = clues.by_content {
             let _ = writeln!(
                 io::stderr(),
                 "kmseal: note: {} holds a sealed {} document, not what its name says",
@@ -242,9 +237,8 @@ pub(crate) fn format_of(
                 format_name(f)
             );
         }
-        return Ok(f);
     }
-    by_name.ok_or_else(|| {
+    clues.format().ok_or_else(|| {
         usage(format!(
             "cannot tell the format of {}: it is not a sealed document and its name does not \
              say; pass --format yaml|json|toml|env",
@@ -660,18 +654,15 @@ pub(crate) fn open_document(
 ) -> Result<kmseal_config::Secrets, Failure> {
     let text = std::str::from_utf8(bytes).ok();
     let format = format_of(file, format, text)?;
-    if bytes.starts_with(&kmseal::format::MAGIC) {
-        return Ok(block(kmseal_config::open_blob(
-            bytes,
-            format,
-            &decryptor(keys)?,
-        ))?);
-    }
-    let text = text.ok_or_else(|| usage(format!("{} is not text", file.display())))?;
-    if kmseal_config::is_sealed(text, format)? {
-        return Ok(block(kmseal_config::open(text, format, &decryptor(keys)?))?);
-    }
-    if !unsealed {
+    let doc = match kmseal_config::Document::classify(bytes, format) {
+        Err(kmseal_config::Error::Unsupported(_)) => {
+            return Err(usage(format!("{} is not text", file.display())));
+        }
+        other => other?,
+    };
+    if let kmseal_config::Document::Unsealed(_) = doc
+        && !unsealed
+    {
         return Err(Failure {
             code: exit::DECRYPT,
             message: format!(
@@ -681,5 +672,10 @@ pub(crate) fn open_document(
             ),
         });
     }
-    Ok(kmseal_config::read_unsealed(text, format)?)
+    let dec = if doc.needs_key() {
+        Some(decryptor(keys)?)
+    } else {
+        None
+    };
+    Ok(block(doc.open(format, dec.as_ref()))?)
 }

@@ -40,6 +40,7 @@ mod crypto;
 mod doc;
 mod dotenv;
 mod duration;
+mod file;
 mod json;
 mod lifecycle;
 mod meta;
@@ -59,6 +60,7 @@ use kmseal::{Decryptor, Header, SecretString};
 
 pub use crypto::Kind;
 pub use duration::{format_duration, parse_duration};
+pub use file::{Document, FormatClues};
 pub use path::{Path, Seg};
 pub use references::{REF_PREFIX, Resolution, is_sealed, read_unsealed};
 pub use require::{Finding, Problem, Require, is_env_name};

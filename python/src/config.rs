@@ -1,6 +1,6 @@
 //! Sealed config documents (`open_config` → `Secrets`) and secret stores (`get_secret`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
 
 use kmseal::{Decryptor, SecretBytes, SecretString};
-use kmseal_config::{Entry, Format, Require, Secrets};
+use kmseal_config::{Document, Entry, Format, FormatClues, Require, Secrets};
 
 use crate::Origin;
 use crate::envelope::keks;
@@ -60,28 +60,23 @@ fn open_config(
     })?);
     let text = std::str::from_utf8(&bytes).ok();
     let format = explicit
-        .or_else(|| text.and_then(Format::of_sealed))
-        .or_else(|| by_name(&path))
+        .or_else(|| FormatClues::of(&path, text).format())
         .ok_or_else(|| {
-            crate::errors::config_to_py(kmseal_config::Error::Unsupported(format!(
+            config_to_py(kmseal_config::Error::Unsupported(format!(
                 "cannot tell the format of {}: it is not a sealed document and its name does \
                  not say; pass format=\"yaml\"|\"json\"|\"toml\"|\"env\"",
                 path.display()
             )))
         })?;
-    let sealed_blob = bytes.starts_with(&kmseal::format::MAGIC);
-    let sealed_text = match text {
-        Some(t) if !sealed_blob => kmseal_config::is_sealed(t, format).map_err(config_to_py)?,
-        _ => false,
-    };
-    if !sealed_blob && !sealed_text && !unsealed {
+    let doc = Document::classify(&bytes, format).map_err(config_to_py)?;
+    if !doc.needs_key() && !unsealed {
         return Err(config_to_py(kmseal_config::Error::Unsupported(format!(
             "{} is not sealed (no kmseal metadata); if it holds only plain values and \
              references (ref+URI), pass unsealed=True",
             path.display()
         ))));
     }
-    let dec = if sealed_blob || sealed_text {
+    let dec = if doc.needs_key() {
         let keks = match keys {
             Some(k) => keks(py, k)?,
             None => py
@@ -93,20 +88,7 @@ fn open_config(
         None
     };
     let secrets = py.detach(|| -> Result<Secrets, kmseal_config::Error> {
-        let mut secrets = match (&dec, text) {
-            (Some(dec), _) if sealed_blob => {
-                kmseal::blocking::block_on(kmseal_config::open_blob(&bytes, format, dec))?
-            }
-            (Some(dec), Some(t)) => {
-                kmseal::blocking::block_on(kmseal_config::open(t, format, dec))?
-            }
-            (None, Some(t)) => kmseal_config::read_unsealed(t, format)?,
-            _ => {
-                return Err(kmseal_config::Error::Unsupported(
-                    "the document is not UTF-8 text".into(),
-                ));
-            }
-        };
+        let mut secrets = kmseal::blocking::block_on(doc.open(format, dec.as_ref()))?;
         if resolve {
             let resolver = kmseal_keys::resolver();
             kmseal::blocking::block_on(secrets.resolve_references(&resolver))?;
@@ -136,12 +118,6 @@ fn open_config(
         inner: Mutex::new(Some(secrets)),
         origin: Origin::here(),
     })
-}
-
-/// The format a file name says, ignoring a trailing `.kmseal` (`app.env.kmseal`).
-fn by_name(path: &Path) -> Option<Format> {
-    let name = path.file_name()?.to_str()?.trim_end_matches(".kmseal");
-    Format::from_path(Path::new(name))
 }
 
 /// Reads one secret from a secret store by reference (`aws-sm://…`, `gcp-sm://…`,
