@@ -2,7 +2,7 @@
 //!
 //! The same core as the Rust crate and the CLI: key URIs resolve through `kmseal-keys`,
 //! messages and sealed documents are the same bytes, and decrypted values stay in kmseal's
-//! locked, zeroize-on-drop memory ([`secret::PySecretBytes`]) until the caller copies them
+//! locked, zeroize-on-drop memory (`SecretBytes`, `secret.rs`) until the caller copies them
 //! out. Every call that does cryptography or talks to a KMS releases the GIL.
 //!
 //! Fork safety (SECURITY.md, "Fork"): every object records the process that made it, and
