@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod rotate;
 mod rotate_objects;
+mod scan;
 mod secret;
 mod settings;
 mod supervise;
@@ -162,6 +163,16 @@ enum Command {
         args: rotate::RotateArgs,
         #[command(flatten)]
         reencrypt: rotate::ReencryptArgs,
+    },
+    /// Find hard-coded secrets in files (private keys, cloud and SaaS tokens, JWTs, URL
+    /// passwords, secret-looking assignments) without ever printing them; kmseal ciphertexts,
+    /// references and sealed documents are never findings. Exit 1 on findings.
+    #[command(
+        after_help = "Examples:\n  kmseal scan                 # the current directory (git-tracked and addable files)\n  kmseal scan --staged        # what `git commit` would commit (a pre-commit hook)\n  kmseal scan --json src/ config/\n\nEach finding is `path:line: rule: what to do`. A false positive: put `kmseal:allow` on the\nline, or `GLOB RULE  # reason` in .kmseal-scan-allow at the top of the tree."
+    )]
+    Scan {
+        #[command(flatten)]
+        args: scan::ScanArgs,
     },
 }
 
@@ -341,6 +352,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Secret(cmd) => secret::run(cmd),
         Command::Rewrap { args } => rotate::run(args, None),
         Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),
+        Command::Scan { args } => scan::run(args),
     }
 }
 

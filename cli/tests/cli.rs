@@ -79,6 +79,8 @@ mod review_runtime;
 mod running;
 #[path = "cli/runtime.rs"]
 mod runtime;
+#[path = "cli/scan.rs"]
+mod scan;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
