@@ -252,7 +252,16 @@ impl Default for Policy {
     }
 }
 
-pub(crate) fn glob(pattern: &str, s: &str) -> bool {
+/// Whether `s` matches `pattern`, where `*` matches any run of characters (`/` and `.`
+/// included) and everything else matches itself: the globs of policies, requirements and
+/// `kmseal scan`'s allow list.
+///
+/// ```
+/// assert!(kmseal_config::glob("tests/*", "tests/fixtures/key.pem"));
+/// assert!(kmseal_config::glob("*_password", "db_password"));
+/// assert!(!kmseal_config::glob("a*b*c", "aXcYb"));
+/// ```
+pub fn glob(pattern: &str, s: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == s;
