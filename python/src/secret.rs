@@ -337,7 +337,13 @@ impl PySecretString {
     /// arrive as `SecretString`).
     #[new]
     fn py_new(text: &Bound<'_, PyString>) -> PyResult<PyClassInitializer<PySecretString>> {
-        let secret = kmseal::SecretBytes::from_slice(text.to_cow()?.as_bytes()).map_err(to_py)?;
+        let text = text.to_cow()?;
+        let secret = kmseal::SecretBytes::from_slice(text.as_bytes()).map_err(to_py);
+        // Before CPython 3.10's stable ABI the UTF-8 comes back as an owned copy: wipe it.
+        if let std::borrow::Cow::Owned(mut copy) = text {
+            zeroize::Zeroize::zeroize(&mut copy);
+        }
+        let secret = secret?;
         Ok(PyClassInitializer::from(PySecretBytes::new(secret)).add_subclass(PySecretString))
     }
 
