@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use kmseal::rotate::Rotator;
 use kmseal::{Decryptor, Encryptor};
-use kmseal_config::{Finding, Format, Policy, Require, Sealer};
+use kmseal_config::{Finding, Format, Require, Sealer};
 
 use crate::{Failure, context, exit, keks, output, parse_pair, usage};
 
@@ -17,7 +17,7 @@ impl From<kmseal_config::Error> for Failure {
             E::Kmseal(inner) => return Failure::from_kmseal(inner),
             E::Parse { .. } | E::Metadata(_) | E::Tampered(_) => exit::DECRYPT,
             E::Changed(_) | E::Declassify(_) => exit::REFUSED,
-            E::Unsupported(_) => exit::USAGE,
+            E::Unsupported(_) | E::Rules(_) => exit::USAGE,
             E::References(_) => exit::KMS,
             _ => exit::OTHER,
         };
@@ -299,19 +299,30 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
         } => {
             let text = read_text(&doc.file)?;
             let format = format_of(&doc.file, &doc.format, Some(&text))?;
-            let keks = keks(&doc.keys, true)?;
-            let enc = Encryptor::with_keks(keks.iter().cloned())?.with_context(context(pairs)?);
+            // Flags first, then the repository's rule for the file (.kmseal.toml).
+            let plan = crate::rules::plan(
+                &doc.file,
+                &text,
+                format,
+                crate::rules::Flags {
+                    keys: doc.keys,
+                    encrypt,
+                    plain,
+                    context: pairs,
+                },
+            )?;
+            let keks = keks(&plan.keys, true)?;
+            let enc =
+                Encryptor::with_keks(keks.iter().cloned())?.with_context(context(plan.context)?);
             let dec = Decryptor::with_keks(keks)?;
             let mut sealer = Sealer::new(enc, dec)
                 .accept_changes(accept_changes)
                 .declassify(declassify);
-            if !encrypt.is_empty() || !plain.is_empty() {
-                let base = if encrypt.is_empty() {
-                    Policy::default()
-                } else {
-                    Policy::only(encrypt)?
-                };
-                sealer = sealer.policy(base.except(plain)?);
+            if let Some(policy) = plan.policy {
+                sealer = sealer.policy(policy);
+            }
+            if let Some(rules) = plan.requirements {
+                sealer = sealer.rules(rules);
             }
             let sealed = block(sealer.seal(&text, format))?;
             let target = output.unwrap_or_else(|| doc.file.clone());

@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod rotate;
 mod rotate_objects;
+mod rules;
 mod scan;
 mod secret;
 mod settings;

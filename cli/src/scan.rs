@@ -9,6 +9,7 @@
 //! value. False positives are silenced by `kmseal:allow` on the line, or by a line
 //! `GLOB RULE  # reason` in `.kmseal-scan-allow` at the top of the tree.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +47,7 @@ pub(crate) struct Finding {
     pub(crate) path: String,
     pub(crate) line: usize,
     pub(crate) rule: &'static str,
-    pub(crate) message: &'static str,
+    pub(crate) message: Cow<'static, str>,
 }
 
 struct Rule {
@@ -252,7 +253,7 @@ pub(crate) fn scan_text(path: &str, text: &str) -> Vec<Finding> {
                 path: path.to_owned(),
                 line: i + 1,
                 rule: r.id,
-                message: r.message,
+                message: r.message.into(),
             });
         }
     }
@@ -326,6 +327,10 @@ pub(crate) fn run(args: ScanArgs) -> Result<(), Failure> {
     let allow = std::fs::read_to_string(allow_at.join(ALLOW_FILE))
         .map(|t| AllowList::parse(&t))
         .unwrap_or(AllowList(Vec::new()));
+    let mut rules = match (&root, args.staged) {
+        (Some(root), true) => crate::rules::Finder::index(root),
+        _ => crate::rules::Finder::work_tree(),
+    };
     let mut findings = Vec::new();
     for (name, staged) in files {
         let text = match staged {
@@ -339,6 +344,20 @@ pub(crate) fn run(args: ScanArgs) -> Result<(), Failure> {
             continue;
         }
         let shown = display_path(&name, root.as_deref());
+        // Files a repository rule covers (.kmseal.toml) must be sealed as it says.
+        if let Some((set, i)) = rules.rule_for(Path::new(&name))? {
+            findings.extend(
+                crate::rules::check(&shown, &text, &set.rules()[i])
+                    .into_iter()
+                    .map(|(line, rule, message)| Finding {
+                        path: shown.clone(),
+                        line,
+                        rule,
+                        message: message.into(),
+                    })
+                    .filter(|f| !allow.allows(f)),
+            );
+        }
         findings.extend(
             scan_text(&shown, &text)
                 .into_iter()
@@ -466,7 +485,7 @@ fn report(findings: &[Finding], json: bool) -> Result<(), Failure> {
                     json_string(&f.path),
                     f.line,
                     json_string(f.rule),
-                    json_string(f.message)
+                    json_string(&f.message)
                 )
             })
             .collect();
@@ -488,10 +507,12 @@ fn report(findings: &[Finding], json: bool) -> Result<(), Failure> {
     Err(Failure {
         code: exit::OTHER,
         message: format!(
-            "{} hard-coded secret{} found; silence a false positive with `kmseal:allow` on \
-             the line or `GLOB RULE  # reason` in {ALLOW_FILE}",
+            "{} finding{} (hard-coded secrets, or files not sealed as {} says); silence a \
+             false positive with `kmseal:allow` on the line or `GLOB RULE  # reason` in \
+             {ALLOW_FILE}",
             findings.len(),
-            if findings.len() == 1 { "" } else { "s" }
+            if findings.len() == 1 { "" } else { "s" },
+            kmseal_config::repo::RULES_FILE
         ),
     })
 }
@@ -610,7 +631,7 @@ mod tests {
             path: path.into(),
             line: 1,
             rule,
-            message: "",
+            message: "".into(),
         };
         assert!(allow.allows(&f("tests/fixtures/a/key.pem", "private-key")));
         assert!(!allow.allows(&f("tests/fixtures/a/key.pem", "jwt")));

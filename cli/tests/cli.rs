@@ -73,6 +73,8 @@ impl Drop for Env {
 
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
+#[path = "cli/repo_rules.rs"]
+mod repo_rules;
 #[path = "cli/review_runtime.rs"]
 mod review_runtime;
 #[path = "common/running.rs"]

@@ -85,6 +85,20 @@ pub(crate) fn is_encrypted(s: &str) -> bool {
         .is_some_and(|(k, b)| k.len() == 1 && !b.is_empty())
 }
 
+/// Is `s` a well-formed encrypted value: a known kind letter and base64url of at least a
+/// synthetic IV and a tag? (Whether it opens is for the key to say.)
+pub(crate) fn is_well_formed(s: &str) -> bool {
+    let Some((k, b64)) = s.strip_prefix(PREFIX).and_then(|r| r.split_once(':')) else {
+        return false;
+    };
+    let mut kc = k.chars();
+    let known = matches!((kc.next(), kc.next()), (Some(c), None) if Kind::from_letter(c).is_some());
+    known
+        && B64URL
+            .decode(b64)
+            .is_ok_and(|raw| raw.len() >= SIV_LEN + TAG_LEN)
+}
+
 impl DocKeys {
     pub(crate) fn derive(app_key: &SecretBytes) -> DocKeys {
         let hk = Hkdf::<Sha256>::new(None, app_key.expose_secret());

@@ -41,11 +41,13 @@ mod doc;
 mod dotenv;
 mod duration;
 mod file;
+pub mod git;
 mod json;
 mod lifecycle;
 mod meta;
 mod path;
 mod references;
+pub mod repo;
 mod require;
 mod seal;
 mod secrets;
@@ -122,6 +124,9 @@ pub enum Error {
     /// Something this crate does not handle.
     #[error("{0}")]
     Unsupported(String),
+    /// A repository rules file (`.kmseal.toml`) cannot be read or is wrong.
+    #[error("{0}")]
+    Rules(String),
     /// An internal cryptographic failure.
     #[error("{0}")]
     Crypto(&'static str),

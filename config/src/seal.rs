@@ -102,6 +102,11 @@ impl Sealer {
         self
     }
 
+    /// The decryptor that opens sealed documents.
+    pub(crate) fn decryptor(&self) -> &Decryptor {
+        &self.decryptor
+    }
+
     /// Which values to encrypt (default: the document's stored policy, else everything).
     pub fn policy(mut self, policy: Policy) -> Sealer {
         self.policy = Some(policy);

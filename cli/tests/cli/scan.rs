@@ -121,7 +121,7 @@ fn scan_finds_planted_secrets_and_nothing_kmseal_knows_is_safe() {
             "{text}"
         );
     }
-    assert!(err.contains("3 hard-coded secrets found"), "{err}");
+    assert!(err.contains("3 findings (hard-coded secrets"), "{err}");
 
     let o = scan(&env, &tree, &["--json", "src"]);
     assert_eq!(o.status.code(), Some(1));

@@ -1,0 +1,291 @@
+//! How `kmseal config encrypt` applies a repository's rules (`.kmseal.toml`, see
+//! [`kmseal_config::repo`]): flags win over the matching rule, the rule wins over nothing,
+//! and a file with neither is refused with the rule to add.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use kmseal_config::repo::{RULES_FILE, RepoRules, Rule, RuleProblem};
+use kmseal_config::{Format, Policy, Require};
+
+use crate::{Failure, usage};
+
+/// What to seal a document with, after the flags and the rule are combined.
+pub(crate) struct Plan {
+    pub(crate) keys: Vec<String>,
+    pub(crate) policy: Option<Policy>,
+    pub(crate) context: Vec<(String, String)>,
+    /// The requirements to store (the document's own with the rule's merged over them), when
+    /// a rule has any.
+    pub(crate) requirements: Option<Vec<Require>>,
+}
+
+/// What the command line said.
+pub(crate) struct Flags {
+    pub(crate) keys: Vec<String>,
+    pub(crate) encrypt: Vec<String>,
+    pub(crate) plain: Vec<String>,
+    pub(crate) context: Vec<(String, String)>,
+}
+
+/// The plan for sealing `file` (whose current text is `text`).
+pub(crate) fn plan(file: &Path, text: &str, format: Format, flags: Flags) -> Result<Plan, Failure> {
+    let rules = if file == Path::new("-") {
+        None
+    } else {
+        RepoRules::find(file).map_err(|e| usage(e.to_string()))?
+    };
+    let rule = rules.as_ref().and_then(|r| r.rule_for(file));
+    let selecting = !flags.encrypt.is_empty() || !flags.plain.is_empty();
+    let Some(rule) = rule else {
+        let configured = !crate::settings::get()?.keys.is_empty();
+        if flags.keys.is_empty() && !selecting && !configured {
+            return Err(no_rule(file, rules.as_ref()));
+        }
+        return Ok(Plan {
+            keys: flags.keys,
+            policy: flag_policy(flags.encrypt, flags.plain)?,
+            context: flags.context,
+            requirements: None,
+        });
+    };
+    if !flags.keys.is_empty() && flags.keys != rule.keys && !rule.keys.is_empty() {
+        note(&format!(
+            "{} matches the rule `{}` in {}; using the keys given by --key/KMSEAL_KEY instead \
+             of the rule's",
+            file.display(),
+            rule.path,
+            RULES_FILE
+        ));
+    }
+    let requirements = if rule.require.is_empty() {
+        None
+    } else {
+        let existing = if kmseal_config::is_sealed(text, format)? {
+            kmseal_config::inspect(text, format)?.rules
+        } else {
+            Vec::new()
+        };
+        Some(rule.merge_requirements(&existing))
+    };
+    Ok(Plan {
+        keys: if flags.keys.is_empty() {
+            rule.keys.clone()
+        } else {
+            flags.keys
+        },
+        policy: if selecting {
+            flag_policy(flags.encrypt, flags.plain)?
+        } else {
+            rule.policy.clone()
+        },
+        context: if flags.context.is_empty() {
+            rule.context.clone()
+        } else {
+            flags.context
+        },
+        requirements,
+    })
+}
+
+fn flag_policy(encrypt: Vec<String>, plain: Vec<String>) -> Result<Option<Policy>, Failure> {
+    if encrypt.is_empty() && plain.is_empty() {
+        return Ok(None);
+    }
+    let base = if encrypt.is_empty() {
+        Policy::default()
+    } else {
+        Policy::only(encrypt)?
+    };
+    Ok(Some(base.except(plain)?))
+}
+
+/// The refusal for a file no rule covers and no flag describes, with the rule to add.
+fn no_rule(file: &Path, rules: Option<&RepoRules>) -> Failure {
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let (where_, glob) = match rules {
+        Some(r) => {
+            let rel = std::path::absolute(file)
+                .ok()
+                .and_then(|a| {
+                    a.strip_prefix(std::path::absolute(r.dir()).ok()?)
+                        .ok()
+                        .map(|p| p.display().to_string())
+                })
+                .unwrap_or(name);
+            (
+                format!(
+                    "no rule in {} matches it",
+                    r.dir().join(RULES_FILE).display()
+                ),
+                rel,
+            )
+        }
+        None => (format!("there is no {RULES_FILE} above it"), name),
+    };
+    usage(format!(
+        "{}: {where_}, and no --key, --encrypt or --plain was given. Say how to seal it in \
+         {RULES_FILE} at the repository root:\n\n[[rules]]\npath = \"{}\"\nkeys = [\"KEY-URI\"]   \
+         # e.g. aws-kms://arn:..., or local:///path/to/dev.key (kmseal keygen)\n\nor pass --key \
+         KEY-URI",
+        file.display(),
+        glob.replace('"', "\\\"")
+    ))
+}
+
+fn note(message: &str) {
+    if !crate::progress::quiet() {
+        let _ = writeln!(io::stderr(), "kmseal: note: {message}");
+    }
+}
+
+/// Finds the rules that cover files, reading each directory's rules file once: from the work
+/// tree, or (for `kmseal scan --staged`) from the index, so that a commit is judged by the
+/// rules it commits.
+pub(crate) struct Finder {
+    /// `Some(work tree root)`: read rules files from the index.
+    index: Option<PathBuf>,
+    by_dir: HashMap<PathBuf, Option<Rc<RepoRules>>>,
+}
+
+impl Finder {
+    pub(crate) fn work_tree() -> Finder {
+        Finder {
+            index: None,
+            by_dir: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn index(root: &Path) -> Finder {
+        Finder {
+            index: Some(root.to_path_buf()),
+            by_dir: HashMap::new(),
+        }
+    }
+
+    /// The rules file nearest above `file` (a path as the scan names it: relative to the
+    /// current directory, or in index mode to the work tree root) and the rule for it.
+    pub(crate) fn rule_for(
+        &mut self,
+        file: &Path,
+    ) -> Result<Option<(Rc<RepoRules>, usize)>, Failure> {
+        let abs = match &self.index {
+            Some(root) => root.join(file),
+            None => std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+        };
+        let mut dir = abs.parent();
+        while let Some(d) = dir {
+            if let Some(rules) = self.rules_in(d)? {
+                let i = rules
+                    .rule_for(&abs)
+                    .and_then(|r| rules.rules().iter().position(|x| std::ptr::eq(x, r)));
+                return Ok(i.map(|i| (rules, i)));
+            }
+            if self.index.as_deref() == Some(d) {
+                break; // the index holds nothing above the work tree
+            }
+            dir = d.parent();
+        }
+        Ok(None)
+    }
+
+    fn rules_in(&mut self, dir: &Path) -> Result<Option<Rc<RepoRules>>, Failure> {
+        if let Some(known) = self.by_dir.get(dir) {
+            return Ok(known.clone());
+        }
+        let text = match &self.index {
+            Some(root) => {
+                let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+                let spec = format!(":{}", rel.join(RULES_FILE).display());
+                let out = std::process::Command::new("git")
+                    .args(["show", &spec])
+                    .current_dir(root)
+                    .stderr(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| usage(format!("git show: {e}")))?;
+                out.status
+                    .success()
+                    .then(|| String::from_utf8(out.stdout))
+                    .transpose()
+                    .map_err(|_| usage(format!("{}: not UTF-8", rel.join(RULES_FILE).display())))?
+            }
+            None => match std::fs::read_to_string(dir.join(RULES_FILE)) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(usage(format!(
+                        "cannot read {}: {e}",
+                        dir.join(RULES_FILE).display()
+                    )));
+                }
+            },
+        };
+        let rules = text
+            .map(|t| {
+                RepoRules::parse(&t, dir)
+                    .map(Rc::new)
+                    .map_err(|e| usage(format!("{}: {e}", dir.display())))
+            })
+            .transpose()?;
+        self.by_dir.insert(dir.to_path_buf(), rules.clone());
+        Ok(rules)
+    }
+}
+
+/// What a scan reports about a file that `rule` covers, as (line, rule id, message).
+pub(crate) fn check(name: &str, text: &str, rule: &Rule) -> Vec<(usize, &'static str, String)> {
+    let Some(format) = kmseal_config::FormatClues::of(Path::new(name), Some(text)).format() else {
+        return vec![(
+            1,
+            "unsealed-file",
+            format!(
+                "the rule `{}` in {RULES_FILE} covers this file, but it is not a YAML, JSON, TOML \
+                 or .env document (encrypt it whole with `kmseal encrypt`, or narrow the rule)",
+                rule.path
+            ),
+        )];
+    };
+    rule.check(text, format)
+        .into_iter()
+        .map(|p| match p {
+            RuleProblem::NotSealed => (
+                1,
+                "unsealed-file",
+                format!(
+                    "the rule `{}` in {RULES_FILE} says this file is sealed, and it is not; run \
+                     `kmseal config encrypt {name}`",
+                    rule.path
+                ),
+            ),
+            RuleProblem::Malformed(why) => (
+                1,
+                "malformed-sealed-file",
+                format!("{why}; restore it from history (git log -p) or seal it again"),
+            ),
+            RuleProblem::NotEncrypted { path, line } => (
+                line.unwrap_or(1),
+                "unencrypted-value",
+                format!(
+                    "`{path}` is in the clear, and the rule `{}` in {RULES_FILE} says to encrypt \
+                     it; run `kmseal config encrypt {name}`",
+                    rule.path
+                ),
+            ),
+            RuleProblem::MissingRequirement(r) => (
+                1,
+                "missing-requirement",
+                format!(
+                    "the document does not carry the requirement `{r}` that the rule `{}` in \
+                     {RULES_FILE} sets; run `kmseal config encrypt {name}`",
+                    rule.path
+                ),
+            ),
+            other => (1, "malformed-sealed-file", other.to_string()),
+        })
+        .collect()
+}
