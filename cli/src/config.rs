@@ -41,6 +41,17 @@ pub(crate) struct DocArgs {
     keys: Vec<String>,
 }
 
+impl DocArgs {
+    /// The keys to open the document with: --key or $KMSEAL_KEY, else the keys of the rule
+    /// for it in the repository's .kmseal.toml (else, later, the settings).
+    fn keys(&self) -> Vec<String> {
+        if !self.keys.is_empty() {
+            return self.keys.clone();
+        }
+        crate::rules::rule_keys(&self.file)
+    }
+}
+
 #[derive(Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Encrypt a document's values in place (or to -o); keys and comments stay readable.
@@ -192,6 +203,47 @@ secret refuses template placeholders (changeme, <your-...>) unless --allow-place
         #[arg(long)]
         allow_disk_temp: bool,
     },
+    /// For `git diff` (a textconv driver): FILE with its metadata block left out and each
+    /// encrypted value shown as `<encrypted TAG>`, TAG a hash of its ciphertext (a changed
+    /// value shows a new tag; nothing about the plaintext is shown). Needs no key.
+    #[command(after_help = GIT_SETUP)]
+    Textconv {
+        /// The document (git passes a temporary copy).
+        file: PathBuf,
+        /// yaml, json, toml or env (default: from the content, else the name).
+        #[arg(long)]
+        format: Option<String>,
+        /// Show the decrypted values instead (needs the key: --key, $KMSEAL_KEY or the
+        /// settings). They then appear in git's output: only on a trusted terminal.
+        #[arg(long)]
+        show_values: bool,
+        /// Key URI for --show-values (repeatable).
+        #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
+        keys: Vec<String>,
+    },
+    /// A git merge driver: merges two sealed edits of a document three-way on the decrypted
+    /// values, in memory, and seals the result with the document's key, so concurrent edits
+    /// of different values never conflict. Overlapping edits are written with conflict
+    /// markers around encrypted lines only (exit 1): resolve them, then `kmseal config
+    /// encrypt --accept-changes FILE`. Keys: --key, $KMSEAL_KEY, the rule for the path in
+    /// .kmseal.toml, else the settings.
+    #[command(after_help = GIT_SETUP)]
+    MergeDriver {
+        /// %O: the common ancestor's version (empty when both sides added the file).
+        base: PathBuf,
+        /// %A: our version; the result is written here.
+        ours: PathBuf,
+        /// %B: their version.
+        theirs: PathBuf,
+        /// %P: the path in the repository (for the format and the rules).
+        path: Option<PathBuf>,
+        /// yaml, json, toml or env (default: from the content, else the path).
+        #[arg(long)]
+        format: Option<String>,
+        /// Key URI (repeatable).
+        #[arg(short, long = "key", env = "KMSEAL_KEY", value_delimiter = ',')]
+        keys: Vec<String>,
+    },
     /// Rewrap a sealed document's data key under new keys (values untouched).
     Rotate {
         /// The config document.
@@ -207,6 +259,14 @@ secret refuses template placeholders (changeme, <your-...>) unless --allow-place
         to: Vec<String>,
     },
 }
+
+/// How to set up the git drivers (after the help of `textconv` and `merge-driver`).
+const GIT_SETUP: &str = "Set up once per clone (the .gitattributes lines are committed):
+  # .gitattributes
+  *.enc.yaml diff=kmseal merge=kmseal
+  # git config
+  git config diff.kmseal.textconv 'kmseal config textconv'
+  git config merge.kmseal.driver 'kmseal config merge-driver %O %A %B %P'";
 
 /// The format of `file` (whose content is `text`): `--format` if given; else, for a sealed
 /// document, the format its metadata block parses in (so `app.yaml.enc`, `secrets.kmseal` or
@@ -345,7 +405,7 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                     "refusing to write decrypted values to a terminal; pipe it, use -o FILE, or pass --force",
                 ));
             }
-            let dec = decryptor(&doc.keys)?;
+            let dec = decryptor(&doc.keys())?;
             // The decrypted document is wiped once written.
             let plain = zeroize::Zeroizing::new(block(kmseal_config::decrypt(
                 &text,
@@ -396,9 +456,9 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                 }
                 (None, None) => return Err(usage("give a value, `-` for stdin, or --generate")),
             };
-            let dec = decryptor(&doc.keys)?;
+            let dec = decryptor(&doc.keys())?;
             // Sealed documents keep their key: the encryptor is never used.
-            let keks = keks(&doc.keys, false)?;
+            let keks = keks(&doc.keys(), false)?;
             let first = keks
                 .into_iter()
                 .next()
@@ -433,7 +493,7 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
                     doc.file.display()
                 )));
             }
-            let dec = decryptor(&doc.keys)?;
+            let dec = decryptor(&doc.keys())?;
             let Some(path) = path else {
                 // Listing: from the verified document only.
                 let secrets = block(kmseal_config::open(&text, format, &dec))?;
@@ -495,7 +555,7 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             } else {
                 rules.push(rule);
             }
-            let first = keks(&doc.keys, false)?
+            let first = keks(&doc.keys(), false)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| usage("no key given"))?;
@@ -514,7 +574,7 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
             json,
         } => {
             let flags = parse_requirements(&require)?;
-            let mut secrets = read_document(&doc.file, &doc.format, &doc.keys, unsealed)?;
+            let mut secrets = read_document(&doc.file, &doc.format, &doc.keys(), unsealed)?;
             secrets.add_requirements(flags);
             if secrets.requirements().is_empty() {
                 return Err(usage(format!(
@@ -543,10 +603,24 @@ pub(crate) fn run(cmd: ConfigCommand) -> Result<(), Failure> {
         } => crate::edit::edit(&crate::edit::EditArgs {
             file: &doc.file,
             format: &doc.format,
-            keys: &doc.keys,
+            keys: &doc.keys(),
             temp_dir: temp_dir.as_deref(),
             allow_disk_temp,
         }),
+        ConfigCommand::Textconv {
+            file,
+            format,
+            show_values,
+            keys,
+        } => crate::git::textconv(&file, &format, show_values, &keys),
+        ConfigCommand::MergeDriver {
+            base,
+            ours,
+            theirs,
+            path,
+            format,
+            keys,
+        } => crate::git::merge_driver(&base, &ours, &theirs, path.as_deref(), &format, &keys),
         ConfigCommand::Rotate {
             file,
             format,

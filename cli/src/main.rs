@@ -4,6 +4,7 @@
 mod config;
 mod edit;
 mod exec;
+mod git;
 mod inspect;
 mod memfile;
 mod output;

@@ -102,6 +102,19 @@ fn flag_policy(encrypt: Vec<String>, plain: Vec<String>) -> Result<Option<Policy
     Ok(Some(base.except(plain)?))
 }
 
+/// The keys of the rule for `file` (none when no rule, or a rules file that does not parse:
+/// the caller then falls back to the settings, and `config encrypt` reports the mistake).
+pub(crate) fn rule_keys(file: &Path) -> Vec<String> {
+    if file == Path::new("-") {
+        return Vec::new();
+    }
+    RepoRules::find(file)
+        .ok()
+        .flatten()
+        .and_then(|r| r.rule_for(file).map(|rule| rule.keys.clone()))
+        .unwrap_or_default()
+}
+
 /// The refusal for a file no rule covers and no flag describes, with the rule to add.
 fn no_rule(file: &Path, rules: Option<&RepoRules>) -> Failure {
     let name = file.file_name().map_or_else(

@@ -122,12 +122,7 @@ pub async fn merge(
     } else {
         None
     };
-    let options = {
-        let mut o = diffy::MergeOptions::new();
-        o.set_conflict_style(diffy::ConflictStyle::Merge);
-        o
-    };
-    let merged = options.merge(&plain_base, &plain_ours, &plain_theirs);
+    let merged = merge_options().merge(&plain_base, &plain_ours, &plain_theirs);
     match (merged, merged_rules) {
         (Ok(text), Some(rules)) => {
             let text = Zeroizing::new(text);
@@ -151,30 +146,36 @@ pub async fn merge(
                 "both sides changed the same lines"
             };
             Ok(Merged::Conflicts {
-                text: conflict_text(base, ours, theirs, format, &options)?,
+                text: merge_lines(base, ours, theirs, format)?,
                 reason: reason.into(),
             })
         }
     }
 }
 
-/// The sealed texts merged line by line, each side carrying `ours`'s metadata block.
-fn conflict_text(
-    base: &str,
-    ours: &str,
-    theirs: &str,
-    format: Format,
-    options: &diffy::MergeOptions,
-) -> Result<String, Error> {
+/// Merges three sealed texts line by line, without any key: `base` and `theirs` first get
+/// the metadata block of `ours`, so that only value lines (ciphertexts and plain values,
+/// never a decrypted value) can conflict; conflicts are marked as git marks them. What
+/// [`merge`] falls back to when edits overlap, and what a merge driver without the key can
+/// still offer. The result does not verify until it is sealed again (`kmseal config encrypt
+/// --accept-changes`), which checks every encrypted value against the document's key.
+pub fn merge_lines(base: &str, ours: &str, theirs: &str, format: Format) -> Result<String, Error> {
     let base = if base.trim().is_empty() || !is_sealed(base, format)? {
         base.to_owned()
     } else {
         with_metadata_of(base, format, ours)?
     };
     let theirs = with_metadata_of(theirs, format, ours)?;
-    Ok(match options.merge(&base, ours, &theirs) {
+    Ok(match merge_options().merge(&base, ours, &theirs) {
         Ok(text) | Err(text) => text,
     })
+}
+
+/// Two-sided conflict markers, as `git merge` writes by default.
+fn merge_options() -> diffy::MergeOptions {
+    let mut o = diffy::MergeOptions::new();
+    o.set_conflict_style(diffy::ConflictStyle::Merge);
+    o
 }
 
 /// Sealed `text` with the metadata block of `sealed` in place of its own.
