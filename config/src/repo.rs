@@ -428,6 +428,21 @@ keys = ["local:///tmp/dev.key"]
     }
 
     #[test]
+    fn the_readme_example_parses() -> Result<(), Error> {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```toml\n# .kmseal.toml")
+            .ok_or(Error::Crypto("no example"))?;
+        let block = &readme[start + 8..];
+        let block = &block[..block.find("```").ok_or(Error::Crypto("unterminated"))?];
+        let rules = RepoRules::parse(block, "/repo")?;
+        assert_eq!(rules.rules().len(), 2);
+        assert_eq!(rules.rules()[0].keys.len(), 2);
+        assert!(rules.rule_for_relative("svc/.env").is_some());
+        Ok(())
+    }
+
+    #[test]
     fn requirements_merge_by_path() -> Result<(), Error> {
         let rules = RepoRules::parse(RULES, "/repo")?;
         let rule = &rules.rules()[0];
