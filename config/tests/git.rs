@@ -1,0 +1,177 @@
+//! The git drivers' library half (issue 23): `git::merge` on every format, how requirements
+//! merge, what a tampered side does, and `git::redacted`; `repo::Rule::check` on documents
+//! sealed in several ways.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use kmseal::{Decryptor, Encryptor, LocalKek};
+use kmseal_config::git::{Merged, merge, merge_lines, redacted};
+use kmseal_config::repo::{RepoRules, RuleProblem};
+use kmseal_config::{Format, Policy, Require, Sealer};
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    kmseal::blocking::block_on(f)
+}
+
+fn sealer(k: &Arc<LocalKek>) -> Sealer {
+    Sealer::new(Encryptor::new(k.clone()), Decryptor::new(k.clone()))
+}
+
+fn set(doc: &str, format: Format, k: &Arc<LocalKek>, path: &str, value: &str) -> String {
+    block(sealer(k).set(doc, format, path, value)).unwrap()
+}
+
+fn decrypted(doc: &str, format: Format, k: &Arc<LocalKek>) -> String {
+    block(kmseal_config::decrypt(doc, format, &Decryptor::new(k.clone()), false)).unwrap()
+}
+
+const DOCS: [(Format, &str); 4] = [
+    (Format::Yaml, "a: \"1-alpha\"\nb: \"2-bravo\"\nc: \"3-charlie\"\n"),
+    (Format::Json, "{\n  \"a\": \"1-alpha\",\n  \"b\": \"2-bravo\",\n  \"c\": \"3-charlie\"\n}\n"),
+    (Format::Toml, "a = \"1-alpha\"\nb = \"2-bravo\"\nc = \"3-charlie\"\n"),
+    (Format::Dotenv, "a=1-alpha\nb=2-bravo\nc=3-charlie\n"),
+];
+
+#[test]
+fn edits_to_different_values_merge_cleanly_in_every_format() {
+    for (format, text) in DOCS {
+        let k = Arc::new(LocalKek::generate().unwrap());
+        let base = block(sealer(&k).seal(text, format)).unwrap();
+        let ours = set(&base, format, &k, "a", "ours-a");
+        let theirs = set(&base, format, &k, "c", "theirs-c");
+        let Merged::Clean(out) = block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap()
+        else {
+            panic!("{format:?}: conflict");
+        };
+        let plain = decrypted(&out, format, &k);
+        assert!(plain.contains("ours-a") && plain.contains("theirs-c"), "{format:?}: {plain}");
+        assert!(plain.contains("2-bravo"), "{format:?}: {plain}");
+        assert!(!out.contains("ours-a") && !out.contains("theirs-c"), "{out}");
+
+        // The same value changed on both sides: conflict markers around ciphertexts.
+        let theirs = set(&base, format, &k, "a", "theirs-a");
+        match block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap() {
+            Merged::Conflicts { text, .. } => {
+                assert!(text.contains("<<<<<<<") && text.contains(">>>>>>>"), "{text}");
+                assert!(!text.contains("ours-a") && !text.contains("theirs-a"), "{text}");
+            }
+            Merged::Clean(_) => panic!("{format:?}: the same value merged"),
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn requirements_merge_like_values_and_conflict_when_both_change_them() {
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let (format, text) = DOCS[0];
+    let base = block(sealer(&k).seal(text, format)).unwrap();
+    let with_rule = |doc: &str, rule: &str| {
+        block(
+            sealer(&k)
+                .rules([rule.parse::<Require>().unwrap()])
+                .seal(doc, format),
+        )
+        .unwrap()
+    };
+    let ours = set(&base, format, &k, "a", "ours-a");
+    let theirs = with_rule(&base, "b:min_len=4");
+    let Merged::Clean(out) = block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap()
+    else {
+        panic!("conflict");
+    };
+    let rules: Vec<String> = kmseal_config::inspect(&out, format)
+        .unwrap()
+        .rules
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(rules, ["b:min_len=4"]);
+
+    let ours = with_rule(&base, "b:min_len=6");
+    match block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap() {
+        Merged::Conflicts { reason, .. } => assert!(reason.contains("requirements"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_side_that_does_not_verify_is_refused_not_merged() {
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let (format, text) = DOCS[0];
+    let base = block(sealer(&k).seal(text, format)).unwrap();
+    let ours = set(&base, format, &k, "a", "ours-a");
+    // Someone without the key swaps two ciphertexts on their side.
+    let line = |t: &str, p: &str| t.lines().find(|l| l.starts_with(p)).unwrap().to_owned();
+    let (la, lb) = (line(&base, "a: "), line(&base, "b: "));
+    let swapped = base
+        .replace(&la, "@A@")
+        .replace(&lb, &la.replacen("a: ", "b: ", 1))
+        .replace("@A@", &lb.replacen("b: ", "a: ", 1));
+    let err = block(merge(&base, &ours, &swapped, format, sealer(&k))).unwrap_err();
+    assert!(err.to_string().contains("does not belong") || err.to_string().contains("modified"), "{err}");
+    // Another key cannot merge at all.
+    let other = Arc::new(LocalKek::generate().unwrap());
+    assert!(block(merge(&base, &ours, &base, format, sealer(&other))).is_err());
+    // merge_lines needs no key, and marks nothing when the sides do not overlap.
+    let lines = merge_lines(&base, &ours, &base, format).unwrap();
+    assert_eq!(lines, ours);
+}
+
+#[test]
+fn redacted_tags_follow_the_ciphertext_and_plain_documents_pass_through() {
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let (format, text) = DOCS[0];
+    let base = block(sealer(&k).seal(text, format)).unwrap();
+    let ours = set(&base, format, &k, "a", "ours-a");
+    let (r1, r2) = (redacted(&base, format).unwrap(), redacted(&ours, format).unwrap());
+    let tag = |t: &str, p: &str| t.lines().find(|l| l.starts_with(p)).unwrap().to_owned();
+    assert_ne!(tag(&r1, "a: "), tag(&r2, "a: "));
+    assert_eq!(tag(&r1, "b: "), tag(&r2, "b: "));
+    assert!(!r1.contains("kmseal") && !r1.contains("alpha"), "{r1}");
+    assert_eq!(redacted(text, format).unwrap(), text);
+}
+
+#[test]
+fn rule_check_sees_without_a_key_what_a_rule_asks_for() {
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let rules = RepoRules::parse(
+        "[[rules]]\npath = \"*\"\nencrypt = [\"*password\"]\nrequire = [\"db_password:min_len=8\"]\n",
+        "/r",
+    )
+    .unwrap();
+    let rule = rules.rule_for_relative("x.yaml").unwrap();
+    let text = "host: db\ndb_password: \"s3cret-pass\"\nport: 5432\n";
+    assert_eq!(rule.check(text, Format::Yaml), [RuleProblem::NotSealed]);
+    // Sealed as the rule says: clean.
+    let good = block(
+        sealer(&k)
+            .policy(Policy::only(["*password"]).unwrap())
+            .rules(rule.require.clone())
+            .seal(text, Format::Yaml),
+    )
+    .unwrap();
+    assert_eq!(rule.check(&good, Format::Yaml), []);
+    // Sealed with too narrow a policy and without the requirement.
+    let narrow = block(
+        sealer(&k)
+            .policy(Policy::only(["host"]).unwrap())
+            .seal(text, Format::Yaml),
+    )
+    .unwrap();
+    assert_eq!(
+        rule.check(&narrow, Format::Yaml),
+        [
+            RuleProblem::NotEncrypted {
+                path: "db_password".into(),
+                line: Some(2)
+            },
+            RuleProblem::MissingRequirement("db_password:min_len=8".into())
+        ]
+    );
+    // A metadata block that does not parse.
+    let bad = good.replace("version: \"4\"", "version: \"9\"");
+    assert!(matches!(rule.check(&bad, Format::Yaml)[..], [RuleProblem::Malformed(_)]));
+}
