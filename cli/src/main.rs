@@ -5,6 +5,7 @@ mod config;
 mod edit;
 mod exec;
 mod git;
+mod import;
 mod inspect;
 mod memfile;
 mod output;
@@ -166,6 +167,9 @@ enum Command {
         #[command(flatten)]
         reencrypt: rotate::ReencryptArgs,
     },
+    /// Bring secrets from other tools into sealed kmseal documents (SOPS files).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Find hard-coded secrets in files (private keys, cloud and SaaS tokens, JWTs, URL
     /// passwords, secret-looking assignments) without ever printing them; kmseal ciphertexts,
     /// references and sealed documents are never findings. Exit 1 on findings.
@@ -355,6 +359,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Rewrap { args } => rotate::run(args, None),
         Command::Rotate { args, reencrypt } => rotate::run(args, Some(reencrypt)),
         Command::Scan { args } => scan::run(args),
+        Command::Import(cmd) => import::run(cmd),
     }
 }
 

@@ -73,6 +73,8 @@ impl Drop for Env {
 
 #[path = "cli/git_drivers.rs"]
 mod git_drivers;
+#[path = "cli/import.rs"]
+mod import;
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
 #[path = "cli/repo_rules.rs"]

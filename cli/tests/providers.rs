@@ -660,3 +660,81 @@ fn exec_refresh_restarts_the_command_when_openbao_kv_or_secrets_manager_changes(
     assert!(!err.contains("db-two") && !err.contains("api-two"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `kmseal import sops` of a file the real `sops` encrypted under a moto KMS key (with an
+/// encryption context): only a KMS key named with --sops-key is asked, unless
+/// --trust-file-keys lets the file name it.
+#[test]
+fn import_of_a_sops_file_made_by_real_sops_against_moto() {
+    let endpoint = std::env::var("KMSEAL_TEST_AWS_ENDPOINT")
+        .expect("KMSEAL_TEST_AWS_ENDPOINT is not set: run scripts/test, which starts moto");
+    let arn = std::env::var("KMSEAL_TEST_AWS_KEY_ARN").expect("scripts/test creates the key");
+    let sops = std::env::var("KMSEAL_TEST_SOPS")
+        .expect("KMSEAL_TEST_SOPS is not set: run scripts/test, which installs sops");
+    let d = dir("sops");
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let plain = d.join("app.yaml");
+    std::fs::write(&plain, "db:\n  password: from-sops-7Gq2\n  port: 5432\n").unwrap();
+    let o = Command::new(&sops)
+        .current_dir(&d)
+        .envs(env.iter().copied())
+        .args([
+            "encrypt",
+            "--kms",
+            &arn,
+            "--encryption-context",
+            "app:billing",
+            "--output",
+        ])
+        .arg(d.join("app.sops.yaml"))
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    let keyfile = d.join("new.key");
+    let o = run(&["keygen", "-o", s(&keyfile)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let new_key = format!("local://{}", s(&keyfile));
+    let out = d.join("imported.yaml");
+    let encrypted = d.join("app.sops.yaml");
+    let base = [
+        "import",
+        "sops",
+        s(&encrypted),
+        "-k",
+        &new_key,
+        "-o",
+        s(&out),
+    ];
+    let env = &env[..];
+
+    // The file names the KMS key, but kmseal does not ask it unless told to: exit 4.
+    let o = run(&base, env);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!out.exists());
+    let uri = format!("aws-kms://{arn}");
+    let mut args = base.to_vec();
+    args.extend(["--sops-key", &uri]);
+    let o = run(&args, env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["config", "decrypt", "-k", &new_key, s(&out)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("\"from-sops-7Gq2\"") && text.contains("port: 5432"),
+        "{text}"
+    );
+
+    // --trust-file-keys: the file's ARN is asked, as `sops decrypt` would.
+    std::fs::remove_file(&out).unwrap();
+    let mut args = base.to_vec();
+    args.push("--trust-file-keys");
+    let o = run(&args, env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -24,13 +24,28 @@ fn set(doc: &str, format: Format, k: &Arc<LocalKek>, path: &str, value: &str) ->
 }
 
 fn decrypted(doc: &str, format: Format, k: &Arc<LocalKek>) -> String {
-    block(kmseal_config::decrypt(doc, format, &Decryptor::new(k.clone()), false)).unwrap()
+    block(kmseal_config::decrypt(
+        doc,
+        format,
+        &Decryptor::new(k.clone()),
+        false,
+    ))
+    .unwrap()
 }
 
 const DOCS: [(Format, &str); 4] = [
-    (Format::Yaml, "a: \"1-alpha\"\nb: \"2-bravo\"\nc: \"3-charlie\"\n"),
-    (Format::Json, "{\n  \"a\": \"1-alpha\",\n  \"b\": \"2-bravo\",\n  \"c\": \"3-charlie\"\n}\n"),
-    (Format::Toml, "a = \"1-alpha\"\nb = \"2-bravo\"\nc = \"3-charlie\"\n"),
+    (
+        Format::Yaml,
+        "a: \"1-alpha\"\nb: \"2-bravo\"\nc: \"3-charlie\"\n",
+    ),
+    (
+        Format::Json,
+        "{\n  \"a\": \"1-alpha\",\n  \"b\": \"2-bravo\",\n  \"c\": \"3-charlie\"\n}\n",
+    ),
+    (
+        Format::Toml,
+        "a = \"1-alpha\"\nb = \"2-bravo\"\nc = \"3-charlie\"\n",
+    ),
     (Format::Dotenv, "a=1-alpha\nb=2-bravo\nc=3-charlie\n"),
 ];
 
@@ -46,16 +61,28 @@ fn edits_to_different_values_merge_cleanly_in_every_format() {
             panic!("{format:?}: conflict");
         };
         let plain = decrypted(&out, format, &k);
-        assert!(plain.contains("ours-a") && plain.contains("theirs-c"), "{format:?}: {plain}");
+        assert!(
+            plain.contains("ours-a") && plain.contains("theirs-c"),
+            "{format:?}: {plain}"
+        );
         assert!(plain.contains("2-bravo"), "{format:?}: {plain}");
-        assert!(!out.contains("ours-a") && !out.contains("theirs-c"), "{out}");
+        assert!(
+            !out.contains("ours-a") && !out.contains("theirs-c"),
+            "{out}"
+        );
 
         // The same value changed on both sides: conflict markers around ciphertexts.
         let theirs = set(&base, format, &k, "a", "theirs-a");
         match block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap() {
             Merged::Conflicts { text, .. } => {
-                assert!(text.contains("<<<<<<<") && text.contains(">>>>>>>"), "{text}");
-                assert!(!text.contains("ours-a") && !text.contains("theirs-a"), "{text}");
+                assert!(
+                    text.contains("<<<<<<<") && text.contains(">>>>>>>"),
+                    "{text}"
+                );
+                assert!(
+                    !text.contains("ours-a") && !text.contains("theirs-a"),
+                    "{text}"
+                );
             }
             Merged::Clean(_) => panic!("{format:?}: the same value merged"),
             _ => unreachable!(),
@@ -111,7 +138,10 @@ fn a_side_that_does_not_verify_is_refused_not_merged() {
         .replace(&lb, &la.replacen("a: ", "b: ", 1))
         .replace("@A@", &lb.replacen("b: ", "a: ", 1));
     let err = block(merge(&base, &ours, &swapped, format, sealer(&k))).unwrap_err();
-    assert!(err.to_string().contains("does not belong") || err.to_string().contains("modified"), "{err}");
+    assert!(
+        err.to_string().contains("does not belong") || err.to_string().contains("modified"),
+        "{err}"
+    );
     // Another key cannot merge at all.
     let other = Arc::new(LocalKek::generate().unwrap());
     assert!(block(merge(&base, &ours, &base, format, sealer(&other))).is_err());
@@ -126,7 +156,10 @@ fn redacted_tags_follow_the_ciphertext_and_plain_documents_pass_through() {
     let (format, text) = DOCS[0];
     let base = block(sealer(&k).seal(text, format)).unwrap();
     let ours = set(&base, format, &k, "a", "ours-a");
-    let (r1, r2) = (redacted(&base, format).unwrap(), redacted(&ours, format).unwrap());
+    let (r1, r2) = (
+        redacted(&base, format).unwrap(),
+        redacted(&ours, format).unwrap(),
+    );
     let tag = |t: &str, p: &str| t.lines().find(|l| l.starts_with(p)).unwrap().to_owned();
     assert_ne!(tag(&r1, "a: "), tag(&r2, "a: "));
     assert_eq!(tag(&r1, "b: "), tag(&r2, "b: "));
@@ -173,5 +206,8 @@ fn rule_check_sees_without_a_key_what_a_rule_asks_for() {
     );
     // A metadata block that does not parse.
     let bad = good.replace("version: \"4\"", "version: \"9\"");
-    assert!(matches!(rule.check(&bad, Format::Yaml)[..], [RuleProblem::Malformed(_)]));
+    assert!(matches!(
+        rule.check(&bad, Format::Yaml)[..],
+        [RuleProblem::Malformed(_)]
+    ));
 }
