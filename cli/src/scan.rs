@@ -146,21 +146,43 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         rule(
             "url-password",
-            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'"]+:([^\s@/'"]+)@[^\s/'"]+"#,
+            // The user may be empty (`redis://:PASSWORD@host`).
+            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'"]*:([^\s@/'"]+)@[^\s/'"]+"#,
             1,
             true,
             "a password in a URL; take it out of the URL and give it separately from a secret store (ref+URI)",
         ),
         rule(
+            "url-password",
+            // In a URL's query (JDBC: `?user=app&password=…`) or a connection string
+            // (ADO.NET, ODBC: `User ID=app;Password=…;`).
+            r#"(?i)[?&;]\s*(?:password|passwd|pwd)\s*=\s*([^&;'"\s]+)"#,
+            1,
+            true,
+            "a password in a URL or connection string; take it out and give it separately from a secret store (ref+URI)",
+        ),
+        rule(
             "password-assignment",
-            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|credentials?)[a-z0-9_.-]*["']?\s*(?:=|:|:=|=>)\s*["']([^"'\s]{8,})["']"#,
+            // A type may sit between name and value (`API_TOKEN: &str = "…"`,
+            // `apiKey: string = '…'`), and the string may be bytes (`b"…"`, `[]byte("…")`).
+            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api_?key|access_?key|private_?key|(?:encryption|signing|hmac|master)_?key|credentials?)[a-z0-9_.-]*["']?(?:\s*:\s*&?(?:'[a-z]+\s+)?\[?[a-z_][a-z0-9_:<>]*\]?)?\s*(?:=|:|:=|=>)\s*(?:\[\]byte\(\s*)?b?["']([^"'\s]{8,})["']"#,
             1,
             true,
             STORE,
         ),
         rule(
             "password-assignment",
-            r##"(?i)^\s*(?:export\s+)?[a-z0-9_]*(?:password|passwd|secret|token|api_?key|access_?key)[a-z0-9_]*\s*[=:]\s*([^\s'"#]{8,})\s*(?:#.*)?$"##,
+            // A setter or builder given the value (`ds.setPassword("…")`, `.withApiKey("…")`).
+            r#"(?i)\b(?:set|with)_?[a-z0-9_]*(?:password|passwd|passphrase|secret|token|api_?key|access_?key|credentials?)\s*\(\s*["']([^"'\s]{8,})["']"#,
+            1,
+            true,
+            STORE,
+        ),
+        rule(
+            "password-assignment",
+            // Also as a YAML list item (compose `- DB_PASSWORD=…`), a Dockerfile's `ENV`/`ARG`,
+            // and under dotted or hyphenated keys (`spring.datasource.password`, `client-secret`).
+            r##"(?i)^\s*(?:-\s+)?(?:(?:export|env|arg)\s+)?[a-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api_?key|access_?key|(?:encryption|signing|hmac|master)_?key)[a-z0-9_.-]*\s*[=:]\s*([^\s'"#]{8,})\s*(?:#.*)?$"##,
             1,
             true,
             STORE,
@@ -176,13 +198,16 @@ impl Rule {
     }
 }
 
-/// Whether `path` names a configuration file (values written without quotes).
+/// Whether `path` names a configuration file (values written without quotes): also shell
+/// scripts and Dockerfiles, whose `NAME=value` is a literal too.
 fn is_config_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
     let name = name
         .trim_end_matches(".example")
         .trim_end_matches(".sample");
     name.starts_with(".env")
+        || name.starts_with("dockerfile")
+        || name.starts_with("containerfile")
         || [
             ".env",
             ".yaml",
@@ -192,6 +217,10 @@ fn is_config_file(path: &str) -> bool {
             ".cfg",
             ".conf",
             ".properties",
+            ".sh",
+            ".bash",
+            ".zsh",
+            ".dockerfile",
         ]
         .iter()
         .any(|ext| name.ends_with(ext))
@@ -208,17 +237,61 @@ fn known_not_secret(value: &str) -> bool {
         || v.starts_with('%')
         || v.starts_with('<')
         || v.contains("://") // a URI: a reference or an address, not a credential
+        || v.starts_with("arn:") // an AWS resource's name
+        || v.starts_with("ENC[") // a SOPS ciphertext
+        || v.starts_with("vault:v") // a Vault transit ciphertext
         || kmseal_config::is_placeholder(v)
+        || has_run(v, 8) // a token's shape filled in (`sk_live_xxxxxxxx…`, `ghp_0000…`)
 }
 
-/// Whether `value` looks drawn at random rather than written by hand: letters and digits
-/// mixed with enough estimated entropy (a word, a hyphenated name, an identifier or a number
-/// is not), or a long run with a lot of it.
+/// Whether one character occurs `n` times in a row (never by chance in a drawn value).
+fn has_run(value: &str, n: usize) -> bool {
+    let (mut last, mut count) = (None, 0);
+    for c in value.chars() {
+        count = if last == Some(c) { count + 1 } else { 1 };
+        last = Some(c);
+        if count >= n {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `value` looks drawn at random rather than written by hand: not a name (words,
+/// identifiers, paths, numbers: [`looks_like_name`]), and letters mixed with digits or with
+/// both cases with enough estimated entropy, or a long run with a lot of it.
 fn looks_random(value: &str) -> bool {
+    if looks_like_name(value) {
+        return false;
+    }
     let letters = value.bytes().any(|b| b.is_ascii_alphabetic());
     let digits = value.bytes().any(|b| b.is_ascii_digit());
+    let cases = value.bytes().any(|b| b.is_ascii_lowercase())
+        && value.bytes().any(|b| b.is_ascii_uppercase());
     let bits = kmseal_config::estimate_entropy_bits(value);
-    (letters && digits && bits >= 48.0) || (value.len() >= 24 && bits >= 96.0)
+    (letters && (digits || cases) && bits >= 48.0) || (value.len() >= 24 && bits >= 96.0)
+}
+
+/// Whether `value` reads as a name rather than a draw: words and numbers joined by
+/// separators (`bert-base-cased`, `/run/secrets/db_password`, `AwsCognitoTokenProvider`,
+/// `vault-kv-v2`, `password123`). A random string breaks into pieces that are no word
+/// (`Xk9`, `q2Lm7pW4`, `k42`, `BoyD872`): digits inside, the case changing anywhere. About
+/// 1 random value with digits in 300 still reads as a name.
+fn looks_like_name(value: &str) -> bool {
+    // A number; a letter, maybe with a digit (`X`, `v2`); or a lower-case word, then
+    // capitalised words (each may follow an acronym: `XMLHttp`), an acronym, then digits.
+    static WORD: LazyLock<Option<Regex>> = LazyLock::new(|| {
+        Regex::new(
+            r"^(?:[0-9]+|[A-Za-z][0-9]?|(?:[a-z]{2,20})?(?:(?:[A-Z]{2,8})?[A-Z][a-z]{2,20})*(?:[A-Z]{2,8})?[0-9]*)$",
+        )
+        .ok()
+    });
+    let Some(word) = WORD.as_ref() else {
+        return false;
+    };
+    value
+        .split(|c: char| "-_./:,=+@~".contains(c))
+        .all(|part| word.is_match(part))
 }
 
 /// The findings in one file's text.
@@ -657,5 +730,170 @@ mod tests {
             scan_text("app.env", "DB_PASSWORD=Xk9-q2Lm7pW4zR8tVb\n").len(),
             1
         );
+    }
+
+    fn rules_in(path: &str, line: &str) -> Vec<&'static str> {
+        scan_text(path, line).into_iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn secrets_in_the_syntaxes_real_files_use_are_found() {
+        let cases = [
+            // a URL with a password and no user name (Redis)
+            (
+                "app.env",
+                "REDIS_URL=redis://:Qm4-tR8wLx2zPk7v@cache:6379/0",
+                "url-password",
+            ),
+            // a password in a URL's query or in a connection string
+            (
+                "Db.java",
+                r#"String url = "jdbc:mysql://db:3306/app?user=app&password=Qm4-tR8wLx2zPk7v";"#,
+                "url-password",
+            ),
+            (
+                "appsettings.json",
+                r#""Sql": "Server=tcp:db,1433;User ID=app;Password=Qm4-tR8wLx2zPk7v;Encrypt=True;""#,
+                "url-password",
+            ),
+            // a random password that happens to have no digit
+            (
+                "db.go",
+                r#"const dsn = "postgres://app:QmvtRwLxzPkvHsNb@db/app""#,
+                "url-password",
+            ),
+            // typed constants, byte strings, setters
+            (
+                "auth.rs",
+                r#"const API_TOKEN: &str = "7fK2pQ9xL4mW8zR1tVb6";"#,
+                "password-assignment",
+            ),
+            (
+                "hook.rs",
+                r#"static WEBHOOK_SECRET: &[u8] = b"7fK2pQ9xL4mW8zR1tVb6";"#,
+                "password-assignment",
+            ),
+            (
+                "api.ts",
+                "const apiKey: string = '7fK2pQ9xL4mW8zR1tVb6';",
+                "password-assignment",
+            ),
+            (
+                "jwt.go",
+                r#"var jwtSecret = []byte("7fK2pQ9xL4mW8zR1tVb6")"#,
+                "password-assignment",
+            ),
+            (
+                "Db.java",
+                r#"ds.setPassword("Qm4-tR8wLx2zPk7v");"#,
+                "password-assignment",
+            ),
+            // names that always hold key material
+            (
+                "app.yaml",
+                "encryption_key: 'c2VjcmV0LWtleS1tYXRlcmlhbC0zMi1ieXRlcyE='",
+                "password-assignment",
+            ),
+            (
+                "app.py",
+                r#"GPG_PASSPHRASE = "Qm4-tR8wLx2zPk7v""#,
+                "password-assignment",
+            ),
+            // unquoted: YAML lists (docker compose), dotted and hyphenated keys (properties),
+            // Dockerfile ENV, shell exports
+            (
+                "docker-compose.yml",
+                "      - POSTGRES_PASSWORD=Qm4-tR8wLx2zPk7v",
+                "password-assignment",
+            ),
+            (
+                "application.properties",
+                "spring.datasource.password=Qm4-tR8wLx2zPk7v",
+                "password-assignment",
+            ),
+            (
+                "application.properties",
+                "okta.client-secret = Qm4-tR8wLx2zPk7vHs9b",
+                "password-assignment",
+            ),
+            (
+                "Dockerfile",
+                "ENV DB_PASSWORD=Qm4-tR8wLx2zPk7v",
+                "password-assignment",
+            ),
+            (
+                "deploy.sh",
+                "export DEPLOY_TOKEN=2b7e151628aed2a6abf7158809cf4f3c",
+                "password-assignment",
+            ),
+        ];
+        let missed: Vec<_> = cases
+            .iter()
+            .filter(|(path, line, rule)| rules_in(path, line) != vec![*rule])
+            .collect();
+        assert!(missed.is_empty(), "{missed:#?}");
+    }
+
+    #[test]
+    fn names_paths_arns_and_other_ciphertexts_are_not_secrets() {
+        let found = [
+            ("app.env", "DB_PASSWORD_FILE=/run/secrets/db_password"),
+            ("app.yaml", "tokenizer: bert-base-multilingual-cased"),
+            ("app.yaml", "token_provider: AwsCognitoIdentityTokenProvider"),
+            ("app.yaml", "secret_store: vault-kv-v2"),
+            ("cm.yaml", "  PASSWORD_POLICY: min=12,upper,lower,digit"),
+            ("app.yaml", "access_key_parameter: /prod/orders/aws/access-key-id"),
+            ("app.py", r#"PASSWORD_RESET_TEMPLATE = "emails/password_reset.html""#),
+            ("app.py", r#"secret_ref = "projects/acme/secrets/django/versions/latest""#),
+            ("test_auth.py", r#"    password = "password123""#),
+            ("Auth.java", r#"static final String TOKEN_HEADER = "X-Auth-Token";"#),
+            (
+                "app.yaml",
+                "secret_arn: arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-Ab1cDe",
+            ),
+            (
+                "secrets.enc.yaml",
+                "  password: ENC[AES256_GCM,data:q8Zx1w==,iv:Yk3mP0aB9sT2uV5wX8zA1cD4eF7gH0jK3mN6pQ9sT2u=,tag:Zm9vYmFyYmF6cXV4MTIzNA==,type:str]",
+            ),
+            ("app.py", r#"token = "vault:v1:8SDd3WHDOjf7mq69CyCqYjBXAiQQAVZRkFM13ok481zoCmHnSeDX9vyf7w==""#),
+            ("app.env", "STRIPE_SECRET_KEY=sk_live_xxxxxxxxxxxxxxxxxxxxxxxx"),
+            ("app.env", "GITHUB_TOKEN=ghp_000000000000000000000000000000000000"),
+            ("Db.java", r#"String url = "jdbc:mysql://db/app?user=app&password=${DB_PASSWORD}";"#),
+            ("Db.java", r#"ds.setPassword(System.getenv("DB_PASSWORD"));"#),
+        ]
+        .iter()
+        .filter(|(path, line)| !rules_in(path, line).is_empty())
+        .collect::<Vec<_>>();
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn words_joined_by_separators_read_as_names() {
+        for name in [
+            "bert-base-cased",
+            "AwsCognitoTokenProvider",
+            "vault-kv-v2",
+            "password123",
+            "/run/secrets/db_password",
+            "XMLHttpRequest",
+            "ops@acme.internal",
+            "v1.2.3",
+            "s3-bucket-name",
+            "DefaultAWSCredentialsProviderChain",
+            "X-Auth-Token",
+        ] {
+            assert!(looks_like_name(name), "{name}");
+        }
+        for drawn in [
+            "Xk9-q2Lm7pW4zR8t",
+            "QmvtRwLxzPkvHsNb",
+            "2b7e151628aed2a6abf7158809cf4f3c",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8d3LmKX1",
+            "qzkvmxbwptrhnflsqzkvmxbwp",
+            "k42-Q_HRtwpXLN",
+            "uowd@MaxR519.e",
+        ] {
+            assert!(!looks_like_name(drawn), "{drawn}");
+        }
     }
 }

@@ -1,0 +1,5 @@
+region = "eu-west-1"
+environment = "prod"
+vpc_id = "vpc-2eea54903fc07b219"
+ami = "ami-cc6554ceafd46908e"
+db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:164479743110:secret:prod/db-76kcBE"

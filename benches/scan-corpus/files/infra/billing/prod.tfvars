@@ -1,0 +1,5 @@
+region = "us-east-1"
+environment = "prod"
+vpc_id = "vpc-761ea285fa4f09789"
+ami = "ami-1ce64864113283f1c"
+db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:106537125897:secret:prod/db-hRGZvr"

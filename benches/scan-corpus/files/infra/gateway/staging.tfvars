@@ -1,0 +1,5 @@
+region = "us-west-2"
+environment = "prod"
+vpc_id = "vpc-660a968e87b3e1727"
+ami = "ami-067b8673891982617"
+db_password = "M-Pxa9WIovUbnBBLFW9"

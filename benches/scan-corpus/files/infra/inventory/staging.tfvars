@@ -1,0 +1,5 @@
+region = "eu-west-1"
+environment = "staging"
+vpc_id = "vpc-eabdd0cb989f3f845"
+ami = "ami-9002bca968e52918c"
+db_password = "9iqdf2xB_vVsXa8O2pEi"

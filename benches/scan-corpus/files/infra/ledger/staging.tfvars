@@ -1,0 +1,5 @@
+region = "eu-central-1"
+environment = "staging"
+vpc_id = "vpc-c2d34b23001e62664"
+ami = "ami-13cf6861c653b647c"
+db_password = "ixbxjkXEE9RYyKe_@"

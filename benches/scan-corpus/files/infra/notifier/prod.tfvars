@@ -1,0 +1,6 @@
+region = "us-east-1"
+environment = "prod"
+vpc_id = "vpc-ed6c6093dd1b91788"
+ami = "ami-94e471f14929a32ef"
+db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:726325382778:secret:prod/db-NNuJrM"
+datadog_api_key = "5c201df788cca232015e508aa1c633e5"

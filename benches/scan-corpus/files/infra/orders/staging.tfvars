@@ -1,0 +1,5 @@
+region = "us-west-2"
+environment = "prod"
+vpc_id = "vpc-5c5d94906ea9fce4f"
+ami = "ami-b301ff5cbede8ba1d"
+db_password = "D2bjQmiG.f3K4_9"

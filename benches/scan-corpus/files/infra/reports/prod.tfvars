@@ -1,0 +1,5 @@
+region = "eu-west-1"
+environment = "prod"
+vpc_id = "vpc-6fba1bfe8ca738e18"
+ami = "ami-9b498232bc2065596"
+db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:218201615513:secret:prod/db-9x9MfW"

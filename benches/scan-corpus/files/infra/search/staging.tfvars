@@ -1,0 +1,5 @@
+region = "eu-central-1"
+environment = "prod"
+vpc_id = "vpc-9b6655d13e0b5ef30"
+ami = "ami-ebb9e568e3c483d07"
+db_password = "oOkIds6KvI1fWeACKGA"

@@ -1,0 +1,5 @@
+region = "ap-southeast-2"
+environment = "prod"
+vpc_id = "vpc-5e8c243f70fb70f9a"
+ami = "ami-565b6f4559959bca8"
+db_password_secret_arn = "arn:aws:secretsmanager:eu-west-1:412657205836:secret:prod/db-H7c7iH"

@@ -1,0 +1,46 @@
+"""search: storage helpers."""
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Optional
+
+import jwt
+
+PRIVATE_KEY = """-----BEGIN RSA PRIVATE KEY-----
+MIIEpAIBAAKCAQEAlsqDPDc0JEy4Kerg0vNqaLGfM2TiODdS/RX0xSM8uh0fgY6o
+pfDf6Z7lh6Hpbu4SYUjQa4w1KlQUepF8gJg2N1tKbEivFIOVapVsTQ8O6dyCxD8q
+J/nCfPZlwD3ACdt2dn184kgDyTQou9hoLoJFxnXsjNTbrIT1CzfvPnbHhaE10AWf
+RAfNipgwGVgaIS4FqDcI8//fWyrNMgyw0koY0IH8Lvs8kVoZShJANzRcAML3Fr/H
+ZKamR5CDXHvZDoJjhKd7avcTMwqw12B8Du4kJhXbdTOoZdvfOeppYP1YYxW1P6a4
+eYvi1Zu8/chsw/9H79dergSgpAIlt45rSHpcFYnS8+3NKaDunSCupzwsMOQ2IUef
+f8IoJ61wGyG/Y23PyludciQ6OWmRyduyeJdleNZ1/elAFIbhGoCLbkAJAcjwzaEM
+51g42jb1Mx9yboZnDwBYywq9LqRLRjmPvrzbSXOfIZTJHn2TkeKfMEELLGZrWDmq
+61gE490GJZKWfACHt3/M2i74z+fj3RawAqMNBGgKytnJ4WpUOhEgYD2fkolRU/O5
+AcJteQT4LEzzMA6+A4op0iqmEpne6Dum2wZ5h6Na46pe8ivbuEN9yQMSFbkaXdMH
+AIq5kxAfjA7+1d38OI3EM53CVZocRlHffuWsCLoXOPEjzOPnxw6qwEijyzJ+igLM
+e4UDs0advhbg+KY/GHKSS49c+HvCoBO2QNOl35XM48UMm3/tz4fNkP48Rs8taUsf
+qnndklNhZofZIj/kkooQttp3lObE6mtA1keyyHIGkrcR2GiT8o/2dj7MLTwD1zWj
+qhBgvhfo+JZxxHfGzYk0aFt7F56XjhU74KYnHc6HhCH1+UN4PnEmWFFixMrtRTxm
+Xx/w6B7ESy95UBE5bW0xfedkC/UKhjUykTMhgowAJzd2HPQKWCB2rxfmrWiHmWoW
+TCgq3YgiyT0xTafv7rvlaZ3n8V4hony1kpabzsFJ3PGTd2etz3pEIju7mnS3ChoQ
+gRnBe8twNH09dNdeJTrqKz3d5tVr/rOgPRMRoaDrnPJTg2x4BAUOCS7fP8RXB9Eh
+KfswjU9IFYikHbL3lPwpaIryGkHSTXHSwaf6D+GZR7pxtWc+Mc0K5oLck6yRvB64
+XibRK1iCaSx59i5i/eaeRMp8oM9vL531x4go7UkrJ79Q5NmrWYTgTcuJyCZqXxvE
+CxBqIN+nRpfU0RUSyl0/VZ+fwmhrwpey1j+zCaDjPjyw4ibogN75v1ci1H8cDYJp
+VIg2MC7ESy9qKY7Wki7vrBTrqukDkskIOK88xY2fIIHQxy6ZFo2Fgxaaqu51Mr51
+czR1YJxOYLv/ftrc0pALdAChN43RQgSqA6QykkSS39q+iTqa2GCpk282emt4WYPt
+hDsOx5iX2LGr8J+bnKFeGWopLqZzS5zIor9eKvRSbwKd8izeQWTRmYlBX8UQmWi4
+OzIFUHEdYdWsVn28R4en98rrP3sbLOt1EJmZsXIh9VOu8Kefz+6ZPESRrAw9H7PS
+AzedVLEG6Utwr+M5+jMziydltxPQJnPOZP9Ak73sxlDugd28kEE=
+-----END RSA PRIVATE KEY-----
+"""
+
+def sign(claims: dict) -> str:
+    return jwt.encode(claims, PRIVATE_KEY, algorithm="RS256")
+
+access_token = self._fetch_access_token_from_metadata_server()
+DB_PASSWORD = "kmseal:v1:s:wH9dLJln_KB-q-V45Jzt_-vUZfLZEljLcAhf-TrJrQI2RdzqabmQHOPlNLaYXWMwUkH7cCg7p9SFRdkTRLF_NJeM"
+EXPECTED_SHA256 = "8aa6f66b4df496d12488bc3a37f5fd68ba07c13a589fbb05e6d6fd5aae1d9049"
+secret_key_ref = "projects/acme/secrets/django/versions/latest"
