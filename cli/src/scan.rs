@@ -4,7 +4,8 @@
 //! cloud and SaaS tokens, JWTs, URLs with a password) and for secret-looking assignments
 //! (`password = "…"`) whose value is long and varied enough to be real. What kmseal knows is
 //! not a secret is never a finding: its ciphertexts (`kmseal:v1:…`), references (`ref+…`),
-//! sealed documents and messages, template placeholders, and interpolations (`${VAR}`).
+//! whole-file messages, template placeholders, and interpolations (`${VAR}`); a sealed
+//! document's values left in the clear by its policy are scanned like any configuration.
 //! A finding names the file, the line and the rule, and says what to do; it never shows the
 //! value. False positives are silenced by `kmseal:allow` on the line, or by a line
 //! `GLOB RULE  # reason` in `.kmseal-scan-allow` at the top of the tree.
@@ -297,11 +298,10 @@ fn looks_like_name(value: &str) -> bool {
 /// The findings in one file's text.
 pub(crate) fn scan_text(path: &str, text: &str) -> Vec<Finding> {
     let mut out = Vec::new();
-    if kmseal_config::Format::of_sealed(text).is_some() {
-        // A sealed document: its values are kmseal's to check (`config check`).
-        return out;
-    }
-    let config = is_config_file(path);
+    // A sealed document is scanned too: its ciphertexts are never findings, but a value its
+    // policy left in the clear (`--encrypt '*password'` and a plaintext `github_token`) is.
+    // Sealed documents are configuration, whatever their name.
+    let config = is_config_file(path) || kmseal_config::Format::of_sealed(text).is_some();
     for (i, line) in text.lines().enumerate() {
         if line.contains("kmseal:allow") {
             continue;
@@ -714,22 +714,43 @@ mod tests {
     }
 
     #[test]
-    fn sealed_documents_are_skipped_whole() {
+    fn sealed_documents_are_scanned_for_what_their_policy_left_plain() {
+        use kmseal_config::{Format, Policy, Sealer};
         let k = std::sync::Arc::new(kmseal::LocalKek::generate().unwrap());
-        let sealer = kmseal_config::Sealer::new(
-            kmseal::Encryptor::new(k.clone()),
-            kmseal::Decryptor::new(k),
-        );
-        let sealed = kmseal::blocking::block_on(sealer.seal(
-            "DB_PASSWORD=Xk9-q2Lm7pW4zR8tVb\n",
-            kmseal_config::Format::Dotenv,
-        ))
-        .unwrap();
-        assert!(scan_text("app.env", &sealed).is_empty());
-        assert_eq!(
-            scan_text("app.env", "DB_PASSWORD=Xk9-q2Lm7pW4zR8tVb\n").len(),
-            1
-        );
+        let seal = |text: &str, format: Format, policy: Policy| {
+            let sealer = Sealer::new(
+                kmseal::Encryptor::new(k.clone()),
+                kmseal::Decryptor::new(k.clone()),
+            )
+            .policy(policy);
+            kmseal::blocking::block_on(sealer.seal(text, format)).unwrap()
+        };
+        let token = "ghp_Z8k2Lq7Xv3Nw9Rt4Bm6Yc1Pd5Hs0Jf2Ga8Ue";
+        for (format, text, name) in [
+            (
+                Format::Dotenv,
+                format!("DB_PASSWORD=Xk9-q2Lm7pW4zR8tVb\nGITHUB_TOKEN={token}\n"),
+                "app.sealed",
+            ),
+            (
+                Format::Yaml,
+                format!("db_password: Xk9-q2Lm7pW4zR8tVb\ngithub_token: {token}\n"),
+                "app.sealed",
+            ),
+        ] {
+            // Everything encrypted: ciphertexts and metadata are never findings.
+            let all = seal(&text, format, Policy::default());
+            assert!(scan_text(name, &all).is_empty(), "{all}");
+            // A policy that left the token in the clear: found, though the name is no
+            // config file's (a sealed document is configuration).
+            let partial = seal(
+                &text,
+                format,
+                Policy::only(["*PASSWORD", "*password"]).unwrap(),
+            );
+            let found: Vec<&str> = scan_text(name, &partial).iter().map(|f| f.rule).collect();
+            assert_eq!(found, ["github-token"], "{partial}");
+        }
     }
 
     fn rules_in(path: &str, line: &str) -> Vec<&'static str> {
