@@ -184,6 +184,28 @@ pub trait Kek: Send + Sync + fmt::Debug {
         let _ = context;
         Ok(None)
     }
+
+    /// Unwraps a data key that **another tool** encrypted with this KEK's key through the
+    /// KMS's plain encrypt operation, **without associated data**: what SOPS writes in its
+    /// `gcp_kms`, `hc_vault` and `azure_kv` entries (`kmseal-sops` is the caller). `wrapped`
+    /// names this KEK (checked as by [`Kek::matches`]) and carries the KMS's ciphertext in
+    /// the layout the provider documents. The result must be a 32-byte key.
+    ///
+    /// Nothing is bound: no encryption context reaches the KMS, so the caller must
+    /// authenticate what it opens with the key by other means (SOPS: its MAC). The
+    /// [`Decryptor`](crate::Decryptor) never calls this. Where the KMS binds associated data
+    /// ([`Kek::binds_context`]), kmseal's own wrapped keys always carry some (the canonical
+    /// context is at least two bytes), so they never open here, and a foreign ciphertext never
+    /// opens under [`Kek::unwrap`].
+    ///
+    /// The default refuses with [`Error::InvalidArgument`]: a provider opts in (GCP KMS,
+    /// Vault transit and Azure Key Vault do).
+    async fn unwrap_foreign(&self, wrapped: &WrappedKey) -> Result<DataKey, Error> {
+        let _ = wrapped;
+        Err(Error::InvalidArgument(
+            "this KEK cannot unwrap data keys encrypted by other tools",
+        ))
+    }
 }
 
 /// Which key management system a [`KeyUri`] names.

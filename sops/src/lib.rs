@@ -34,11 +34,15 @@
 //! does. Plaintext and the data key live in zeroize-on-drop buffers (the data key in kmseal's
 //! locked memory); errors name paths and key ids, never values.
 //!
-//! **Data-key sources**, tried in this order: age X25519 identities (`sops.age[]`), AWS KMS
-//! (`sops.kms[]`, with its encryption context; `role`/`aws_profile` entries are refused),
-//! Azure Key Vault (`sops.azure_kv[]`, RSA-OAEP-256). GCP KMS, Vault transit and PGP entries
-//! are reported as unsupported: kmseal's GCP and Vault providers always send associated data
-//! where SOPS sends none. Shamir key groups (several `key_groups`) are refused.
+//! **Data-key sources**, tried in this order: age X25519 identities (`sops.age[]`), then the
+//! KMS entries in the file's order of kinds: AWS KMS (`sops.kms[]`, with its encryption
+//! context; `role`/`aws_profile` entries are refused), Google Cloud KMS (`sops.gcp_kms[]`,
+//! symmetric keys), Azure Key Vault (`sops.azure_kv[]`, RSA-OAEP-256 through Key Vault's
+//! `decrypt`) and Vault / OpenBao transit (`sops.hc_vault[]`). SOPS encrypts the data key for
+//! the last three without associated data, so they are opened with
+//! [`kmseal::Kek::unwrap_foreign`], which kmseal's own messages never use (see
+//! [`Keys::kek`] for how entries are matched to KEKs). PGP entries and Shamir key groups
+//! (several `key_groups`) are refused.
 //!
 //! **Output.** Key order is kept. Decrypted ints, floats and booleans are written as plain
 //! scalars, strings plain when unambiguous and double-quoted otherwise. YAML is re-emitted in
@@ -47,7 +51,9 @@
 //! spaces. `.env` comments are kept; values are quoted as `kmseal_config` reads them.
 //! Multi-document YAML, YAML tags other than the core ones, and TOML are refused.
 //!
-//! Feature flags: `aws` and `azure` (default) enable those key sources.
+//! Feature flags: `aws`, `azure`, `gcp` and `vault` (all default) let
+//! [`Keys::dangerous_kms_from_file`] build that provider's KEK from the file's names; KEKs
+//! passed with [`Keys::kek`] work without them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]

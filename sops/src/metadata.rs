@@ -22,11 +22,13 @@ pub(crate) enum Source {
     },
     Gcp {
         resource_id: String,
+        enc: String,
     },
     Vault {
         address: String,
         engine_path: String,
         key_name: String,
+        enc: String,
     },
     Azure {
         vault_url: String,
@@ -120,6 +122,7 @@ fn group(map: &[(Key, Node)]) -> Result<Vec<Source>, Error> {
     for m in list(map, "gcp_kms")? {
         out.push(Source::Gcp {
             resource_id: text(m, "resource_id")?,
+            enc: text(m, "enc")?,
         });
     }
     for m in list(map, "azure_kv")? {
@@ -135,6 +138,7 @@ fn group(map: &[(Key, Node)]) -> Result<Vec<Source>, Error> {
             address: text(m, "vault_address")?,
             engine_path: text(m, "engine_path")?,
             key_name: text(m, "key_name")?,
+            enc: text(m, "enc")?,
         });
     }
     for m in list(map, "pgp")? {

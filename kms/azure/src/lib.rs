@@ -14,6 +14,10 @@
 //! providers the encryption context is not bound by the KMS: it is bound by kmseal's header
 //! (authenticated with a key derived from the data key) alone. See SECURITY.md.
 //!
+//! **Foreign ciphertexts.** [`Kek::unwrap_foreign`] opens a data key another tool encrypted
+//! with Key Vault's `encrypt` and RSA-OAEP-256 (SOPS's `azure_kv` entries), through Key
+//! Vault's `decrypt`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), kmseal::Error> {
 //! use std::sync::Arc;
@@ -127,7 +131,7 @@ pub(crate) fn map_error(op: &str, e: &azure_core::Error) -> Error {
                 || e.to_string().to_ascii_lowercase().contains("disabled");
             match u16::from(*status) {
                 401 | 403 if disabled => KmsErrorKind::Disabled,
-                400 if op == "unwrapKey" => KmsErrorKind::InvalidCiphertext,
+                400 if op == "unwrapKey" || op == "decrypt" => KmsErrorKind::InvalidCiphertext,
                 status => kmseal_kms_common::status_kind(status),
             }
         }
@@ -385,6 +389,38 @@ impl Inner {
         }
         Ok(key)
     }
+
+    /// Key Vault's `decrypt` with RSA-OAEP-256 (what a foreign `encrypt` made; the same
+    /// RSA-OAEP as `unwrapKey`, but the `decrypt` permission rather than `unwrapKey`).
+    async fn decrypt_once(&self, version: String, ciphertext: Vec<u8>) -> Result<SecretBytes, Error> {
+        let body = format!(
+            r#"{{"alg":"{}","value":"{}"}}"#,
+            WrapAlgorithm::RsaOaep256.name(),
+            B64URL.encode(&ciphertext)
+        );
+        let resp = self
+            .client
+            .decrypt(
+                self.key.name(),
+                &version,
+                Body::Bytes(bytes::Bytes::from(body)).into(),
+                None,
+            )
+            .await
+            .map_err(|e| map_error("decrypt", &e))?;
+        let result: KeyOperationResult = resp
+            .into_model()
+            .map_err(|e| kms_error(KmsErrorKind::Other, format!("decrypt: bad response: {e}")))?;
+        let kid_version = self.version_from_kid("decrypt", result.kid.as_deref())?;
+        let key = SecretBytes::from_vec_zeroizing(result.result.unwrap_or_default())?;
+        if kid_version != version {
+            return Err(kms_error(
+                KmsErrorKind::Integrity,
+                "decrypt: answered by another key version",
+            ));
+        }
+        Ok(key)
+    }
 }
 
 /// `{"alg":"…","value":"<base64url key>"}` built in locked memory.
@@ -499,6 +535,43 @@ impl Kek for AzureKek {
             .with_retries(move |inner| {
                 let (version, ct) = (version.clone(), ct.clone());
                 async move { inner.unwrap_once(version, algorithm, ct).await }
+            })
+            .await?;
+        DataKey::from_secret(key)
+    }
+
+    /// [`Kek::unwrap_foreign`]: `wrapped.ciphertext` is what Key Vault's `encrypt` returned
+    /// for a raw 32-byte key with **RSA-OAEP-256** (SOPS's `azure_kv[].enc`, base64url-decoded;
+    /// no algorithm tag in front, unlike [`Kek::unwrap`]'s layout); `wrapped.key_id` is
+    /// `HOST/keys/NAME/VERSION`, matched as by [`Kek::matches`]. Opened with Key Vault's
+    /// `decrypt` (the identity needs the `decrypt` key permission, as for `sops`).
+    async fn unwrap_foreign(&self, wrapped: &WrappedKey) -> Result<DataKey, Error> {
+        if !self.matches(wrapped) {
+            return Err(kms_error(
+                KmsErrorKind::InvalidCiphertext,
+                format!(
+                    "wrapped key {wrapped} was not made by {}",
+                    self.inner.key.id()
+                ),
+            ));
+        }
+        if wrapped.ciphertext.is_empty() {
+            return Err(kms_error(
+                KmsErrorKind::InvalidCiphertext,
+                "empty wrapped key",
+            ));
+        }
+        let version = wrapped
+            .key_id
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let ct = wrapped.ciphertext.clone();
+        let key = self
+            .with_retries(move |inner| {
+                let (version, ct) = (version.clone(), ct.clone());
+                async move { inner.decrypt_once(version, ct).await }
             })
             .await?;
         DataKey::from_secret(key)

@@ -71,6 +71,33 @@ async fn conformance_suite_with_managed_hsm_a256kw() {
     kmseal_test_support::conformance::run(Arc::new(a), Arc::new(b)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_key_encrypted_by_another_tool_opens_with_unwrap_foreign() {
+    let fake = FakeVault::start(HOST).await;
+    let v1 = fake.create_rsa_key("a");
+    fake.create_rsa_key("b");
+    let (a, b) = (kek(&fake, "a").await, kek(&fake, "b").await);
+    let dek = DataKey::generate().unwrap();
+    // What SOPS's azure_kv entries hold: Key Vault `encrypt` with RSA-OAEP-256, no tag.
+    let host = format!("{HOST}:{}", fake.port());
+    let foreign = kmseal::WrappedKey {
+        provider: "azure-kv".into(),
+        key_id: format!("{host}/keys/a/{v1}"),
+        ciphertext: fake.encrypt("a", &v1, "RSA-OAEP-256", dek.expose_secret()),
+    };
+    kmseal_test_support::conformance::foreign_unwrap(&a, &b, &foreign, &dek).await;
+    // After a rotation the entry's version is still the one asked.
+    fake.create_rsa_key("a");
+    assert!(a.unwrap_foreign(&foreign).await.unwrap() == dek);
+    // A key id without a version is not claimed.
+    let versionless = kmseal::WrappedKey {
+        key_id: format!("{host}/keys/a"),
+        ..foreign
+    };
+    let err = a.unwrap_foreign(&versionless).await.unwrap_err();
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::InvalidCiphertext), "{err}");
+}
+
 #[tokio::test]
 async fn the_wrapping_version_is_recorded_and_used_after_rotation() {
     let fake = FakeVault::start(HOST).await;

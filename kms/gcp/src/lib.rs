@@ -12,6 +12,11 @@
 //! `plaintextCrc32c` of responses. A mismatch is retried a few times (as the docs advise) and
 //! then reported as an integrity error.
 //!
+//! **Foreign ciphertexts.** [`Kek::unwrap_foreign`] decrypts a data key another tool
+//! encrypted under the CryptoKey *without* AAD (SOPS's `gcp_kms` entries). Because kmseal's own
+//! wraps always carry AAD (the canonical context, two bytes even when empty), neither kind
+//! opens as the other.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), kmseal::Error> {
 //! use std::sync::Arc;
@@ -306,16 +311,27 @@ impl GcpKek {
         Ok(resp.ciphertext.to_vec())
     }
 
-    async fn decrypt_once(self, ciphertext: Vec<u8>, aad: Vec<u8>) -> Result<SecretBytes, Error> {
-        let (ct_crc, aad_crc) = (crc(&ciphertext), crc(&aad));
-        let resp = self
+    /// `cryptoKeys.decrypt`, with `aad` as `additionalAuthenticatedData`, or with no AAD
+    /// fields at all for `None` (a foreign ciphertext: Cloud KMS then authenticates empty AAD).
+    async fn decrypt_once(
+        self,
+        ciphertext: Vec<u8>,
+        aad: Option<Vec<u8>>,
+    ) -> Result<SecretBytes, Error> {
+        let ct_crc = crc(&ciphertext);
+        let mut req = self
             .client
             .decrypt()
             .set_name(&self.name)
             .set_ciphertext(ciphertext)
-            .set_ciphertext_crc32c(ct_crc)
-            .set_additional_authenticated_data(aad)
-            .set_additional_authenticated_data_crc32c(aad_crc)
+            .set_ciphertext_crc32c(ct_crc);
+        if let Some(aad) = aad {
+            let aad_crc = crc(&aad);
+            req = req
+                .set_additional_authenticated_data(aad)
+                .set_additional_authenticated_data_crc32c(aad_crc);
+        }
+        let resp = req
             .with_attempt_timeout(self.timeout)
             .send()
             .await
@@ -374,7 +390,24 @@ impl Kek for GcpKek {
         let aad = context.canonical_bytes();
         let ct = wrapped.ciphertext.clone();
         let key = self
-            .with_retries(move |k| k.decrypt_once(ct.clone(), aad.clone()))
+            .with_retries(move |k| k.decrypt_once(ct.clone(), Some(aad.clone())))
+            .await?;
+        DataKey::from_secret(key)
+    }
+
+    /// [`Kek::unwrap_foreign`]: `wrapped.ciphertext` is what Cloud KMS `encrypt` returned
+    /// for a raw 32-byte key sent without `additionalAuthenticatedData` (SOPS's `gcp_kms[].enc`,
+    /// base64-decoded); `wrapped.key_id` is the CryptoKey name. Decrypted with no AAD.
+    async fn unwrap_foreign(&self, wrapped: &WrappedKey) -> Result<DataKey, Error> {
+        if !self.matches(wrapped) {
+            return Err(kms_error(
+                KmsErrorKind::InvalidCiphertext,
+                format!("wrapped key {wrapped} was not made by {}", self.name),
+            ));
+        }
+        let ct = wrapped.ciphertext.clone();
+        let key = self
+            .with_retries(move |k| k.decrypt_once(ct.clone(), None))
             .await?;
         DataKey::from_secret(key)
     }

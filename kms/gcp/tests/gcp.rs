@@ -40,6 +40,37 @@ async fn conformance_suite_on_the_stand_in() {
 }
 
 #[tokio::test]
+async fn a_data_key_encrypted_without_aad_by_another_tool_opens_with_unwrap_foreign() {
+    let fake = FakeKms::start().await;
+    fake.create_key(KEY_A);
+    fake.create_key(KEY_B);
+    let a = kek(&fake, KEY_A, 0, Duration::from_secs(5)).await;
+    let b = kek(&fake, KEY_B, 0, Duration::from_secs(5)).await;
+    let dek = DataKey::generate().unwrap();
+    // What SOPS's gcp_kms entries hold: Cloud KMS encrypt of the raw key, no AAD.
+    let foreign = kmseal::WrappedKey {
+        provider: "gcp-kms".into(),
+        key_id: KEY_A.into(),
+        ciphertext: fake.encrypt(KEY_A, dek.expose_secret(), None),
+    };
+    kmseal_test_support::conformance::foreign_unwrap(&a, &b, &foreign, &dek).await;
+    // Cloud KMS treats absent AAD as empty: explicitly empty AAD opens the same way.
+    let empty = kmseal::WrappedKey {
+        ciphertext: fake.encrypt(KEY_A, dek.expose_secret(), Some(b"")),
+        ..foreign.clone()
+    };
+    assert!(a.unwrap_foreign(&empty).await.unwrap() == dek);
+    // Any AAD at all (here the bytes of an empty kmseal context) and it does not.
+    let with_aad = kmseal::WrappedKey {
+        ciphertext: fake.encrypt(KEY_A, dek.expose_secret(), Some(&[0, 0])),
+        ..foreign
+    };
+    let err = a.unwrap_foreign(&with_aad).await.unwrap_err();
+    assert_eq!(err.kms_kind(), Some(KmsErrorKind::InvalidCiphertext), "{err}");
+    assert!(a.unwrap(&with_aad, &EncryptionContext::new()).await.unwrap() == dek);
+}
+
+#[tokio::test]
 async fn response_checksum_mismatches_are_retried_then_reported_as_integrity_errors() {
     let fake = FakeKms::start().await;
     fake.create_key(KEY_A);

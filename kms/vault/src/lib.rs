@@ -49,6 +49,10 @@
 //!
 //! Wrapped keys record provider `vault` and key id `MOUNT/keys/NAME` (without the address, so
 //! a key reached through another address or a performance replica still matches).
+//!
+//! **Foreign ciphertexts.** [`Kek::unwrap_foreign`] decrypts a data key another tool encrypted
+//! with the transit key and no associated data or context (SOPS's `hc_vault` entries). kmseal's
+//! own wraps always carry one or the other, so neither kind opens as the other.
 #![forbid(unsafe_code)]
 
 mod client;
@@ -344,6 +348,23 @@ impl VaultKek {
     }
 }
 
+impl VaultKek {
+    /// `MOUNT/decrypt/NAME` with the JSON `body`; the plaintext key into locked memory.
+    async fn decrypt(&self, body: &SecretBytes) -> Result<DataKey, Error> {
+        let path = format!("{}/decrypt/{}", self.mount, self.name);
+        let resp = self.session.call(Method::POST, &path, Some(body)).await?;
+        let env: Envelope<PlaintextData<'_>> = serde_json::from_slice(resp.expose_secret())
+            .map_err(|_| bad_response("no plaintext"))?;
+        // Decode straight into locked memory: no String or Vec ever holds the key.
+        let mut key = SecretBytes::zeroed(env.data.plaintext.len().div_ceil(4) * 3)?;
+        let n = STANDARD
+            .decode_slice(env.data.plaintext.as_bytes(), key.expose_secret_mut())
+            .map_err(|_| bad_response("plaintext is not base64"))?;
+        key.truncate(n);
+        DataKey::from_secret(key)
+    }
+}
+
 /// Appends `{"NAME":"` (or `,"NAME":"` after the first field).
 fn json_field_start(body: &mut SecretBytes, name: &str) -> Result<(), Error> {
     body.extend_from_slice(if body.is_empty() { b"{\"" } else { b"\",\"" })?;
@@ -425,17 +446,21 @@ impl Kek for VaultKek {
         json_field_start(&mut body, "ciphertext")?;
         body.extend_from_slice(&wrapped.ciphertext)?;
         context_fields(&mut body, context, derived)?;
-        let path = format!("{}/decrypt/{}", self.mount, self.name);
-        let resp = self.session.call(Method::POST, &path, Some(&body)).await?;
-        let env: Envelope<PlaintextData<'_>> = serde_json::from_slice(resp.expose_secret())
-            .map_err(|_| bad_response("no plaintext"))?;
-        // Decode straight into locked memory: no String or Vec ever holds the key.
-        let mut key = SecretBytes::zeroed(env.data.plaintext.len().div_ceil(4) * 3)?;
-        let n = STANDARD
-            .decode_slice(env.data.plaintext.as_bytes(), key.expose_secret_mut())
-            .map_err(|_| bad_response("plaintext is not base64"))?;
-        key.truncate(n);
-        DataKey::from_secret(key)
+        self.decrypt(&body).await
+    }
+
+    /// [`Kek::unwrap_foreign`]: `wrapped.ciphertext` is a transit ciphertext (`vault:vN:…`)
+    /// of a raw 32-byte key encrypted with no `associated_data` and no derivation `context`
+    /// (SOPS's `hc_vault[].enc`); `wrapped.key_id` is `MOUNT/keys/NAME`. Decrypted with
+    /// neither. The key's metadata is not read (decrypt never creates a key), so any key type
+    /// transit can decrypt with works; a derived key refuses (it needs a context).
+    async fn unwrap_foreign(&self, wrapped: &WrappedKey) -> Result<DataKey, Error> {
+        self.require_mine(wrapped)?;
+        let mut body = SecretBytes::with_capacity(256)?;
+        json_field_start(&mut body, "ciphertext")?;
+        body.extend_from_slice(&wrapped.ciphertext)?;
+        body.extend_from_slice(b"\"}")?;
+        self.decrypt(&body).await
     }
 }
 

@@ -96,6 +96,56 @@ async fn conformance_suite_on_a_derived_chacha_key() {
     kmseal_test_support::conformance::run(Arc::new(kek(&a)), Arc::new(kek(&b))).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_key_encrypted_without_associated_data_opens_with_unwrap_foreign() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dek = DataKey::generate().unwrap();
+    // What SOPS's hc_vault entries hold: transit encrypt of the raw key, nothing else. Any
+    // key type transit decrypts with opens (SOPS's own tests make rsa-4096 keys).
+    for options in [
+        serde_json::json!({}),
+        serde_json::json!({"type": "rsa-2048"}),
+    ] {
+        let plain_aead = options.get("type").is_none();
+        let (a, b) = (new_key(options).await, new_key(serde_json::json!({})).await);
+        let (status, body) = admin(
+            reqwest::Method::POST,
+            &format!("transit/encrypt/{a}"),
+            serde_json::json!({"plaintext": b64.encode(dek.expose_secret())}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let foreign = kmseal::WrappedKey {
+            provider: "vault".into(),
+            key_id: format!("transit/keys/{a}"),
+            ciphertext: body["data"]["ciphertext"].as_str().unwrap().into(),
+        };
+        let (a, b) = (kek(&a), kek(&b));
+        if plain_aead {
+            kmseal_test_support::conformance::foreign_unwrap(&a, &b, &foreign, &dek).await;
+        } else {
+            assert!(a.unwrap_foreign(&foreign).await.unwrap() == dek);
+        }
+    }
+    // A derived key needs a context, which a foreign ciphertext does not have: refused.
+    let d = new_key(serde_json::json!({"derived": true})).await;
+    let (status, body) = admin(
+        reqwest::Method::POST,
+        &format!("transit/encrypt/{d}"),
+        serde_json::json!({"plaintext": b64.encode(dek.expose_secret()),
+                           "context": b64.encode(b"ctx")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let foreign = kmseal::WrappedKey {
+        provider: "vault".into(),
+        key_id: format!("transit/keys/{d}"),
+        ciphertext: body["data"]["ciphertext"].as_str().unwrap().into(),
+    };
+    assert!(kek(&d).unwrap_foreign(&foreign).await.is_err());
+}
+
 #[tokio::test]
 async fn a_missing_key_is_refused_and_not_created() {
     let name = unique("missing");

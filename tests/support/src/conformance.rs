@@ -29,6 +29,78 @@ pub async fn run(kek: Arc<dyn Kek>, other: Arc<dyn Kek>) {
     caches_and_rotation(kek).await;
 }
 
+/// The checks for [`Kek::unwrap_foreign`], for providers that implement it. `foreign` is
+/// `dek` encrypted by another tool under `kek`'s key, without associated data, in the layout
+/// the provider documents (e.g. what SOPS stores); `other` is another key of the provider.
+///
+/// The foreign key opens; a tampered copy, another key and another KEK's claim are refused
+/// with a typed error that holds no key bytes; the default of the trait refuses; and, where
+/// the KMS binds associated data, kmseal's own wrapped keys and foreign ones never open as
+/// each other.
+pub async fn foreign_unwrap(kek: &dyn Kek, other: &dyn Kek, foreign: &WrappedKey, dek: &DataKey) {
+    let back = kek
+        .unwrap_foreign(foreign)
+        .await
+        .unwrap_or_else(|e| panic!("unwrap_foreign: {e}"));
+    assert!(back == *dek, "unwrap_foreign returned a different key");
+    let no_key_bytes = |e: &Error, what: &str| {
+        let text = format!("{e} {e:?}");
+        let hex: String = dek.expose_secret().iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            dek.expose_secret(),
+        );
+        assert!(
+            !text.contains(&hex) && !text.contains(&b64[..16]),
+            "{what}: the error shows the key"
+        );
+    };
+
+    let mut tampered = foreign.clone();
+    tamper(&mut tampered.ciphertext);
+    let err = kek.unwrap_foreign(&tampered).await.err();
+    no_key_bytes(err.as_ref().unwrap_or(&Error::Decrypt), "tampered");
+    assert_refused(err.map_or(Ok(back), Err), "tampered foreign ciphertext");
+
+    // Another KEK does not claim it: refused before any KMS call.
+    assert!(!other.matches(foreign), "another key claims a foreign key");
+    let err = other.unwrap_foreign(foreign).await.err();
+    no_key_bytes(err.as_ref().unwrap_or(&Error::Decrypt), "other KEK");
+    assert_refused(
+        err.map_or(Ok(DataKey::generate().unwrap()), Err),
+        "other KEK",
+    );
+    // A KEK that does not opt in refuses with a usage error.
+    let local = LocalKek::generate().unwrap();
+    assert!(matches!(
+        local.unwrap_foreign(foreign).await,
+        Err(Error::InvalidArgument(_))
+    ));
+
+    if kek.binds_context() {
+        assert_refused(
+            kek.unwrap(foreign, &EncryptionContext::new()).await,
+            "a foreign key through unwrap (empty context)",
+        );
+        let ours = kek.wrap(dek, &EncryptionContext::new()).await.unwrap();
+        assert_refused(
+            kek.unwrap_foreign(&ours).await,
+            "kmseal's own wrapped key through unwrap_foreign",
+        );
+    }
+}
+
+/// Changes one byte of a ciphertext in the middle, keeping a transit ciphertext
+/// (`vault:vN:BASE64`) valid base64.
+fn tamper(ct: &mut [u8]) {
+    let mid = ct.len() / 2;
+    if ct.starts_with(b"vault:") {
+        ct[mid] = if ct[mid] == b'A' { b'B' } else { b'A' };
+    } else {
+        ct[mid] ^= 0x01;
+    }
+}
+
 fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
     EncryptionContext::try_from(pairs.to_vec()).unwrap()
 }

@@ -5,7 +5,8 @@
 //! resource=…`) for every request without a valid token, an Entra ID token endpoint
 //! (`POST /{tenant}/oauth2/v2.0/token`, client-assertion grant, as workload identity uses it),
 //! and the key operations the client uses: `GET /keys/{name}[/{version}]`,
-//! `POST …/wrapkey`, `POST /keys/{name}/{version}/unwrapkey`, with base64url values; and the
+//! `POST …/wrapkey`, `POST /keys/{name}/{version}/unwrapkey`, `POST …/encrypt`,
+//! `POST /keys/{name}/{version}/decrypt` (RSA keys), with base64url values; and the
 //! secret operations: `PUT /secrets/{name}`, `GET /secrets/{name}[/{version}]`,
 //! `GET /secrets/{name}/versions` (with `nextLink` paging);
 //! `{"error": {code, message}}` bodies, real RSA-OAEP-256 (rsa crate) and A256KW (aes-kw)
@@ -256,6 +257,19 @@ impl FakeVault {
         });
         entry.versions.push((version.clone(), material));
         version
+    }
+
+    /// What Key Vault's `encrypt` returns for `plaintext` under `name`/`version` with `alg`
+    /// (e.g. `RSA-OAEP-256`, as SOPS calls it), through the same handler as HTTPS requests.
+    /// For making foreign ciphertexts in tests; counts no request.
+    pub fn encrypt(&self, name: &str, version: &str, alg: &str, plaintext: &[u8]) -> Vec<u8> {
+        let body = json!({"alg": alg, "value": B64URL.encode(plaintext)}).to_string();
+        let path = format!("/keys/{name}/{version}/encrypt");
+        let (status, reply) = self.key_operation("POST", &path, body.as_bytes());
+        assert_eq!(status, 200, "{reply}");
+        B64URL
+            .decode(reply["value"].as_str().unwrap())
+            .unwrap()
     }
 
     pub fn set_enabled(&self, name: &str, enabled: bool) {
@@ -613,7 +627,7 @@ impl FakeVault {
                 json!({"key": key, "attributes": {"enabled": true, "recoveryLevel": "Recoverable+Purgeable"}}),
             );
         }
-        if op == "unwrapkey" && version.is_empty() {
+        if matches!(op, "unwrapkey" | "decrypt") && version.is_empty() {
             return kv_error(400, "BadParameter", "A key version is required.");
         }
         let params: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -632,8 +646,15 @@ impl FakeVault {
                     .encrypt(&mut rng, Oaep::<sha2::Sha256>::new(), &value)
                     .ok()
             }
-            ("unwrapkey", Material::Rsa(k), "RSA-OAEP-256") => {
+            ("unwrapkey" | "decrypt", Material::Rsa(k), "RSA-OAEP-256") => {
                 k.decrypt(Oaep::<sha2::Sha256>::new(), &value).ok()
+            }
+            // `encrypt` with RSA-OAEP-256 is the same RSA-OAEP as `wrapkey` (SOPS uses it).
+            ("encrypt", Material::Rsa(k), "RSA-OAEP-256") => {
+                let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+                k.to_public_key()
+                    .encrypt(&mut rng, Oaep::<sha2::Sha256>::new(), &value)
+                    .ok()
             }
             ("wrapkey", Material::Oct(k), "A256KW") => {
                 let mut out = vec![0u8; value.len() + 8];
@@ -649,7 +670,7 @@ impl FakeVault {
                     .ok()
                     .map(|w| w.to_vec())
             }
-            ("wrapkey" | "unwrapkey", _, _) => {
+            ("wrapkey" | "unwrapkey" | "encrypt" | "decrypt", _, _) => {
                 return kv_error(
                     400,
                     "BadParameter",

@@ -127,6 +127,21 @@ impl FakeKms {
         self.state.lock().unwrap().keys.insert(name.to_owned(), key);
     }
 
+    /// What `:encrypt` returns for `plaintext` under the CryptoKey `name`, through the same
+    /// handler as HTTP requests: with `aad` as `additionalAuthenticatedData`, or with no AAD
+    /// fields for `None` (as SOPS and most other tools call it). For making foreign
+    /// ciphertexts in tests; counts no request.
+    pub fn encrypt(&self, name: &str, plaintext: &[u8], aad: Option<&[u8]>) -> Vec<u8> {
+        let mut body = json!({"plaintext": B64.encode(plaintext), "plaintextCrc32c": crc(plaintext)});
+        if let Some(aad) = aad {
+            body["additionalAuthenticatedData"] = json!(B64.encode(aad));
+            body["additionalAuthenticatedDataCrc32c"] = json!(crc(aad));
+        }
+        let (status, reply) = self.handle(&format!("/v1/{name}:encrypt"), &body, false);
+        assert_eq!(status, 200, "{reply}");
+        B64.decode(reply["ciphertext"].as_str().unwrap()).unwrap()
+    }
+
     /// How many `:access` requests reached the fake for the secret `name`
     /// (`projects/P/secrets/S`), any version.
     pub fn accesses(&self, secret: &str) -> u32 {
