@@ -235,7 +235,8 @@ secret refuses template placeholders (changeme, <your-...>) unless --allow-place
         ours: PathBuf,
         /// %B: their version.
         theirs: PathBuf,
-        /// %P: the path in the repository (for the format and the rules).
+        /// %P: the path in the repository (for the format and the rules); give it after
+        /// `--`, so that a file named like an option stays a path.
         path: Option<PathBuf>,
         /// yaml, json, toml or env (default: from the content, else the path).
         #[arg(long)]
@@ -266,7 +267,7 @@ const GIT_SETUP: &str = "Set up once per clone (the .gitattributes lines are com
   *.enc.yaml diff=kmseal merge=kmseal
   # git config
   git config diff.kmseal.textconv 'kmseal config textconv'
-  git config merge.kmseal.driver 'kmseal config merge-driver %O %A %B %P'";
+  git config merge.kmseal.driver 'kmseal config merge-driver %O %A %B -- %P'";
 
 /// The format of `file` (whose content is `text`): `--format` if given; else, for a sealed
 /// document, the format its metadata block parses in (so `app.yaml.enc`, `secrets.kmseal` or

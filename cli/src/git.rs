@@ -71,50 +71,37 @@ pub(crate) fn merge_driver(
     let (base_text, ours_text, theirs_text) = (read(base)?, read(ours)?, read(theirs)?);
     let shown = path.unwrap_or(ours);
     let format = format_of(shown, format, Some(&ours_text))?;
-    let merged = match sealer_for(shown, keys) {
-        Ok(sealer) => block(kmseal_config::git::merge(
+    let merged = sealer_for(shown, keys).and_then(|sealer| {
+        block(kmseal_config::git::merge(
             &base_text,
             &ours_text,
             &theirs_text,
             format,
             sealer,
         ))
-        .map_err(Failure::from),
-        Err(e) => Err(e),
-    };
-    let mode = {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(ours).map_or(0o644, |m| m.permissions().mode() & 0o777)
-    };
-    let write = |text: &str| {
-        output::write_atomically(Some(ours), true, mode, |w| {
-            w.write_all(text.as_bytes())?;
-            Ok(())
-        })
-    };
+        .map_err(Failure::from)
+    });
     let (text, why) = match merged {
-        Ok(Merged::Clean(text)) => return write(&text),
+        Ok(Merged::Clean(text)) => return write_over(ours, &text),
         Ok(Merged::Conflicts { text, reason }) => (text, reason),
         Ok(_) => return Err(usage("unexpected merge outcome")),
         Err(e) => {
-            // No key, or a document that does not verify: nothing is decrypted or sealed;
-            // the sealed texts are merged as lines for a person to resolve.
-            let text =
-                kmseal_config::git::merge_lines(&base_text, &ours_text, &theirs_text, format)
-                    .map_err(|le| {
-                        usage(format!(
-                            "{}: cannot merge: {}; nor as text: {le}",
-                            shown.display(),
-                            e.message
-                        ))
-                    })?;
-            (
-                text,
-                format!("merged as sealed text only, because: {}", e.message),
-            )
+            // No key, a side that does not verify, or a side from another document: nothing
+            // is merged (a line merge would take unverified lines in); ours stays as it is.
+            return Err(Failure {
+                code: exit::OTHER,
+                message: format!(
+                    "{}: not merged: {}; our version is left as it is. Merge it by hand where \
+                     the key is (`git show :3:{p} | kmseal config decrypt -` shows theirs), and \
+                     never seal over a version that does not verify",
+                    shown.display(),
+                    e.message,
+                    p = shown.display()
+                ),
+            });
         }
     };
-    write(&text)?;
+    write_over(ours, &text)?;
     Err(Failure {
         code: exit::OTHER,
         message: format!(
@@ -124,6 +111,16 @@ pub(crate) fn merge_driver(
             shown.display(),
             p = shown.display()
         ),
+    })
+}
+
+/// Writes `text` over `file` atomically, keeping its mode.
+fn write_over(file: &Path, text: &str) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file).map_or(0o644, |m| m.permissions().mode() & 0o777);
+    output::write_atomically(Some(file), true, mode, |w| {
+        w.write_all(text.as_bytes())?;
+        Ok(())
     })
 }
 

@@ -6,7 +6,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::doc::Repr;
-use crate::{Codec, Error, Format, Kind, Require, Sealer, crypto, decrypt, inspect, is_sealed};
+use crate::{
+    Codec, Error, Format, Kind, Policy, Require, Sealer, crypto, decrypt, inspect, is_sealed,
+};
 
 /// `text` as `git diff` should show it: the metadata block left out (it changes on every
 /// seal), and each encrypted value replaced by `<encrypted XXXXXXXX>`, the first 32 bits of
@@ -84,14 +86,21 @@ impl std::fmt::Debug for Merged {
 
 /// Merges `ours` and `theirs`, two sealed edits of `base`, three-way on their decrypted
 /// values in memory, and seals the result with `sealer` (build it with the document's keys;
-/// it keeps the data key of `ours`, and the edits are accepted as the changes). `base` is
-/// empty when both sides added the file. The requirements merge the same way (a side that
-/// changed them wins; both changing them differently is a conflict); the policy and the
-/// previous values are those of `ours`.
+/// it keeps the data key of `ours`). `base` is empty when both sides added the file.
 ///
-/// Every document is verified before anything is merged. When edits overlap, the sealed
-/// texts are merged line by line instead ([`Merged::Conflicts`]), with `ours`'s metadata
-/// block on every side so that only value lines can conflict.
+/// Nothing from another document is ever taken in, and nothing is ever weakened:
+/// * every side must verify (both MACs) and be the same document as `ours` (the same data
+///   key and encryption context), else an error: an authentic document from elsewhere, or
+///   an old version of this one, must not become part of this one;
+/// * the policy is the union of both sides' (`encrypt` patterns of either, `plain` patterns
+///   of both), and every value encrypted on any side stays encrypted, else a conflict;
+/// * requirements merge by path: ones that `theirs` adds are added; one that `theirs`
+///   removes or changes (and `ours` does not change the same way) is a conflict;
+/// * previous values are those of `ours`.
+///
+/// When edits overlap, the sealed texts are merged line by line instead
+/// ([`Merged::Conflicts`]), with `ours`'s metadata block on every side so that only value
+/// lines can conflict.
 pub async fn merge(
     base: &str,
     ours: &str,
@@ -100,57 +109,148 @@ pub async fn merge(
     sealer: Sealer,
 ) -> Result<Merged, Error> {
     let dec = sealer.decryptor().clone();
-    let plain_base = if base.trim().is_empty() {
-        Zeroizing::new(String::new())
-    } else {
-        Zeroizing::new(decrypt(base, format, &dec, false).await?)
-    };
+    let has_base = !base.trim().is_empty();
+    // Verify every side first (decrypt checks both MACs), and that each is this document.
     let plain_ours = Zeroizing::new(decrypt(ours, format, &dec, false).await?);
     let plain_theirs = Zeroizing::new(decrypt(theirs, format, &dec, false).await?);
-    let rules = |t: &str| -> Result<Vec<Require>, Error> {
-        Ok(if t.trim().is_empty() {
-            Vec::new()
-        } else {
-            inspect(t, format)?.rules
-        })
+    let plain_base = if has_base {
+        Zeroizing::new(decrypt(base, format, &dec, false).await?)
+    } else {
+        Zeroizing::new(String::new())
     };
-    let (r_base, r_ours, r_theirs) = (rules(base)?, rules(ours)?, rules(theirs)?);
-    let merged_rules = if r_theirs == r_base || r_theirs == r_ours {
-        Some(r_ours)
-    } else if r_ours == r_base {
-        Some(r_theirs)
+    let i_ours = inspect(ours, format)?;
+    let i_theirs = same_document(&i_ours, theirs, format, "their")?;
+    let i_base = if has_base {
+        Some(same_document(
+            &i_ours,
+            base,
+            format,
+            "the common ancestor's",
+        )?)
     } else {
         None
     };
-    let merged = merge_options().merge(&plain_base, &plain_ours, &plain_theirs);
-    match (merged, merged_rules) {
-        (Ok(text), Some(rules)) => {
-            let text = Zeroizing::new(text);
-            let edited = crate::attach_metadata(&text, format, ours)?;
-            let edited = Zeroizing::new(edited);
-            let sealed = sealer
-                .accept_changes(true)
-                .rules(rules)
-                .seal(&edited, format)
-                .await?;
-            Ok(Merged::Clean(sealed))
+
+    let conflict = |reason: String| -> Result<Merged, Error> {
+        Ok(Merged::Conflicts {
+            text: merge_lines(base, ours, theirs, format)?,
+            reason,
+        })
+    };
+    let rules = match merge_rules(
+        i_base.as_ref().map_or(&[][..], |b| &b.rules[..]),
+        &i_ours.rules,
+        &i_theirs.rules,
+    ) {
+        Ok(rules) => rules,
+        Err(reason) => return conflict(reason),
+    };
+    let policy = union_policy(&i_ours, &i_theirs)?;
+    let text = match merge_options().merge(&plain_base, &plain_ours, &plain_theirs) {
+        Ok(text) => Zeroizing::new(text),
+        Err(text) => {
+            drop(Zeroizing::new(text));
+            return conflict("both sides changed the same lines".into());
         }
-        (result, rules) => {
-            if let Err(mut text) = result {
-                use zeroize::Zeroize;
-                text.zeroize();
+    };
+    let edited = Zeroizing::new(crate::attach_metadata(&text, format, ours)?);
+    let sealed = sealer
+        .accept_changes(true)
+        .policy(policy)
+        .rules(rules)
+        .seal(&edited, format)
+        .await?;
+    // A value encrypted on any side is never written in the clear.
+    let now = inspect(&sealed, format)?;
+    let encrypted_somewhere: Vec<&crate::Path> = [Some(&i_ours), Some(&i_theirs), i_base.as_ref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i.values.iter().filter(|(_, e)| *e).map(|(p, _)| p))
+        .collect();
+    if let Some((path, _)) = now
+        .values
+        .iter()
+        .find(|(p, e)| !*e && encrypted_somewhere.contains(&p))
+    {
+        return conflict(format!(
+            "`{path}` is encrypted on one side but the merged policy would write it in the clear"
+        ));
+    }
+    Ok(Merged::Clean(sealed))
+}
+
+/// `text`'s inspection, if it is the document `ours` describes: the same data key (message
+/// id) and encryption context.
+fn same_document(
+    ours: &crate::Inspection,
+    text: &str,
+    format: Format,
+    which: &str,
+) -> Result<crate::Inspection, Error> {
+    let other = inspect(text, format)?;
+    let same = match (&ours.header, &other.header) {
+        (Some(a), Some(b)) => a.message_id() == b.message_id() && a.context() == b.context(),
+        _ => false,
+    };
+    if !same {
+        return Err(Error::Unsupported(format!(
+            "{which} version is not this document (another data key or encryption context): \
+             a sealed document from elsewhere is never merged in"
+        )));
+    }
+    Ok(other)
+}
+
+/// Requirements merged by path: `ours`, plus what `theirs` added; `theirs` removing or
+/// changing one is a conflict unless `ours` made the same change.
+fn merge_rules(
+    base: &[Require],
+    ours: &[Require],
+    theirs: &[Require],
+) -> Result<Vec<Require>, String> {
+    let find = |v: &[Require], path: &str| v.iter().find(|r| r.path() == path).cloned();
+    let mut out = ours.to_vec();
+    let paths: Vec<&str> = base.iter().chain(theirs).map(Require::path).collect();
+    for path in paths {
+        let (b, o, t) = (find(base, path), find(ours, path), find(theirs, path));
+        if t == b || t == o {
+            continue;
+        }
+        match (b, o, t) {
+            (None, None, Some(added)) => {
+                if !out.iter().any(|r| r.path() == path) {
+                    out.push(added);
+                }
             }
-            let reason = if rules.is_none() {
-                "both sides changed the requirements differently"
-            } else {
-                "both sides changed the same lines"
-            };
-            Ok(Merged::Conflicts {
-                text: merge_lines(base, ours, theirs, format)?,
-                reason: reason.into(),
-            })
+            _ => {
+                return Err(format!(
+                    "their side removes or changes the requirement on `{path}` (merge it by \
+                     hand: kmseal config require)"
+                ));
+            }
         }
     }
+    Ok(out)
+}
+
+/// The policy that encrypts whatever either side's encrypts: `encrypt` patterns of either
+/// side, `plain` patterns only where both sides have them.
+fn union_policy(ours: &crate::Inspection, theirs: &crate::Inspection) -> Result<Policy, Error> {
+    let mut encrypt = ours.encrypt.clone();
+    encrypt.extend(
+        theirs
+            .encrypt
+            .iter()
+            .filter(|p| !ours.encrypt.contains(p))
+            .cloned(),
+    );
+    let plain: Vec<String> = ours
+        .plain
+        .iter()
+        .filter(|p| theirs.plain.contains(p))
+        .cloned()
+        .collect();
+    Policy::only(encrypt)?.except(plain)
 }
 
 /// Merges three sealed texts line by line, without any key: `base` and `theirs` first get

@@ -119,7 +119,63 @@ fn requirements_merge_like_values_and_conflict_when_both_change_them() {
 
     let ours = with_rule(&base, "b:min_len=6");
     match block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap() {
-        Merged::Conflicts { reason, .. } => assert!(reason.contains("requirements"), "{reason}"),
+        Merged::Conflicts { reason, .. } => assert!(reason.contains("requirement"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn review_nothing_encrypted_on_a_side_is_merged_into_the_clear() {
+    // Ours encrypts only passwords; theirs added a key and sealed it with a wider policy.
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let format = Format::Yaml;
+    let narrow = || sealer(&k).policy(Policy::only(["*password*"]).unwrap());
+    let base = block(narrow().seal("db_password: \"p-1\"\nlog: info\n", format)).unwrap();
+    let wide = sealer(&k)
+        .policy(Policy::only(["*password*", "stripe_key"]).unwrap())
+        .accept_changes(true);
+    let theirs = block(wide.seal(
+        &base.replace("log: info\n", "log: info\nstripe_key: \"sk_live_secret\"\n"),
+        format,
+    ))
+    .unwrap();
+    assert!(!theirs.contains("sk_live_secret"));
+    let ours = set(&base, format, &k, "db_password", "p-2");
+    let Merged::Clean(out) = block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap()
+    else {
+        panic!("conflict");
+    };
+    assert!(!out.contains("sk_live_secret"), "{out}");
+    let plain = decrypted(&out, format, &k);
+    assert!(
+        plain.contains("p-2") && plain.contains("sk_live_secret"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn review_authentic_documents_from_elsewhere_and_weakened_rules_are_not_merged() {
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let (format, text) = DOCS[0];
+    let prod = block(sealer(&k).seal(text, format)).unwrap();
+    // Another document under the same key (another data key): refused outright.
+    let staging =
+        block(sealer(&k).seal(&text.replace("2-bravo", "known-to-attacker"), format)).unwrap();
+    let ours = set(&prod, format, &k, "a", "ours-a");
+    let err = block(merge(&prod, &ours, &staging, format, sealer(&k))).unwrap_err();
+    assert!(err.to_string().contains("not this document"), "{err}");
+    let err = block(merge(&staging, &ours, &prod, format, sealer(&k))).unwrap_err();
+    assert!(err.to_string().contains("not this document"), "{err}");
+    // Theirs is an older version without the requirement ours has: a conflict, not a drop.
+    let strict = block(
+        sealer(&k)
+            .rules(["b:min_len=20".parse::<Require>().unwrap()])
+            .seal(&prod, format),
+    )
+    .unwrap();
+    let ours = set(&strict, format, &k, "a", "ours-a");
+    match block(merge(&strict, &ours, &prod, format, sealer(&k))).unwrap() {
+        Merged::Conflicts { reason, .. } => assert!(reason.contains("`b`"), "{reason}"),
         other => panic!("{other:?}"),
     }
 }

@@ -118,7 +118,7 @@ fn setup(env: &Env) -> (Repo<'_>, String) {
     repo.ok(&[
         "config",
         "merge.kmseal.driver",
-        &format!("{bin} config merge-driver %O %A %B %P"),
+        &format!("{bin} config merge-driver %O %A %B -- %P"),
     ]);
     std::fs::write(
         repo.dir.join("app.yaml"),
@@ -239,7 +239,7 @@ fn git_merge_of_edits_to_the_same_value_conflicts_on_ciphertexts_only() {
 }
 
 #[test]
-fn merge_driver_without_the_key_merges_sealed_lines_and_says_so() {
+fn merge_driver_without_the_key_leaves_ours_and_fails() {
     let env = Env::new("git-nokey");
     let (repo, _key) = setup(&env);
     let dir = &repo.dir;
@@ -251,8 +251,10 @@ fn merge_driver_without_the_key_merges_sealed_lines_and_says_so() {
         std::fs::write(&p, text).unwrap();
         p
     };
-    let (o_path, a_path, b_path) = (write("O", &base), write("A", &ours), write("B", &base));
-    // The rules file names a key that is gone: nothing can be decrypted.
+    // Theirs changed another value without the key: the line would merge cleanly as text.
+    let theirs = base.replace("host: ", "host_x: ");
+    let (o_path, a_path, b_path) = (write("O", &base), write("A", &ours), write("B", &theirs));
+    // The rules file names a key that is gone: nothing can be decrypted or verified.
     std::fs::write(
         dir.join(".kmseal.toml"),
         "[[rules]]\npath = \"*.yaml\"\nkeys = [\"local:///nonexistent/k.key\"]\n",
@@ -265,16 +267,13 @@ fn merge_driver_without_the_key_merges_sealed_lines_and_says_so() {
             s(&o_path),
             s(&a_path),
             s(&b_path),
+            "--",
             "app.yaml",
         ],
         None,
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("merged as sealed text only"),
-        "{}",
-        stderr(&o)
-    );
-    // Ours changed a value, theirs nothing: the lines merge to ours (to be sealed again).
+    assert!(stderr(&o).contains("not merged"), "{}", stderr(&o));
+    // Ours is left exactly as it was: nothing unverified was taken in.
     assert_eq!(std::fs::read_to_string(&a_path).unwrap(), ours);
 }
