@@ -2,10 +2,8 @@
 //! [`kmseal_config::repo`]): flags win over the matching rule, the rule wins over nothing,
 //! and a file with neither is refused with the rule to add.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::path::Path;
 
 use kmseal_config::repo::{RULES_FILE, RepoRules, Rule, RuleProblem};
 use kmseal_config::{Format, Policy, Require};
@@ -139,7 +137,10 @@ fn no_rule(file: &Path, rules: Option<&RepoRules>) -> Failure {
                 rel,
             )
         }
-        None => (format!("there is no {RULES_FILE} above it"), name),
+        None => (
+            format!("its git repository has no {RULES_FILE} at its top (or it is in none)"),
+            name,
+        ),
     };
     usage(format!(
         "{}: {where_}, and no --key, --encrypt or --plain was given. Say how to seal it in \
@@ -157,96 +158,46 @@ fn note(message: &str) {
     }
 }
 
-/// Finds the rules that cover files, reading each directory's rules file once: from the work
-/// tree, or (for `kmseal scan --staged`) from the index, so that a commit is judged by the
-/// rules it commits.
+/// The repository's rules for a scan: the `.kmseal.toml` at the top of the work tree, or
+/// (for `kmseal scan --staged`) its staged copy, so that a commit is judged by the rules it
+/// commits. Outside a git work tree there are none.
 pub(crate) struct Finder {
-    /// `Some(work tree root)`: read rules files from the index.
-    index: Option<PathBuf>,
-    by_dir: HashMap<PathBuf, Option<Rc<RepoRules>>>,
+    rules: Option<RepoRules>,
 }
 
 impl Finder {
-    pub(crate) fn work_tree() -> Finder {
-        Finder {
-            index: None,
-            by_dir: HashMap::new(),
-        }
-    }
-
-    pub(crate) fn index(root: &Path) -> Finder {
-        Finder {
-            index: Some(root.to_path_buf()),
-            by_dir: HashMap::new(),
-        }
-    }
-
-    /// The rules file nearest above `file` (a path as the scan names it: relative to the
-    /// current directory, or in index mode to the work tree root) and the rule for it.
-    pub(crate) fn rule_for(
-        &mut self,
-        file: &Path,
-    ) -> Result<Option<(Rc<RepoRules>, usize)>, Failure> {
-        let abs = match &self.index {
-            Some(root) => root.join(file),
-            None => std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+    pub(crate) fn load(root: Option<&Path>, from_index: bool) -> Result<Finder, Failure> {
+        let Some(root) = root else {
+            return Ok(Finder { rules: None });
         };
-        let mut dir = abs.parent();
-        while let Some(d) = dir {
-            if let Some(rules) = self.rules_in(d)? {
-                let i = rules
-                    .rule_for(&abs)
-                    .and_then(|r| rules.rules().iter().position(|x| std::ptr::eq(x, r)));
-                return Ok(i.map(|i| (rules, i)));
-            }
-            if self.index.as_deref() == Some(d) {
-                break; // the index holds nothing above the work tree
-            }
-            dir = d.parent();
-        }
-        Ok(None)
-    }
-
-    fn rules_in(&mut self, dir: &Path) -> Result<Option<Rc<RepoRules>>, Failure> {
-        if let Some(known) = self.by_dir.get(dir) {
-            return Ok(known.clone());
-        }
-        let text = match &self.index {
-            Some(root) => {
-                let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
-                let spec = format!(":{}", rel.join(RULES_FILE).display());
-                let out = std::process::Command::new("git")
-                    .args(["show", &spec])
-                    .current_dir(root)
-                    .stderr(std::process::Stdio::null())
-                    .output()
-                    .map_err(|e| usage(format!("git show: {e}")))?;
-                out.status
-                    .success()
-                    .then(|| String::from_utf8(out.stdout))
-                    .transpose()
-                    .map_err(|_| usage(format!("{}: not UTF-8", rel.join(RULES_FILE).display())))?
-            }
-            None => match std::fs::read_to_string(dir.join(RULES_FILE)) {
+        let text = if from_index {
+            crate::scan::index_blob(root, RULES_FILE)?
+                .map(String::from_utf8)
+                .transpose()
+                .map_err(|_| usage(format!("the staged {RULES_FILE} is not UTF-8")))?
+        } else {
+            match std::fs::read_to_string(root.join(RULES_FILE)) {
                 Ok(t) => Some(t),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => {
                     return Err(usage(format!(
                         "cannot read {}: {e}",
-                        dir.join(RULES_FILE).display()
+                        root.join(RULES_FILE).display()
                     )));
                 }
-            },
+            }
         };
         let rules = text
             .map(|t| {
-                RepoRules::parse(&t, dir)
-                    .map(Rc::new)
-                    .map_err(|e| usage(format!("{}: {e}", dir.display())))
+                RepoRules::parse(&t, root).map_err(|e| usage(format!("{}: {e}", root.display())))
             })
             .transpose()?;
-        self.by_dir.insert(dir.to_path_buf(), rules.clone());
-        Ok(rules)
+        Ok(Finder { rules })
+    }
+
+    /// The rule for the file at the absolute path `file`.
+    pub(crate) fn rule_for(&self, file: &Path) -> Option<&Rule> {
+        self.rules.as_ref().and_then(|r| r.rule_for(file))
     }
 }
 

@@ -362,11 +362,17 @@ pub(crate) fn run(args: ScanArgs) -> Result<(), Failure> {
         .ok()
         .map(|s| PathBuf::from(s.trim()))
         .filter(|p| !p.as_os_str().is_empty());
-    let files: Vec<(String, Option<String>)> = if args.staged {
-        let root = root
-            .as_ref()
-            .ok_or_else(|| usage("--staged needs a git work tree"))?;
-        let names = git(
+    // --staged: names relative to the work tree's top, content from the index.
+    let index = if args.staged {
+        Some(
+            root.clone()
+                .ok_or_else(|| usage("--staged needs a git work tree"))?,
+        )
+    } else {
+        None
+    };
+    let names: Vec<String> = match &index {
+        Some(root) => git(
             &[
                 "diff",
                 "--cached",
@@ -376,68 +382,133 @@ pub(crate) fn run(args: ScanArgs) -> Result<(), Failure> {
             ],
             Some(root),
         )
-        .map_err(|e| usage(format!("git diff --cached: {e}")))?;
-        let mut files = Vec::new();
-        for name in names.split('\0').filter(|n| !n.is_empty()) {
-            // The staged content, not the work tree's.
-            let content = git(&["show", &format!(":{name}")], Some(root)).ok();
-            files.push((name.to_owned(), content));
+        .map_err(|e| usage(format!("git diff --cached: {e}")))?
+        .split('\0')
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect(),
+        None => {
+            let paths = if args.paths.is_empty() {
+                vec![PathBuf::from(".")]
+            } else {
+                args.paths.clone()
+            };
+            let mut files = Vec::new();
+            for p in &paths {
+                collect(p, root.as_deref(), &mut files)?;
+            }
+            files
         }
-        files
-    } else {
-        let paths = if args.paths.is_empty() {
-            vec![PathBuf::from(".")]
-        } else {
-            args.paths.clone()
-        };
-        let mut files = Vec::new();
-        for p in &paths {
-            collect(p, root.as_deref(), &mut files)?;
-        }
-        files.into_iter().map(|f| (f, None)).collect()
     };
-    let allow_at = root.clone().unwrap_or_else(|| PathBuf::from("."));
-    let allow = std::fs::read_to_string(allow_at.join(ALLOW_FILE))
+    // The allow list and the repository rules, from where the content comes from: a commit
+    // is judged by the allow list and rules it commits.
+    let allow = match &index {
+        Some(root) => index_blob(root, ALLOW_FILE)?
+            .map(|b| AllowList::parse(&String::from_utf8_lossy(&b)))
+            .unwrap_or(AllowList(Vec::new())),
+        None => std::fs::read_to_string(
+            root.clone()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(ALLOW_FILE),
+        )
         .map(|t| AllowList::parse(&t))
-        .unwrap_or(AllowList(Vec::new()));
-    let mut rules = match (&root, args.staged) {
-        (Some(root), true) => crate::rules::Finder::index(root),
-        _ => crate::rules::Finder::work_tree(),
+        .unwrap_or(AllowList(Vec::new())),
     };
+    let rules = crate::rules::Finder::load(root.as_deref(), index.is_some())?;
     let mut findings = Vec::new();
-    for (name, staged) in files {
-        let text = match staged {
-            Some(t) => t,
-            None => match read_text(Path::new(&name)) {
-                Some(t) => t,
+    for name in names {
+        let (bytes, shown, abs) = match &index {
+            Some(root) => match index_blob(root, &name)? {
+                Some(b) => (b, name.clone(), root.join(&name)),
+                None => continue,
+            },
+            None => match read_bytes(Path::new(&name)) {
+                Some(b) => (
+                    b,
+                    display_path(&name, root.as_deref()),
+                    // As git names the top (symlinks resolved), so the rule's paths match.
+                    std::fs::canonicalize(&name).unwrap_or_else(|_| PathBuf::from(&name)),
+                ),
                 None => continue,
             },
         };
-        if text.len() as u64 > MAX_FILE || text.as_bytes().contains(&0) {
-            continue;
+        if bytes.starts_with(&kmseal::format::MAGIC) {
+            continue; // a whole-file kmseal message
         }
-        let shown = display_path(&name, root.as_deref());
-        // Files a repository rule covers (.kmseal.toml) must be sealed as it says.
-        if let Some((set, i)) = rules.rule_for(Path::new(&name))? {
-            findings.extend(
-                crate::rules::check(&shown, &text, &set.rules()[i])
-                    .into_iter()
-                    .map(|(line, rule, message)| Finding {
-                        path: shown.clone(),
-                        line,
-                        rule,
-                        message: message.into(),
-                    })
-                    .filter(|f| !allow.allows(f)),
-            );
+        let rule = rules.rule_for(&abs);
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(t) if bytes.len() as u64 <= MAX_FILE && !bytes.contains(&0) => t,
+            _ => {
+                // Binary, not UTF-8 or too large: not scanned; but a file a rule covers must
+                // be a sealed document, and this is not one.
+                if let Some(rule) = rule {
+                    findings.push(Finding {
+                        path: shown,
+                        line: 1,
+                        rule: "unsealed-file",
+                        message: format!(
+                            "the rule `{}` in {} says this file is sealed, and it is not a sealed \
+                             document (binary, not UTF-8, or over 4 MiB)",
+                            rule.path,
+                            kmseal_config::repo::RULES_FILE
+                        )
+                        .into(),
+                    });
+                }
+                continue;
+            }
+        };
+        // Files a repository rule covers must be sealed as it says. These findings are not
+        // allow-listed: the rules file is where coverage is narrowed, in review.
+        if let Some(rule) = rule {
+            findings.extend(crate::rules::check(&shown, text, rule).into_iter().map(
+                |(line, rule, message)| Finding {
+                    path: shown.clone(),
+                    line,
+                    rule,
+                    message: message.into(),
+                },
+            ));
         }
         findings.extend(
-            scan_text(&shown, &text)
+            scan_text(&shown, text)
                 .into_iter()
                 .filter(|f| !allow.allows(f)),
         );
     }
     report(&findings, args.json)
+}
+
+/// The staged content of `name` (relative to the work tree's top), `None` when the index has
+/// no such file. Stage 0 is named explicitly, so `0:prod.env` is a path, never a stage.
+pub(crate) fn index_blob(root: &Path, name: &str) -> Result<Option<Vec<u8>>, Failure> {
+    let listed = git(
+        &[
+            "--literal-pathspecs",
+            "ls-files",
+            "-z",
+            "--cached",
+            "--",
+            name,
+        ],
+        Some(root),
+    )
+    .map_err(|e| usage(format!("git ls-files: {e}")))?;
+    if !listed.split('\0').any(|n| n == name) {
+        return Ok(None);
+    }
+    let out = Command::new("git")
+        .args(["cat-file", "blob", &format!(":0:{name}")])
+        .current_dir(root)
+        .output()
+        .map_err(|e| usage(format!("git cat-file: {e}")))?;
+    if !out.status.success() {
+        return Err(usage(format!(
+            "git cat-file :0:{name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(Some(out.stdout))
 }
 
 /// The path as findings show it: relative to the git work tree when there is one.
@@ -456,16 +527,21 @@ fn display_path(name: &str, root: Option<&Path>) -> String {
     }
 }
 
-fn read_text(path: &Path) -> Option<String> {
+/// A regular file's bytes (at most one byte past the size limit, so a large file is seen as
+/// large without being read whole).
+fn read_bytes(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_FILE {
+    if !meta.is_file() {
         return None;
     }
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.starts_with(&kmseal::format::MAGIC) {
-        return None; // a kmseal message
-    }
-    String::from_utf8(bytes).ok()
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }
 
 /// Files under `path`: in a git work tree, those git tracks or would add; elsewhere, every

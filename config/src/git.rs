@@ -10,11 +10,14 @@ use crate::{
     Codec, Error, Format, Kind, Policy, Require, Sealer, crypto, decrypt, inspect, is_sealed,
 };
 
-/// `text` as `git diff` should show it: the metadata block left out (it changes on every
-/// seal), and each encrypted value replaced by `<encrypted XXXXXXXX>`, the first 32 bits of
-/// the SHA-256 of its ciphertext. A value that changed shows a new tag, one that did not
-/// keeps its tag (re-sealing keeps unchanged ciphertexts), and nothing about the plaintext
-/// is shown. A document without a metadata block is returned as it is.
+/// `text` as `git diff` should show it: each encrypted value replaced by `<encrypted
+/// XXXXXXXX>`, the first 32 bits of the SHA-256 of its ciphertext, and the metadata block by
+/// `# kmseal` lines that show what matters in review and stays put between seals: the
+/// format version, the policy, the encryption context, the wrapped keys, the requirements
+/// and the previous values' paths (the MACs, manifest and times, which change on every seal,
+/// are left out). A value that changed shows a new tag, one that did not keeps its tag
+/// (re-sealing keeps unchanged ciphertexts), and nothing about the plaintext is shown. A
+/// document without a metadata block is returned as it is.
 ///
 /// ```
 /// # kmseal::blocking::block_on(async {
@@ -48,7 +51,77 @@ pub fn redacted(text: &str, format: Format) -> Result<String, Error> {
     for (i, t) in tags {
         codec.set(i, &Repr::Plain(Kind::Str, t))?;
     }
-    Ok(codec.render(None))
+    let mut out = codec.render(None);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&summary(&inspect(text, format)?));
+    Ok(out)
+}
+
+/// The review-relevant metadata, one `# kmseal` line per field.
+fn summary(i: &crate::Inspection) -> String {
+    use kmseal::escape_untrusted as esc;
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "(none)".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut lines = vec![format!(
+        "# kmseal version {}",
+        i.version.map_or_else(|| "?".into(), |v| v.to_string())
+    )];
+    lines.push(format!(
+        "# kmseal encrypt: {}",
+        list(i.encrypt.iter().map(|p| esc(p).into_owned()).collect())
+    ));
+    lines.push(format!(
+        "# kmseal plain: {}",
+        list(i.plain.iter().map(|p| esc(p).into_owned()).collect())
+    ));
+    if let Some(h) = &i.header {
+        lines.push(format!(
+            "# kmseal context: {}",
+            list(
+                h.context()
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+                    .collect()
+            )
+        ));
+        lines.push(format!(
+            "# kmseal keys: {}",
+            list(
+                h.wrapped_keys()
+                    .iter()
+                    .map(|w| format!("{}:{}", esc(&w.provider), esc(&w.key_id)))
+                    .collect()
+            )
+        ));
+    }
+    lines.push(format!(
+        "# kmseal requirements: {}",
+        list(
+            i.rules
+                .iter()
+                .map(|r| esc(&r.to_string()).into_owned())
+                .collect()
+        )
+    ));
+    if !i.previous.is_empty() {
+        lines.push(format!(
+            "# kmseal previous values: {}",
+            list(
+                i.previous
+                    .iter()
+                    .map(|(p, _)| esc(&p.to_string()).into_owned())
+                    .collect()
+            )
+        ));
+    }
+    lines.join("\n") + "\n"
 }
 
 fn tag(ciphertext: &str) -> String {

@@ -1,9 +1,10 @@
-//! Repository rules: a `.kmseal.toml` at the top of a repository (found by walking up from a
-//! document, as `.sops.yaml` is) says, per path glob, which keys a new document is wrapped
-//! under, which values are encrypted or kept plain, the encryption context, and the
-//! requirements the document carries. `kmseal config encrypt FILE` with no flags applies the
-//! first matching rule; `kmseal scan` checks, without any key, that every file a rule matches
-//! is sealed, well formed, and has every value the rule selects encrypted ([`Rule::check`]).
+//! Repository rules: a `.kmseal.toml` at the top of a git repository says, per path glob,
+//! which keys a new document is wrapped under, which values are encrypted or kept plain, the
+//! encryption context, and the requirements the document carries. Only the rules file at the
+//! top of the git work tree counts, never one in a subdirectory or above the repository.
+//! `kmseal config encrypt FILE` with no flags applies the first matching rule; `kmseal scan`
+//! checks, without any key, that every file a rule matches is sealed, well formed, and has
+//! every value the rule selects encrypted ([`Rule::check`]).
 //!
 //! ```toml
 //! # .kmseal.toml
@@ -117,26 +118,26 @@ impl RepoRules {
         })
     }
 
-    /// Reads the `.kmseal.toml` nearest to `file`: in its directory or the closest one above
-    /// it. `Ok(None)` when there is none up to the filesystem root.
+    /// Reads the rules of the repository `file` is in: the `.kmseal.toml` at the top of its
+    /// git work tree (the nearest directory above it with a `.git`), and only there. Rules
+    /// files in subdirectories or above the repository are never read: a file dropped into
+    /// `deploy/prod/` (or `/tmp`) must not redirect keys or narrow what is encrypted.
+    /// `Ok(None)`: not in a git work tree, or no rules file at its top.
     pub fn find(file: &FsPath) -> Result<Option<RepoRules>, Error> {
-        let abs = absolute(file);
-        let mut dir = abs.parent();
-        while let Some(d) = dir {
-            let candidate = d.join(RULES_FILE);
-            match std::fs::read_to_string(&candidate) {
-                Ok(text) => return Self::parse(&text, d).map(Some),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(Error::Rules(format!(
-                        "cannot read {}: {e}",
-                        candidate.display()
-                    )));
-                }
-            }
-            dir = d.parent();
+        let Some(root) = repository_root(file) else {
+            return Ok(None);
+        };
+        let candidate = root.join(RULES_FILE);
+        match std::fs::read_to_string(&candidate) {
+            Ok(text) => Self::parse(&text, &root)
+                .map(Some)
+                .map_err(|e| Error::Rules(format!("{}: {e}", root.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Rules(format!(
+                "cannot read {}: {e}",
+                candidate.display()
+            ))),
         }
-        Ok(None)
     }
 
     /// The directory the rules file is in (rule paths are relative to it).
@@ -164,6 +165,20 @@ impl RepoRules {
         let rel = relative.trim_start_matches("./");
         self.rules.iter().find(|r| glob(&r.path, rel))
     }
+}
+
+/// The top of the git work tree `file` is in: the nearest directory above it (or its own
+/// directory) holding a `.git` directory or file (a worktree or submodule).
+pub fn repository_root(file: &FsPath) -> Option<PathBuf> {
+    let abs = absolute(file);
+    let mut dir = abs.parent();
+    while let Some(d) = dir {
+        if d.join(".git").exists() {
+            return Some(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    None
 }
 
 /// `path` made absolute against the current directory, with `.` and `..` resolved in the

@@ -219,7 +219,22 @@ fn redacted_tags_follow_the_ciphertext_and_plain_documents_pass_through() {
     let tag = |t: &str, p: &str| t.lines().find(|l| l.starts_with(p)).unwrap().to_owned();
     assert_ne!(tag(&r1, "a: "), tag(&r2, "a: "));
     assert_eq!(tag(&r1, "b: "), tag(&r2, "b: "));
-    assert!(!r1.contains("kmseal") && !r1.contains("alpha"), "{r1}");
+    assert!(!r1.contains("kmseal:") && !r1.contains("alpha"), "{r1}");
+    assert!(
+        !r1.contains("mac") && r1.contains("# kmseal version 4"),
+        "{r1}"
+    );
+    // What matters in review shows: a requirement dropped is a line in the diff.
+    let strict = block(
+        sealer(&k)
+            .rules(["b:min_len=20".parse::<Require>().unwrap()])
+            .seal(&base, format),
+    )
+    .unwrap();
+    let r3 = redacted(&strict, format).unwrap();
+    assert!(r3.contains("# kmseal requirements: b:min_len=20"), "{r3}");
+    assert!(r1.contains("# kmseal requirements: (none)"), "{r1}");
+    assert_eq!(tag(&r1, "b: "), tag(&r3, "b: "));
     assert_eq!(redacted(text, format).unwrap(), text);
 }
 

@@ -31,7 +31,11 @@ fn in_dir(env: &Env, dir: &Path, args: &[&str]) -> Output {
 fn findings(o: &Output) -> Vec<String> {
     let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .map(|l| l.splitn(4, ':').take(3).collect::<Vec<_>>().join(":"))
+        .map(|l| {
+            // `path:line: rule: message`; a path may hold `:`.
+            let (at, rest) = l.split_once(": ").unwrap();
+            format!("{at}: {}", rest.split_once(": ").unwrap().0)
+        })
         .collect();
     v.sort();
     v
@@ -68,6 +72,7 @@ fn config_encrypt_applies_the_rule_that_matches_and_refuses_files_without_one() 
     let env = Env::new("rules-encrypt");
     let repo = env.path("repo");
     std::fs::create_dir_all(repo.join("deploy/prod")).unwrap();
+    git(&repo, &["init", "-q"]);
     let (_, k1) = env.key_at("k1.key");
     let (_, k2) = env.key_at("k2.key");
     std::fs::write(repo.join(".kmseal.toml"), rules_text(&k1, &k2)).unwrap();
@@ -163,7 +168,7 @@ fn config_encrypt_applies_the_rule_that_matches_and_refuses_files_without_one() 
     let o = env.run(&["config", "encrypt", s(&lone)], None);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("there is no .kmseal.toml above it"),
+        stderr(&o).contains("has no .kmseal.toml at its top"),
         "{}",
         stderr(&o)
     );
@@ -291,4 +296,107 @@ fn scan_checks_files_a_rule_covers_without_a_key() {
     std::fs::write(repo.join(".kmseal.toml"), "[[rules]\n").unwrap();
     let o = in_dir(&env, &repo, &["scan", "deploy"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn review_only_the_rules_file_at_the_top_of_the_repository_counts() {
+    let env = Env::new("rules-top");
+    let outer = env.path("outer");
+    let repo = outer.join("repo");
+    std::fs::create_dir_all(repo.join("deploy/prod")).unwrap();
+    git(&repo, &["init", "-q"]);
+    let (_, k1) = env.key_at("k1.key");
+    let (_, attacker) = env.key_at("attacker.key");
+    let hostile =
+        format!("[[rules]]\npath = \"*\"\nkeys = [\"{attacker}\"]\nencrypt = [\"nothing\"]\n");
+    // Above the repository: never read.
+    std::fs::write(outer.join(".kmseal.toml"), &hostile).unwrap();
+    let app = repo.join("app.yaml");
+    std::fs::write(&app, app_yaml()).unwrap();
+    let o = in_dir(&env, &repo, &["config", "encrypt", "app.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&app).unwrap(), app_yaml());
+
+    // In a subdirectory: never read; the top's rule applies, with its key and policy.
+    std::fs::write(repo.join(".kmseal.toml"), rules_text(&k1, &k1)).unwrap();
+    std::fs::write(repo.join("deploy/prod/.kmseal.toml"), &hostile).unwrap();
+    let prod = repo.join("deploy/prod/app.yaml");
+    std::fs::write(&prod, app_yaml()).unwrap();
+    let o = in_dir(
+        &env,
+        &repo.join("deploy/prod"),
+        &["config", "encrypt", "app.yaml"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sealed = std::fs::read_to_string(&prod).unwrap();
+    assert!(!sealed.contains(PASSWORD), "{sealed}");
+    let o = env.run(&["config", "decrypt", "-k", &attacker, s(&prod)], None);
+    assert!(!o.status.success(), "wrapped under the attacker's key");
+    // And the scan is not silenced by it either.
+    std::fs::write(&prod, app_yaml()).unwrap();
+    let o = in_dir(&env, &repo, &["scan", "deploy"]);
+    assert!(
+        findings(&o).contains(&"deploy/prod/app.yaml:1: unsealed-file".to_owned()),
+        "{:?}",
+        findings(&o)
+    );
+}
+
+#[test]
+fn review_ruled_files_cannot_slip_past_the_scan() {
+    let env = Env::new("rules-slip");
+    let repo = env.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    let (_, k) = env.key_at("k.key");
+    std::fs::write(
+        repo.join(".kmseal.toml"),
+        format!("[[rules]]\npath = \"*.env\"\nkeys = [\"{k}\"]\n"),
+    )
+    .unwrap();
+    // A sealed prod.env; a plaintext file named `0:prod.env` (git reads `:0:prod.env`
+    // ambiguously), a NUL byte, Latin-1 and UTF-16 content: all plaintext to some reader.
+    std::fs::write(repo.join("prod.env"), format!("DB_PASSWORD={PASSWORD}\n")).unwrap();
+    let o = in_dir(&env, &repo, &["config", "encrypt", "prod.env"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(repo.join("0:prod.env"), format!("DB_PASSWORD={PASSWORD}\n")).unwrap();
+    std::fs::write(repo.join("nul.env"), "DB_PASSWORD=x\n# \0\n").unwrap();
+    std::fs::write(repo.join("latin.env"), b"DB_PASSWORD=caf\xe9\n").unwrap();
+    let utf16: Vec<u8> = "DB_PASSWORD=hunter2\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    std::fs::write(repo.join("wide.env"), [&[0xff, 0xfe][..], &utf16].concat()).unwrap();
+    // An allow list that tries to silence the rule findings.
+    std::fs::write(repo.join(".kmseal-scan-allow"), "* *\n").unwrap();
+    git(&repo, &["add", "."]);
+    for args in [&["scan", "--staged"][..], &["scan"][..]] {
+        let o = in_dir(&env, &repo, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let got = findings(&o);
+        for want in [
+            "0:prod.env:1: unsealed-file",
+            "latin.env:1: unsealed-file",
+            "nul.env:1: unsealed-file",
+            "wide.env:1: unsealed-file",
+        ] {
+            assert!(
+                got.iter().any(|g| g == want),
+                "{args:?}: {want} not in {got:?}"
+            );
+        }
+        assert!(!got.iter().any(|g| g.starts_with("prod.env")), "{got:?}");
+    }
+    // --staged reads the allow list from the index: an unstaged one silences nothing.
+    std::fs::write(repo.join(".kmseal-scan-allow"), "").unwrap();
+    git(&repo, &["add", ".kmseal-scan-allow"]);
+    std::fs::write(repo.join("config.py"), "KEY = \"AKIAQ3EGRTZ7K2NVX4PL\"\n").unwrap();
+    git(&repo, &["add", "config.py"]);
+    std::fs::write(repo.join(".kmseal-scan-allow"), "config.py *\n").unwrap();
+    let o = in_dir(&env, &repo, &["scan", "--staged"]);
+    assert!(
+        findings(&o).contains(&"config.py:1: aws-access-key-id".to_owned()),
+        "{:?}",
+        findings(&o)
+    );
 }
