@@ -392,7 +392,11 @@ impl Inner {
 
     /// Key Vault's `decrypt` with RSA-OAEP-256 (what a foreign `encrypt` made; the same
     /// RSA-OAEP as `unwrapKey`, but the `decrypt` permission rather than `unwrapKey`).
-    async fn decrypt_once(&self, version: String, ciphertext: Vec<u8>) -> Result<SecretBytes, Error> {
+    async fn decrypt_once(
+        &self,
+        version: String,
+        ciphertext: Vec<u8>,
+    ) -> Result<SecretBytes, Error> {
         let body = format!(
             r#"{{"alg":"{}","value":"{}"}}"#,
             WrapAlgorithm::RsaOaep256.name(),

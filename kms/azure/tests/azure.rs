@@ -95,7 +95,11 @@ async fn a_data_key_encrypted_by_another_tool_opens_with_unwrap_foreign() {
         ..foreign
     };
     let err = a.unwrap_foreign(&versionless).await.unwrap_err();
-    assert_eq!(err.kms_kind(), Some(KmsErrorKind::InvalidCiphertext), "{err}");
+    assert_eq!(
+        err.kms_kind(),
+        Some(KmsErrorKind::InvalidCiphertext),
+        "{err}"
+    );
 }
 
 #[tokio::test]

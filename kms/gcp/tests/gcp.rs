@@ -66,8 +66,17 @@ async fn a_data_key_encrypted_without_aad_by_another_tool_opens_with_unwrap_fore
         ..foreign
     };
     let err = a.unwrap_foreign(&with_aad).await.unwrap_err();
-    assert_eq!(err.kms_kind(), Some(KmsErrorKind::InvalidCiphertext), "{err}");
-    assert!(a.unwrap(&with_aad, &EncryptionContext::new()).await.unwrap() == dek);
+    assert_eq!(
+        err.kms_kind(),
+        Some(KmsErrorKind::InvalidCiphertext),
+        "{err}"
+    );
+    assert!(
+        a.unwrap(&with_aad, &EncryptionContext::new())
+            .await
+            .unwrap()
+            == dek
+    );
 }
 
 #[tokio::test]

@@ -45,7 +45,11 @@ pub async fn foreign_unwrap(kek: &dyn Kek, other: &dyn Kek, foreign: &WrappedKey
     assert!(back == *dek, "unwrap_foreign returned a different key");
     let no_key_bytes = |e: &Error, what: &str| {
         let text = format!("{e} {e:?}");
-        let hex: String = dek.expose_secret().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = dek
+            .expose_secret()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let b64 = base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
             dek.expose_secret(),

@@ -267,9 +267,7 @@ impl FakeVault {
         let path = format!("/keys/{name}/{version}/encrypt");
         let (status, reply) = self.key_operation("POST", &path, body.as_bytes());
         assert_eq!(status, 200, "{reply}");
-        B64URL
-            .decode(reply["value"].as_str().unwrap())
-            .unwrap()
+        B64URL.decode(reply["value"].as_str().unwrap()).unwrap()
     }
 
     pub fn set_enabled(&self, name: &str, enabled: bool) {

@@ -132,7 +132,8 @@ impl FakeKms {
     /// fields for `None` (as SOPS and most other tools call it). For making foreign
     /// ciphertexts in tests; counts no request.
     pub fn encrypt(&self, name: &str, plaintext: &[u8], aad: Option<&[u8]>) -> Vec<u8> {
-        let mut body = json!({"plaintext": B64.encode(plaintext), "plaintextCrc32c": crc(plaintext)});
+        let mut body =
+            json!({"plaintext": B64.encode(plaintext), "plaintextCrc32c": crc(plaintext)});
         if let Some(aad) = aad {
             body["additionalAuthenticatedData"] = json!(B64.encode(aad));
             body["additionalAuthenticatedDataCrc32c"] = json!(crc(aad));
