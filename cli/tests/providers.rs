@@ -738,3 +738,64 @@ fn import_of_a_sops_file_made_by_real_sops_against_moto() {
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `kmseal import sops --sops-key vault+http://…` of a file the real sops encrypted with
+/// `--hc-vault-transit` against OpenBao: the CLI path of `Kek::unwrap_foreign`.
+#[test]
+fn import_of_a_sops_file_made_by_real_sops_against_openbao_transit() {
+    let addr = std::env::var("KMSEAL_TEST_VAULT_ADDR")
+        .expect("KMSEAL_TEST_VAULT_ADDR is not set: run scripts/test, which starts OpenBao");
+    let token = std::env::var("KMSEAL_TEST_VAULT_TOKEN").unwrap_or_else(|_| "root".into());
+    let sops = std::env::var("KMSEAL_TEST_SOPS")
+        .expect("KMSEAL_TEST_SOPS is not set: run scripts/test, which installs sops");
+    let d = dir("sops-vault");
+    std::fs::write(
+        d.join("app.env"),
+        "DB_PASSWORD=from-vault-3Hk8\nMODE=prod\n",
+    )
+    .unwrap();
+    let o = Command::new(&sops)
+        .current_dir(&d)
+        .env("VAULT_TOKEN", &token)
+        .env_remove("VAULT_ADDR")
+        .args([
+            "encrypt",
+            "--hc-vault-transit",
+            &format!("http://{addr}/v1/transit/keys/kmseal-e2e"),
+            "--output",
+            "app.sops.env",
+            "app.env",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    let keyfile = d.join("new.key");
+    assert!(run(&["keygen", "-o", s(&keyfile)], &[]).status.success());
+    let new_key = format!("local://{}", s(&keyfile));
+    let out = d.join("app.sealed.env");
+    let vault = format!("vault+http://{addr}/transit/keys/kmseal-e2e");
+    let encrypted = d.join("app.sops.env");
+    let args = [
+        "import",
+        "sops",
+        "--sops-key",
+        &vault,
+        "-k",
+        &new_key,
+        "-o",
+        s(&out),
+        s(&encrypted),
+    ];
+    let o = run(&args, &[("VAULT_TOKEN", &token)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["config", "decrypt", "-k", &new_key, s(&out)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("DB_PASSWORD=from-vault-3Hk8"), "{text}");
+    // A wrong token: the key cannot be had (exit 4), nothing written.
+    std::fs::remove_file(&out).unwrap();
+    let o = run(&args, &[("VAULT_TOKEN", "wrong")]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
