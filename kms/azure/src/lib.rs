@@ -374,20 +374,7 @@ impl Inner {
             )
             .await
             .map_err(|e| map_error("unwrapKey", &e))?;
-        let result: KeyOperationResult = resp
-            .into_model()
-            .map_err(|e| kms_error(KmsErrorKind::Other, format!("unwrapKey: bad response: {e}")))?;
-        let kid_version = self.version_from_kid("unwrapKey", result.kid.as_deref())?;
-        // Into locked memory at once; the decoded copy is wiped (the client's response
-        // buffer is not ours to wipe).
-        let key = SecretBytes::from_vec_zeroizing(result.result.unwrap_or_default())?;
-        if kid_version != version {
-            return Err(kms_error(
-                KmsErrorKind::Integrity,
-                "unwrapKey: answered by another key version",
-            ));
-        }
-        Ok(key)
+        self.opened_key("unwrapKey", &version, resp)
     }
 
     /// Key Vault's `decrypt` with RSA-OAEP-256 (what a foreign `encrypt` made; the same
@@ -412,15 +399,27 @@ impl Inner {
             )
             .await
             .map_err(|e| map_error("decrypt", &e))?;
+        self.opened_key("decrypt", &version, resp)
+    }
+
+    /// The key in an `unwrapKey` or `decrypt` response (`op`), into locked memory at once
+    /// (the decoded copy is wiped; the client's response buffer is not ours to wipe), if the
+    /// answer came from `version`.
+    fn opened_key(
+        &self,
+        op: &str,
+        version: &str,
+        resp: azure_core::http::Response<KeyOperationResult>,
+    ) -> Result<SecretBytes, Error> {
         let result: KeyOperationResult = resp
             .into_model()
-            .map_err(|e| kms_error(KmsErrorKind::Other, format!("decrypt: bad response: {e}")))?;
-        let kid_version = self.version_from_kid("decrypt", result.kid.as_deref())?;
+            .map_err(|e| kms_error(KmsErrorKind::Other, format!("{op}: bad response: {e}")))?;
+        let kid_version = self.version_from_kid(op, result.kid.as_deref())?;
         let key = SecretBytes::from_vec_zeroizing(result.result.unwrap_or_default())?;
         if kid_version != version {
             return Err(kms_error(
                 KmsErrorKind::Integrity,
-                "decrypt: answered by another key version",
+                format!("{op}: answered by another key version"),
             ));
         }
         Ok(key)
