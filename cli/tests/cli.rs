@@ -88,6 +88,22 @@ mod runtime;
 #[path = "cli/scan.rs"]
 mod scan;
 
+/// `git ARGS` in `dir`, with no system or user configuration; must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -4,24 +4,9 @@
 //! sealed, well formed and encrypted as the rule says, from the work tree or the index.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use super::{Env, s, stderr};
-
-fn git(dir: &Path, args: &[&str]) {
-    let o = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use super::{Env, git, s, stderr};
 
 fn in_dir(env: &Env, dir: &Path, args: &[&str]) -> Output {
     env.command(args).current_dir(dir).output().unwrap()

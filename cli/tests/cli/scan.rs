@@ -4,29 +4,14 @@
 //! scanning the index of a real git repository, not the work tree.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use super::{Env, s, stderr};
+use super::{Env, git, s, stderr};
 
 fn scan(env: &Env, dir: &Path, args: &[&str]) -> Output {
     let mut all = vec!["scan"];
     all.extend_from_slice(args);
     env.command(&all).current_dir(dir).output().unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let o = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 const AWS_ID: &str = "AKIAQ3EGRTZ7K2NVX4PL";
