@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use kmseal::{Decryptor, Encryptor};
 use kmseal_config::Sealer;
-use kmseal_sops::{Identities, Keys};
+use kmseal_sops::{DecryptOptions, Decrypted, Identities, Keys};
 
 use crate::config::{block, format_of, read_text};
 use crate::{Failure, context, exit, keks, output, parse_pair};
@@ -26,7 +26,17 @@ pub(crate) enum ImportCommand {
 
 Every value is encrypted unless --encrypt/--plain or the output's .kmseal.toml rule says
 otherwise (which values SOPS left in the clear is not carried over). Comments after a value
-on the same line are not kept; comments on their own lines are.")]
+on the same line are not kept; comments on their own lines are when SOPS encrypted them (a
+plain one is not authenticated, so it is left out, with a warning).
+
+What SOPS's MAC vouches for: the text of the values, in order, run together; an encrypted
+value is also bound to its keys by its encryption. Not covered: the key of an unencrypted
+value (it could have been renamed, or its text split into a new entry), nulls, empty strings
+and empty lists or maps (they could have been added), and a value's type (the number 5432
+and the string \"5432\" hash alike). Anyone who can write the file can change those without
+any key: the import warns, naming each such entry (never its value). A file with
+`mac_only_encrypted: true` leaves its unencrypted values out of the MAC altogether and is
+refused unless --accept-unauthenticated-plain.")]
     Sops(SopsArgs),
 }
 
@@ -55,6 +65,11 @@ pub(crate) struct SopsArgs {
     /// Also ask the KMS keys the file names (as `sops decrypt` does), not only --sops-key.
     #[arg(long)]
     trust_file_keys: bool,
+    /// Import a file with `mac_only_encrypted: true`, whose unencrypted values SOPS's MAC does
+    /// not cover: anyone who can write the file could have added or changed them (keys and
+    /// values), and they would be sealed here as if authentic. Each is named in a warning.
+    #[arg(long)]
+    accept_unauthenticated_plain: bool,
     /// Encrypt only values whose key matches (repeatable glob).
     #[arg(long = "encrypt")]
     encrypt: Vec<String>,
@@ -72,12 +87,23 @@ impl From<kmseal_sops::Error> for Failure {
         let code = match &e {
             E::NoDataKey(_) => exit::KMS,
             E::MacMismatch | E::Decrypt(_) => exit::DECRYPT,
-            E::Parse { .. } | E::Metadata(_) | E::Unsupported(_) | E::Identity(_) => exit::USAGE,
+            E::Parse { .. }
+            | E::Metadata(_)
+            | E::Unsupported(_)
+            | E::Identity(_)
+            | E::UnauthenticatedPlain => exit::USAGE,
             _ => exit::OTHER,
+        };
+        let hint = match &e {
+            E::UnauthenticatedPlain => {
+                "; encrypt every value with SOPS, or pass --accept-unauthenticated-plain if you \
+                 have checked the unencrypted values yourself"
+            }
+            _ => "",
         };
         Failure {
             code,
-            message: format!("SOPS file: {e}"),
+            message: format!("SOPS file: {e}{hint}"),
         }
     }
 }
@@ -97,7 +123,11 @@ fn sops(args: SopsArgs) -> Result<(), Failure> {
             keys = keys.kek(kek);
         }
     }
-    let plain = block(kmseal_sops::decrypt(&text, format, &keys))?;
+    let options = DecryptOptions::new()
+        .dangerous_accept_unauthenticated_plain(args.accept_unauthenticated_plain);
+    let decrypted = block(kmseal_sops::decrypt_with(&text, format, &keys, &options))?;
+    warn_unauthenticated(&decrypted);
+    let plain = decrypted.into_plaintext();
 
     // Seal like `config encrypt` of the output: flags, else its rule.
     let target = args.output.clone().unwrap_or_else(|| PathBuf::from("-"));
@@ -126,4 +156,42 @@ fn sops(args: SopsArgs) -> Result<(), Failure> {
         out.write_all(sealed.as_bytes())?;
         Ok(())
     })
+}
+
+/// How many unauthenticated entries a warning names before it counts the rest.
+const NAMED: usize = 20;
+
+/// Says on stderr (unless --quiet) what SOPS's MAC did not vouch for: the entries by path
+/// (escaped: they are text from the file), never their values.
+fn warn_unauthenticated(d: &Decrypted) {
+    use std::io::Write;
+    if crate::progress::quiet() {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let list = d.unauthenticated();
+    if !list.is_empty() {
+        let _ = writeln!(
+            err,
+            "kmseal: warning: SOPS's MAC does not authenticate {} entr{} of this file (anyone \
+             who can write it could have added, renamed or changed them); check them before \
+             trusting the sealed document:",
+            list.len(),
+            if list.len() == 1 { "y" } else { "ies" }
+        );
+        for u in list.iter().take(NAMED) {
+            let _ = writeln!(err, "  {u}");
+        }
+        if list.len() > NAMED {
+            let _ = writeln!(err, "  and {} more", list.len() - NAMED);
+        }
+    }
+    if d.dropped_comments() > 0 {
+        let _ = writeln!(
+            err,
+            "kmseal: warning: left out {} comment{} SOPS had not encrypted (not authenticated)",
+            d.dropped_comments(),
+            if d.dropped_comments() == 1 { "" } else { "s" }
+        );
+    }
 }

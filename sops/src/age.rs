@@ -1,8 +1,9 @@
 //! age X25519 identities and the decryption of SOPS's `sops.age[].enc`: an ASCII-armored age
 //! file whose payload is the 32-byte data key (age-encryption.org/v1, C2SP age spec).
 //!
-//! Only what SOPS needs: armor, the header's `X25519` stanzas (others are skipped), the header
-//! MAC, and the STREAM payload.
+//! Only what SOPS needs: armor, the header's `X25519` stanzas (others are ignored), the header
+//! MAC, and the STREAM payload; parsed as strictly as the spec and age's own parser (a file
+//! age would refuse is refused).
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -22,6 +23,8 @@ const END: &str = "-----END AGE ENCRYPTED FILE-----";
 const INTRO: &[u8] = b"age-encryption.org/v1\n";
 const X25519_INFO: &[u8] = b"age-encryption.org/v1/X25519";
 const CHUNK: usize = 64 * 1024;
+/// Columns of a full base64 line, in stanza bodies and in the armor.
+const COLUMNS: usize = 64;
 /// A SOPS data key is 32 bytes; refuse anything much larger before decoding it.
 const MAX_ARMORED: usize = 64 * 1024;
 
@@ -84,7 +87,7 @@ impl Identities {
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Identities, Error> {
         let path = path.as_ref();
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
+            path: kmseal::escape_untrusted(&path.display().to_string()).into_owned(),
             source,
         })?);
         Identities::parse(&text)
@@ -137,48 +140,34 @@ impl Identities {
         decrypt_payload(&file_key, payload)
     }
 
+    /// The file key and the payload, from the first X25519 stanza one of these identities
+    /// opens, once the header MAC verifies. Per C2SP age: an `X25519` stanza with other than
+    /// two arguments, a share that is not the canonical base64 of 32 bytes, or a body of other
+    /// than 32 bytes makes the whole file invalid (not merely skipped); so do an all-zero
+    /// shared secret, a wrong header MAC, and an `scrypt` stanza (which must stand alone, and
+    /// which no identity here opens). Other stanzas are ignored.
     fn open_header<'a>(&self, bin: &'a [u8]) -> Option<(Zeroizing<[u8; 16]>, &'a [u8])> {
-        let rest = bin.strip_prefix(INTRO)?;
-        let mut pos = INTRO.len();
-        let mut stanzas: Vec<(Vec<&str>, Vec<u8>)> = Vec::new();
-        let mut lines = Lines { buf: rest };
-        let mac_line = loop {
-            let line = lines.next()?;
-            pos += line.len() + 1;
-            let line = std::str::from_utf8(line).ok()?;
-            if let Some(mac) = line.strip_prefix("--- ") {
-                // The MAC covers the header up to and including "---".
-                pos -= mac.len() + 2;
-                break mac;
-            }
-            let args: Vec<&str> = line.strip_prefix("-> ")?.split(' ').collect();
-            let mut body = Vec::new();
-            loop {
-                let l = lines.next()?;
-                pos += l.len() + 1;
-                if l.len() > 64 {
-                    return None;
+        let header = Header::parse(bin)?;
+        let mut x25519 = Vec::new();
+        for stanza in &header.stanzas {
+            match stanza.args.first().copied() {
+                Some("X25519") => {
+                    let [_, share] = stanza.args.as_slice() else {
+                        return None;
+                    };
+                    let share: [u8; 32] = STANDARD_NO_PAD.decode(share).ok()?.try_into().ok()?;
+                    let body: &[u8; 32] = stanza.body.as_slice().try_into().ok()?;
+                    x25519.push((share, body));
                 }
-                body.extend_from_slice(&STANDARD_NO_PAD.decode(l).ok()?);
-                if l.len() < 64 {
-                    break;
-                }
+                Some("scrypt") => return None,
+                _ => {}
             }
-            stanzas.push((args, body));
-        };
-        let header = bin.get(..pos)?;
-        let mac = STANDARD_NO_PAD.decode(mac_line).ok()?;
-        let payload = bin.get(pos + mac_line.len() + 2..)?;
-        for (args, body) in &stanzas {
-            if args.len() != 2 || args[0] != "X25519" || body.len() != 32 {
-                continue;
-            }
-            let share: [u8; 32] = STANDARD_NO_PAD.decode(args[1]).ok()?.try_into().ok()?;
+        }
+        for (share, body) in x25519 {
             for secret in &self.keys {
-                if let Some(fk) = unwrap_x25519(secret, &share, body)
-                    && header_mac_ok(&fk, header, &mac)
-                {
-                    return Some((fk, payload));
+                if let Some(fk) = unwrap_x25519(secret, &share, body)? {
+                    return header_mac_ok(&fk, header.authenticated, &header.mac)
+                        .then_some((fk, header.payload));
                 }
             }
         }
@@ -186,18 +175,82 @@ impl Identities {
     }
 }
 
-/// The line iterator over the binary header: lines end in `\n`.
-struct Lines<'a> {
-    buf: &'a [u8],
+/// A recipient stanza: its arguments and its decoded body.
+struct Stanza<'a> {
+    args: Vec<&'a str>,
+    body: Vec<u8>,
 }
 
-impl<'a> Lines<'a> {
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let i = self.buf.iter().position(|&b| b == b'\n')?;
-        let (line, rest) = self.buf.split_at(i);
-        self.buf = &rest[1..];
-        Some(line)
+/// The binary header of an age file, parsed as C2SP age's ABNF says:
+///
+/// ```text
+/// header = v1-line 1*stanza end
+/// v1-line = %s"age-encryption.org/v1" LF
+/// end = "--- " 43base64char LF
+/// stanza = arg-line *full-line final-line
+/// arg-line = "-> " argument *(SP argument) LF
+/// argument = 1*VCHAR
+/// full-line = 64base64char LF
+/// final-line = *63base64char LF
+/// ```
+///
+/// with canonical unpadded base64 throughout.
+struct Header<'a> {
+    stanzas: Vec<Stanza<'a>>,
+    /// What the MAC covers: "the whole header up to and including the `---` mark".
+    authenticated: &'a [u8],
+    mac: [u8; 32],
+    payload: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    fn parse(bin: &'a [u8]) -> Option<Header<'a>> {
+        let mut rest = bin.strip_prefix(INTRO)?;
+        let mut stanzas = Vec::new();
+        loop {
+            let (line, next) = split_line(rest)?;
+            if let Some(mac) = line.strip_prefix(b"--- ") {
+                if stanzas.is_empty() || mac.len() != 43 {
+                    return None;
+                }
+                let upto = bin.len() - rest.len() + 3;
+                return Some(Header {
+                    stanzas,
+                    authenticated: &bin[..upto],
+                    mac: STANDARD_NO_PAD.decode(mac).ok()?.try_into().ok()?,
+                    payload: next,
+                });
+            }
+            let args = line
+                .strip_prefix(b"-> ")?
+                .split(|&b| b == b' ')
+                .map(|arg| {
+                    let vchar = !arg.is_empty() && arg.iter().all(|b| (0x21..=0x7e).contains(b));
+                    vchar.then(|| std::str::from_utf8(arg).ok()).flatten()
+                })
+                .collect::<Option<Vec<&str>>>()?;
+            rest = next;
+            let mut body = Vec::new();
+            loop {
+                let (line, next) = split_line(rest)?;
+                rest = next;
+                if line.len() > COLUMNS {
+                    return None;
+                }
+                body.extend_from_slice(&STANDARD_NO_PAD.decode(line).ok()?);
+                if line.len() < COLUMNS {
+                    break;
+                }
+            }
+            stanzas.push(Stanza { args, body });
+        }
     }
+}
+
+/// The line before the next `\n`, and what follows it.
+fn split_line(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = buf.iter().position(|&b| b == b'\n')?;
+    Some((&buf[..i], &buf[i + 1..]))
 }
 
 fn user_config_dir() -> Option<std::path::PathBuf> {
@@ -212,14 +265,41 @@ fn user_config_dir() -> Option<std::path::PathBuf> {
     })
 }
 
+/// The binary age file inside `armored`, parsed as strictly as age's own `armor` package:
+/// PEM with the label `AGE ENCRYPTED FILE` (RFC 7468's strict encoding, as C2SP age asks), no
+/// headers, every line but the last exactly 64 columns of canonical padded base64, lines
+/// ending in LF or CRLF, and nothing around it but whitespace (C2SP age: implementations
+/// "SHOULD reject non-canonical ASCII armor encodings except for whitespace before and after
+/// the PEM block").
 fn dearmor(armored: &str) -> Option<Zeroizing<Vec<u8>>> {
     if armored.len() > MAX_ARMORED {
         return None;
     }
-    let t = armored.trim();
-    let body = t.strip_prefix(BEGIN)?.strip_suffix(END)?;
-    let b64: String = body.split_whitespace().collect();
-    STANDARD.decode(b64).ok().map(Zeroizing::new)
+    let blank = |l: &str| l.bytes().all(|b| b.is_ascii_whitespace());
+    let mut lines = armored
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    if lines.by_ref().find(|l| !blank(l))? != BEGIN {
+        return None;
+    }
+    let mut out = Zeroizing::new(Vec::new());
+    loop {
+        let line = lines.next()?;
+        if line == END {
+            break;
+        }
+        if line.is_empty() || line.len() > COLUMNS {
+            return None;
+        }
+        out.extend_from_slice(&Zeroizing::new(STANDARD.decode(line).ok()?));
+        if line.len() < COLUMNS || line.ends_with('=') {
+            if lines.next()? != END {
+                return None;
+            }
+            break;
+        }
+    }
+    lines.all(blank).then_some(out)
 }
 
 fn hkdf32(salt: &[u8], ikm: &[u8], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
@@ -230,16 +310,32 @@ fn hkdf32(salt: &[u8], ikm: &[u8], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     Some(out)
 }
 
-fn unwrap_x25519(secret: &[u8; 32], share: &[u8; 32], body: &[u8]) -> Option<Zeroizing<[u8; 16]>> {
+/// The file key in an X25519 stanza's body: `Some(None)` when this identity does not open
+/// it, `None` when the file must be refused (C2SP age: "If the shared secret is all 0x00
+/// bytes, the identity implementation MUST abort").
+fn unwrap_x25519(
+    secret: &[u8; 32],
+    share: &[u8; 32],
+    body: &[u8; 32],
+) -> Option<Option<Zeroizing<[u8; 16]>>> {
     let shared = Zeroizing::new(MontgomeryPoint(*share).mul_clamped(*secret).to_bytes());
     if shared.iter().all(|&b| b == 0) {
         return None;
     }
+    Some(open_x25519_body(secret, share, body, &shared))
+}
+
+fn open_x25519_body(
+    secret: &[u8; 32],
+    share: &[u8; 32],
+    body: &[u8; 32],
+    shared: &[u8; 32],
+) -> Option<Zeroizing<[u8; 16]>> {
     let ours = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(share);
     salt[32..].copy_from_slice(&ours);
-    let wrap = hkdf32(&salt, shared.as_slice(), X25519_INFO)?;
+    let wrap = hkdf32(&salt, shared, X25519_INFO)?;
     let (ct, tag) = body.split_at(16);
     let mut fk = Zeroizing::new([0u8; 16]);
     fk.copy_from_slice(ct);
@@ -395,19 +491,155 @@ EylloI7MNGbadPGb
         assert!(other.unwrap_file(SOPS_MOCK_ENCRYPTED).is_none());
     }
 
+    /// `bin` armored as age writes it: 64-column lines.
+    fn armor(bin: &[u8], columns: usize) -> String {
+        let b64 = STANDARD.encode(bin);
+        let mut out = format!("{BEGIN}\n");
+        for line in b64.as_bytes().chunks(columns) {
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push('\n');
+        }
+        out.push_str(END);
+        out.push('\n');
+        out
+    }
+
     #[test]
     fn every_bit_flip_and_truncation_is_refused() {
         let ids = Identities::parse(SOPS_MOCK_IDENTITY).unwrap();
         let bin = dearmor(SOPS_MOCK_ENCRYPTED).unwrap();
+        assert!(ids.unwrap_file(&armor(&bin, 64)).is_some());
         for i in 0..bin.len() {
             for bit in [0x01u8, 0x80] {
                 let mut b = bin.to_vec();
                 b[i] ^= bit;
-                let armored = format!("{BEGIN}\n{}\n{END}", STANDARD.encode(&b));
-                assert!(ids.unwrap_file(&armored).is_none(), "byte {i}");
+                assert!(ids.unwrap_file(&armor(&b, 64)).is_none(), "byte {i}");
             }
-            let armored = format!("{BEGIN}\n{}\n{END}", STANDARD.encode(&bin[..i]));
+            let armored = armor(&bin[..i], 64);
             assert!(ids.unwrap_file(&armored).is_none(), "truncated at {i}");
+        }
+    }
+
+    /// The mock file with `extra` stanza lines put before its own stanza, and the header MAC
+    /// recomputed with its file key: what a writer who knows the recipient can make.
+    fn with_stanza(extra: &str) -> String {
+        let bin = dearmor(SOPS_MOCK_ENCRYPTED).unwrap();
+        let header = Header::parse(&bin).unwrap();
+        let secret = parse_secret(SOPS_MOCK_IDENTITY).unwrap();
+        let own = &header.stanzas[0];
+        let share: [u8; 32] = STANDARD_NO_PAD
+            .decode(own.args[1])
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let body: &[u8; 32] = own.body.as_slice().try_into().unwrap();
+        let fk = unwrap_x25519(&secret, &share, body).unwrap().unwrap();
+        let mut text = String::from("age-encryption.org/v1\n");
+        text.push_str(extra);
+        text.push_str(&format!(
+            "-> X25519 {}\n{}\n---",
+            own.args[1],
+            STANDARD_NO_PAD.encode(body)
+        ));
+        let k = hkdf32(&[], fk.as_slice(), b"header").unwrap();
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(k.as_slice()).unwrap();
+        m.update(text.as_bytes());
+        let mac = STANDARD_NO_PAD.encode(m.finalize().into_bytes());
+        let mut out = format!("{text} {mac}\n").into_bytes();
+        out.extend_from_slice(header.payload);
+        armor(&out, 64)
+    }
+
+    #[test]
+    fn header_is_parsed_as_strictly_as_the_spec() {
+        let ids = Identities::parse(SOPS_MOCK_IDENTITY).unwrap();
+        let share = "XEl0dJ6y3C7KZkgmgWUicg63EyXJiwBJW8PdYJ/cYBE";
+        let body32 = STANDARD_NO_PAD.encode([7u8; 32]);
+        // Unknown stanzas are ignored: the re-made file still opens.
+        for fine in ["", "-> example.com/enigma arg\n\n", "-> x y z\nAAAA\n"] {
+            let f = with_stanza(fine);
+            assert_eq!(ids.unwrap_file(&f).unwrap().as_slice(), b"data", "{fine:?}");
+        }
+        for bad in [
+            // X25519 with three arguments, or one.
+            format!("-> X25519 {share} extra\n{body32}\n"),
+            format!("-> X25519\n{body32}\n"),
+            // A 20-byte (or 33-byte) body.
+            format!("-> X25519 {share}\n{}\n", STANDARD_NO_PAD.encode([7u8; 20])),
+            format!("-> X25519 {share}\n{}\n", STANDARD_NO_PAD.encode([7u8; 33])),
+            // A share that is not 32 bytes of canonical base64.
+            format!("-> X25519 {}\n{body32}\n", &share[..42]),
+            format!("-> X25519 {}F\n{body32}\n", &share[..42]),
+            // Empty arguments: `-> `, `->  `, and a double space.
+            "-> \n\n".to_owned(),
+            "->  \n\n".to_owned(),
+            "-> a  b\n\n".to_owned(),
+            // An argument that is not VCHAR.
+            "-> a\tb\n\n".to_owned(),
+            "-> caf\u{e9}\n\n".to_owned(),
+            // A body line that is not base64, padded, or a full line without a final one.
+            "-> x\nAA A\n".to_owned(),
+            "-> x\nAA==\n".to_owned(),
+            format!("-> x\n{}\n", "A".repeat(64)),
+            // scrypt must stand alone.
+            format!("-> scrypt c2FsdHNhbHRzYWx0c2FsdA 18\n{body32}\n"),
+        ] {
+            assert!(ids.unwrap_file(&with_stanza(&bad)).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn armor_is_parsed_as_strictly_as_age_does() {
+        let ids = Identities::parse(SOPS_MOCK_IDENTITY).unwrap();
+        let bin = dearmor(SOPS_MOCK_ENCRYPTED).unwrap();
+        let good = armor(&bin, 64);
+        for fine in [
+            good.clone(),
+            good.replace('\n', "\r\n"),
+            format!("\n  \n{good}\n\t\n"),
+            good.trim_end().to_owned(),
+        ] {
+            assert!(ids.unwrap_file(&fine).is_some(), "{fine:?}");
+        }
+        let second = good.lines().nth(2).unwrap();
+        let spaced = format!("{} {}", &second[..10], &second[10..]);
+        for bad in [
+            // Whitespace inside a line, or an empty line.
+            good.replacen(second, &spaced, 1),
+            good.replacen(second, &format!("{second}\n"), 1),
+            // Lines longer or shorter than 64 columns (but the last).
+            armor(&bin, 76),
+            armor(&bin, 60),
+            armor(&bin, 4),
+            // Anything but whitespace around the block.
+            format!("x\n{good}"),
+            format!("{good}x\n"),
+            format!(" {good}"),
+            good.replace(END, &format!("{END} ")),
+            // Headers, a lower-case label.
+            good.replacen('\n', "\nComment: hi\n\n", 1),
+            good.to_lowercase(),
+            // No END line.
+            good.replace(END, ""),
+        ] {
+            assert!(ids.unwrap_file(&bad).is_none(), "{bad:?}");
+        }
+        // Padding, and non-canonical bits before it, in the final group.
+        for n in [1, 2] {
+            let ok = armor(&[0xa5; 50][..48 + n], 64);
+            assert_eq!(dearmor(&ok).unwrap().len(), 48 + n);
+            let last = ok.lines().nth(2).unwrap();
+            let eq = last.find('=').unwrap();
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let i = ALPHABET.iter().position(|&c| c == last.as_bytes()[eq - 1]);
+            let flipped = ALPHABET[i.unwrap() ^ 1] as char;
+            let tweaked = format!("{}{flipped}{}", &last[..eq - 1], &last[eq..]);
+            assert!(
+                dearmor(&ok.replacen(last, &tweaked, 1)).is_none(),
+                "{tweaked}"
+            );
+            assert!(dearmor(&ok.replacen(last, last.trim_end_matches('='), 1)).is_none());
         }
     }
 

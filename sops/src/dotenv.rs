@@ -71,7 +71,7 @@ pub(crate) fn emit(root: &Node) -> Result<Zeroizing<String>, Error> {
             (Key::Name(name), _) => {
                 return Err(Error::Unsupported(format!(
                     "`{}` has no scalar value in a .env file",
-                    name.trim()
+                    kmseal::escape_untrusted(name.trim())
                 )));
             }
         }

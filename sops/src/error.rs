@@ -36,10 +36,19 @@ pub enum Error {
     /// changed. Names the path of the value, never its content.
     #[error("a value could not be decrypted at `{0}` (wrong data key, or the file was modified)")]
     Decrypt(String),
-    /// The values do not match the file's MAC: a value was changed, added, removed or
-    /// reordered, or `lastmodified` was altered. Nothing is returned.
+    /// The values do not match the file's MAC: a value the MAC covers was changed, added,
+    /// removed or reordered, or `lastmodified` was altered. Nothing is returned. (Changes the
+    /// MAC cannot see, such as an added empty value, do not cause this: see the crate docs.)
     #[error("the SOPS MAC does not match: the file was modified after it was encrypted")]
     MacMismatch,
+    /// The file sets `mac_only_encrypted: true`, so SOPS's MAC leaves its unencrypted values
+    /// out: anyone who can write the file could have added or changed them. Refused unless
+    /// [`DecryptOptions::dangerous_accept_unauthenticated_plain`](crate::DecryptOptions::dangerous_accept_unauthenticated_plain).
+    #[error(
+        "the file sets `mac_only_encrypted: true`: SOPS's MAC does not cover its unencrypted \
+         values, which anyone who can write the file could have added or changed"
+    )]
+    UnauthenticatedPlain,
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -273,7 +273,8 @@ fn vault_uri_for(address: &str, key_id: &str, configured: Option<&str>) -> Resul
     if configured.map(|c| c.trim_end_matches('/')) != Some(address) {
         return Err(format!(
             "the file's vault_address is not VAULT_ADDR ({}): kmseal does not send a Vault \
-             token to an address a file chooses; pass the key with -k vault://…",
+             token to an address a file chooses; trust the key explicitly (a vault:// KEK, \
+             `--sops-key` on the command line)",
             configured.unwrap_or("unset")
         ));
     }
@@ -357,7 +358,10 @@ mod tests {
             "vault://v.example:8200/transit/keys/app"
         );
         for (file, configured) in [
-            ("https://attacker.example", Some("https://vault.example.com")),
+            (
+                "https://attacker.example",
+                Some("https://vault.example.com"),
+            ),
             ("https://vault.example.com", None),
             ("ftp://vault.example.com", Some("ftp://vault.example.com")),
             ("https://v.example/prefix", Some("https://v.example/prefix")),
@@ -404,7 +408,10 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        assert_eq!(e.from_file.unwrap(), "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k");
+        assert_eq!(
+            e.from_file.unwrap(),
+            "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"
+        );
         let bad = Source::Gcp {
             resource_id: "x".into(),
             enc: "not base64!".into(),

@@ -6,15 +6,21 @@
 //! is decrypted with AAD `strings.Join(path, ":") + ":"`; the MAC is SHA-512 over
 //! `ToBytes(value)` of every leaf but comments and nulls (of encrypted leaves only when
 //! `mac_only_encrypted`, the hash then starting with 32 fixed bytes); comments that do not
-//! decrypt are kept as they are.
+//! decrypt are kept as they are by SOPS, and left out here (nothing authenticates them).
+//!
+//! The hash has no keys and no separators: only values are bound, run together, and an
+//! encrypted value's keys through its AAD. The walk therefore also lists what the MAC leaves
+//! open ([`Gap`]): empty and null entries, and the keys of unencrypted values.
 
 use regex::Regex;
 use sha2::{Digest, Sha512};
 use zeroize::Zeroizing;
 
-use crate::Error;
+use kmseal::escape_untrusted;
+
 use crate::cipher::{self, Fail, Ty};
-use crate::scalar;
+use crate::options::{Gap, Unauthenticated};
+use crate::{Error, scalar};
 
 /// A node of the tree.
 #[derive(Clone)]
@@ -118,30 +124,52 @@ impl Rules {
     }
 }
 
-/// The decrypting walk: decrypts every encrypted leaf in place and returns the MAC (upper-case
-/// hex SHA-512) of the plaintext tree.
-pub(crate) fn decrypt(root: &mut Node, key: &[u8], rules: &Rules) -> Result<String, Error> {
+/// What the walk gives besides the decrypted tree.
+pub(crate) struct Walked {
+    /// The MAC (upper-case hex SHA-512) of the plaintext tree.
+    pub(crate) mac: String,
+    /// The entries the MAC does not cover, in document order.
+    pub(crate) unauthenticated: Vec<Unauthenticated>,
+    /// Comments left out because they were not SOPS-encrypted.
+    pub(crate) dropped_comments: usize,
+}
+
+/// The decrypting walk: decrypts every encrypted leaf in place, drops the comments that were
+/// not encrypted, and returns the MAC of the plaintext tree with what it does not cover.
+pub(crate) fn decrypt(root: &mut Node, key: &[u8], rules: &Rules) -> Result<Walked, Error> {
     let mut walk = Walk {
         key,
         rules,
         hash: Sha512::new(),
         path: Vec::new(),
+        shown: Vec::new(),
         comments: Vec::new(),
+        unauthenticated: Vec::new(),
+        dropped_comments: 0,
     };
     if rules.mac_only_encrypted {
         walk.hash.update(MAC_ONLY_ENCRYPTED_INIT);
     }
     walk.node(root)?;
     let digest = walk.hash.finalize();
-    Ok(digest.iter().map(|b| format!("{b:02X}")).collect())
+    Ok(Walked {
+        mac: digest.iter().map(|b| format!("{b:02X}")).collect(),
+        unauthenticated: walk.unauthenticated,
+        dropped_comments: walk.dropped_comments,
+    })
 }
 
 struct Walk<'a> {
     key: &'a [u8],
     rules: &'a Rules,
     hash: Sha512,
+    /// SOPS's path: the mapping keys above the leaf (the AAD, and what the rules match).
     path: Vec<String>,
+    /// The path as shown in reports: `.key` and `[index]` segments.
+    shown: Vec<String>,
     comments: Vec<Vec<String>>,
+    unauthenticated: Vec<Unauthenticated>,
+    dropped_comments: usize,
 }
 
 impl Walk<'_> {
@@ -151,52 +179,92 @@ impl Walk<'_> {
         s
     }
 
-    fn node(&mut self, node: &mut Node) -> Result<(), Error> {
+    /// The path for an error message: file text, so escaped.
+    fn at(&self) -> String {
+        escape_untrusted(&self.path.join(".")).into_owned()
+    }
+
+    fn report(&mut self, gap: Gap) {
+        self.unauthenticated.push(Unauthenticated {
+            path: self.shown.concat(),
+            gap,
+        });
+    }
+
+    /// Walks `node`; `false` when it is a comment to leave out.
+    fn node(&mut self, node: &mut Node) -> Result<bool, Error> {
         match node {
             Node::Map(items) => {
                 self.comments.push(Vec::new());
+                let mut keep = Vec::with_capacity(items.len());
                 for (k, v) in items.iter_mut() {
                     match k {
                         Key::Comment(c) => {
                             self.push_comment(c);
-                            self.comment(c);
+                            keep.push(self.comment(c));
                         }
                         Key::Name(name) => {
                             let value_is_comment = matches!(v, Node::Comment(_));
                             if let Node::Comment(c) = v {
                                 self.push_comment(c);
                             }
+                            let seg = if self.shown.is_empty() {
+                                name.clone()
+                            } else {
+                                format!(".{name}")
+                            };
                             self.path.push(name.clone());
+                            self.shown.push(seg);
                             let r = self.node(v);
                             self.path.pop();
-                            r?;
+                            self.shown.pop();
+                            if !r? {
+                                *v = Node::Null;
+                            }
                             if !value_is_comment {
                                 self.clear_comments();
                             }
+                            keep.push(true);
                         }
                     }
                 }
+                let mut keep = keep.into_iter();
+                items.retain(|_| keep.next().unwrap_or(true));
                 self.comments.pop();
+                if !self.shown.is_empty() && !items.iter().any(|(k, _)| matches!(k, Key::Name(_))) {
+                    self.report(Gap::Empty);
+                }
             }
             Node::List(items) => {
                 self.comments.push(Vec::new());
+                let mut keep = Vec::with_capacity(items.len());
+                let mut index = 0;
                 for v in items.iter_mut() {
                     let is_comment = matches!(v, Node::Comment(_));
                     if let Node::Comment(c) = v {
                         self.push_comment(c);
                     }
-                    self.node(v)?;
+                    self.shown.push(format!("[{index}]"));
+                    let r = self.node(v);
+                    self.shown.pop();
+                    keep.push(r?);
                     if !is_comment {
                         self.clear_comments();
+                        index += 1;
                     }
                 }
+                let mut keep = keep.into_iter();
+                items.retain(|_| keep.next().unwrap_or(true));
                 self.comments.pop();
+                if !items.iter().any(|n| !matches!(n, Node::Comment(_))) {
+                    self.report(Gap::Empty);
+                }
             }
-            Node::Comment(c) => self.comment(c),
-            Node::Null => {}
+            Node::Comment(c) => return Ok(self.comment(c)),
+            Node::Null => self.report(Gap::Empty),
             Node::Scalar(s) => self.scalar(s)?,
         }
-        Ok(())
+        Ok(true)
     }
 
     fn push_comment(&mut self, c: &str) {
@@ -211,18 +279,24 @@ impl Walk<'_> {
         }
     }
 
-    /// A comment: decrypted when it should be and can be; otherwise kept as written
-    /// (SOPS assumes it was never encrypted). Comments are not in the MAC.
-    fn comment(&mut self, c: &mut Zeroizing<String>) {
-        if !self
+    /// A comment: decrypted when it should be and can be, and then kept; otherwise left out
+    /// (`false`). SOPS keeps such a comment as written, assuming it was never encrypted; but
+    /// comments are not in the MAC, so a plain one may have been added by anyone.
+    fn comment(&mut self, c: &mut Zeroizing<String>) -> bool {
+        let opened = self
             .rules
             .should_be_encrypted(&self.path, &self.comments, true)
-        {
-            return;
+            && match cipher::decrypt(c, self.key, &self.aad()) {
+                Ok((Ty::Comment, plain)) => {
+                    *c = plain;
+                    true
+                }
+                _ => false,
+            };
+        if !opened {
+            self.dropped_comments += 1;
         }
-        if let Ok((Ty::Comment, plain)) = cipher::decrypt(c, self.key, &self.aad()) {
-            *c = plain;
-        }
+        opened
     }
 
     fn scalar(&mut self, s: &mut Scalar) -> Result<(), Error> {
@@ -233,12 +307,12 @@ impl Walk<'_> {
             if s.ty != Ty::Str {
                 return Err(Error::Metadata(format!(
                     "the value at `{}` should be encrypted but is not a string",
-                    self.path.join(".")
+                    self.at()
                 )));
             }
             if !s.text.is_empty() {
                 let (ty, plain) = cipher::decrypt(&s.text, self.key, &self.aad()).map_err(|f| {
-                    let at = self.path.join(".");
+                    let at = self.at();
                     match f {
                         Fail::Malformed => Error::Metadata(format!(
                             "the value at `{at}` should be encrypted but is not a SOPS ciphertext"
@@ -247,24 +321,32 @@ impl Walk<'_> {
                     }
                 })?;
                 if ty == Ty::Comment {
-                    return Err(Error::Decrypt(self.path.join(".")));
+                    return Err(Error::Decrypt(self.at()));
                 }
-                let canonical = scalar::canonical(ty, &plain)
-                    .ok_or_else(|| Error::Decrypt(self.path.join(".")))?;
+                let canonical =
+                    scalar::canonical(ty, &plain).ok_or_else(|| Error::Decrypt(self.at()))?;
                 *s = Scalar {
                     ty,
                     text: canonical,
                 };
             }
         }
-        if !self.rules.mac_only_encrypted || encrypted {
+        let in_mac = !self.rules.mac_only_encrypted || encrypted;
+        if in_mac {
             let bytes = scalar::mac_bytes(s.ty, &s.text).ok_or_else(|| {
                 Error::Unsupported(format!(
                     "the value at `{}` has a type SOPS cannot hash",
-                    self.path.join(".")
+                    self.at()
                 ))
             })?;
             self.hash.update(bytes.as_bytes());
+        }
+        if s.text.is_empty() {
+            self.report(Gap::Empty);
+        } else if !in_mac {
+            self.report(Gap::OutsideMac);
+        } else if !encrypted {
+            self.report(Gap::Plain);
         }
         Ok(())
     }
@@ -301,7 +383,7 @@ mod tests {
             unencrypted_suffix: "_unencrypted".into(),
             ..Rules::default()
         };
-        let mac = decrypt(&mut root, &key, &rules).unwrap();
+        let mac = decrypt(&mut root, &key, &rules).unwrap().mac;
         let want: String = Sha512::digest(b"x7")
             .iter()
             .map(|b| format!("{b:02X}"))

@@ -1,6 +1,7 @@
 //! YAML: saphyr's event parser builds the tree (as go-yaml v3 + `stores/yaml` would: aliases
-//! expanded, own-line comments as comment items of the enclosing mapping or list), and the
-//! emitter writes block-style YAML (two-space indent) that `kmseal_config` reads back.
+//! expanded, within a budget; own-line comments as comment items of the enclosing mapping or
+//! list), and the emitter writes block-style YAML (two-space indent) that `kmseal_config`
+//! reads back.
 //! Comments after a value on the same line are dropped (SOPS writes none).
 
 use std::collections::HashMap;
@@ -15,6 +16,15 @@ use crate::tree::{Key, Node, Scalar};
 use crate::{Error, emit};
 
 const F: &str = "YAML";
+/// Deepest nesting of mappings and lists, aliases expanded (as `json::MAX_DEPTH`): the tree
+/// is walked, written and dropped recursively.
+const MAX_DEPTH: usize = 128;
+/// Aliases may copy at most this many nodes, or [`ALIAS_RATIO`] times the nodes the document
+/// writes out, whichever is more: without a bound, a few hundred bytes of nested aliases
+/// ("billion laughs") expand to gigabytes. go-yaml, which SOPS uses, allows about the same
+/// ratio for documents of this size.
+const MIN_ALIAS_NODES: usize = 10_000;
+const ALIAS_RATIO: usize = 100;
 
 enum Frame {
     Map {
@@ -22,12 +32,41 @@ enum Frame {
         key: Option<String>,
         anchor: usize,
         indent: Option<usize>,
+        size: Size,
     },
     Seq {
         items: Vec<Node>,
         anchor: usize,
         indent: usize,
+        size: Size,
     },
+}
+
+/// The size of a (sub)tree: its nodes and its height in nested collections.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    height: usize,
+}
+
+impl Size {
+    const LEAF: Size = Size {
+        nodes: 1,
+        height: 0,
+    };
+
+    fn add_child(&mut self, child: Size) {
+        self.nodes = self.nodes.saturating_add(child.nodes);
+        self.height = self.height.max(child.height);
+    }
+
+    /// A collection with these children.
+    fn closed(self) -> Size {
+        Size {
+            nodes: self.nodes.saturating_add(1),
+            height: self.height + 1,
+        }
+    }
 }
 
 /// Own-line comments (`#` first on the line, outside any scalar), by line (1-based) and
@@ -50,9 +89,17 @@ fn comment_lines(text: &str, scalars: &[(usize, usize)]) -> Vec<(usize, usize, S
 /// Parses a SOPS YAML document into its data tree (the `sops` key included).
 pub(crate) fn parse(text: &str) -> Result<Node, Error> {
     // First pass: where multi-line scalars are, so that `#` lines inside them stay content.
+    // It also counts the nodes written out, which bound how many aliases may copy.
     let mut scalars = Vec::new();
+    let mut written: usize = 0;
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| parse_err(F, e.marker().line(), "invalid YAML"))?;
+        if matches!(
+            ev,
+            Event::Scalar(..) | Event::MappingStart(..) | Event::SequenceStart(..)
+        ) {
+            written += 1;
+        }
         if let Event::Scalar(..) = ev
             && span.end.line() > span.start.line()
         {
@@ -62,9 +109,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
             ));
         }
     }
+    let mut copy_budget = written.saturating_mul(ALIAS_RATIO).max(MIN_ALIAS_NODES);
     let mut comments = comment_lines(text, &scalars).into_iter().peekable();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut anchors: HashMap<usize, (Node, Size)> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0;
     for ev in Parser::new_from_str(text) {
@@ -81,7 +129,12 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
                 push_comment(&mut stack, c);
             }
         }
-        let done: Option<(Node, usize)> = match ev {
+        if matches!(ev, Event::MappingStart(..) | Event::SequenceStart(..))
+            && stack.len() >= MAX_DEPTH
+        {
+            return Err(parse_err(F, line, "nested too deeply"));
+        }
+        let done: Option<(Node, usize, Size)> = match ev {
             Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => None,
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -102,6 +155,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
                     key: None,
                     anchor,
                     indent: None,
+                    size: Size::default(),
                 });
                 None
             }
@@ -116,6 +170,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
                     items: Vec::new(),
                     anchor,
                     indent: span.start.col(),
+                    size: Size::default(),
                 });
                 None
             }
@@ -133,24 +188,36 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
                 }
                 match stack.pop() {
                     Some(Frame::Map {
-                        items, key, anchor, ..
+                        items,
+                        key,
+                        anchor,
+                        size,
+                        ..
                     }) => {
                         if key.is_some() {
                             return Err(parse_err(F, line, "a key without a value"));
                         }
-                        Some((Node::Map(items), anchor))
+                        Some((Node::Map(items), anchor, size.closed()))
                     }
-                    Some(Frame::Seq { items, anchor, .. }) => Some((Node::List(items), anchor)),
+                    Some(Frame::Seq {
+                        items,
+                        anchor,
+                        size,
+                        ..
+                    }) => Some((Node::List(items), anchor, size.closed())),
                     None => return Err(parse_err(F, line, "unbalanced collection")),
                 }
             }
-            Event::Alias(id) => Some((
-                anchors
+            Event::Alias(id) => {
+                let (node, size) = anchors
                     .get(&id)
-                    .cloned()
-                    .ok_or_else(|| parse_err(F, line, "an alias to an unknown anchor"))?,
-                0,
-            )),
+                    .ok_or_else(|| parse_err(F, line, "an alias to an unknown anchor"))?;
+                if stack.len() + size.height > MAX_DEPTH {
+                    return Err(parse_err(F, line, "nested too deeply (through an alias)"));
+                }
+                spend(&mut copy_budget, *size, line)?;
+                Some((node.clone(), 0, *size))
+            }
             Event::Scalar(value, style, anchor, tag) => {
                 let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
                 if is_key {
@@ -162,20 +229,37 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
                 } else {
                     let tag = tag.as_deref().map(|t| (t.handle.clone(), t.suffix.clone()));
                     let node = scalar(value.into_owned(), style, tag, line)?;
-                    Some((node, anchor))
+                    Some((node, anchor, Size::LEAF))
                 }
             }
         };
-        if let Some((node, anchor)) = done {
+        if let Some((node, anchor, size)) = done {
             if anchor > 0 {
-                anchors.insert(anchor, node.clone());
+                // Keeping the anchored copy costs as much as an alias to it.
+                spend(&mut copy_budget, size, line)?;
+                anchors.insert(anchor, (node.clone(), size));
             }
             match stack.last_mut() {
-                Some(Frame::Map { items, key, .. }) => match key.take() {
-                    Some(k) => items.push((Key::Name(k), node)),
+                Some(Frame::Map {
+                    items,
+                    key,
+                    size: parent,
+                    ..
+                }) => match key.take() {
+                    Some(k) => {
+                        items.push((Key::Name(k), node));
+                        parent.add_child(size);
+                    }
                     None => return Err(parse_err(F, line, "a collection used as a mapping key")),
                 },
-                Some(Frame::Seq { items, .. }) => items.push(node),
+                Some(Frame::Seq {
+                    items,
+                    size: parent,
+                    ..
+                }) => {
+                    items.push(node);
+                    parent.add_child(size);
+                }
                 None => root = Some(node),
             }
         }
@@ -191,6 +275,18 @@ pub(crate) fn parse(text: &str) -> Result<Node, Error> {
         }
     }
     Ok(root)
+}
+
+/// Takes the nodes an alias (or an anchor) copies out of the budget, or refuses the document.
+fn spend(budget: &mut usize, size: Size, line: usize) -> Result<(), Error> {
+    *budget = budget.checked_sub(size.nodes).ok_or_else(|| {
+        parse_err(
+            F,
+            line,
+            "aliases expand to too many nodes (more than 100 times the document's)",
+        )
+    })?;
+    Ok(())
 }
 
 fn push_comment(stack: &mut [Frame], c: String) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kmseal::{Decryptor, Encryptor, LocalKek};
 use kmseal_config::{Entry, Format, Sealer};
-use kmseal_sops::{Error, Identities, Keys};
+use kmseal_sops::{DecryptOptions, Error, Identities, Keys};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -24,6 +24,14 @@ async fn decrypt(text: &str, format: Format) -> Result<String, Error> {
     kmseal_sops::decrypt(text, format, &keys())
         .await
         .map(|z| z.to_string())
+}
+
+/// [`decrypt`] accepting `mac_only_encrypted` files (refused by default).
+async fn decrypt_mac_only(text: &str, format: Format) -> Result<String, Error> {
+    let options = DecryptOptions::new().dangerous_accept_unauthenticated_plain(true);
+    kmseal_sops::decrypt_with(text, format, &keys(), &options)
+        .await
+        .map(|d| d.plaintext().to_owned())
 }
 
 /// Seals `plain` with a fresh local KEK, opens it again, and lists (path, value) in order.
@@ -60,7 +68,7 @@ async fn yaml_and_json_fixtures_match_what_sops_decrypts() {
         ("maconly.sops.yaml", "maconly.expected.yaml", Format::Yaml),
         ("app.sops.json", "app.expected.json", Format::Json),
     ] {
-        let ours = decrypt(&read(sops), format).await.unwrap();
+        let ours = decrypt_mac_only(&read(sops), format).await.unwrap();
         assert!(!ours.contains("sops"), "{sops}: metadata left in:\n{ours}");
         assert!(
             !ours.contains("ENC["),
@@ -150,17 +158,22 @@ async fn unencrypted_parts_stay_and_count_in_the_mac() {
     assert!(ours.contains("host_unencrypted: db.internal"));
     assert!(ours.contains("password: pw-suffix-1"));
     assert!(ours.contains("inner: still-plain"));
-    // Changing a plaintext value breaks the MAC (it covers every value).
+    // Changing a plaintext value breaks the MAC (it covers the text of every value).
     let edited =
         read("suffix.sops.yaml").replace("port_unencrypted: 5432", "port_unencrypted: 5433");
     assert!(matches!(
         decrypt(&edited, Format::Yaml).await,
         Err(Error::MacMismatch)
     ));
-    // With mac_only_encrypted, plaintext values are outside the MAC, as in SOPS.
+    // With mac_only_encrypted, plaintext values are outside the MAC, as in SOPS: refused
+    // unless accepted.
     let edited = read("maconly.sops.yaml").replace("replicas: 3", "replicas: 4");
+    assert!(matches!(
+        decrypt(&edited, Format::Yaml).await,
+        Err(Error::UnauthenticatedPlain)
+    ));
     assert!(
-        decrypt(&edited, Format::Yaml)
+        decrypt_mac_only(&edited, Format::Yaml)
             .await
             .unwrap()
             .contains("replicas: 4")

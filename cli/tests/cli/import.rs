@@ -158,3 +158,92 @@ fn tampered_files_and_missing_identities_are_refused_and_nothing_is_written() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+#[test]
+fn mac_only_files_need_the_flag_and_unauthenticated_entries_are_named() {
+    let env = Env::new("import-maconly");
+    let (_, k) = env.key_at("k.key");
+    let keys = fixture("keys.txt");
+    let out = env.path("out.yaml");
+    let input = fixture("maconly.sops.yaml");
+    let args = ["import", "sops", s(&input), "-k", &k, "-o", s(&out)];
+    let o = import(&env, &args, Some(&keys));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mac_only_encrypted"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--accept-unauthenticated-plain"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+
+    let mut args = args.to_vec();
+    args.push("--accept-unauthenticated-plain");
+    let o = import(&env, &args, Some(&keys));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: SOPS's MAC does not authenticate 3 entries"),
+        "{err}"
+    );
+    for path in ["service.name", "service.api_secret", "service.replicas"] {
+        assert!(err.contains(&format!("`{path}`")), "{path}: {err}");
+    }
+    for value in ["billing", "sec-regex-2", "pw-regex-1"] {
+        assert!(!err.contains(value), "{value}: {err}");
+    }
+    assert!(out.exists());
+}
+
+#[test]
+fn plain_comments_are_left_out_and_entries_outside_the_mac_are_warned_about() {
+    let env = Env::new("import-gaps");
+    let (_, k) = env.key_at("k.key");
+    let keys = fixture("keys.txt");
+    let text = std::fs::read_to_string(fixture("app.sops.yaml")).unwrap();
+    let text = text.replacen("servers:\n", "# attacker comment\nservers:\n", 1);
+    let text = text.replacen(
+        "database:\n",
+        "admin_password: \"\"\n\"\\e[31mred\": null\ndatabase:\n",
+        1,
+    );
+    let input = env.path("edited.sops.yaml");
+    std::fs::write(&input, text).unwrap();
+    let out = env.path("out.yaml");
+    let o = import(
+        &env,
+        &["import", "sops", s(&input), "-k", &k, "-o", s(&out)],
+        Some(&keys),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for path in ["`admin_password`", "`\\u{1b}[31mred`", "`database.empty`"] {
+        assert!(err.contains(path), "{path}: {err}");
+    }
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("left out 1 comment"), "{err}");
+    let o = env.run(&["config", "decrypt", "-k", &k, s(&out)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = String::from_utf8(o.stdout).unwrap();
+    assert!(!plain.contains("attacker"), "{plain}");
+    assert!(plain.contains("# the real one"), "{plain}");
+
+    // --quiet: no warnings.
+    let o = import(
+        &env,
+        &[
+            "-q",
+            "import",
+            "sops",
+            s(&input),
+            "-k",
+            &k,
+            "-o",
+            s(&out),
+            "-f",
+        ],
+        Some(&keys),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
