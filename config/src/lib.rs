@@ -74,6 +74,33 @@ use crypto::{DocKeys, LABEL};
 use doc::{Leaf, MetaFields, Repr};
 use meta::Meta;
 
+/// How each format writes a string value, exactly as sealing and decryption write them: for
+/// tools that produce documents kmseal reads back (`kmseal import sops`).
+///
+/// ```
+/// assert_eq!(kmseal_config::quote::json("a\"b\n"), r#""a\"b\n""#);
+/// assert_eq!(kmseal_config::quote::yaml("yes"), r#""yes""#);
+/// assert_eq!(kmseal_config::quote::dotenv("plain"), "plain");
+/// assert_eq!(kmseal_config::quote::dotenv("x y$"), r#""x y\$""#);
+/// ```
+pub mod quote {
+    /// A JSON string literal.
+    pub fn json(s: &str) -> String {
+        crate::json::quote(s)
+    }
+
+    /// A double-quoted YAML scalar (a string to YAML 1.1 and 1.2 readers alike).
+    pub fn yaml(s: &str) -> String {
+        crate::yaml::quote(s)
+    }
+
+    /// A `.env` value: bare when nothing in it needs quoting, else double-quoted with the
+    /// escapes the `.env` reader takes (`\n \r \t \" \\ \$ \``).
+    pub fn dotenv(s: &str) -> String {
+        crate::dotenv::quote(s)
+    }
+}
+
 /// What can go wrong. Messages name paths and lines, never values.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

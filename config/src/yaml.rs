@@ -170,9 +170,9 @@ pub(crate) fn quote(s: &str) -> String {
             '\u{85}' => out.push_str("\\N"),
             '\u{2028}' => out.push_str("\\L"),
             '\u{2029}' => out.push_str("\\P"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            // C0, DEL and C1 controls are not printable in YAML; a BOM would be read as one.
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            '\u{feff}' => out.push_str("\\uFEFF"),
             c => out.push(c),
         }
     }

@@ -1223,3 +1223,32 @@ fn sealed_documents_are_recognised_by_content() {
         assert_eq!(Format::of_sealed(garbage), None, "{garbage:?}");
     }
 }
+
+/// Decrypted YAML writes C1 controls and a BOM escaped (they are not printable YAML), so the
+/// decrypted document parses again to the same string; JSON and .env likewise.
+#[test]
+fn decrypted_documents_read_back_with_control_characters() {
+    let k = kek();
+    let value = "a\u{9f}b\u{feff}c\u{85}d\u{7}e";
+    for (format, text) in [
+        (
+            Format::Yaml,
+            format!("v: {}\n", kmseal_config::quote::yaml(value)),
+        ),
+        (
+            Format::Json,
+            format!("{{\"v\": {}}}\n", kmseal_config::quote::json(value)),
+        ),
+        (
+            Format::Dotenv,
+            format!("v={}\n", kmseal_config::quote::dotenv(value)),
+        ),
+    ] {
+        let dec = Decryptor::new(k.clone());
+        let sealed =
+            block(Sealer::new(Encryptor::new(k.clone()), dec.clone()).seal(&text, format)).unwrap();
+        let plain = block(kmseal_config::decrypt(&sealed, format, &dec, false)).unwrap();
+        let again = kmseal_config::read_unsealed(&plain, format).unwrap();
+        assert_eq!(again.plain("v"), Some(value), "{format:?}: {plain:?}");
+    }
+}

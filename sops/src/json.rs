@@ -232,7 +232,7 @@ fn value(out: &mut String, n: &Node, indent: usize) -> Result<(), Error> {
     match n {
         Node::Null | Node::Comment(_) => out.push_str("null"),
         Node::Scalar(s) => match s.ty {
-            Ty::Str | Ty::Comment => out.push_str(&emit::quoted(&s.text)),
+            Ty::Str | Ty::Comment => out.push_str(&emit::json_str(&s.text)),
             Ty::Int | Ty::Bool => out.push_str(&s.text),
             Ty::Float => {
                 if s.text.parse::<f64>().is_ok_and(f64::is_finite) {
@@ -259,7 +259,7 @@ fn value(out: &mut String, n: &Node, indent: usize) -> Result<(), Error> {
             out.push_str("{\n");
             for (i, (k, v)) in named.iter().enumerate() {
                 pad(out, indent + 2);
-                out.push_str(&emit::quoted(k));
+                out.push_str(&emit::json_str(k));
                 out.push_str(": ");
                 value(out, v, indent + 2)?;
                 out.push_str(if i + 1 < named.len() { ",\n" } else { "\n" });
