@@ -21,8 +21,11 @@ fn keys() -> &'static Keys {
 fuzz_target!(|input: (u8, &str)| {
     let (which, text) = input;
     let format = [Format::Yaml, Format::Json, Format::Dotenv, Format::Toml][usize::from(which % 4)];
-    if let Ok(plain) = kmseal::blocking::block_on(kmseal_sops::decrypt(text, format, keys())) {
-        // What SOPS verified must be a document kmseal can seal (no panic either way).
-        let _ = kmseal_config::inspect(&plain, format);
+    // Every path, `mac_only_encrypted` files included (refused by default: opted in here).
+    let options = kmseal_sops::DecryptOptions::new().dangerous_accept_unauthenticated_plain(which & 4 != 0);
+    if let Ok(out) = kmseal::blocking::block_on(kmseal_sops::decrypt_with(text, format, keys(), &options)) {
+        // What SOPS verified must be a document kmseal can parse (no panic either way).
+        let _ = kmseal_config::inspect(out.plaintext(), format);
+        let _ = out.unauthenticated();
     }
 });
