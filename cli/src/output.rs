@@ -35,6 +35,22 @@ pub(crate) fn write_atomically(
             path.display()
         )));
     }
+    // A device, FIFO or socket (`-o /dev/null`, `-o /dev/stdout`, a named pipe) is written
+    // to, never renamed over: a rename would replace the device node with a regular file (as
+    // root, /dev/null itself). There is nothing to make atomic there.
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() || t.is_block_device() || t.is_fifo() || t.is_socket() {
+            let mut out = OpenOptions::new().write(true).open(path)?;
+            job(&mut out)?;
+            out.flush()?;
+            return Ok(());
+        }
+        if t.is_dir() {
+            return Err(usage(format!("{} is a directory", path.display())));
+        }
+    }
     let (tmp_path, file) = create_temp(path, mode)?;
     let guard = TempGuard::new(tmp_path.clone());
     let mut file = file;

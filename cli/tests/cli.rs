@@ -1697,3 +1697,46 @@ fn audit_13_decrypt_help_states_the_pipe_trade_off_and_recommends_o_or_exec() {
     }
     assert!(!help.contains("| service"), "{help}");
 }
+
+/// `-o` naming a device or a named pipe writes to it, never renames over it: as root, a
+/// rename over `-o /dev/null` replaced the device node with a regular file (found when the
+/// machine's /dev/null turned into a file during a run). Tested with a FIFO, whose reader
+/// gets the plaintext and which is still a FIFO afterwards.
+#[test]
+fn output_to_a_named_pipe_is_written_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new("fifo-out");
+    let (_, k) = env.key_at("k.key");
+    let plain = env.path("plain.txt");
+    std::fs::write(&plain, b"through the pipe").unwrap();
+    let sealed = env.path("msg.kmseal");
+    let o = env.run(&["encrypt", "-k", &k, s(&plain), "-o", s(&sealed)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fifo = env.path("out.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The reader reports through a channel: if the FIFO were replaced, it would block for
+    // ever on the old one, and the test must fail, not hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(std::fs::read(fifo).unwrap());
+        });
+    }
+    let o = env.run(
+        &["decrypt", "-k", &k, "--force", s(&sealed), "-o", s(&fifo)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the FIFO's reader got nothing: the output was not written to the pipe");
+    assert_eq!(got, b"through the pipe");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}

@@ -295,6 +295,23 @@ struct Atomic {
 
 impl Atomic {
     fn create(path: &Path, mode: u32) -> Result<Atomic, Failure> {
+        // A device, FIFO or socket is written to, never renamed over (as root, a rename over
+        // /dev/null replaces the device node with a regular file).
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if t.is_char_device() || t.is_block_device() || t.is_fifo() || t.is_socket() {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Failure::Open(path.to_owned(), e))?;
+                return Ok(Atomic {
+                    file,
+                    temp: None,
+                    path: path.to_owned(),
+                });
+            }
+        }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -343,10 +360,10 @@ impl Atomic {
     /// Flushes, syncs, renames into place and syncs the directory.
     fn commit(mut self) -> Result<(), Failure> {
         let fail = |e: io::Error| Failure::Write(self.path.clone(), e);
-        self.file.sync_all().map_err(fail)?;
         let Some(temp) = self.temp.take() else {
-            return Ok(());
+            return Ok(()); // a device or pipe: written, nothing to rename or sync
         };
+        self.file.sync_all().map_err(fail)?;
         forget_in_flight(&temp);
         if let Err(e) = std::fs::rename(&temp, &self.path) {
             let _ = std::fs::remove_file(&temp);

@@ -107,3 +107,24 @@ def test_streaming_100_mib_stays_in_bounded_memory(key, tmp_path):
             assert x == y
             if not x:
                 break
+
+
+def test_a_named_pipe_destination_is_written_not_replaced(key, tmp_path):
+    # A rename over a device or FIFO would replace it with a regular file (as root, even
+    # /dev/null): such destinations are written to directly.
+    import stat
+    import threading
+
+    src = tmp_path / "plain.bin"
+    src.write_bytes(b"through the pipe")
+    sealed = tmp_path / "sealed.kmseal"
+    kmseal.Encryptor(key).encrypt_stream(str(src), str(sealed))
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    kmseal.Decryptor(key).decrypt_stream(str(sealed), str(fifo))
+    reader.join(timeout=20)
+    assert got == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
