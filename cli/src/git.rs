@@ -102,15 +102,23 @@ pub(crate) fn merge_driver(
         }
     };
     write_over(ours, &text)?;
+    let p = shown.display();
+    let message = if text.contains("<<<<<<<") {
+        format!(
+            "{p}: conflict ({why}); resolve the conflict markers (they surround encrypted \
+             lines: `git show :2:{p} | kmseal config decrypt -` and `:3:` show each side), then \
+             run `kmseal config encrypt --accept-changes {p}`"
+        )
+    } else {
+        format!(
+            "{p}: not merged ({why}); our version is left as it is. Make their changes by hand \
+             where the key is (`git show :3:{p} | kmseal config decrypt -` shows theirs; `kmseal \
+             config edit {p}`)"
+        )
+    };
     Err(Failure {
         code: exit::OTHER,
-        message: format!(
-            "{}: conflict ({why}); resolve the conflict markers (they surround encrypted \
-             lines: `git show :2:{p} | kmseal config decrypt -` and `:3:` show each side), then \
-             run `kmseal config encrypt --accept-changes {p}`",
-            shown.display(),
-            p = shown.display()
-        ),
+        message,
     })
 }
 

@@ -49,13 +49,30 @@ pub(crate) fn plan(file: &Path, text: &str, format: Format, flags: Flags) -> Res
             requirements: None,
         });
     };
-    if !flags.keys.is_empty() && flags.keys != rule.keys && !rule.keys.is_empty() {
-        note(&format!(
-            "{} matches the rule `{}` in {}; using the keys given by --key/KMSEAL_KEY instead \
-             of the rule's",
+    // A new document is wrapped under the rule's keys with the rule's context: other ones
+    // on the command line (or in $KMSEAL_KEY) would hand it to keys the repository did not
+    // choose, and `kmseal scan` could not tell. A sealed document keeps its data key, so
+    // other keys there only open it.
+    let sealed = !text.is_empty() && kmseal_config::is_sealed(text, format)?;
+    let other_keys = !flags.keys.is_empty() && flags.keys != rule.keys && !rule.keys.is_empty();
+    let other_context = !flags.context.is_empty()
+        && !rule.context.is_empty()
+        && sorted(&flags.context) != sorted(&rule.context);
+    if !sealed && (other_keys || other_context) {
+        return Err(usage(format!(
+            "{} is covered by the rule `{}` in {RULES_FILE}, which names its keys and context; \
+             --key/$KMSEAL_KEY or --context differ from them. Seal it under the rule's (drop \
+             the flags, unset KMSEAL_KEY), or change the rule in review",
             file.display(),
-            rule.path,
-            RULES_FILE
+            rule.path
+        )));
+    }
+    if other_keys {
+        note(&format!(
+            "{} matches the rule `{}` in {RULES_FILE}; opening it with the keys given by \
+             --key/KMSEAL_KEY",
+            file.display(),
+            rule.path
         ));
     }
     let requirements = if rule.require.is_empty() {
@@ -86,6 +103,12 @@ pub(crate) fn plan(file: &Path, text: &str, format: Format, flags: Flags) -> Res
         },
         requirements,
     })
+}
+
+fn sorted(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    let mut v = pairs.to_vec();
+    v.sort();
+    v
 }
 
 fn flag_policy(encrypt: Vec<String>, plain: Vec<String>) -> Result<Option<Policy>, Failure> {
@@ -171,12 +194,20 @@ impl Finder {
             return Ok(Finder { rules: None });
         };
         let text = if from_index {
-            crate::scan::index_blob(root, RULES_FILE)?
-                .map(String::from_utf8)
+            let blob = crate::scan::index_blob(root, RULES_FILE)?;
+            if blob
+                .as_ref()
+                .is_some_and(|b| b.len() as u64 > kmseal_config::repo::MAX_RULES_FILE)
+            {
+                return Err(usage(format!(
+                    "the staged {RULES_FILE} is larger than 1 MiB"
+                )));
+            }
+            blob.map(String::from_utf8)
                 .transpose()
                 .map_err(|_| usage(format!("the staged {RULES_FILE} is not UTF-8")))?
         } else {
-            match std::fs::read_to_string(root.join(RULES_FILE)) {
+            match kmseal_config::repo::read_rules_file(&root.join(RULES_FILE)) {
                 Ok(t) => Some(t),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => {
@@ -246,6 +277,25 @@ pub(crate) fn check(name: &str, text: &str, rule: &Rule) -> Vec<(usize, &'static
                 format!(
                     "the document does not carry the requirement `{r}` that the rule `{}` in \
                      {RULES_FILE} sets; run `kmseal config encrypt {name}`",
+                    rule.path
+                ),
+            ),
+            RuleProblem::WrongContext => (
+                1,
+                "wrong-context",
+                format!(
+                    "its encryption context is not the one the rule `{}` in {RULES_FILE} sets; \
+                     seal it again from the plaintext under the rule",
+                    rule.path
+                ),
+            ),
+            RuleProblem::WrongKeyCount { expected, found } => (
+                1,
+                "wrong-keys",
+                format!(
+                    "its data key is wrapped under {found} keys, and the rule `{}` in \
+                     {RULES_FILE} names {expected}; rotate it to the rule's keys (kmseal config \
+                     rotate)",
                     rule.path
                 ),
             ),

@@ -378,7 +378,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<(), Failure> {
                 "--cached",
                 "--name-only",
                 "-z",
-                "--diff-filter=ACMR",
+                "--diff-filter=ACMRT",
             ],
             Some(root),
         )
@@ -486,6 +486,7 @@ pub(crate) fn index_blob(root: &Path, name: &str) -> Result<Option<Vec<u8>>, Fai
         &[
             "--literal-pathspecs",
             "ls-files",
+            "-s",
             "-z",
             "--cached",
             "--",
@@ -494,7 +495,16 @@ pub(crate) fn index_blob(root: &Path, name: &str) -> Result<Option<Vec<u8>>, Fai
         Some(root),
     )
     .map_err(|e| usage(format!("git ls-files: {e}")))?;
-    if !listed.split('\0').any(|n| n == name) {
+    // `MODE OBJECT STAGE<TAB>NAME`: a submodule (160000) has no content here.
+    let Some(mode) = listed
+        .split('\0')
+        .filter_map(|e| e.split_once('\t'))
+        .find(|(_, n)| *n == name)
+        .map(|(meta, _)| meta.split(' ').next().unwrap_or(""))
+    else {
+        return Ok(None);
+    };
+    if mode == "160000" {
         return Ok(None);
     }
     let out = Command::new("git")
@@ -569,7 +579,10 @@ fn collect(path: &Path, root: Option<&Path>, out: &mut Vec<String>) -> Result<()
             "--",
         ])
         .arg(path);
-        if let Ok(list) = output(cmd) {
+        if let Ok(o) = cmd.output()
+            && o.status.success()
+        {
+            let list = String::from_utf8(o.stdout).map_err(|_| not_utf8(path))?;
             for name in list.split('\0').filter(|n| !n.is_empty()) {
                 if Path::new(name).is_file() {
                     out.push(name.to_owned());
@@ -578,13 +591,20 @@ fn collect(path: &Path, root: Option<&Path>, out: &mut Vec<String>) -> Result<()
             return Ok(());
         }
     }
-    walk(path, out);
-    Ok(())
+    walk(path, out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<String>) {
+/// A file name the scan cannot print or reopen: refused, never skipped.
+fn not_utf8(under: &Path) -> Failure {
+    usage(format!(
+        "a file name under {} is not UTF-8; kmseal scan cannot name it: rename it",
+        under.display()
+    ))
+}
+
+fn walk(dir: &Path, out: &mut Vec<String>) -> Result<(), Failure> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return Ok(());
     };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
@@ -595,11 +615,12 @@ fn walk(dir: &Path, out: &mut Vec<String>) {
             continue;
         }
         match e.file_type() {
-            Ok(t) if t.is_dir() => walk(&p, out),
-            Ok(t) if t.is_file() => out.push(p.display().to_string()),
+            Ok(t) if t.is_dir() => walk(&p, out)?,
+            Ok(t) if t.is_file() => out.push(p.to_str().ok_or_else(|| not_utf8(dir))?.to_owned()),
             _ => {}
         }
     }
+    Ok(())
 }
 
 fn git(args: &[&str], dir: Option<&Path>) -> Result<String, String> {
@@ -647,7 +668,16 @@ fn report(findings: &[Finding], json: bool) -> Result<(), Failure> {
         .map_err(write)?;
     } else {
         for f in findings {
-            writeln!(stdout, "{}:{}: {}: {}", f.path, f.line, f.rule, f.message).map_err(write)?;
+            // File names are the tree's: escaped, so none can forge a line or a terminal.
+            writeln!(
+                stdout,
+                "{}:{}: {}: {}",
+                kmseal::escape_untrusted(&f.path),
+                f.line,
+                f.rule,
+                kmseal::escape_untrusted(&f.message)
+            )
+            .map_err(write)?;
         }
     }
     if findings.is_empty() {

@@ -87,7 +87,11 @@ fn summary(i: &crate::Inspection) -> String {
             list(
                 h.context()
                     .iter()
-                    .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+                    // Quoted: a value holding `, k=v` must not read as another pair.
+                    .map(|(k, v)| {
+                        let (k, v) = (crate::json::quote(k), crate::json::quote(v));
+                        format!("{}={}", esc(&k), esc(&v))
+                    })
                     .collect()
             )
         ));
@@ -136,10 +140,12 @@ pub enum Merged {
     /// The edits did not overlap: the merged document, sealed again with the data key of
     /// `ours` (unchanged values keep their ciphertexts).
     Clean(String),
-    /// Some edits overlap: the sealed texts merged line by line with git's conflict markers
-    /// (`<<<<<<<`, `=======`, `>>>>>>>`) around the lines that conflict, which hold
-    /// ciphertexts and plain values only, never a decrypted value; and why. Resolve the
-    /// markers, then seal again with `kmseal config encrypt --accept-changes`.
+    /// The merge needs a person, and why. When edits overlap, `text` is the sealed texts
+    /// merged line by line with git's conflict markers (`<<<<<<<`, `=======`, `>>>>>>>`)
+    /// around the lines that conflict, which hold ciphertexts and plain values only, never a
+    /// decrypted value: resolve the markers, then seal again with `kmseal config encrypt
+    /// --accept-changes`. For every other reason (requirements, keys, a rollback, a value
+    /// that would be declassified), `text` is `ours` unchanged.
     Conflicts {
         /// The document with conflict markers.
         text: String,
@@ -204,12 +210,58 @@ pub async fn merge(
         None
     };
 
+    let s_ours = crate::open(ours, format, &dec).await?;
+    let s_theirs = crate::open(theirs, format, &dec).await?;
+    let s_base = match has_base {
+        true => Some(crate::open(base, format, &dec).await?),
+        false => None,
+    };
+
+    // Anything but overlapping lines keeps ours whole: a line merge would carry their
+    // rolled-back, rewrapped or declassified lines in, for someone to seal over.
     let conflict = |reason: String| -> Result<Merged, Error> {
         Ok(Merged::Conflicts {
-            text: merge_lines(base, ours, theirs, format)?,
+            text: ours.to_owned(),
             reason,
         })
     };
+    // Their side rewrapped the document (added or revoked a key): ours' header would undo it.
+    let keys = |i: &crate::Inspection| -> Vec<(String, String)> {
+        i.header
+            .as_ref()
+            .map(|h| {
+                h.wrapped_keys()
+                    .iter()
+                    .map(|w| (w.provider.clone(), w.key_id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let theirs_keys = keys(&i_theirs);
+    if theirs_keys != keys(&i_ours) && i_base.as_ref().is_none_or(|b| keys(b) != theirs_keys) {
+        return conflict(
+            "their side wraps the document under other keys (a rotation or a revoked key); \
+             merge by hand and rotate again (kmseal config rotate)"
+                .into(),
+        );
+    }
+    // A value their side changed to one set earlier than the ancestor's: a rollback to an
+    // old version (made without the key: git checkout of an old blob), not an edit.
+    if let Some(b) = &s_base {
+        for (path, entry) in s_theirs.iter() {
+            let p = path.to_string();
+            let changed = b.get(&p).is_some_and(|old| !same_value(old, entry));
+            if changed
+                && let (Some(then), Some(now)) = (b.set_at(&p), s_theirs.set_at(&p))
+                && now < then
+            {
+                return conflict(format!(
+                    "their `{path}` is older than the common ancestor's (a rollback to an old \
+                     version)"
+                ));
+            }
+        }
+    }
     let rules = match merge_rules(
         i_base.as_ref().map_or(&[][..], |b| &b.rules[..]),
         &i_ours.rules,
@@ -223,7 +275,10 @@ pub async fn merge(
         Ok(text) => Zeroizing::new(text),
         Err(text) => {
             drop(Zeroizing::new(text));
-            return conflict("both sides changed the same lines".into());
+            return Ok(Merged::Conflicts {
+                text: merge_lines(base, ours, theirs, format)?,
+                reason: "both sides changed the same lines".into(),
+            });
         }
     };
     let edited = Zeroizing::new(crate::attach_metadata(&text, format, ours)?);
@@ -233,7 +288,34 @@ pub async fn merge(
         .rules(rules)
         .seal(&edited, format)
         .await?;
-    // A value encrypted on any side is never written in the clear.
+    // A value encrypted on any side is never written in the clear: by path, and by value
+    // (a list item can change parents when lines are added around it).
+    let merged = crate::open(&sealed, format, &dec).await?;
+    let secrets: Vec<&kmseal::SecretString> = [Some(&s_ours), Some(&s_theirs), s_base.as_ref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.iter())
+        .filter_map(|(_, e)| match e {
+            crate::Entry::Secret { value, .. } if !value.expose_secret().is_empty() => Some(value),
+            _ => None,
+        })
+        .collect();
+    for (path, entry) in merged.iter() {
+        if let crate::Entry::Plain { value, .. } = entry
+            && secrets.iter().any(|s| {
+                s.expose_secret().len() == value.len()
+                    && bool::from(subtle::ConstantTimeEq::ct_eq(
+                        s.expose_secret().as_bytes(),
+                        value.as_bytes(),
+                    ))
+            })
+        {
+            return conflict(format!(
+                "the value at `{path}` is encrypted on one side and would be written in the clear \
+                 (it moved under a key the policy leaves plain)"
+            ));
+        }
+    }
     let now = inspect(&sealed, format)?;
     let encrypted_somewhere: Vec<&crate::Path> = [Some(&i_ours), Some(&i_theirs), i_base.as_ref()]
         .into_iter()
@@ -250,6 +332,18 @@ pub async fn merge(
         ));
     }
     Ok(Merged::Clean(sealed))
+}
+
+/// Whether two entries hold the same value (secrets compared in constant time).
+fn same_value(a: &crate::Entry, b: &crate::Entry) -> bool {
+    let text = |e: &crate::Entry| -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(match e {
+            crate::Entry::Secret { value, .. } => value.expose_secret().as_bytes().to_vec(),
+            crate::Entry::Plain { value, .. } => value.as_bytes().to_vec(),
+        })
+    };
+    let (x, y) = (text(a), text(b));
+    x.len() == y.len() && bool::from(subtle::ConstantTimeEq::ct_eq(&x[..], &y[..]))
 }
 
 /// `text`'s inspection, if it is the document `ours` describes: the same data key (message

@@ -74,6 +74,17 @@ pub enum RuleProblem {
     },
     /// The document does not carry one of the rule's requirements (its text form).
     MissingRequirement(String),
+    /// The document's encryption context is not the rule's.
+    WrongContext,
+    /// The document's data key is wrapped under a different number of keys than the rule
+    /// names (a key added with `-k`, say). Which keys they are needs each provider's key id,
+    /// and is not checked here.
+    WrongKeyCount {
+        /// How many keys the rule names.
+        expected: usize,
+        /// How many wrapped keys the document has.
+        found: usize,
+    },
 }
 
 impl std::fmt::Display for RuleProblem {
@@ -85,6 +96,11 @@ impl std::fmt::Display for RuleProblem {
             RuleProblem::MissingRequirement(r) => {
                 write!(f, "does not carry the requirement `{r}`")
             }
+            RuleProblem::WrongContext => write!(f, "its encryption context is not the rule's"),
+            RuleProblem::WrongKeyCount { expected, found } => write!(
+                f,
+                "wrapped under {found} keys where the rule names {expected}"
+            ),
         }
     }
 }
@@ -128,7 +144,7 @@ impl RepoRules {
             return Ok(None);
         };
         let candidate = root.join(RULES_FILE);
-        match std::fs::read_to_string(&candidate) {
+        match read_rules_file(&candidate) {
             Ok(text) => Self::parse(&text, &root)
                 .map(Some)
                 .map_err(|e| Error::Rules(format!("{}: {e}", root.display()))),
@@ -165,6 +181,27 @@ impl RepoRules {
         let rel = relative.trim_start_matches("./");
         self.rules.iter().find(|r| glob(&r.path, rel))
     }
+}
+
+/// The most a rules file may hold.
+pub const MAX_RULES_FILE: u64 = 1 << 20;
+
+/// A rules file's text: a regular file (not a link to `/dev/zero`) of at most
+/// [`MAX_RULES_FILE`] bytes.
+pub fn read_rules_file(path: &FsPath) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_RULES_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_RULES_FILE {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(text)
 }
 
 /// The top of the git work tree `file` is in: the nearest directory above it (or its own
@@ -331,6 +368,26 @@ impl Rule {
                     line,
                 });
             }
+        }
+        if !self.context.is_empty() {
+            let mut want: Vec<(&str, &str)> = self
+                .context
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            want.sort_unstable();
+            let mut have: Vec<(&str, &str)> = meta.header.context().iter().collect();
+            have.sort_unstable();
+            if want != have {
+                found.push(RuleProblem::WrongContext);
+            }
+        }
+        let wrapped = meta.header.wrapped_keys().len();
+        if !self.keys.is_empty() && wrapped != self.keys.len() {
+            found.push(RuleProblem::WrongKeyCount {
+                expected: self.keys.len(),
+                found: wrapped,
+            });
         }
         let carried: HashMap<String, String> = meta
             .rules

@@ -282,3 +282,115 @@ fn rule_check_sees_without_a_key_what_a_rule_asks_for() {
         [RuleProblem::Malformed(_)]
     ));
 }
+
+/// `doc` decrypted with its metadata, changed by `f`, and sealed again over the change.
+fn edit(doc: &str, format: Format, k: &Arc<LocalKek>, f: impl Fn(&str) -> String) -> String {
+    let plain = block(kmseal_config::decrypt(
+        doc,
+        format,
+        &Decryptor::new(k.clone()),
+        true,
+    ))
+    .unwrap();
+    block(sealer(k).accept_changes(true).seal(&f(&plain), format)).unwrap()
+}
+
+#[test]
+fn review2_a_list_item_that_changes_parents_is_not_merged_into_the_clear() {
+    let k = Arc::new(LocalKek::generate().unwrap());
+    let format = Format::Yaml;
+    let base = block(
+        sealer(&k)
+            .policy(Policy::only(["*token*", "*password*"]).unwrap())
+            .seal(
+                "host: db\napi_tokens:\n  - \"tok-1\"\n  - \"tok-2\"\n\ndb_password: \"p\"\n",
+                format,
+            ),
+    )
+    .unwrap();
+    let line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("\"kmseal:v1:"))
+            .unwrap()
+            .to_owned()
+    };
+    // Theirs adds a plain key after the list; ours adds an item after the blank line.
+    let theirs = edit(&base, format, &k, |t| {
+        t.replacen(
+            "\n\ndb_password",
+            "\nreplica_hosts:\n  - r1.internal\n\ndb_password",
+            1,
+        )
+    });
+    let ours = edit(&base, format, &k, |t| {
+        t.replacen(
+            "\n\ndb_password",
+            "\n\n  - \"tok-NEW-secret\"\ndb_password",
+            1,
+        )
+    });
+    assert!(!ours.contains("tok-NEW-secret"), "{}", line(&ours));
+    match block(merge(&base, &ours, &theirs, format, sealer(&k))).unwrap() {
+        Merged::Conflicts { text, reason } => {
+            assert!(reason.contains("in the clear"), "{reason}");
+            assert!(!text.contains("tok-NEW-secret"), "{text}");
+        }
+        Merged::Clean(out) => panic!("merged clean:\n{out}"),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn review2_a_rotation_and_a_rollback_on_their_side_are_conflicts() {
+    use std::time::{Duration, SystemTime};
+    let (k1, k2) = (
+        Arc::new(LocalKek::generate().unwrap()),
+        Arc::new(LocalKek::generate().unwrap()),
+    );
+    let format = Format::Yaml;
+    let both = || {
+        Sealer::new(
+            Encryptor::with_keks([k1.clone() as Arc<dyn kmseal::Kek>, k2.clone()]).unwrap(),
+            Decryptor::new(k1.clone()),
+        )
+    };
+    let base = block(both().seal("a: \"1\"\nb: \"2\"\n", format)).unwrap();
+    // Theirs revokes k2 (a rewrap under k1 alone); ours edits a value.
+    let rot = kmseal::rotate::Rotator::rewrap(
+        Decryptor::new(k1.clone()),
+        vec![k1.clone() as Arc<dyn kmseal::Kek>],
+    );
+    let theirs = block(kmseal_config::rewrap(&base, format, &rot)).unwrap();
+    assert_ne!(theirs, base);
+    let ours = set(&base, format, &k1, "a", "ours-a");
+    match block(merge(&base, &ours, &theirs, format, sealer(&k1))).unwrap() {
+        Merged::Conflicts { reason, .. } => assert!(reason.contains("other keys"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A rollback: theirs is an old version (git checkout of an old blob, no key needed).
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let v1 = block(
+        sealer(&k1)
+            .clock(t0)
+            .seal("jwt: \"LEAKED-old\"\nb: \"2\"\n", format),
+    )
+    .unwrap();
+    let base = block(sealer(&k1).clock(t0 + Duration::from_secs(86_400)).set(
+        &v1,
+        format,
+        "jwt",
+        "rotated-new",
+    ))
+    .unwrap();
+    let ours = block(
+        sealer(&k1)
+            .clock(t0 + Duration::from_secs(2 * 86_400))
+            .set(&base, format, "b", "ours-b"),
+    )
+    .unwrap();
+    match block(merge(&base, &ours, &v1, format, sealer(&k1))).unwrap() {
+        Merged::Conflicts { reason, .. } => assert!(reason.contains("rollback"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -4,7 +4,7 @@
 //! sealed, well formed and encrypted as the rule says, from the work tree or the index.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use super::{Env, git, s, stderr};
 
@@ -124,12 +124,41 @@ fn config_encrypt_applies_the_rule_that_matches_and_refuses_files_without_one() 
     // Flags win over the rule, and a key that differs from the rule's is noted.
     let b = repo.join("deploy/prod/b.yaml");
     std::fs::write(&b, app_yaml()).unwrap();
+    // A new ruled document under other keys: refused (the repository chose its keys).
+    let o = in_dir(
+        &env,
+        &repo,
+        &["config", "encrypt", "-k", &k2, "deploy/prod/b.yaml"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), app_yaml());
+    // The policy flags win over the rule's.
     let o = in_dir(
         &env,
         &repo,
         &[
             "config",
             "encrypt",
+            "--encrypt",
+            "host",
+            "deploy/prod/b.yaml",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sealed = std::fs::read_to_string(&b).unwrap();
+    assert!(
+        sealed.contains(PASSWORD) && !sealed.contains("db.internal"),
+        "{sealed}"
+    );
+    // Opening a sealed ruled document with another key given is noted.
+    let o = in_dir(
+        &env,
+        &repo,
+        &[
+            "config",
+            "encrypt",
+            "-k",
+            &k1,
             "-k",
             &k2,
             "--encrypt",
@@ -139,13 +168,6 @@ fn config_encrypt_applies_the_rule_that_matches_and_refuses_files_without_one() 
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("note:"), "{}", stderr(&o));
-    let sealed = std::fs::read_to_string(&b).unwrap();
-    assert!(
-        sealed.contains(PASSWORD) && !sealed.contains("db.internal"),
-        "{sealed}"
-    );
-    let o = env.run(&["config", "decrypt", "-k", &k2, s(&b)], None);
-    assert!(o.status.success(), "{}", stderr(&o));
 
     // Outside any repository with rules: the error says there is none.
     let lone = env.path("lone.yaml");
@@ -384,4 +406,158 @@ fn review_ruled_files_cannot_slip_past_the_scan() {
         "{:?}",
         findings(&o)
     );
+}
+
+#[test]
+fn review2_keys_context_and_odd_entries_do_not_slip_past() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new("rules-review2");
+    let repo = env.path("repo");
+    std::fs::create_dir_all(repo.join("deploy/prod")).unwrap();
+    git(&repo, &["init", "-q"]);
+    let (_, k) = env.key_at("k.key");
+    let (_, mallory) = env.key_at("mallory.key");
+    std::fs::write(
+        repo.join(".kmseal.toml"),
+        format!(
+            "[[rules]]\npath = \"deploy/prod/*\"\nkeys = [\"{k}\"]\ncontext = {{ env = \"prod\" }}\n"
+        ),
+    )
+    .unwrap();
+    // A new ruled document under other keys or another context: refused, nothing written.
+    let new = repo.join("deploy/prod/new.yaml");
+    std::fs::write(&new, app_yaml()).unwrap();
+    for flags in [&["-k", &k, "-k", &mallory][..], &["-c", "env=dev"][..]] {
+        let mut args = vec!["config", "encrypt"];
+        args.extend_from_slice(flags);
+        args.push("deploy/prod/new.yaml");
+        let o = in_dir(&env, &repo, &args);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", stderr(&o));
+        assert_eq!(std::fs::read_to_string(&new).unwrap(), app_yaml());
+    }
+    // Sealed elsewhere under an extra key and another context, then moved in: the scan
+    // sees both without any key.
+    let outside = repo.join("elsewhere.yaml");
+    std::fs::write(&outside, app_yaml()).unwrap();
+    let o = in_dir(
+        &env,
+        &repo,
+        &[
+            "config",
+            "encrypt",
+            "-k",
+            &k,
+            "-k",
+            &mallory,
+            "-c",
+            "env=dev",
+            "elsewhere.yaml",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::rename(&outside, &new).unwrap();
+    let o = in_dir(&env, &repo, &["scan", "deploy"]);
+    let got = findings(&o);
+    for want in [
+        "deploy/prod/new.yaml:1: wrong-keys",
+        "deploy/prod/new.yaml:1: wrong-context",
+    ] {
+        assert!(got.iter().any(|g| g == want), "{want} not in {got:?}");
+    }
+
+    // A ruled symlink replaced by a plaintext file (a type change) is scanned when staged.
+    std::fs::remove_file(&new).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", repo.join("deploy/prod/link.yaml")).unwrap();
+    git(&repo, &["add", "."]);
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "link",
+        ],
+    );
+    std::fs::remove_file(repo.join("deploy/prod/link.yaml")).unwrap();
+    std::fs::write(repo.join("deploy/prod/link.yaml"), app_yaml()).unwrap();
+    git(&repo, &["add", "deploy/prod/link.yaml"]);
+    let o = in_dir(&env, &repo, &["scan", "--staged"]);
+    assert!(
+        findings(&o).contains(&"deploy/prod/link.yaml:1: unsealed-file".to_owned()),
+        "{:?}",
+        findings(&o)
+    );
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "plain",
+        ],
+    );
+
+    // A submodule (a gitlink) staged: no content to scan, and no error.
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&repo)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    git(
+        &repo,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{},vendor/sub", head.trim()),
+        ],
+    );
+    let o = in_dir(&env, &repo, &["scan", "--staged"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        stderr(&o),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    git(&repo, &["rm", "-q", "--cached", "vendor/sub"]);
+
+    // A file name that is not UTF-8 is refused (exit 2), never skipped; names are escaped.
+    let odd = repo.join(std::ffi::OsStr::from_bytes(b"odd\xff.env"));
+    std::fs::write(&odd, "DB_PASSWORD=Xk9-q2Lm7pW4zR8tVb\n").unwrap();
+    let o = in_dir(&env, &repo, &["scan"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+    std::fs::remove_file(&odd).unwrap();
+    std::fs::write(
+        repo.join("evil\u{1b}[2J.py"),
+        "KEY = \"AKIAQ3EGRTZ7K2NVX4PL\"\n",
+    )
+    .unwrap();
+    let o = in_dir(&env, &repo, &["scan"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        !o.stdout.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    std::fs::remove_file(repo.join("evil\u{1b}[2J.py")).unwrap();
+
+    // A rules file that is a link to an endless device: refused at once.
+    std::fs::remove_file(repo.join(".kmseal.toml")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", repo.join(".kmseal.toml")).unwrap();
+    std::fs::write(repo.join("deploy/prod/x.yaml"), app_yaml()).unwrap();
+    let o = in_dir(&env, &repo, &["config", "encrypt", "deploy/prod/x.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
 }
