@@ -352,3 +352,60 @@ fn yaml_directives_are_refused() {
     let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
     assert!(block(sealer.seal(&text, Format::Yaml)).is_err());
 }
+
+/// `v4_controls` (issue 23, `make-v4-controls`): values with C1 controls, a BOM and NEL open
+/// to exactly those characters, re-seal byte for byte, and decrypt to a document that reads
+/// back to them (the YAML writer escapes what YAML cannot hold raw).
+#[test]
+fn frozen_v4_controls_open_reseal_and_decrypt_to_a_readable_document() {
+    let text = std::fs::read_to_string(dir().join("frozen/v4_controls.yaml")).unwrap();
+    let want = vec![
+        ("name".to_owned(), "controls".to_owned()),
+        (
+            "secret".to_owned(),
+            "a\u{9f}b\u{feff}c\u{85}d\u{7}e".to_owned(),
+        ),
+        ("note".to_owned(), "plain\u{85} text".to_owned()),
+    ];
+    assert_eq!(values(&text, Format::Yaml), want);
+    let sealer = Sealer::new(Encryptor::new(kek_a()), Decryptor::new(kek_a()));
+    assert_eq!(block(sealer.seal(&text, Format::Yaml)).unwrap(), text);
+    let plain = block(kmseal_config::decrypt(
+        &text,
+        Format::Yaml,
+        &Decryptor::new(kek_a()),
+        false,
+    ))
+    .unwrap();
+    assert_eq!(
+        pairs(&kmseal_config::read_unsealed(&plain, Format::Yaml).unwrap()),
+        want
+    );
+}
+
+/// `fail_v4_value_cut`: an encrypted value cut short is refused on opening, and a repository
+/// rule's keyless check (`kmseal scan`) reports it as malformed.
+#[test]
+fn frozen_v4_value_cut_is_refused_and_seen_without_a_key() {
+    use kmseal_config::repo::{RepoRules, RuleProblem};
+    let text = std::fs::read_to_string(dir().join("frozen/fail_v4_value_cut.yaml")).unwrap();
+    let r = block(kmseal_config::open(
+        &text,
+        Format::Yaml,
+        &Decryptor::new(kek_a()),
+    ));
+    assert!(
+        matches!(r, Err(kmseal_config::Error::Tampered(_))),
+        "{:?}",
+        r.map(|_| ())
+    );
+    let rules =
+        RepoRules::parse("[[rules]]\npath = \"*\"\nencrypt = [\"secret\"]\n", "/r").unwrap();
+    let problems = rules.rules()[0].check(&text, Format::Yaml);
+    assert!(
+        matches!(&problems[..], [RuleProblem::Malformed(m)] if m.contains("`secret`")),
+        "{problems:?}"
+    );
+    let good = std::fs::read_to_string(dir().join("frozen/v4_controls.yaml")).unwrap();
+    assert_eq!(rules.rules()[0].check(&good, Format::Yaml), []);
+}
