@@ -187,7 +187,13 @@ pub async fn merge(
     format: Format,
     sealer: Sealer,
 ) -> Result<Merged, Error> {
-    let dec = sealer.decryptor().clone();
+    // The three sides share one data key (checked below): one unwrap serves every opening
+    // and the seal, not one KMS call each.
+    let dec = sealer.decryptor().clone().cache(kmseal::DecryptCache::new(
+        std::time::Duration::from_secs(60),
+        4,
+    ));
+    let sealer = sealer.with_decryptor(dec.clone());
     let has_base = !base.trim().is_empty();
     // Verify every side first (decrypt checks both MACs), and that each is this document.
     let plain_ours = Zeroizing::new(decrypt(ours, format, &dec, false).await?);

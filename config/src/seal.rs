@@ -107,6 +107,12 @@ impl Sealer {
         &self.decryptor
     }
 
+    /// The same sealer, opening documents with `decryptor` instead.
+    pub(crate) fn with_decryptor(mut self, decryptor: Decryptor) -> Sealer {
+        self.decryptor = decryptor;
+        self
+    }
+
     /// Which values to encrypt (default: the document's stored policy, else everything).
     pub fn policy(mut self, policy: Policy) -> Sealer {
         self.policy = Some(policy);

@@ -394,3 +394,24 @@ fn review2_a_rotation_and_a_rollback_on_their_side_are_conflicts() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The three sides share one data key: a merge asks the KMS once, not once per opening.
+#[test]
+fn a_merge_unwraps_the_data_key_once() {
+    let inner = Arc::new(LocalKek::generate().unwrap());
+    let counted = Arc::new(kmseal_test_support::conformance::Counted::new(
+        inner.clone(),
+    ));
+    let (format, text) = DOCS[0];
+    let base = block(sealer(&inner).seal(text, format)).unwrap();
+    let ours = set(&base, format, &inner, "a", "ours-a");
+    let theirs = set(&base, format, &inner, "c", "theirs-c");
+    let s = Sealer::new(
+        Encryptor::new(counted.clone()),
+        Decryptor::new(counted.clone()),
+    );
+    let Merged::Clean(_) = block(merge(&base, &ours, &theirs, format, s)).unwrap() else {
+        panic!("conflict");
+    };
+    assert_eq!(counted.unwraps(), 1);
+}

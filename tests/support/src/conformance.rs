@@ -331,12 +331,28 @@ pub async fn envelope_with_a_local_break_glass_key(kek: Arc<dyn Kek>) {
     }
 }
 
-/// Counts the calls that reach the wrapped KEK.
+/// Counts the calls that reach the wrapped KEK (what a cache saves).
 #[derive(Debug)]
-struct Counted {
+pub struct Counted {
     inner: Arc<dyn Kek>,
     wraps: std::sync::atomic::AtomicU32,
     unwraps: std::sync::atomic::AtomicU32,
+}
+
+impl Counted {
+    /// Counts the calls that reach `inner`.
+    pub fn new(inner: Arc<dyn Kek>) -> Counted {
+        Counted {
+            inner,
+            wraps: Default::default(),
+            unwraps: Default::default(),
+        }
+    }
+
+    /// How many unwraps reached the KEK.
+    pub fn unwraps(&self) -> u32 {
+        self.unwraps.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait::async_trait]
@@ -375,11 +391,7 @@ impl Kek for Counted {
 /// this KEK to a local key and back opens with each, frames unchanged.
 pub async fn caches_and_rotation(kek: Arc<dyn Kek>) {
     use std::sync::atomic::Ordering::SeqCst;
-    let counted = Arc::new(Counted {
-        inner: kek,
-        wraps: Default::default(),
-        unwraps: Default::default(),
-    });
+    let counted = Arc::new(Counted::new(kek));
     let enc = Encryptor::new(counted.clone())
         .context("app", "cache")
         .unwrap()
