@@ -336,7 +336,8 @@ pub(crate) fn decryptor(uris: &[String]) -> Result<Decryptor, Failure> {
     Ok(Decryptor::with_keks(keks(uris, false)?)?)
 }
 
-fn mode_of(file: &Path) -> u32 {
+/// The permission bits of `file` (0o644 when it cannot be read): what a rewrite keeps.
+pub(crate) fn mode_of(file: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(file)
         .map(|m| m.permissions().mode() & 0o777)

@@ -124,8 +124,7 @@ pub(crate) fn merge_driver(
 
 /// Writes `text` over `file` atomically, keeping its mode.
 fn write_over(file: &Path, text: &str) -> Result<(), Failure> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(file).map_or(0o644, |m| m.permissions().mode() & 0o777);
+    let mode = crate::config::mode_of(file);
     output::write_atomically(Some(file), true, mode, |w| {
         w.write_all(text.as_bytes())?;
         Ok(())

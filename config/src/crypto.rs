@@ -303,7 +303,7 @@ impl DocKeys {
     }
 }
 
-fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
+pub(crate) fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
     use subtle::ConstantTimeEq;
     a.ct_eq(b)
 }

@@ -309,11 +309,10 @@ pub async fn merge(
     for (path, entry) in merged.iter() {
         if let crate::Entry::Plain { value, .. } = entry
             && secrets.iter().any(|s| {
-                s.expose_secret().len() == value.len()
-                    && bool::from(subtle::ConstantTimeEq::ct_eq(
-                        s.expose_secret().as_bytes(),
-                        value.as_bytes(),
-                    ))
+                bool::from(crypto::subtle_eq(
+                    s.expose_secret().as_bytes(),
+                    value.as_bytes(),
+                ))
             })
         {
             return conflict(format!(
@@ -349,7 +348,7 @@ fn same_value(a: &crate::Entry, b: &crate::Entry) -> bool {
         })
     };
     let (x, y) = (text(a), text(b));
-    x.len() == y.len() && bool::from(subtle::ConstantTimeEq::ct_eq(&x[..], &y[..]))
+    bool::from(crypto::subtle_eq(&x, &y))
 }
 
 /// `text`'s inspection, if it is the document `ours` describes: the same data key (message
